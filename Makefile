@@ -1,0 +1,45 @@
+# The rpc runtimes. `make run` sets up a fresh machine and runs a busybox
+# container on each runtime; `make test` runs the tests (as root).
+
+CARGO ?= cargo
+BUNDLE ?= /tmp/rpc-demo-bundle
+APT_PACKAGES = busybox-static runc crun python3
+
+.PHONY: all build deps run test unit bench conformance fmt clippy clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build:
+	$(CARGO) build --release --workspace
+
+# Build, then run one busybox container on each runtime that exists.
+run: deps build
+	scripts/mkbundle.sh $(BUNDLE)
+	target/release/rpc-runc --root /run/rpc-runc-demo run --bundle $(BUNDLE) rpc-demo-$$$$
+
+# All tests: unit tests of every crate and the integration tests that run
+# real containers (they skip, saying why, without root).
+test: deps
+	$(CARGO) test --workspace --release -- --test-threads=4
+
+unit:
+	$(CARGO) test --workspace --release --lib --bins
+
+bench: deps build
+	python3 bench/bench.py
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

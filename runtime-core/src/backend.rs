@@ -1,0 +1,42 @@
+//! What differs between the three runtimes is where the container's
+//! processes live. The lifecycle (state machine, locking, hooks on the
+//! host, the CLI) is written once in `lifecycle`; a backend supplies the
+//! process side.
+
+use std::os::fd::OwnedFd;
+
+use crate::bundle::Bundle;
+use crate::error::Result;
+use crate::linux::process::spawn::Parent;
+use crate::state::State;
+
+/// Options of `create`/`run` that reach the backend.
+pub struct CreateOpts {
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub extra_env: Vec<String>,
+}
+
+pub trait Backend {
+    /// Recorded in the state ("native", "compat", "microvm").
+    fn name(&self) -> &'static str;
+
+    /// Make the container and park its process before exec. Returns the
+    /// host pid the caller's subreaper will own (init itself, or a proxy).
+    /// `lock_fd` holds the state lock: no child may keep it open.
+    fn create(&self, st: &State, bundle: &Bundle, state_dir_fd: i32, lock_fd: i32, opts: CreateOpts, parent: &mut dyn Parent) -> Result<i32>;
+
+    /// Deliver a signal to the container's init (or to all its processes).
+    fn signal(&self, st: &State, sig: i32, all: bool) -> Result<()>;
+
+    /// Tear down what create made (cgroups, host mounts), after the
+    /// processes are gone.
+    fn destroy(&self, st: &State) -> Result<()>;
+
+    /// Freeze or thaw.
+    fn pause(&self, st: &State, frozen: bool) -> Result<()>;
+
+    /// Is the container frozen?
+    fn paused(&self, st: &State) -> bool;
+}

@@ -1,0 +1,284 @@
+//! The OCI bundle: `config.json` read with oci-spec, leniently where the
+//! spec and runc are lenient, then validated. The first problem is reported
+//! by its JSON path: `config.json: process.args: must not be empty`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::Value;
+
+use crate::error::{Context, Error, Result};
+use crate::linux::caps::CapSets;
+use crate::log;
+
+pub const CONFIG: &str = "config.json";
+
+/// A loaded, validated bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical rootfs.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+    /// The capability sets, parsed by us (unknown names dropped with a warning).
+    pub caps: Option<CapSets>,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::path::absolute(dir).with_ctx(|| format!("bundle {}", dir.display()))?;
+        let path = dir.join(CONFIG);
+        let data = std::fs::read(&path).with_ctx(|| format!("{}", path.display()))?;
+        let (spec, caps) = parse(&path, &data)?;
+        let rootfs = validate(&path, &dir, &spec)?;
+        Ok(Bundle { dir, rootfs, spec, caps })
+    }
+
+    pub fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
+        self.spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or(&[])
+    }
+
+    /// True when the config asks for a new namespace of this type (no path).
+    pub fn new_ns(&self, t: LinuxNamespaceType) -> bool {
+        self.namespaces().iter().any(|n| n.typ() == t && n.path().is_none())
+    }
+
+    pub fn has_ns(&self, t: LinuxNamespaceType) -> bool {
+        self.namespaces().iter().any(|n| n.typ() == t)
+    }
+}
+
+/// Parse config.json: JSON errors by line, type errors by JSON path,
+/// capability names parsed leniently.
+pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
+    let mut v: Value = serde_json::from_slice(data)
+        .map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
+    // Capabilities: oci-spec refuses names it does not know, runc and the
+    // spec ignore them. Take them out, parse them ourselves.
+    let caps = match v.pointer_mut("/process/capabilities").map(Value::take) {
+        Some(Value::Null) | None => None,
+        Some(c) => Some(CapSets::from_json(&c).map_err(|(f, m)| Error::config(path, format!("process.capabilities.{f}"), m))?),
+    };
+    if let Some(p) = v.get_mut("process").and_then(Value::as_object_mut) {
+        p.remove("capabilities");
+    }
+    let spec: Spec = serde_path_to_error::deserialize(v).map_err(|e| {
+        let field = e.path().to_string();
+        Error::config(path, field, e.into_inner().to_string())
+    })?;
+    Ok((spec, caps))
+}
+
+fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Validate what the runtime relies on; returns the canonical rootfs.
+pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
+    let err = |f: &str, m: String| Err(Error::config(path, f, m));
+    // ociVersion: a semver whose major is 1.
+    let ver = spec.version();
+    let major = ver.split('.').next().unwrap_or("");
+    if ver.split('.').count() < 3 || major.parse::<u32>().is_err() {
+        return err("ociVersion", format!("{ver:?} is not a semantic version"));
+    }
+    if major != "1" {
+        return err("ociVersion", format!("unsupported major version {major} in {ver:?} (this runtime implements 1.x)"));
+    }
+    // root.path
+    let Some(root) = spec.root() else {
+        return err("root", "must be set".into());
+    };
+    let rp = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
+    let rootfs = match std::fs::canonicalize(&rp) {
+        Ok(p) if p.is_dir() => p,
+        Ok(p) => return err("root.path", format!("{} is not a directory", p.display())),
+        Err(e) => return err("root.path", format!("{}: {e}", rp.display())),
+    };
+    // process
+    if let Some(p) = spec.process() {
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return err("process.args", "must not be empty".into());
+        }
+        if !p.cwd().is_absolute() {
+            return err("process.cwd", format!("{:?} must be an absolute path", p.cwd()));
+        }
+        for (i, e) in p.env().iter().flatten().enumerate() {
+            if !e.contains('=') {
+                return err(&format!("process.env[{i}]"), format!("{e:?} is not of the form KEY=value"));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, r) in p.rlimits().iter().flatten().enumerate() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return err(&format!("process.rlimits[{i}]"), format!("duplicate rlimit {:?}", r.typ()));
+            }
+            if r.soft() > r.hard() {
+                return err(&format!("process.rlimits[{i}]"), "soft limit is greater than the hard limit".into());
+            }
+        }
+    } else {
+        return err("process", "must be set".into());
+    }
+    // mounts
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return err(&format!("mounts[{i}].destination"), format!("{:?} must be an absolute path", m.destination()));
+        }
+    }
+    let linux = spec.linux().as_ref();
+    // namespaces
+    let mut types = HashSet::new();
+    let nss = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]);
+    for (i, n) in nss.iter().enumerate() {
+        if !types.insert(n.typ()) {
+            return err(&format!("linux.namespaces[{i}]"), format!("duplicate namespace type {}", ns_name(n.typ())));
+        }
+        if let Some(p) = n.path() {
+            if !p.is_absolute() {
+                return err(&format!("linux.namespaces[{i}].path"), format!("{p:?} must be an absolute path"));
+            }
+        }
+    }
+    let private = |t| nss.iter().any(|n| n.typ() == t);
+    if !private(LinuxNamespaceType::Mount) {
+        return err("linux.namespaces", "a mount namespace is required".into());
+    }
+    if linux.and_then(|l| l.uid_mappings().as_ref()).is_some_and(|m| !m.is_empty()) || linux.and_then(|l| l.gid_mappings().as_ref()).is_some_and(|m| !m.is_empty()) {
+        if !private(LinuxNamespaceType::User) {
+            return err("linux.uidMappings", "user namespace mappings given without a user namespace".into());
+        }
+    } else if nss.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none()) {
+        return err("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings".into());
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !private(LinuxNamespaceType::Uts) {
+        return err("hostname", "unable to set hostname without a private UTS namespace".into());
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !private(LinuxNamespaceType::Uts) {
+        return err("domainname", "unable to set domainname without a private UTS namespace".into());
+    }
+    if linux.and_then(|l| l.time_offsets().as_ref()).is_some_and(|t| !t.is_empty()) && !nss.iter().any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none()) {
+        return err("linux.timeOffsets", "time offsets given without a new time namespace".into());
+    }
+    // sysctl, as runc validates it: never a host sysctl write.
+    if let Some(sysctls) = linux.and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<_> = sysctls.keys().collect();
+        keys.sort();
+        for k in keys {
+            let f = format!("linux.sysctl.{k}");
+            if k.contains("..") || k.starts_with('/') || k.contains('\0') {
+                return err(&f, "invalid sysctl name".into());
+            }
+            let norm = k.replace('/', ".");
+            let ipc = norm.starts_with("kernel.shm") || norm.starts_with("kernel.msg") || norm == "kernel.sem" || norm.starts_with("fs.mqueue.");
+            if ipc {
+                if !private(LinuxNamespaceType::Ipc) {
+                    return err(&f, "requires a private IPC namespace".into());
+                }
+            } else if norm.starts_with("net.") {
+                if !private(LinuxNamespaceType::Network) {
+                    return err(&f, "requires a private network namespace".into());
+                }
+            } else if norm == "kernel.hostname" || norm == "kernel.domainname" {
+                if !private(LinuxNamespaceType::Uts) {
+                    return err(&f, "requires a private UTS namespace".into());
+                }
+            } else {
+                return err(&f, "sysctl is not in a separate kernel namespace".into());
+            }
+        }
+    }
+    for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+        if !d.path().is_absolute() || !d.path().starts_with("/dev") {
+            return err(&format!("linux.devices[{i}].path"), format!("{:?} must be an absolute path under /dev", d.path()));
+        }
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        if !matches!(p, "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable") {
+            return err("linux.rootfsPropagation", format!("unknown propagation {p:?}"));
+        }
+    }
+    for (kind, hooks) in crate::hooks::all(spec) {
+        for (i, h) in hooks.iter().enumerate() {
+            if !h.path().is_absolute() {
+                return err(&format!("hooks.{kind}[{i}].path"), format!("{:?} must be an absolute path", h.path()));
+            }
+            if h.timeout().is_some_and(|t| t <= 0) {
+                return err(&format!("hooks.{kind}[{i}].timeout"), "must be greater than zero".into());
+            }
+        }
+    }
+    if let Some(p) = spec.process().as_ref().and_then(|p| p.apparmor_profile().as_ref()) {
+        if !p.is_empty() && !crate::linux::lsm::apparmor_enabled() {
+            log::warn(&format!("process.apparmorProfile {p:?} ignored: AppArmor is not enabled on this host"));
+        }
+    }
+    Ok(rootfs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> String {
+        format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"/"}},"process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"args":["sh"]}},"linux":{{"namespaces":[{{"type":"mount"}}]}}{extra}}}"#)
+    }
+
+    fn check(s: &str) -> Result<PathBuf> {
+        let p = Path::new("config.json");
+        let (spec, _) = parse(p, s.as_bytes())?;
+        validate(p, Path::new("/"), &spec)
+    }
+
+    #[test]
+    fn good_config_validates() {
+        check(&cfg("")).unwrap();
+    }
+
+    #[test]
+    fn reports_by_json_path() {
+        let e = check(r#"{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"cwd":"/","user":{"uid":0,"gid":0},"args":[]},"linux":{"namespaces":[{"type":"mount"}]}}"#).unwrap_err();
+        assert_eq!(e.to_string(), "config.json: process.args: must not be empty");
+        let e = check(&cfg("").replace("1.0.2", "2.0.0")).unwrap_err();
+        assert!(e.to_string().contains("ociVersion"), "{e}");
+        let e = check(&cfg("").replace(r#""uid":0"#, r#""uid":"x""#)).unwrap_err();
+        assert!(e.to_string().contains("process.user.uid"), "{e}");
+        let e = check("{not json").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn unknown_capabilities_are_ignored() {
+        let s = cfg("").replace(r#""args":["sh"]"#, r#""args":["sh"],"capabilities":{"bounding":["CAP_CHOWN","CAP_NOT_A_CAP"]}"#);
+        let (_, caps) = parse(Path::new("c"), s.as_bytes()).unwrap();
+        assert_eq!(caps.unwrap().bounding.len(), 1);
+    }
+
+    #[test]
+    fn sysctl_needs_its_namespace() {
+        let e = check(&cfg(r#","x":1"#).replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}"#)).unwrap_err();
+        assert!(e.to_string().contains("linux.sysctl.net.ipv4.ip_forward: requires a private network namespace"), "{e}");
+        let e = check(&cfg("").replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.panic":"1"}"#)).unwrap_err();
+        assert!(e.to_string().contains("not in a separate kernel namespace"), "{e}");
+        check(&cfg("").replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.shmmax":"1"}"#)).unwrap();
+    }
+
+    #[test]
+    fn duplicate_namespaces_and_relative_mounts() {
+        let e = check(&cfg("").replace(r#"[{"type":"mount"}]"#, r#"[{"type":"mount"},{"type":"mount"}]"#)).unwrap_err();
+        assert!(e.to_string().contains("linux.namespaces[1]"), "{e}");
+        let e = check(&cfg(r#","mounts":[{"destination":"rel","type":"tmpfs"}]"#)).unwrap_err();
+        assert!(e.to_string().contains("mounts[0].destination"), "{e}");
+    }
+}

@@ -1,0 +1,299 @@
+//! The runc-compatible command line, shared by the three runtimes: the
+//! flags containerd, conmon/podman and dockerd pass to runc.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, create::CreateArgs, Runtime};
+use crate::log;
+use crate::state::Store;
+
+#[derive(Parser, Debug)]
+#[command(disable_version_flag = true, about = "OCI container runtime")]
+pub struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups.
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Path to criu (accepted for compatibility).
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateFlags {
+    /// Path to the bundle directory.
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's pid to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a container.
+    Create {
+        #[command(flatten)]
+        f: CreateFlags,
+        id: String,
+    },
+    /// Start a created container.
+    Start { id: String },
+    /// Create and start a container.
+    Run {
+        #[command(flatten)]
+        f: CreateFlags,
+        /// Detach from the container's process.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Do not delete the container after it exits.
+        #[arg(long)]
+        keep: bool,
+        id: String,
+    },
+    /// Output the state of a container.
+    State { id: String },
+    /// Send a signal to the container's init (default SIGTERM).
+    Kill {
+        /// Send to all processes of the container.
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container.
+    Delete {
+        /// Kill a running container first.
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    List {
+        /// table or json.
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        /// Ids only.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Freeze a container.
+    Pause { id: String },
+    /// Thaw a container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Checkpoint a container (CRIU).
+    Checkpoint {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Restore a container (CRIU).
+    Restore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+pub struct Identity {
+    /// Binary name: `rpc-runc`.
+    pub name: &'static str,
+    pub version: &'static str,
+    pub commit: &'static str,
+    /// Default --root.
+    pub default_root: &'static str,
+}
+
+/// Parse the command line, run the verb, return the exit code.
+pub fn main(id: &Identity, backend: &dyn Backend) -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    if cli.version {
+        println!("{} version {}\ncommit: {}\nspec: {}", id.name, id.version, id.commit, lifecycle::OCI_VERSION);
+        return 0;
+    }
+    let format = if cli.log_format == "json" { log::Format::Json } else { log::Format::Text };
+    if let Err(e) = log::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("{}: opening log {}: {e}", id.name, cli.log.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
+        return 1;
+    }
+    match dispatch(id, backend, cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = e.to_string();
+            log::error(&msg);
+            if log::has_file() || true {
+                eprintln!("{}: {msg}", id.name);
+            }
+            1
+        }
+    }
+}
+
+fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
+    let Some(cmd) = cli.cmd else {
+        return Err(Error::Usage(format!("no command given; see {} --help", ident.name)));
+    };
+    if cli.systemd_cgroup {
+        return Err(Error::Unsupported("--systemd-cgroup (systemd cgroup driver)".into()));
+    }
+    if let Some(r) = cli.rootless.as_deref() {
+        if !matches!(r, "true" | "false" | "auto") {
+            return Err(Error::Usage(format!("--rootless: invalid value {r:?} (true, false or auto)")));
+        }
+    }
+    let rt = Runtime { store: Store::new(cli.root.unwrap_or_else(|| PathBuf::from(ident.default_root))), backend };
+    let create_args = |f: CreateFlags, detached: bool| CreateArgs {
+        bundle: f.bundle,
+        pid_file: f.pid_file,
+        console_socket: f.console_socket,
+        no_pivot: f.no_pivot,
+        preserve_fds: f.preserve_fds,
+        console: None,
+        detached,
+    };
+    match cmd {
+        Cmd::Create { f, id } => {
+            lifecycle::create::create(&rt, &id, create_args(f, true))?;
+        }
+        Cmd::Start { id } => lifecycle::start::start(&rt, &id)?,
+        Cmd::Run { f, detach, keep, id } => {
+            return lifecycle::run::run(&rt, &id, create_args(f, detach), detach, keep);
+        }
+        Cmd::State { id } => {
+            let s = lifecycle::state::state(&rt, &id)?;
+            print_json(&s)?;
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = lifecycle::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            lifecycle::kill::kill(&rt, &id, sig, all)?;
+        }
+        Cmd::Delete { force, id } => lifecycle::delete::delete(&rt, &id, force)?,
+        Cmd::List { format, quiet } => {
+            let all = lifecycle::list::list(&rt)?;
+            let mut out = std::io::stdout().lock();
+            if quiet {
+                for s in &all {
+                    let _ = writeln!(out, "{}", s.id);
+                }
+            } else if format == "json" {
+                let _ = writeln!(out, "{}", serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()));
+            } else if format == "table" {
+                let rows: Vec<[String; 6]> = all
+                    .iter()
+                    .map(|s| [s.id.clone(), s.pid.to_string(), s.status.clone(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()])
+                    .collect();
+                let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+                let mut w = [0usize; 6];
+                for r in std::iter::once(&head).chain(rows.iter()) {
+                    for (i, c) in r.iter().enumerate() {
+                        w[i] = w[i].max(c.len());
+                    }
+                }
+                for r in std::iter::once(&head).chain(rows.iter()) {
+                    let line: Vec<String> = r.iter().enumerate().map(|(i, c)| if i == 5 { c.clone() } else { format!("{:w$}", c, w = w[i] + 3) }).collect();
+                    let _ = writeln!(out, "{}", line.join("").trim_end());
+                }
+            } else {
+                return Err(Error::Usage(format!("invalid format option {format:?}")));
+            }
+        }
+        Cmd::Spec { bundle, rootless } => {
+            let p = bundle.join(crate::bundle::CONFIG);
+            if p.exists() {
+                return Err(Error::Usage(format!("File {} exists. Remove it first", p.display())));
+            }
+            let v = crate::spec::default_spec(rootless || cli.rootless.as_deref() == Some("true"));
+            let data = serde_json::to_string_pretty(&v).map_err(|e| Error::Container(e.to_string()))?;
+            std::fs::write(&p, data + "\n").map_err(|e| Error::Io { context: format!("writing {}", p.display()), source: e })?;
+        }
+        Cmd::Pause { id } => lifecycle::pause::pause(&rt, &id, true)?,
+        Cmd::Resume { id } => lifecycle::pause::pause(&rt, &id, false)?,
+        Cmd::Ps { format, id, ps_args } => {
+            crate::id::validate(&id)?;
+            let dir = rt.store.open(&id, false)?;
+            let st = dir.load()?;
+            let pids = crate::linux::cgroups::pids(&st.cgroups);
+            if format == "json" {
+                println!("{}", serde_json::to_string(&pids).unwrap_or_default());
+            } else {
+                let args = if ps_args.is_empty() { vec!["-ef".to_string()] } else { ps_args };
+                let out = std::process::Command::new("ps").args(&args).output().map_err(|e| Error::Io { context: "running ps".into(), source: e })?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let mut lines = text.lines();
+                let head = lines.next().unwrap_or("");
+                let col = head.split_whitespace().position(|c| c == "PID").ok_or_else(|| Error::Container("ps output has no PID column".into()))?;
+                println!("{head}");
+                for l in lines {
+                    if l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+                        println!("{l}");
+                    }
+                }
+            }
+        }
+        Cmd::Checkpoint { .. } | Cmd::Restore { .. } => {
+            return Err(Error::Unsupported("checkpoint/restore (CRIU)".into()));
+        }
+    }
+    Ok(0)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Container(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! OCI hooks: run with the state JSON on stdin, their own env, a timeout.
+//! Where each kind runs (runtime or container namespace) is decided by the
+//! lifecycle; this module only runs one list.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use oci_spec::runtime::{Hook, Spec};
+
+use crate::error::{Error, Result};
+use crate::linux::probe;
+
+/// All hook lists of a spec, by OCI name.
+pub fn all(spec: &Spec) -> Vec<(&'static str, &[Hook])> {
+    let Some(h) = spec.hooks() else { return vec![] };
+    #[allow(deprecated)]
+    let lists = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    lists.into_iter().map(|(k, v)| (k, v.as_deref().unwrap_or(&[]))).collect()
+}
+
+pub fn list<'a>(spec: &'a Spec, kind: &str) -> &'a [Hook] {
+    all(spec).into_iter().find(|(k, _)| *k == kind).map(|(_, v)| v).unwrap_or(&[])
+}
+
+/// Run each hook in order; the first failure stops the list.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    for (i, h) in hooks.iter().enumerate() {
+        run(kind, i, h, state_json)?;
+    }
+    Ok(())
+}
+
+/// Run one hook. Its stdout and stderr are collected (not inherited: a
+/// hook that daemonises must not keep the caller's stdio open) and shown
+/// on failure.
+pub fn run(kind: &'static str, index: usize, h: &Hook, state_json: &[u8]) -> Result<()> {
+    let path = h.path().display().to_string();
+    let fail = |msg: String| Error::Hook { kind, index, path: path.clone(), msg };
+    let mut cmd = Command::new(h.path());
+    if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
+        cmd.arg0(&args[0]).args(&args[1..]);
+    }
+    cmd.env_clear();
+    for e in h.env().iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let (mut rd, wr) = std::io::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+    let wr2 = wr.try_clone().map_err(|e| fail(format!("pipe: {e}")))?;
+    cmd.stdin(Stdio::piped()).stdout(wr).stderr(wr2);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Undo what the runtime did to itself: default SIGPIPE, empty mask.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run: {e}")))?;
+    drop(cmd);
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(state_json);
+    }
+    let timeout = h.timeout().map(|t| Duration::from_secs(t as u64));
+    let exited = match probe::pidfd_open(child.id() as i32) {
+        Some(Ok(fd)) => probe::poll_fd(fd.as_raw_fd(), timeout),
+        _ => {
+            // Old kernels: bounded backoff on try_wait.
+            let deadline = timeout.map(|t| std::time::Instant::now() + t);
+            let mut nap = Duration::from_micros(200);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break true;
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    break false;
+                }
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(20));
+            }
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(fail(format!("timed out after {}s", h.timeout().unwrap_or(0))));
+    }
+    let status = child.wait().map_err(|e| fail(format!("wait: {e}")))?;
+    // Collect output without blocking on a grandchild that kept the pipe.
+    let mut out = Vec::new();
+    // SAFETY: setting O_NONBLOCK on our pipe end.
+    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let _ = rd.read_to_end(&mut out);
+    if !status.success() {
+        let out = String::from_utf8_lossy(&out);
+        let out = out.trim();
+        return Err(fail(format!("{status}{}{out}", if out.is_empty() { "" } else { ", output: " })));
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `delete`: runc's semantics. A created container is killed and deleted,
+//! a running one only with `--force`; `--force` of an unknown id succeeds
+//! and removes a half-written state directory.
+
+use std::time::Duration;
+
+use super::{OciState, Runtime, Status};
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::linux::probe;
+use crate::log;
+use crate::state::State;
+
+pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
+    crate::id::validate(id)?;
+    let dir = match rt.store.open(id, true) {
+        Ok(d) => d,
+        Err(Error::NotExist(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = match dir.load() {
+        Ok(s) => s,
+        Err(Error::NotExist(_)) => {
+            // A create killed before it wrote any state.
+            if force {
+                return dir.destroy();
+            }
+            return Err(Error::NotExist(id.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    let status = rt.status(&st, false);
+    match status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => kill_and_wait(rt, &st, false)?,
+        Status::Running | Status::Paused if force => kill_and_wait(rt, &st, status == Status::Paused)?,
+        s => return Err(Error::Container(format!("cannot delete container {id} that is not stopped: {s}"))),
+    }
+    // Whatever is left in the cgroup (no pid namespace, or escaped helpers).
+    if !st.private_pid_ns || status == Status::Stopped {
+        let _ = rt.backend.signal(&st, libc::SIGKILL, true);
+    }
+    rt.backend.destroy(&st)?;
+    if !st.hooks.poststop.is_empty() {
+        let json = OciState::new(&st, Status::Stopped).hook_json();
+        if let Err(e) = hooks::run_all("poststop", &st.hooks.poststop, &json) {
+            log::warn(&e.to_string());
+        }
+    }
+    dir.destroy()
+}
+
+fn kill_and_wait(rt: &Runtime, st: &State, paused: bool) -> Result<()> {
+    let _ = rt.backend.signal(st, libc::SIGKILL, !st.private_pid_ns);
+    if let Some(p) = st.init {
+        let _ = rt.backend.signal(st, libc::SIGKILL, false);
+        if paused {
+            let _ = rt.backend.pause(st, false);
+        }
+        if !probe::wait_gone(p.pid, p.start_time, Duration::from_secs(10)) {
+            return Err(Error::Container(format!("container init {} did not exit after SIGKILL", p.pid)));
+        }
+    } else if paused {
+        let _ = rt.backend.pause(st, false);
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! `start`: release the parked process through the exec fifo, then run
+//! the poststart hooks.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::{OciState, Runtime, Status};
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::linux::probe;
+use crate::log;
+use crate::state::Recorded;
+
+pub fn start(rt: &Runtime, id: &str) -> Result<()> {
+    crate::id::validate(id)?;
+    let dir = rt.store.open(id, true)?;
+    let mut st = dir.load()?;
+    match rt.status(&st, false) {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::Container("cannot start a container that has stopped".into())),
+        s => return Err(Error::Container(format!("cannot start an already {s} container"))),
+    }
+    let fifo = dir.fifo_path();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(|e| Error::Io { context: "opening the exec fifo".into(), source: e })?;
+    let init = st.init.ok_or(Error::NotRunning)?;
+    // Wait for init's byte, or for init to die.
+    let pidfd = probe::pidfd_open(init.pid).and_then(|r| r.ok());
+    loop {
+        let mut fds = vec![libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        if let Some(p) = &pidfd {
+            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        // SAFETY: valid pollfd array.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, if pidfd.is_some() { -1 } else { 50 }) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            let mut b = [0u8; 1];
+            match f.read(&mut b) {
+                Ok(1) => break,
+                _ => return Err(Error::Container("cannot start a container that has stopped".into())),
+            }
+        }
+        let dead = fds.get(1).is_some_and(|p| p.revents != 0) || !crate::linux::process::alive(init.pid, init.start_time);
+        if dead {
+            return Err(Error::Container("cannot start a container that has stopped".into()));
+        }
+    }
+    let _ = std::fs::remove_file(&fifo);
+    st.status = Recorded::Running;
+    dir.save(&st)?;
+    if !st.hooks.poststart.is_empty() {
+        let json = OciState::new(&st, Status::Running).hook_json();
+        if let Err(e) = hooks::run_all("poststart", &st.hooks.poststart, &json) {
+            // The spec: a failing poststart hook is logged, the lifecycle goes on.
+            log::warn(&e.to_string());
+        }
+    }
+    Ok(())
+}

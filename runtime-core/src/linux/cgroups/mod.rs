@@ -1,0 +1,386 @@
+//! cgroups: the host's hierarchies (v1, v2 or hybrid) as a controller ->
+//! hierarchy map, the container's directories in each, joining, freezing,
+//! killing and removal. Written with direct cgroupfs writes: they are the
+//! fastest path and let us order writes where the kernel cares.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use crate::error::{Error, Result};
+
+pub mod resources;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A v1 hierarchy with its controllers (`name=systemd` for named ones).
+    V1(Vec<String>),
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mountpoint: PathBuf,
+    /// The cgroup path the mount's root corresponds to (mountinfo field 4).
+    pub root: PathBuf,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    V1,
+    V2,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Hierarchies {
+    pub list: Vec<Hierarchy>,
+}
+
+impl Hierarchies {
+    /// Read the cgroup mounts of this process's mount namespace.
+    pub fn probe() -> Hierarchies {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        Self::parse(&info)
+    }
+
+    pub fn parse(mountinfo: &str) -> Hierarchies {
+        let mut list: Vec<Hierarchy> = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let pf: Vec<&str> = pre.split(' ').collect();
+            let qf: Vec<&str> = post.split(' ').collect();
+            if pf.len() < 5 || qf.len() < 3 {
+                continue;
+            }
+            let mp = PathBuf::from(unescape(pf[4]));
+            let root = PathBuf::from(unescape(pf[3]));
+            let kind = match qf[0] {
+                "cgroup2" => Kind::V2,
+                "cgroup" => {
+                    let mut c: Vec<String> = qf[2]
+                        .split(',')
+                        .filter(|o| {
+                            !matches!(*o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "noatime" | "clone_children" | "xattr" | "noprefix")
+                                && !o.starts_with("release_agent=")
+                        })
+                        .map(str::to_string)
+                        .collect();
+                    c.sort();
+                    Kind::V1(c)
+                }
+                _ => continue,
+            };
+            // One entry per hierarchy: keep the first mount of each.
+            if list.iter().any(|h| h.kind == kind) {
+                continue;
+            }
+            list.push(Hierarchy { mountpoint: mp, root, kind });
+        }
+        Hierarchies { list }
+    }
+
+    pub fn mode(&self) -> Mode {
+        let v1 = self.list.iter().any(|h| matches!(h.kind, Kind::V1(_)));
+        let v2 = self.list.iter().any(|h| h.kind == Kind::V2);
+        match (v1, v2) {
+            (true, true) => Mode::Hybrid,
+            (false, true) => Mode::V2,
+            _ => Mode::V1,
+        }
+    }
+
+    /// The hierarchy a controller lives on (v1 first, else the v2 tree if
+    /// it has the controller enabled).
+    pub fn find(&self, controller: &str) -> Option<&Hierarchy> {
+        self.list
+            .iter()
+            .find(|h| matches!(&h.kind, Kind::V1(c) if c.iter().any(|x| x == controller)))
+            .or_else(|| {
+                self.list.iter().find(|h| {
+                    h.kind == Kind::V2
+                        && std::fs::read_to_string(h.mountpoint.join("cgroup.controllers"))
+                            .map(|s| s.split_whitespace().any(|c| c == controller))
+                            .unwrap_or(false)
+                })
+            })
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// This process's cgroup path in a hierarchy, from /proc/self/cgroup.
+fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
+    for line in proc_cgroup.lines() {
+        let mut it = line.splitn(3, ':');
+        let (_, ctrls, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or("/"));
+        let hit = match &h.kind {
+            Kind::V2 => ctrls.is_empty(),
+            Kind::V1(c) => {
+                let mut mine: Vec<&str> = ctrls.split(',').collect();
+                mine.sort();
+                !ctrls.is_empty() && mine == c.iter().map(String::as_str).collect::<Vec<_>>()
+            }
+        };
+        if hit {
+            return PathBuf::from(path);
+        }
+    }
+    PathBuf::from("/")
+}
+
+/// Validate `linux.cgroupsPath`: no `..` components.
+pub fn validate_path(p: &Path) -> Result<()> {
+    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(Error::Cgroup { path: p.to_path_buf(), msg: "linux.cgroupsPath must not contain \"..\"".into() });
+    }
+    Ok(())
+}
+
+/// The container's cgroup directory in every hierarchy. `cgroups_path` has
+/// runc's meaning: absolute is from the hierarchy root, relative is below
+/// the runtime's own cgroup; unset is the id, relative.
+pub fn container_dirs(hs: &Hierarchies, cgroups_path: Option<&Path>, id: &str) -> Result<Vec<PathBuf>> {
+    let rel = cgroups_path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(id));
+    validate_path(&rel)?;
+    if rel.to_str().is_some_and(|s| s.contains(':') && !s.starts_with('/')) {
+        return Err(Error::Unsupported(format!("systemd cgroup path {rel:?} (slice:prefix:name; use --systemd-cgroup, not supported yet)")));
+    }
+    let proc_cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for h in &hs.list {
+        let full = if rel.is_absolute() { rel.clone() } else { own_path(h, &proc_cg).join(&rel) };
+        // Map the cgroup path to the mount: strip the mount's root.
+        let inner = full.strip_prefix(&h.root).unwrap_or(&full);
+        let inner = inner.strip_prefix("/").unwrap_or(inner);
+        if inner.as_os_str().is_empty() {
+            return Err(Error::Cgroup { path: full.clone(), msg: "refusing to use the root cgroup".into() });
+        }
+        out.push(h.mountpoint.join(inner));
+    }
+    Ok(out)
+}
+
+fn write(p: &Path, v: &str) -> Result<()> {
+    std::fs::write(p, v).map_err(|e| Error::Cgroup { path: p.to_path_buf(), msg: format!("writing {v:?}: {e}") })
+}
+
+/// mkdir the directories; new cpuset cgroups get their parent's cpus/mems.
+pub fn create(dirs: &[PathBuf]) -> Result<()> {
+    for d in dirs {
+        if d.exists() {
+            continue;
+        }
+        // Create level by level so cpuset children are initialised.
+        let mut missing = vec![];
+        let mut cur = d.as_path();
+        while !cur.exists() {
+            missing.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        for m in missing.into_iter().rev() {
+            match std::fs::create_dir(&m) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::Cgroup { path: m, msg: format!("mkdir: {e}") }),
+            }
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let mine = m.join(f);
+                if mine.exists() && std::fs::read_to_string(&mine).map(|s| s.trim().is_empty()).unwrap_or(false) {
+                    if let Some(parent) = m.parent() {
+                        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                        write(&mine, v.trim())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Move `pid` (0 = the caller) into every directory.
+pub fn join(dirs: &[PathBuf], pid: i32) -> Result<()> {
+    for d in dirs {
+        write(&d.join("cgroup.procs"), &pid.to_string())?;
+    }
+    Ok(())
+}
+
+/// Pids in the container's cgroup (first hierarchy that lists any).
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    for d in dirs {
+        if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            let v: Vec<i32> = s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if !v.is_empty() {
+                return v;
+            }
+        }
+    }
+    vec![]
+}
+
+fn freezer_dirs(dirs: &[PathBuf]) -> (Option<PathBuf>, Option<PathBuf>) {
+    let v1 = dirs.iter().find(|d| d.join("freezer.state").exists()).cloned();
+    let v2 = dirs.iter().find(|d| d.join("cgroup.freeze").exists()).cloned();
+    (v1, v2)
+}
+
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    let (v1, v2) = freezer_dirs(dirs);
+    if let Some(d) = v1 {
+        return std::fs::read_to_string(d.join("freezer.state")).map(|s| s.trim() != "THAWED").unwrap_or(false);
+    }
+    if let Some(d) = v2 {
+        return std::fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1").unwrap_or(false);
+    }
+    false
+}
+
+/// Freeze or thaw the container, waiting until the kernel says it is done.
+pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
+    let (v1, v2) = freezer_dirs(dirs);
+    if let Some(d) = v1 {
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        let f = d.join("freezer.state");
+        for _ in 0..1000 {
+            write(&f, want)?;
+            if std::fs::read_to_string(&f).map(|s| s.trim() == want).unwrap_or(false) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        return Err(Error::Cgroup { path: f, msg: format!("did not reach {want}") });
+    }
+    if let Some(d) = v2 {
+        return write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" });
+    }
+    Err(Error::Unsupported("pause/resume without a freezer cgroup".into()))
+}
+
+/// Signal every process in the container's cgroups.
+pub fn signal_all(dirs: &[PathBuf], sig: i32) -> usize {
+    let mut n = 0;
+    for pid in pids(dirs) {
+        // SAFETY: kill is a plain syscall.
+        if unsafe { libc::kill(pid, sig) } == 0 {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Remove the directories (children first), retrying while the kernel still
+/// counts exiting tasks (EBUSY).
+pub fn destroy(dirs: &[PathBuf]) -> Result<()> {
+    let mut first_err = None;
+    for d in dirs {
+        if !d.exists() {
+            continue;
+        }
+        if let Err(e) = rmdir_tree(d) {
+            first_err.get_or_insert(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn rmdir_tree(d: &Path) -> Result<()> {
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                rmdir_tree(&e.path())?;
+            }
+        }
+    }
+    let mut nap = std::time::Duration::from_micros(100);
+    for _ in 0..200 {
+        match std::fs::remove_dir(d) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                // Tasks still exiting: kill what is left and retry briefly.
+                signal_all(&[d.to_path_buf()], libc::SIGKILL);
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(Error::Cgroup { path: d.to_path_buf(), msg: format!("rmdir: {e}") }),
+        }
+    }
+    Err(Error::Cgroup { path: d.to_path_buf(), msg: "rmdir: still busy".into() })
+}
+
+/// A `cgroup` mount inside the container. With a private cgroup namespace
+/// the hierarchies are mounted afresh (the namespace makes the container's
+/// cgroup their root); otherwise the container's own directories are bound.
+pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, typ: &str, flags: MsFlags) -> Result<()> {
+    use crate::linux::mounts::mount;
+    use crate::linux::path::{proc_fd_path, resolve, Create};
+    let hs = Hierarchies::probe();
+    let flags = flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if hs.mode() == Mode::V2 || typ == "cgroup2" {
+        return mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), flags, None);
+    }
+    mount(Some(Path::new("tmpfs")), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))?;
+    for h in &hs.list {
+        let Kind::V1(ctrls) = &h.kind else { continue };
+        let name = ctrls.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(",");
+        let (fd, _) = resolve(rootfs, &resolved.join(&name), Create::Dir)?;
+        let data = ctrls.join(",");
+        mount(Some(Path::new("cgroup")), &proc_fd_path(&fd), Some("cgroup"), flags, Some(&data))?;
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let (fd, _) = resolve(rootfs, resolved, Create::No)?;
+        crate::linux::mounts::remount_bind(&proc_fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+30 1 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu
+35 30 0:31 / /sys/fs/cgroup/cpuacct rw,nosuid - cgroup cgroup rw,cpuacct
+";
+
+    #[test]
+    fn parses_hybrid_host() {
+        let hs = Hierarchies::parse(HYBRID);
+        assert_eq!(hs.mode(), Mode::Hybrid);
+        assert_eq!(hs.list.len(), 5);
+        assert_eq!(hs.find("memory").unwrap().mountpoint, Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(hs.find("cpuacct").unwrap().mountpoint, Path::new("/sys/fs/cgroup/cpuacct"));
+        assert_eq!(hs.list[1].kind, Kind::V1(vec!["name=systemd".into()]));
+    }
+
+    #[test]
+    fn own_paths() {
+        let hs = Hierarchies::parse(HYBRID);
+        let pc = "0::/user.slice\n4:memory:/a/b\n2:name=systemd:/sd\n";
+        assert_eq!(own_path(&hs.list[0], pc), Path::new("/user.slice"));
+        assert_eq!(own_path(&hs.list[2], pc), Path::new("/a/b"));
+        assert_eq!(own_path(&hs.list[1], pc), Path::new("/sd"));
+    }
+
+    #[test]
+    fn refuses_dotdot() {
+        let hs = Hierarchies::parse(HYBRID);
+        assert!(container_dirs(&hs, Some(Path::new("/a/../../b")), "x").is_err());
+        let d = container_dirs(&hs, Some(Path::new("/rpc/x")), "x").unwrap();
+        assert_eq!(d[2], Path::new("/sys/fs/cgroup/memory/rpc/x"));
+    }
+}

@@ -1,0 +1,130 @@
+//! Device nodes in the container's /dev: the default set, `linux.devices`,
+//! and the standard symlinks. In a user namespace mknod is not allowed, so
+//! the host's node is bind-mounted instead (as runc does).
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+
+use crate::error::{Error, Result};
+use crate::linux::mounts::mount;
+use crate::linux::path::{proc_fd_path, resolve, Create};
+
+#[derive(Debug, Clone)]
+pub struct Dev {
+    pub path: PathBuf,
+    pub kind: char,
+    pub major: i64,
+    pub minor: i64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn defaults() -> Vec<Dev> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .into_iter()
+        .map(|(n, ma, mi)| Dev { path: PathBuf::from("/dev").join(n), kind: 'c', major: ma, minor: mi, mode: 0o666, uid: 0, gid: 0 })
+        .collect()
+}
+
+pub fn from_spec(d: &LinuxDevice) -> Result<Dev> {
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+        LinuxDeviceType::B => 'b',
+        LinuxDeviceType::P => 'p',
+        LinuxDeviceType::A => return Err(Error::Container(format!("linux.devices {}: type \"a\" is not a device", d.path().display()))),
+    };
+    Ok(Dev {
+        path: d.path().clone(),
+        kind,
+        major: d.major(),
+        minor: d.minor(),
+        mode: d.file_mode().unwrap_or(0o666),
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+    })
+}
+
+fn makedev(ma: i64, mi: i64) -> libc::dev_t {
+    libc::makedev(ma as u32, mi as u32)
+}
+
+/// Create `dev` under `rootfs` (by mknod, or bind from the host with `bind`).
+pub fn create(rootfs: &Path, dev: &Dev, bind: bool) -> Result<()> {
+    let rel = dev.path.strip_prefix("/").unwrap_or(&dev.path);
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let name = rel.file_name().ok_or_else(|| Error::Container(format!("device path {} has no name", dev.path.display())))?;
+    let (pfd, _) = resolve(rootfs, &Path::new("/").join(parent), Create::Dir)?;
+    let cname = CString::new(name.as_bytes()).map_err(|_| Error::Container("device name has a NUL".into()))?;
+    let err = |what: &str, e: std::io::Error| Error::Io { context: format!("{what} device {}", dev.path.display()), source: e };
+    // Replace what the image put there (runc does the same).
+    // SAFETY: valid fd and C string.
+    unsafe { libc::unlinkat(pfd.as_raw_fd(), cname.as_ptr(), 0) };
+    if bind {
+        // SAFETY: as above.
+        let f = unsafe { libc::openat(pfd.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644) };
+        if f < 0 {
+            return Err(err("creating", std::io::Error::last_os_error()));
+        }
+        // SAFETY: close what we opened.
+        unsafe { libc::close(f) };
+        let (fd, _) = resolve(rootfs, &dev.path, Create::No)?;
+        return mount(Some(&dev.path), &proc_fd_path(&fd), None, MsFlags::MS_BIND, None);
+    }
+    let kind = match dev.kind {
+        'b' => libc::S_IFBLK,
+        'p' => libc::S_IFIFO,
+        _ => libc::S_IFCHR,
+    };
+    // SAFETY: valid fd and C string.
+    if unsafe { libc::mknodat(pfd.as_raw_fd(), cname.as_ptr(), kind | (dev.mode & 0o7777), makedev(dev.major, dev.minor)) } != 0 {
+        return Err(err("creating", std::io::Error::last_os_error()));
+    }
+    // mknod is subject to umask: set the mode exactly, then the owner.
+    // SAFETY: as above.
+    unsafe {
+        if libc::fchmodat(pfd.as_raw_fd(), cname.as_ptr(), dev.mode & 0o7777, 0) != 0 {
+            return Err(err("chmod", std::io::Error::last_os_error()));
+        }
+        if libc::fchownat(pfd.as_raw_fd(), cname.as_ptr(), dev.uid, dev.gid, libc::AT_SYMLINK_NOFOLLOW) != 0 {
+            return Err(err("chown", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx -> pts/ptmx.
+pub fn symlinks(rootfs: &Path) -> Result<()> {
+    let (dfd, _) = resolve(rootfs, Path::new("/dev"), Create::Dir)?;
+    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        let t = CString::new(target).map_err(|_| Error::Container("nul".into()))?;
+        let n = CString::new(name).map_err(|_| Error::Container("nul".into()))?;
+        // SAFETY: valid fd and C strings.
+        if unsafe { libc::symlinkat(t.as_ptr(), dfd.as_raw_fd(), n.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(Error::Io { context: format!("symlink /dev/{name}"), source: e });
+            }
+        }
+    }
+    // /dev/ptmx must be the container's devpts instance.
+    let ptmx = CString::new("ptmx").map_err(|_| Error::Container("nul".into()))?;
+    let target = CString::new("pts/ptmx").map_err(|_| Error::Container("nul".into()))?;
+    // SAFETY: valid fd and C strings.
+    unsafe {
+        libc::unlinkat(dfd.as_raw_fd(), ptmx.as_ptr(), 0);
+        if libc::symlinkat(target.as_ptr(), dfd.as_raw_fd(), ptmx.as_ptr()) != 0 {
+            return Err(Error::Io { context: "symlink /dev/ptmx".into(), source: std::io::Error::last_os_error() });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The container side: init sets up the rootfs and the process, tells the
+//! runtime it is ready, parks on the exec fifo until `start`, then execs
+//! the user's program. It never returns.
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::linux::process::spawn::InitSpec;
+use crate::linux::process::sync::{Chan, Msg};
+use crate::linux::{lsm, probe, rlimits, rootfs, sysctl, tty};
+use crate::log;
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Entry of the init process; never returns.
+pub fn run(spec: &InitSpec, ch: &Chan, userns: bool) -> ! {
+    let r = setup(spec, ch, userns);
+    match r {
+        Ok(prog) => {
+            // After Ready: failures can only be logged.
+            let e = park_and_exec(spec, prog);
+            log::error(&e.to_string());
+            // SAFETY: leave at once.
+            unsafe { libc::_exit(127) }
+        }
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            // SAFETY: leave at once.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+pub struct Prog {
+    path: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    state_json: String,
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Container(format!("{what} contains a NUL byte")))
+}
+
+/// Find args[0] in the container (after pivot_root): a path is checked
+/// as is, a name is searched in $PATH like execvp.
+pub fn lookup(arg0: &str, path_var: &str) -> Result<PathBuf> {
+    let check = |p: &Path| -> std::result::Result<(), std::io::Error> {
+        let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let md = std::fs::metadata(p)?;
+        if md.is_dir() {
+            return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        // SAFETY: valid C string.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return match check(&p) {
+            Ok(()) => Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Container(format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"))),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(Error::Container(format!("exec: \"{arg0}\": permission denied"))),
+            Err(e) => Err(Error::Container(format!("exec: \"{arg0}\": {e}"))),
+        };
+    }
+    let mut denied = false;
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(arg0);
+        match check(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => denied = true,
+            Err(_) => {}
+        }
+    }
+    if denied {
+        return Err(Error::Container(format!("exec: \"{arg0}\": permission denied")));
+    }
+    Err(Error::Container(format!("exec: \"{arg0}\": executable file not found in $PATH")))
+}
+
+fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
+    let b = spec.bundle;
+    let s = &b.spec;
+    let process = s.process().as_ref().ok_or_else(|| Error::Container("no process".into()))?;
+    // SAFETY: plain calls.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::setsid();
+    }
+    if b.has_ns(LinuxNamespaceType::Mount) {
+        rootfs::prepare(b, userns)?;
+    }
+    let needs_state = !hooks::list(s, "prestart").is_empty()
+        || !hooks::list(s, "createRuntime").is_empty()
+        || !hooks::list(s, "createContainer").is_empty()
+        || !hooks::list(s, "startContainer").is_empty();
+    let mut state_json = String::new();
+    if needs_state {
+        ch.send(&Msg::Hooks)?;
+        match ch.recv()? {
+            Some(Msg::HooksDone(st)) => state_json = st,
+            _ => return Err(Error::Container("the runtime stopped while hooks ran".into())),
+        }
+        hooks::run_all("createContainer", hooks::list(s, "createContainer"), state_json.as_bytes())?;
+    }
+    rootfs::pivot(&b.rootfs, spec.no_pivot)?;
+    let linux = s.linux().as_ref();
+    if let Some(l) = linux {
+        rootfs::mask(l.masked_paths().as_deref().unwrap_or(&[]))?;
+        rootfs::readonly(l.readonly_paths().as_deref().unwrap_or(&[]))?;
+        if let Some(sc) = l.sysctl() {
+            sysctl::apply(sc)?;
+        }
+    }
+    if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx("setting hostname")?;
+    }
+    if let Some(d) = s.domainname().as_deref().filter(|h| !h.is_empty()) {
+        let c = cstring(d, "domainname")?;
+        // SAFETY: valid buffer.
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
+            return Err(Error::Io { context: "setting domainname".into(), source: std::io::Error::last_os_error() });
+        }
+    }
+    if s.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        rootfs::readonly_root()?;
+    }
+    if let Some(sock) = spec.console.as_ref() {
+        let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
+        tty::setup_console(sock.as_raw_fd(), size)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            Error::Container(format!("process.oomScoreAdj {adj}: {e}{}", if adj < 0 { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" }))
+        })?;
+    }
+    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    lsm::apply(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
+    // The environment and the program.
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(spec.extra_env.iter().cloned());
+    let user = process.user();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(user.uid()).unwrap_or_else(|| "/".into())));
+    }
+    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
+    let args = process.args().as_deref().unwrap_or(&[]);
+    // Capabilities and user: bounding set first (needs CAP_SETPCAP), keep
+    // the permitted set across setuid, then the final sets.
+    if let Some(c) = &b.caps {
+        c.apply_bounding()?;
+    }
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let gids: Vec<nix::unistd::Gid> = user.additional_gids().iter().flatten().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    if !(userns && gids.is_empty()) {
+        nix::unistd::setgroups(&gids).ctx("process.user.additionalGids: setgroups")?;
+    }
+    nix::unistd::setresgid(user.gid().into(), user.gid().into(), user.gid().into()).with_ctx(|| format!("process.user.gid {}", user.gid()))?;
+    nix::unistd::setresuid(user.uid().into(), user.uid().into(), user.uid().into()).with_ctx(|| format!("process.user.uid {}", user.uid()))?;
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    match &b.caps {
+        Some(c) => c.apply_final()?,
+        None => {
+            if user.uid() != 0 {
+                // No capabilities section: a non-root user keeps none.
+                crate::linux::caps::CapSets::default().apply_final()?;
+            }
+        }
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        // SAFETY: plain prctl.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(Error::Io { context: "process.noNewPrivileges".into(), source: std::io::Error::last_os_error() });
+        }
+    }
+    if let Some(m) = user.umask() {
+        // SAFETY: plain call.
+        unsafe { libc::umask(m as libc::mode_t) };
+    }
+    std::env::set_current_dir(process.cwd()).map_err(|e| Error::Container(format!("process.cwd {}: {e}", process.cwd().display())))?;
+    // CVE-2024-21626: the cwd must be inside the container's root.
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() && !p.as_os_str().as_bytes().starts_with(b"(unreachable)") => {}
+        _ => return Err(Error::Container(format!("process.cwd {}: current working directory is outside of the container's root", process.cwd().display()))),
+    }
+    let exe = lookup(&args[0], &path_var)?;
+    let prog = Prog {
+        path: CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Container("exe path has a NUL".into()))?,
+        argv: args.iter().map(|a| cstring(a, "process.args")).collect::<Result<_>>()?,
+        env: env.iter().map(|a| cstring(a, "process.env")).collect::<Result<_>>()?,
+        state_json,
+    };
+    ch.send(&Msg::Ready)?;
+    Ok(prog)
+}
+
+/// $HOME from the container's /etc/passwd.
+fn home_of(uid: u32) -> Option<String> {
+    let pw = std::fs::read_to_string("/etc/passwd").ok()?;
+    pw.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
+    // No fd but stdio and the preserved ones may reach the program.
+    probe::cloexec_from(3 + spec.preserve_fds);
+    if !spec.skip_fifo {
+        // Blocks until `start` opens the fifo for reading.
+        // SAFETY: valid fd and C string.
+        let fd = unsafe { libc::openat(spec.state_dir_fd, c"exec.fifo".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Error::Io { context: "opening the exec fifo".into(), source: std::io::Error::last_os_error() };
+        }
+        // SAFETY: writing one byte to our fd, then closing it.
+        unsafe {
+            libc::write(fd, b"0".as_ptr() as *const _, 1);
+            libc::close(fd);
+            libc::close(spec.state_dir_fd);
+        }
+    }
+    let start_hooks = hooks::list(&spec.bundle.spec, "startContainer");
+    if !start_hooks.is_empty() {
+        if let Err(e) = hooks::run_all("startContainer", start_hooks, prog.state_json.as_bytes()) {
+            return e;
+        }
+    }
+    // SAFETY: restoring default signal state for the program, then exec.
+    unsafe {
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        let argv: Vec<*const libc::c_char> = prog.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let envp: Vec<*const libc::c_char> = prog.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        libc::execve(prog.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    let e = std::io::Error::last_os_error();
+    Error::Container(format!("exec {:?}: {e}", prog.path))
+}

@@ -1,0 +1,34 @@
+//! AppArmor and SELinux labels: applied when the host has the LSM,
+//! otherwise a warning (as the issue and runc's users expect).
+
+use crate::error::{Error, Result};
+use crate::log;
+
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").map(|s| s.trim() == "Y").unwrap_or(false)
+}
+
+pub fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Set the exec label for the next execve.
+pub fn apply(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
+    if let Some(p) = apparmor.filter(|p| !p.is_empty()) {
+        if apparmor_enabled() {
+            std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {p}"))
+                .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {p}")))
+                .map_err(|e| Error::Container(format!("process.apparmorProfile {p:?}: {e}")))?;
+        } else {
+            log::warn(&format!("apparmor profile {p:?} not applied: AppArmor is not enabled on this host"));
+        }
+    }
+    if let Some(l) = selinux.filter(|l| !l.is_empty()) {
+        if selinux_enabled() {
+            std::fs::write("/proc/self/attr/exec", l).map_err(|e| Error::Container(format!("process.selinuxLabel {l:?}: {e}")))?;
+        } else {
+            log::warn(&format!("selinux label {l:?} not applied: SELinux is not enabled on this host"));
+        }
+    }
+    Ok(())
+}

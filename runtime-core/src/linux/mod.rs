@@ -1,0 +1,16 @@
+//! The native isolation layer: one module per OCI concept.
+
+pub mod caps;
+pub mod cgroups;
+pub mod devices;
+pub mod init;
+pub mod lsm;
+pub mod mounts;
+pub mod namespaces;
+pub mod path;
+pub mod probe;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod sysctl;
+pub mod tty;

@@ -1,0 +1,225 @@
+//! OCI mount options -> mount(2) flags, propagation and data, and the
+//! mount of one `mounts[]` entry inside the rootfs.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use crate::error::{Error, Result};
+use crate::linux::path::{self, Create};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub flags: MsFlags,
+    /// Flags to clear when remounting (e.g. `rw`, `suid`).
+    pub clear: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub bind: bool,
+    pub recursive: bool,
+    pub data: Vec<String>,
+}
+
+/// Parse `options`; unknown words become filesystem data, as with mount(8).
+pub fn parse_options(opts: &[String]) -> Options {
+    let mut o = Options { flags: MsFlags::empty(), clear: MsFlags::empty(), propagation: vec![], bind: false, recursive: false, data: vec![] };
+    for opt in opts {
+        let (set, clear, prop) = match opt.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty(), None),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY, None),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty(), None),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID, None),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty(), None),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV, None),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty(), None),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC, None),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty(), None),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS, None),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty(), None),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty(), None),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty(), None),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK, None),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME, None),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty(), None),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME, None),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty(), None),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty(), None),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME, None),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty(), None),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME, None),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty(), None),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME, None),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty(), None),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT, None),
+            "bind" => {
+                o.bind = true;
+                continue;
+            }
+            "rbind" => {
+                o.bind = true;
+                o.recursive = true;
+                continue;
+            }
+            "private" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_PRIVATE)),
+            "rprivate" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC)),
+            "shared" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SHARED)),
+            "rshared" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SHARED | MsFlags::MS_REC)),
+            "slave" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SLAVE)),
+            "rslave" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)),
+            "unbindable" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_UNBINDABLE)),
+            "runbindable" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)),
+            "defaults" => continue,
+            // runc extensions we accept and ignore: copy-up is a no-op for
+            // a fresh tmpfs in our model, "X-" options are for userspace.
+            "tmpcopyup" => continue,
+            s if s.starts_with("x-") || s.starts_with("X-") => continue,
+            _ => {
+                o.data.push(opt.clone());
+                continue;
+            }
+        };
+        o.flags |= set;
+        o.flags &= !clear;
+        o.clear |= clear;
+        if let Some(p) = prop {
+            o.propagation.push(p);
+        }
+    }
+    o
+}
+
+pub fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    nix::mount::mount(src, target, fstype, flags, data).map_err(|e| Error::Sys {
+        context: format!(
+            "mount {} on {} (type {}, flags {:?}, data {:?})",
+            src.map(|s| s.display().to_string()).unwrap_or_else(|| "none".into()),
+            target.display(),
+            fstype.unwrap_or("none"),
+            flags,
+            data.unwrap_or("")
+        ),
+        source: e,
+    })
+}
+
+/// Flags the kernel locked on an existing mount (a remount must keep them).
+pub fn locked_flags(target: &Path) -> MsFlags {
+    let Ok(c) = CString::new(target.as_os_str().as_bytes()) else { return MsFlags::empty() };
+    // SAFETY: valid pointers.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return MsFlags::empty();
+    }
+    let f = st.f_flag;
+    let mut m = MsFlags::empty();
+    for (bit, flag) in [
+        (libc::ST_RDONLY, MsFlags::MS_RDONLY),
+        (libc::ST_NOSUID, MsFlags::MS_NOSUID),
+        (libc::ST_NODEV, MsFlags::MS_NODEV),
+        (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::ST_NOATIME, MsFlags::MS_NOATIME),
+        (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f & bit != 0 {
+            m |= flag;
+        }
+    }
+    m
+}
+
+/// Remount a bind mount with `flags`, keeping flags the kernel locked.
+pub fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match nix::mount::mount(None::<&str>, target, None::<&str>, base | flags, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => {
+            let keep = locked_flags(target) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY | MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME | MsFlags::MS_RELATIME);
+            mount(None, target, None, base | flags | keep, None)
+        }
+        Err(e) => Err(Error::Sys { context: format!("remount {} with {:?}", target.display(), flags), source: e }),
+    }
+}
+
+/// Mount one `mounts[]` entry under `rootfs`. `bundle` resolves relative
+/// bind sources. The destination is resolved inside the rootfs.
+pub fn mount_entry(rootfs: &Path, bundle: &Path, m: &oci_spec::runtime::Mount, label: Option<&str>) -> Result<()> {
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let bind = opts.bind || typ == "bind";
+    let dest = m.destination();
+    let src = m.source().as_ref().map(|s| if s.is_relative() && bind { bundle.join(s) } else { s.clone() });
+    let create = if bind {
+        let sp = src.as_ref().ok_or_else(|| Error::Container(format!("bind mount on {} has no source", dest.display())))?;
+        match std::fs::metadata(sp) {
+            Ok(md) if md.is_dir() => Create::Dir,
+            Ok(_) => Create::File,
+            Err(e) => return Err(Error::Io { context: format!("bind mount source {}", sp.display()), source: e }),
+        }
+    } else {
+        Create::Dir
+    };
+    let (fd, resolved) = path::resolve(rootfs, dest, create)?;
+    let target = path::proc_fd_path(&fd);
+    let what = src.as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
+    let named = |e: Error| Error::Container(format!("mounting {what} on {}: {e}", dest.display()));
+    let mut data = opts.data.join(",");
+    if let Some(l) = label.filter(|l| !l.is_empty() && !bind) {
+        if !data.is_empty() {
+            data.push(',');
+        }
+        data.push_str(&format!("context={l:?}"));
+    }
+    if bind {
+        let mut f = MsFlags::MS_BIND;
+        if opts.recursive {
+            f |= MsFlags::MS_REC;
+        }
+        mount(src.as_deref(), &target, None, f, None).map_err(named)?;
+        // Re-resolve: the bind replaced what the fd pointed at.
+        let (fd2, _) = path::resolve(rootfs, &resolved, Create::No)?;
+        let target = path::proc_fd_path(&fd2);
+        let extra = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
+        if !extra.is_empty() || !opts.clear.is_empty() {
+            remount_bind(&target, extra).map_err(named)?;
+        }
+        for p in &opts.propagation {
+            mount(None, &target, None, *p, None).map_err(named)?;
+        }
+        return Ok(());
+    }
+    if typ == "cgroup" || typ == "cgroup2" {
+        return crate::linux::cgroups::mount_in_container(&target, &resolved, rootfs, typ, opts.flags).map_err(named);
+    }
+    let source: PathBuf = src.unwrap_or_else(|| PathBuf::from(typ));
+    let fstype = if typ.is_empty() { None } else { Some(typ) };
+    mount(Some(&source), &target, fstype, opts.flags, if data.is_empty() { None } else { Some(&data) }).map_err(named)?;
+    if !opts.propagation.is_empty() {
+        let (fd2, _) = path::resolve(rootfs, &resolved, Create::No)?;
+        for p in &opts.propagation {
+            mount(None, &path::proc_fd_path(&fd2), None, *p, None).map_err(named)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(v: &[&str]) -> Options {
+        parse_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_to_flags() {
+        let x = o(&["nosuid", "noexec", "nodev", "ro", "mode=755", "size=65536k"]);
+        assert_eq!(x.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RDONLY);
+        assert_eq!(x.data, vec!["mode=755", "size=65536k"]);
+        let x = o(&["rbind", "rprivate", "ro", "rw"]);
+        assert!(x.bind && x.recursive);
+        assert_eq!(x.flags, MsFlags::empty());
+        assert_eq!(x.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+}

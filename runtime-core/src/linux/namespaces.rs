@@ -1,0 +1,67 @@
+//! Namespaces: which to create, which to join by path, and the uid/gid
+//! maps of a new user namespace.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespace, LinuxNamespaceType};
+
+use crate::error::{Context, Error, Result};
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(0x80),
+    }
+}
+
+/// Flags of the namespaces to create (no path).
+pub fn new_flags(nss: &[LinuxNamespace]) -> CloneFlags {
+    nss.iter().filter(|n| n.path().is_none()).fold(CloneFlags::empty(), |f, n| f | flag(n.typ()))
+}
+
+/// Open every namespace given by path, user first: opened before any is
+/// joined, since joining the mount namespace changes what paths mean.
+pub fn open_paths(nss: &[LinuxNamespace]) -> Result<Vec<(LinuxNamespaceType, PathBuf, OwnedFd)>> {
+    let mut v = Vec::new();
+    for n in nss {
+        if let Some(p) = n.path() {
+            let f = std::fs::File::open(p).with_ctx(|| format!("linux.namespaces: opening {} namespace {}", n.typ(), p.display()))?;
+            v.push((n.typ(), p.clone(), OwnedFd::from(f)));
+        }
+    }
+    v.sort_by_key(|(t, _, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    Ok(v)
+}
+
+pub fn join(list: &[(LinuxNamespaceType, PathBuf, OwnedFd)]) -> Result<()> {
+    for (t, p, fd) in list {
+        // SAFETY: valid fd.
+        if unsafe { libc::setns(fd.as_raw_fd(), flag(*t).bits()) } != 0 {
+            return Err(Error::Io { context: format!("joining {t} namespace {}", p.display()), source: std::io::Error::last_os_error() });
+        }
+    }
+    Ok(())
+}
+
+fn map_text(m: &[LinuxIdMapping]) -> String {
+    m.iter().map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size())).collect()
+}
+
+/// Write the uid/gid maps of `pid`'s new user namespace (from the parent).
+pub fn write_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/uid_map"), map_text(uids)).ctx("linux.uidMappings: writing uid_map")?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), map_text(gids)).ctx("linux.gidMappings: writing gid_map")?;
+    Ok(())
+}

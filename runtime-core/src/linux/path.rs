@@ -1,0 +1,177 @@
+//! Resolving a path inside the container's rootfs without ever leaving it
+//! (CVE-2021-30465 class): every component is opened relative to its parent
+//! with O_NOFOLLOW, symlinks are resolved by us with the rootfs as "/", and
+//! the result is an fd, so a symlink swapped in afterwards changes nothing:
+//! the mount goes to `/proc/self/fd/N`.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const MAX_LINKS: usize = 255;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Create {
+    No,
+    Dir,
+    File,
+}
+
+fn cstr(s: &OsStr) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| Error::Container(format!("path {s:?} contains a NUL byte")))
+}
+
+/// Open flags for a path handle: O_PATH where the kernel has it (2.6.39+).
+fn handle_flags() -> i32 {
+    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC
+}
+
+fn openat(dir: RawFd, name: &CString, flags: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: valid C string; the fd returned is owned.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) && flags & libc::O_PATH != 0 {
+            // Pre-2.6.39: no O_PATH.
+            return openat(dir, name, (flags & !libc::O_PATH) | libc::O_RDONLY | libc::O_NONBLOCK);
+        }
+        return Err(e);
+    }
+    // SAFETY: fd was just returned by openat.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn is_symlink(fd: RawFd) -> bool {
+    // SAFETY: stat buffer is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::fstat(fd, &mut st) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
+fn readlinkat(dir: RawFd, name: &CString) -> std::io::Result<PathBuf> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: buffer is valid for its length.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(PathBuf::from(OsStr::from_bytes(&buf)))
+}
+
+/// Resolve `path` inside `root`, creating what is missing as asked for the
+/// last component (directories on the way). Returns the handle and the
+/// resolved path relative to root (for messages and fallbacks).
+pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, PathBuf)> {
+    let rootc = cstr(root.as_os_str())?;
+    // SAFETY: valid C string.
+    let rfd = unsafe { libc::open(rootc.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if rfd < 0 {
+        return Err(Error::Io { context: format!("opening rootfs {}", root.display()), source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: just opened.
+    let rootfd = unsafe { OwnedFd::from_raw_fd(rfd) };
+    let err = |e: std::io::Error, at: &Path| Error::Io { context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()), source: e };
+
+    let mut pending: Vec<PathBuf> = path.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(PathBuf::from(n)),
+        Component::ParentDir => Some(PathBuf::from("..")),
+        _ => None,
+    }).rev().collect();
+    let mut stack: Vec<(OwnedFd, PathBuf)> = vec![];
+    let mut links = 0;
+    let cur = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.0.as_raw_fd()).unwrap_or(rootfd.as_raw_fd());
+    let cur_path = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.1.clone()).unwrap_or_else(|| PathBuf::from("/"));
+    while let Some(comp) = pending.pop() {
+        if comp.as_os_str() == ".." {
+            stack.pop();
+            continue;
+        }
+        let name = cstr(comp.as_os_str())?;
+        let last = pending.is_empty();
+        let fd = match openat(cur(&stack), &name, handle_flags()) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::No => {
+                let dir = !last || create == Create::Dir;
+                // SAFETY: valid C string and fd.
+                let r = unsafe {
+                    if dir {
+                        libc::mkdirat(cur(&stack), name.as_ptr(), 0o755)
+                    } else {
+                        let f = libc::openat(cur(&stack), name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644);
+                        if f >= 0 {
+                            libc::close(f);
+                            0
+                        } else {
+                            f
+                        }
+                    }
+                };
+                if r < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(err(e, &cur_path(&stack).join(&comp)));
+                    }
+                }
+                openat(cur(&stack), &name, handle_flags()).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?
+            }
+            Err(e) => return Err(err(e, &cur_path(&stack).join(&comp))),
+        };
+        if is_symlink(fd.as_raw_fd()) {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(err(std::io::Error::from_raw_os_error(libc::ELOOP), &cur_path(&stack).join(&comp)));
+            }
+            let target = readlinkat(cur(&stack), &name).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?;
+            if target.is_absolute() {
+                stack.clear();
+            }
+            for c in target.components().rev() {
+                match c {
+                    Component::Normal(n) => pending.push(PathBuf::from(n)),
+                    Component::ParentDir => pending.push(PathBuf::from("..")),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        let p = cur_path(&stack).join(&comp);
+        stack.push((fd, p));
+    }
+    match stack.pop() {
+        Some(top) => Ok(top),
+        None => Ok((rootfd, PathBuf::from("/"))),
+    }
+}
+
+/// The path through which a resolved handle can be used as a mount target.
+pub fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_stay_inside_root() {
+        let root = std::env::temp_dir().join(format!("rpc-path-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", root.join("a/up")).unwrap();
+        let (_, p) = resolve(&root, Path::new("/evil/passwd"), Create::File).unwrap();
+        assert_eq!(p, Path::new("/etc/passwd"));
+        assert!(root.join("etc/passwd").exists(), "created inside the root, not on the host");
+        let (_, p) = resolve(&root, Path::new("/a/up/x"), Create::Dir).unwrap();
+        assert_eq!(p, Path::new("/x"));
+        assert!(root.join("x").is_dir());
+        let (_, p) = resolve(&root, Path::new("/a/../../a/b"), Create::No).unwrap();
+        assert_eq!(p, Path::new("/a/b"));
+        assert!(resolve(&root, Path::new("/nope"), Create::No).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

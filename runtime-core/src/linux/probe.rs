@@ -1,0 +1,142 @@
+//! The one place newer kernel facilities are used. Each has a fallback,
+//! because rpc-runlxc runs this core on a 2.6.32 system-call surface:
+//! pidfd_open (5.3), pidfd_send_signal (5.1), close_range (5.9), openat2
+//! (5.6). A facility found missing (ENOSYS) is remembered for the process.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+const UNKNOWN: u8 = 0;
+const YES: u8 = 1;
+const NO: u8 = 2;
+
+static PIDFD: AtomicU8 = AtomicU8::new(UNKNOWN);
+static CLOSE_RANGE: AtomicU8 = AtomicU8::new(UNKNOWN);
+static OPENAT2: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Force the old-kernel code paths (rpc-runlxc's compat mode, and tests).
+pub fn disable_all() {
+    PIDFD.store(NO, Ordering::Relaxed);
+    CLOSE_RANGE.store(NO, Ordering::Relaxed);
+    OPENAT2.store(NO, Ordering::Relaxed);
+}
+
+fn try_new<T>(flag: &AtomicU8, f: impl FnOnce() -> libc::c_long, ok: impl FnOnce(libc::c_long) -> T) -> Option<std::io::Result<T>> {
+    if flag.load(Ordering::Relaxed) == NO {
+        return None;
+    }
+    let r = f();
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            flag.store(NO, Ordering::Relaxed);
+            return None;
+        }
+        return Some(Err(e));
+    }
+    flag.store(YES, Ordering::Relaxed);
+    Some(Ok(ok(r)))
+}
+
+/// A pidfd for `pid`, or None when the kernel has none.
+pub fn pidfd_open(pid: i32) -> Option<std::io::Result<OwnedFd>> {
+    // SAFETY: plain syscall; a returned fd is owned by us.
+    try_new(&PIDFD, || unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }, |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Signal through a pidfd (no pid-reuse race).
+pub fn pidfd_send_signal(fd: RawFd, sig: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd, sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Wait until `fd` (a pidfd) reports the process exited, up to `timeout`.
+/// Returns true when it exited.
+pub fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> bool {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+        };
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r > 0 {
+            return true;
+        }
+        if r == 0 {
+            return false;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
+/// Mark every fd >= `from` close-on-exec (CVE-2024-21626: no host fd may
+/// reach the container's process).
+pub fn cloexec_from(from: RawFd) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: plain syscall.
+    if let Some(Ok(_)) = try_new(&CLOSE_RANGE, || unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) }, |_| ()) {
+        return;
+    }
+    // Fallback: walk our fd table.
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => (from..1024).collect(),
+    };
+    for fd in fds.into_iter().filter(|&fd| fd >= from) {
+        // SAFETY: setting a flag on an fd; EBADF is harmless.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2 with RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS: `path` is resolved
+/// as if `root` were "/". None when the kernel lacks openat2.
+pub fn openat2_in_root(root: RawFd, path: &std::ffi::CStr, flags: i32) -> Option<std::io::Result<OwnedFd>> {
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    // SAFETY: valid pointers for the duration of the call.
+    try_new(&OPENAT2, || unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) }, |fd| unsafe {
+        OwnedFd::from_raw_fd(fd as RawFd)
+    })
+}
+
+/// Wait for a process that is not our child to go away: pidfd where the
+/// kernel has one, else a short backoff on /proc (old kernels only).
+pub fn wait_gone(pid: i32, start_time: u64, timeout: Duration) -> bool {
+    if let Some(Ok(fd)) = pidfd_open(pid) {
+        use std::os::fd::AsRawFd;
+        // Still the same process? (pidfd refers to whatever has the pid now.)
+        if super::process::start_time(pid) != Some(start_time) {
+            return true;
+        }
+        return poll_fd(fd.as_raw_fd(), Some(timeout));
+    }
+    let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_micros(200);
+    while Instant::now() < deadline {
+        if !super::process::alive(pid, start_time) {
+            return true;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+    !super::process::alive(pid, start_time)
+}

@@ -1,0 +1,156 @@
+//! The parent side of create: fork stage-1, answer its requests, and
+//! return once init is parked before exec.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::linux::process::sync::{Chan, Msg};
+use crate::linux::{cgroups, init, namespaces};
+
+/// What the container side needs; copied into the children by fork.
+pub struct InitSpec<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    /// The locked state directory (the exec fifo lives there).
+    pub state_dir_fd: RawFd,
+    /// The state lock's fd, closed first thing in the children.
+    pub lock_fd: RawFd,
+    pub cgroup_dirs: &'a [PathBuf],
+    /// Connected console socket, when `terminal` is set.
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    /// fds 3..3+n are passed to the process (`--preserve-fds`, LISTEN_FDS).
+    pub preserve_fds: i32,
+    /// Extra environment (LISTEN_FDS/LISTEN_PID).
+    pub extra_env: Vec<String>,
+    /// Run the process without waiting on the exec fifo (exec, not create).
+    pub skip_fifo: bool,
+}
+
+/// Callbacks into the lifecycle, which owns state and hooks.
+pub trait Parent {
+    /// init's pid is known: record it (write-ahead) before anything else.
+    fn on_pid(&mut self, pid: i32) -> Result<()>;
+    /// Mounts are done: run prestart and createRuntime hooks; return the
+    /// state JSON for the container-side hooks.
+    fn on_hooks(&mut self, pid: i32) -> Result<String>;
+}
+
+fn fork() -> Result<i32> {
+    // SAFETY: the runtime is single-threaded here.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::Io { context: "fork".into(), source: std::io::Error::last_os_error() });
+    }
+    Ok(pid)
+}
+
+/// Start the container's init; returns its pid once it is parked.
+pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
+    let (mine, theirs) = Chan::pair()?;
+    let stage1 = fork()?;
+    if stage1 == 0 {
+        // SAFETY: closing our copy of the lock's fd.
+        unsafe { libc::close(spec.lock_fd) };
+        drop(mine);
+        let code = match stage_one(spec, &theirs) {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = theirs.send(&Msg::Error(e.to_string()));
+                1
+            }
+        };
+        // SAFETY: leave without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(theirs);
+    let mut init_pid = 0;
+    let r = drive(spec, parent, &mine, stage1, &mut init_pid);
+    // stage-1 is our child: reap it.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
+    if let Err(e) = r {
+        if init_pid > 0 {
+            // init is our child too (CLONE_PARENT): kill and reap it.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(init_pid), None);
+        }
+        return Err(e);
+    }
+    Ok(init_pid)
+}
+
+fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_pid: &mut i32) -> Result<()> {
+    let linux = spec.bundle.spec.linux().as_ref();
+    loop {
+        match ch.recv()? {
+            Some(Msg::Pid(p)) => {
+                *init_pid = p;
+                parent.on_pid(p)?;
+            }
+            Some(Msg::MapIds) => {
+                let u = linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or(&[]);
+                let g = linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or(&[]);
+                namespaces::write_maps(stage1, u, g)?;
+                ch.send(&Msg::MapDone)?;
+            }
+            Some(Msg::Hooks) => {
+                let state = parent.on_hooks(*init_pid)?;
+                ch.send(&Msg::HooksDone(state))?;
+            }
+            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Error(m)) => return Err(Error::Container(m)),
+            Some(m) => return Err(Error::Container(format!("unexpected message from the container: {m:?}"))),
+            None => return Err(Error::Container("container init exited before it was ready".into())),
+        }
+    }
+}
+
+/// stage-1: cgroups, namespaces, then clone init.
+fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
+    // SAFETY: prctl with plain arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    cgroups::join(spec.cgroup_dirs, 0)?;
+    let nss = spec.bundle.namespaces();
+    let joins = namespaces::open_paths(nss)?;
+    namespaces::join(&joins)?;
+    let mut flags = namespaces::new_flags(nss);
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| Error::Sys { context: "unshare user namespace".into(), source: e })?;
+        ch.send(&Msg::MapIds)?;
+        match ch.recv()? {
+            Some(Msg::MapDone) => {}
+            _ => return Err(Error::Container("parent did not map the user namespace".into())),
+        }
+        flags.remove(CloneFlags::CLONE_NEWUSER);
+        // Become root of the new namespace (if mapped).
+        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    nix::sched::unshare(flags).map_err(|e| Error::Sys { context: format!("unshare {flags:?}"), source: e })?;
+    if flags.bits() & 0x80 != 0 {
+        if let Some(offs) = spec.bundle.spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) {
+            let mut text = String::new();
+            for (clock, o) in offs {
+                text.push_str(&format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)));
+            }
+            std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::Io { context: "linux.timeOffsets".into(), source: e })?;
+        }
+    }
+    // SAFETY: raw clone with fork semantics; single-threaded process.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(Error::Io { context: "clone init".into(), source: std::io::Error::last_os_error() });
+    }
+    if pid == 0 {
+        let userns = spec.bundle.has_ns(LinuxNamespaceType::User);
+        init::run(spec, ch, userns);
+    }
+    ch.send(&Msg::Pid(pid as i32))?;
+    let _ = ch.fd().as_raw_fd();
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The container's root filesystem: propagation, the rootfs bind, the
+//! mounts in order, /dev, pivot_root (or MS_MOVE + chroot with
+//! `--no-pivot`), masked and read-only paths and a read-only root.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::bundle::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::linux::devices;
+use crate::linux::mounts::{self, mount, remount_bind};
+use crate::linux::path::{proc_fd_path, resolve, Create};
+
+fn propagation(p: Option<&str>) -> MsFlags {
+    match p.unwrap_or("") {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    }
+}
+
+/// The mount point a path lives on (longest mountinfo prefix).
+fn mountpoint_of(p: &Path) -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best = PathBuf::from("/");
+    for line in info.lines() {
+        if let Some(mp) = line.split(' ').nth(4) {
+            let mp = Path::new(mp);
+            if p.starts_with(mp) && mp.as_os_str().len() > best.as_os_str().len() {
+                best = mp.to_path_buf();
+            }
+        }
+    }
+    best
+}
+
+/// Everything before the createContainer hooks and pivot_root. Runs in
+/// init, in the new mount namespace, with the host's / still visible.
+pub fn prepare(b: &Bundle, in_userns: bool) -> Result<()> {
+    let linux = b.spec.linux().as_ref();
+    let prop = propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()));
+    mount(None, Path::new("/"), None, prop, None)?;
+    // pivot_root needs the rootfs's parent mount not to be shared.
+    if prop.contains(MsFlags::MS_SHARED) {
+        let parent = mountpoint_of(b.rootfs.parent().unwrap_or(Path::new("/")));
+        mount(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
+    }
+    mount(Some(&b.rootfs), &b.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    let label = linux.and_then(|l| l.mount_label().as_deref());
+    let mut dev_is_mounted = false;
+    for m in b.spec.mounts().iter().flatten() {
+        mounts::mount_entry(&b.rootfs, &b.dir, m, label)?;
+        if m.destination() == Path::new("/dev") {
+            dev_is_mounted = true;
+        }
+    }
+    // Default devices and links, then the config's devices.
+    let bind = in_userns;
+    if dev_is_mounted {
+        // devpts and shm if the config did not mount them.
+        let has = |d: &str| b.spec.mounts().iter().flatten().any(|m| m.destination() == Path::new(d));
+        if !has("/dev/pts") {
+            let (fd, _) = resolve(&b.rootfs, Path::new("/dev/pts"), Create::Dir)?;
+            mount(Some(Path::new("devpts")), &proc_fd_path(&fd), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+        }
+        if !has("/dev/shm") {
+            let (fd, _) = resolve(&b.rootfs, Path::new("/dev/shm"), Create::Dir)?;
+            mount(Some(Path::new("shm")), &proc_fd_path(&fd), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))?;
+        }
+    }
+    let config_devs: Vec<devices::Dev> = linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().map(devices::from_spec).collect::<Result<_>>()?;
+    for d in devices::defaults() {
+        if config_devs.iter().any(|c| c.path == d.path) {
+            continue;
+        }
+        devices::create(&b.rootfs, &d, bind)?;
+    }
+    for d in &config_devs {
+        devices::create(&b.rootfs, d, bind)?;
+    }
+    devices::symlinks(&b.rootfs)?;
+    Ok(())
+}
+
+/// Make the rootfs "/". pivot_root without a temporary directory (the
+/// old root is stacked under the new one and detached), or MS_MOVE+chroot.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        std::env::set_current_dir(rootfs).ctx("chdir to rootfs")?;
+        mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)?;
+        nix::unistd::chroot(".").ctx("chroot")?;
+        return std::env::set_current_dir("/").ctx("chdir /");
+    }
+    let old = std::fs::File::open("/").ctx("opening old root")?;
+    let new = std::fs::File::open(rootfs).with_ctx(|| format!("opening rootfs {}", rootfs.display()))?;
+    nix::unistd::fchdir(&new).ctx("fchdir rootfs")?;
+    nix::unistd::pivot_root(".", ".").ctx("pivot_root")?;
+    nix::unistd::fchdir(&old).ctx("fchdir old root")?;
+    // Keep unmount events from reaching the host.
+    mount(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).ctx("detaching the old root")?;
+    drop(old);
+    std::env::set_current_dir("/").ctx("chdir /")
+}
+
+/// maskedPaths: /dev/null over files, an empty read-only tmpfs over dirs.
+pub fn mask(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let (fd, _) = match resolve(Path::new("/"), Path::new(p), Create::No) {
+            Ok(x) => x,
+            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let target = proc_fd_path(&fd);
+        let is_dir = std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false);
+        if is_dir {
+            mount(Some(Path::new("tmpfs")), &target, Some("tmpfs"), MsFlags::MS_RDONLY, None)
+        } else {
+            mount(Some(Path::new("/dev/null")), &target, None, MsFlags::MS_BIND, None)
+        }
+        .map_err(|e| Error::Container(format!("linux.maskedPaths {p}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// readonlyPaths: bind onto itself, then remount read-only.
+pub fn readonly(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let (fd, _) = match resolve(Path::new("/"), Path::new(p), Create::No) {
+            Ok(x) => x,
+            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let target = proc_fd_path(&fd);
+        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
+        let (fd2, _) = resolve(Path::new("/"), Path::new(p), Create::No)?;
+        remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+            .or_else(|_| remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY))
+            .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
+        let _ = fd.as_raw_fd();
+    }
+    Ok(())
+}
+
+/// root.readonly: remount / read-only after everything else is mounted.
+pub fn readonly_root() -> Result<()> {
+    remount_bind(Path::new("/"), MsFlags::MS_RDONLY).map_err(|e| Error::Container(format!("root.readonly: {e}")))
+}

@@ -1,0 +1,94 @@
+//! The native backend (rpc-runc): Linux namespaces and cgroups on the host.
+
+use crate::backend::{Backend, CreateOpts};
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::linux::cgroups;
+use crate::linux::process::{self, spawn};
+use crate::linux::probe;
+use crate::state::State;
+
+pub struct Native;
+
+impl Backend for Native {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn create(&self, st: &State, bundle: &Bundle, state_dir_fd: i32, lock_fd: i32, opts: CreateOpts, parent: &mut dyn spawn::Parent) -> Result<i32> {
+        cgroups::create(&st.cgroups)?;
+        if let Some(r) = bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            let extra: Vec<(char, i64, i64)> = bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.devices().as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|d| crate::linux::devices::from_spec(d).ok())
+                .map(|d| (d.kind, d.major, d.minor))
+                .collect();
+            cgroups::resources::apply(&st.cgroups, r, &extra)?;
+        }
+        let spec = spawn::InitSpec {
+            id: &st.id,
+            bundle,
+            state_dir_fd,
+            lock_fd,
+            cgroup_dirs: &st.cgroups,
+            console: opts.console,
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+            extra_env: opts.extra_env,
+            skip_fifo: false,
+        };
+        spawn::spawn(&spec, parent)
+    }
+
+    fn signal(&self, st: &State, sig: i32, all: bool) -> Result<()> {
+        if all {
+            // Freeze so nothing forks away while we signal, as runc does.
+            let frozen = cgroups::freeze(&st.cgroups, true).is_ok();
+            cgroups::signal_all(&st.cgroups, sig);
+            if frozen {
+                let _ = cgroups::freeze(&st.cgroups, false);
+            }
+            return Ok(());
+        }
+        let Some(p) = st.init else { return Err(Error::NotRunning) };
+        if !process::alive(p.pid, p.start_time) {
+            return Err(Error::NotRunning);
+        }
+        if let Some(Ok(fd)) = probe::pidfd_open(p.pid) {
+            use std::os::fd::AsRawFd;
+            // The pidfd now pins the process: re-check it is ours.
+            if process::start_time(p.pid) != Some(p.start_time) {
+                return Err(Error::NotRunning);
+            }
+            return probe::pidfd_send_signal(fd.as_raw_fd(), sig).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ESRCH) {
+                    Error::NotRunning
+                } else {
+                    Error::Io { context: "signalling init".into(), source: e }
+                }
+            });
+        }
+        // SAFETY: plain syscall.
+        if unsafe { libc::kill(p.pid, sig) } != 0 {
+            return Err(Error::NotRunning);
+        }
+        Ok(())
+    }
+
+    fn destroy(&self, st: &State) -> Result<()> {
+        cgroups::destroy(&st.cgroups)
+    }
+
+    fn pause(&self, st: &State, frozen: bool) -> Result<()> {
+        cgroups::freeze(&st.cgroups, frozen)
+    }
+
+    fn paused(&self, st: &State) -> bool {
+        cgroups::is_frozen(&st.cgroups)
+    }
+}

@@ -1,0 +1,317 @@
+//! Container state under `--root`: one directory per container holding
+//! `state.json` (written atomically: temp file + rename) and the exec fifo.
+//! A flock on the directory serialises commands on one id. State is written
+//! ahead: what create is about to make is recorded before it is made, so
+//! `delete --force` can clean up after a runtime killed at any point.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// The status we record. What `state` reports is derived from it and from
+/// the process (see `lifecycle::status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recorded {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+/// A process we started, identified by pid and start time (clock ticks
+/// since boot, field 22 of /proc/PID/stat) so a recycled pid is never signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRef {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// Hooks that run after create returns (kept from the config).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LateHooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<oci_spec::runtime::Hook>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    /// Which backend made it ("native", "compat", "microvm").
+    pub backend: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub status: Recorded,
+    /// The container's init (or its proxy for the VM/compat backends).
+    pub init: Option<ProcRef>,
+    /// Intermediate processes create forks, recorded before they run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helpers: Vec<ProcRef>,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// cgroup directories by hierarchy mount point, recorded before mkdir.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
+    /// Host-side mounts a backend made (none for the native backend: all
+    /// its mounts live in the container's private mount namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_mounts: Vec<PathBuf>,
+    /// The container has its own pid namespace: killing init kills all.
+    pub private_pid_ns: bool,
+    #[serde(default)]
+    pub hooks: LateHooks,
+    /// Set when a `delete` was started, so a retry knows hooks already ran.
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+}
+
+/// A locked container directory.
+pub struct Dir {
+    pub id: String,
+    pub path: PathBuf,
+    dir: File,
+}
+
+pub struct Store {
+    pub root: PathBuf,
+}
+
+fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: valid fd.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+fn open_dir(p: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(p)
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    /// Make the directory for a new container and lock it. Fails with
+    /// `Exists` when the id is taken. The id must be validated already.
+    pub fn create(&self, id: &str) -> Result<Dir> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .with_ctx(|| format!("creating state root {}", self.root.display()))?;
+        let path = self.root.join(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+            Err(e) => return Err(e).with_ctx(|| format!("creating {}", path.display())),
+        }
+        let dir = open_dir(&path).with_ctx(|| format!("opening {}", path.display()))?;
+        flock(&dir, libc::LOCK_EX).ctx("locking the state directory")?;
+        Ok(Dir { id: id.to_string(), path, dir })
+    }
+
+    /// Open and lock an existing container directory.
+    pub fn open(&self, id: &str, exclusive: bool) -> Result<Dir> {
+        let path = self.root.join(id);
+        let dir = match open_dir(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotExist(id.to_string())),
+            Err(e) => return Err(e).with_ctx(|| format!("opening {}", path.display())),
+        };
+        flock(&dir, if exclusive { libc::LOCK_EX } else { libc::LOCK_SH }).ctx("locking the state directory")?;
+        // The directory may have been removed while we waited for the lock.
+        if !path.exists() {
+            return Err(Error::NotExist(id.to_string()));
+        }
+        Ok(Dir { id: id.to_string(), path, dir })
+    }
+
+    /// Open without waiting: `None` when another command holds the lock
+    /// (a create in progress).
+    pub fn try_open_shared(&self, id: &str) -> Result<Option<Dir>> {
+        let path = self.root.join(id);
+        let dir = match open_dir(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotExist(id.to_string())),
+            Err(e) => return Err(e).with_ctx(|| format!("opening {}", path.display())),
+        };
+        match flock(&dir, libc::LOCK_SH | libc::LOCK_NB) {
+            Ok(()) => Ok(Some(Dir { id: id.to_string(), path, dir })),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+            Err(e) => Err(e).ctx("locking the state directory"),
+        }
+    }
+
+    /// Read the state of a container without locking (a snapshot).
+    pub fn peek(&self, id: &str) -> Result<State> {
+        read_state(&self.root.join(id), id)
+    }
+
+    /// Ids of all containers, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e).with_ctx(|| format!("reading {}", self.root.display())),
+        };
+        let mut ids: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| crate::id::validate(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn read_state(dir: &Path, id: &str) -> Result<State> {
+    let p = dir.join(STATE_FILE);
+    match std::fs::read(&p) {
+        Ok(d) => serde_json::from_slice(&d)
+            .map_err(|e| Error::Container(format!("corrupt state file {}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotExist(id.to_string())),
+        Err(e) => Err(e).with_ctx(|| format!("reading {}", p.display())),
+    }
+}
+
+impl Dir {
+    pub fn load(&self) -> Result<State> {
+        read_state(&self.path, &self.id)
+    }
+
+    /// Write state.json atomically.
+    pub fn save(&self, s: &State) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .with_ctx(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&data).with_ctx(|| format!("writing {}", tmp.display()))?;
+        drop(f);
+        std::fs::rename(&tmp, self.path.join(STATE_FILE)).ctx("renaming state file")
+    }
+
+    /// The fd holding the lock: children of create must close it, or the
+    /// lock lives as long as they do.
+    pub fn lock_fd(&self) -> i32 {
+        self.dir.as_raw_fd()
+    }
+
+    /// A second, unlocked handle on the directory (for init's exec fifo).
+    pub fn open_handle(&self) -> Result<File> {
+        open_dir(&self.path).with_ctx(|| format!("opening {}", self.path.display()))
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    /// Remove the directory and everything in it.
+    pub fn destroy(self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_ctx(|| format!("removing {}", self.path.display())),
+        }
+    }
+}
+
+/// Write a file atomically (temp in the same directory, then rename): the
+/// pid file must never be seen half-written.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, data).with_ctx(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> PathBuf {
+        let p = std::env::temp_dir().join(format!("rpc-state-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p
+    }
+
+    fn state(id: &str) -> State {
+        State {
+            id: id.into(),
+            backend: "native".into(),
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            status: Recorded::Creating,
+            init: None,
+            helpers: vec![],
+            created: crate::log::rfc3339_now(),
+            owner: "root".into(),
+            annotations: Default::default(),
+            cgroups: vec![],
+            host_mounts: vec![],
+            private_pid_ns: true,
+            hooks: Default::default(),
+            exit_status: None,
+        }
+    }
+
+    #[test]
+    fn create_save_load_destroy() {
+        let root = tmp();
+        let store = Store::new(&root);
+        let d = store.create("c1").unwrap();
+        assert!(matches!(store.create("c1"), Err(Error::Exists(_))));
+        assert!(matches!(d.load(), Err(Error::NotExist(_))));
+        d.save(&state("c1")).unwrap();
+        assert_eq!(d.load().unwrap().id, "c1");
+        assert_eq!(store.list().unwrap(), vec!["c1".to_string()]);
+        // a second locker would block; a non-blocking shared open reports it
+        assert!(store.try_open_shared("c1").unwrap().is_none());
+        d.destroy().unwrap();
+        assert!(matches!(store.open("c1", false), Err(Error::NotExist(_))));
+        assert!(store.list().unwrap().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn atomic_write() {
+        let root = tmp();
+        std::fs::create_dir_all(&root).unwrap();
+        let p = root.join("pid");
+        write_atomic(&p, b"42").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "42");
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
