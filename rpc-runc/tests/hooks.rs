@@ -126,7 +126,7 @@ fn all_six_hooks_run_in_order() {
         // the process and poststart race; both come after startContainer
         let mut tail = l[4..].to_vec();
         tail.sort();
-        assert_eq!(tail, ["process", "poststart"], "{l:?}");
+        assert_eq!(tail, ["poststart", "process"], "{l:?}");
     }
     t.kill("KILL").assert_ok();
     assert!(t.wait_status("stopped", T));

@@ -40,14 +40,15 @@ impl Parent for Recorder<'_> {
         self.dir.save(&self.st)
     }
 
-    fn on_hooks(&mut self, pid: i32) -> Result<String> {
+    fn on_hooks(&mut self, pid: i32) -> Result<(String, String)> {
         let oci = OciState::new(&self.st, Status::Creating);
         let json = oci.hook_json();
         // prestart (deprecated) and createRuntime: runtime namespace.
         hooks::run_all("prestart", hooks::list(&self.bundle.spec, "prestart"), &json)?;
         hooks::run_all("createRuntime", hooks::list(&self.bundle.spec, "createRuntime"), &json)?;
         let _ = pid;
-        Ok(String::from_utf8_lossy(&json).into_owned())
+        let created = OciState::new(&self.st, Status::Created).hook_json();
+        Ok((String::from_utf8_lossy(&json).into_owned(), String::from_utf8_lossy(&created).into_owned()))
     }
 }
 

@@ -43,7 +43,10 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
         if fds[0].revents & libc::POLLIN != 0 {
             let mut b = [0u8; 1];
             match f.read(&mut b) {
-                Ok(1) => break,
+                Ok(1) => {
+                    wait_exec(&mut f);
+                    break;
+                }
                 _ => return Err(Error::Container("cannot start a container that has stopped".into())),
             }
         }
@@ -63,4 +66,20 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// After init's byte, the fifo reaches EOF when init's copy is closed by
+/// execve (or by its death): the program is then running.
+fn wait_exec(f: &mut std::fs::File) {
+    // SAFETY: clearing O_NONBLOCK on our fd.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut buf = [0u8; 64];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
+    }
 }

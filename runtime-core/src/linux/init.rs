@@ -98,7 +98,7 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
         libc::setsid();
     }
     if b.has_ns(LinuxNamespaceType::Mount) {
-        rootfs::prepare(b, userns)?;
+        rootfs::prepare(b, userns, spec.cgroup_dirs)?;
     }
     let needs_state = !hooks::list(s, "prestart").is_empty()
         || !hooks::list(s, "createRuntime").is_empty()
@@ -108,19 +108,25 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
     if needs_state {
         ch.send(&Msg::Hooks)?;
         match ch.recv()? {
-            Some(Msg::HooksDone(st)) => state_json = st,
+            Some(Msg::HooksDone(creating, created)) => {
+                hooks::run_all("createContainer", hooks::list(s, "createContainer"), creating.as_bytes())?;
+                state_json = created;
+            }
             _ => return Err(Error::Container("the runtime stopped while hooks ran".into())),
         }
-        hooks::run_all("createContainer", hooks::list(s, "createContainer"), state_json.as_bytes())?;
     }
+    // A missing cwd is created, as runc does (as root, before pivot_root).
+    let _ = crate::linux::path::resolve(&b.rootfs, process.cwd(), crate::linux::path::Create::Dir);
     rootfs::pivot(&b.rootfs, spec.no_pivot)?;
     let linux = s.linux().as_ref();
+    rootfs::after_pivot(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
     if let Some(l) = linux {
-        rootfs::mask(l.masked_paths().as_deref().unwrap_or(&[]))?;
-        rootfs::readonly(l.readonly_paths().as_deref().unwrap_or(&[]))?;
+        // sysctls before /proc/sys becomes read-only.
         if let Some(sc) = l.sysctl() {
             sysctl::apply(sc)?;
         }
+        rootfs::readonly(l.readonly_paths().as_deref().unwrap_or(&[]))?;
+        rootfs::mask(l.masked_paths().as_deref().unwrap_or(&[]))?;
     }
     if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx("setting hostname")?;
@@ -225,10 +231,12 @@ fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
         if fd < 0 {
             return Error::Io { context: "opening the exec fifo".into(), source: std::io::Error::last_os_error() };
         }
-        // SAFETY: writing one byte to our fd, then closing it.
+        // One byte says "released"; the fifo stays open (close-on-exec)
+        // so `start` sees EOF exactly when the program has been exec'd,
+        // and runs poststart hooks only then.
+        // SAFETY: writing one byte to our fd; closing the dir handle.
         unsafe {
             libc::write(fd, b"0".as_ptr() as *const _, 1);
-            libc::close(fd);
             libc::close(spec.state_dir_fd);
         }
     }

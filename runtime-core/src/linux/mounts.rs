@@ -142,9 +142,19 @@ pub fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
     }
 }
 
-/// Mount one `mounts[]` entry under `rootfs`. `bundle` resolves relative
-/// bind sources. The destination is resolved inside the rootfs.
-pub fn mount_entry(rootfs: &Path, bundle: &Path, m: &oci_spec::runtime::Mount, label: Option<&str>) -> Result<()> {
+/// What mounting an entry needs to know about the container.
+pub struct MountCtx<'a> {
+    pub rootfs: &'a Path,
+    /// Resolves relative bind sources.
+    pub bundle: &'a Path,
+    pub label: Option<&'a str>,
+    /// The container's cgroup directories on the host (for `cgroup` mounts).
+    pub cgroup_dirs: &'a [PathBuf],
+}
+
+/// Mount one `mounts[]` entry; the destination is resolved inside the rootfs.
+pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
+    let (rootfs, bundle, label) = (ctx.rootfs, ctx.bundle, ctx.label);
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let bind = opts.bind || typ == "bind";
@@ -190,7 +200,7 @@ pub fn mount_entry(rootfs: &Path, bundle: &Path, m: &oci_spec::runtime::Mount, l
         return Ok(());
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::linux::cgroups::mount_in_container(&target, &resolved, rootfs, typ, opts.flags).map_err(named);
+        return crate::linux::cgroups::mount_in_container(&target, &resolved, rootfs, ctx.cgroup_dirs, typ, opts.flags).map_err(named);
     }
     let source: PathBuf = src.unwrap_or_else(|| PathBuf::from(typ));
     let fstype = if typ.is_empty() { None } else { Some(typ) };

@@ -26,37 +26,51 @@ fn propagation(p: Option<&str>) -> MsFlags {
     }
 }
 
-/// The mount point a path lives on (longest mountinfo prefix).
-fn mountpoint_of(p: &Path) -> PathBuf {
+/// The mount point a path lives on (longest mountinfo prefix), and whether
+/// it is shared.
+fn mountpoint_of(p: &Path) -> (PathBuf, bool) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut best = PathBuf::from("/");
+    let mut best = (PathBuf::from("/"), false);
     for line in info.lines() {
-        if let Some(mp) = line.split(' ').nth(4) {
-            let mp = Path::new(mp);
-            if p.starts_with(mp) && mp.as_os_str().len() > best.as_os_str().len() {
-                best = mp.to_path_buf();
-            }
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = Path::new(f[4]);
+        if p.starts_with(mp) && mp.as_os_str().len() >= best.0.as_os_str().len() {
+            let shared = f[6..].iter().take_while(|x| **x != "-").any(|x| x.starts_with("shared:"));
+            best = (mp.to_path_buf(), shared);
         }
     }
     best
 }
 
+/// After pivot_root: a shared rootfsPropagation applies to the new root.
+pub fn after_pivot(propagation: Option<&str>) -> Result<()> {
+    match propagation {
+        Some("shared") => mount(None, Path::new("/"), None, MsFlags::MS_SHARED, None),
+        Some("rshared") => mount(None, Path::new("/"), None, MsFlags::MS_SHARED | MsFlags::MS_REC, None),
+        _ => Ok(()),
+    }
+}
+
 /// Everything before the createContainer hooks and pivot_root. Runs in
 /// init, in the new mount namespace, with the host's / still visible.
-pub fn prepare(b: &Bundle, in_userns: bool) -> Result<()> {
+pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<()> {
     let linux = b.spec.linux().as_ref();
     let prop = propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()));
     mount(None, Path::new("/"), None, prop, None)?;
     // pivot_root needs the rootfs's parent mount not to be shared.
-    if prop.contains(MsFlags::MS_SHARED) {
-        let parent = mountpoint_of(b.rootfs.parent().unwrap_or(Path::new("/")));
+    let (parent, shared) = mountpoint_of(b.rootfs.parent().unwrap_or(Path::new("/")));
+    if shared {
         mount(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
     }
     mount(Some(&b.rootfs), &b.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     let label = linux.and_then(|l| l.mount_label().as_deref());
     let mut dev_is_mounted = false;
+    let ctx = mounts::MountCtx { rootfs: &b.rootfs, bundle: &b.dir, label, cgroup_dirs };
     for m in b.spec.mounts().iter().flatten() {
-        mounts::mount_entry(&b.rootfs, &b.dir, m, label)?;
+        mounts::mount_entry(&ctx, m)?;
         if m.destination() == Path::new("/dev") {
             dev_is_mounted = true;
         }

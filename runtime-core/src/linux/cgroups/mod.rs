@@ -320,28 +320,49 @@ fn rmdir_tree(d: &Path) -> Result<()> {
 
 /// A `cgroup` mount inside the container. With a private cgroup namespace
 /// the hierarchies are mounted afresh (the namespace makes the container's
-/// cgroup their root); otherwise the container's own directories are bound.
-pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, typ: &str, flags: MsFlags) -> Result<()> {
+/// cgroup their root); otherwise, or where the kernel refuses (a user
+/// namespace), the container's own directories are bind-mounted, as runc does.
+pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, dirs: &[PathBuf], typ: &str, flags: MsFlags) -> Result<()> {
     use crate::linux::mounts::mount;
     use crate::linux::path::{proc_fd_path, resolve, Create};
     let hs = Hierarchies::probe();
     let flags = flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let cgroupns = std::fs::read_link("/proc/self/ns/cgroup").ok() != std::fs::read_link("/proc/1/ns/cgroup").ok() || own_is_root();
+    let host_dir = |h: &Hierarchy| dirs.iter().find(|d| d.starts_with(&h.mountpoint)).cloned();
     if hs.mode() == Mode::V2 || typ == "cgroup2" {
-        return mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), flags, None);
+        if cgroupns && mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), flags, None).is_ok() {
+            return Ok(());
+        }
+        let h = hs.list.iter().find(|h| h.kind == Kind::V2).ok_or_else(|| Error::Unsupported("cgroup2 mount without a cgroup2 hierarchy".into()))?;
+        let src = host_dir(h).unwrap_or_else(|| h.mountpoint.clone());
+        mount(Some(&src), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        return crate::linux::mounts::remount_bind(target, flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC));
     }
     mount(Some(Path::new("tmpfs")), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))?;
     for h in &hs.list {
         let Kind::V1(ctrls) = &h.kind else { continue };
         let name = ctrls.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(",");
         let (fd, _) = resolve(rootfs, &resolved.join(&name), Create::Dir)?;
+        let t = proc_fd_path(&fd);
         let data = ctrls.join(",");
-        mount(Some(Path::new("cgroup")), &proc_fd_path(&fd), Some("cgroup"), flags, Some(&data))?;
+        if cgroupns && mount(Some(Path::new("cgroup")), &t, Some("cgroup"), flags, Some(&data)).is_ok() {
+            continue;
+        }
+        let Some(src) = host_dir(h) else { continue };
+        mount(Some(&src), &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        let (fd2, _) = resolve(rootfs, &resolved.join(&name), Create::No)?;
+        crate::linux::mounts::remount_bind(&proc_fd_path(&fd2), flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let (fd, _) = resolve(rootfs, resolved, Create::No)?;
         crate::linux::mounts::remount_bind(&proc_fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
     }
     Ok(())
+}
+
+/// In a private cgroup namespace /proc/self/cgroup shows "/" paths.
+fn own_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/cgroup").map(|s| s.lines().all(|l| l.ends_with(":/"))).unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub trait Parent {
     fn on_pid(&mut self, pid: i32) -> Result<()>;
     /// Mounts are done: run prestart and createRuntime hooks; return the
     /// state JSON for the container-side hooks.
-    fn on_hooks(&mut self, pid: i32) -> Result<String>;
+    fn on_hooks(&mut self, pid: i32) -> Result<(String, String)>;
 }
 
 fn fork() -> Result<i32> {
@@ -99,8 +99,8 @@ fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_
                 ch.send(&Msg::MapDone)?;
             }
             Some(Msg::Hooks) => {
-                let state = parent.on_hooks(*init_pid)?;
-                ch.send(&Msg::HooksDone(state))?;
+                let (creating, created) = parent.on_hooks(*init_pid)?;
+                ch.send(&Msg::HooksDone(creating, created))?;
             }
             Some(Msg::Ready) => return Ok(()),
             Some(Msg::Error(m)) => return Err(Error::Container(m)),

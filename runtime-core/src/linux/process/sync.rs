@@ -18,8 +18,9 @@ pub enum Msg {
     /// init -> parent: mounts are done; run prestart/createRuntime hooks
     /// and send me the state for createContainer/startContainer hooks.
     Hooks,
-    /// parent -> init: hooks done; the state JSON hooks get on stdin.
-    HooksDone(String),
+    /// parent -> init: hooks done; the state JSON for createContainer
+    /// (status creating) and for startContainer (status created).
+    HooksDone(String, String),
     /// init -> parent: everything is set up; parked before exec.
     Ready,
     /// either way: a failure, with its message.
