@@ -8,7 +8,7 @@ fn main() {
     let id = Identity {
         name: "rpc-runc",
         version: env!("CARGO_PKG_VERSION"),
-        commit: option_env!("RPC_GIT_COMMIT").unwrap_or("unknown"),
+        commit: env!("RPC_GIT_COMMIT"),
         default_root: "/run/rpc-runc",
     };
     std::process::exit(cli_main(&id, &Native));

@@ -14,6 +14,7 @@ use crate::state::State;
 pub struct CreateOpts {
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
+    pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub extra_env: Vec<String>,
 }

@@ -202,6 +202,7 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         pid_file: f.pid_file,
         console_socket: f.console_socket,
         no_pivot: f.no_pivot,
+        no_new_keyring: f.no_new_keyring,
         preserve_fds: f.preserve_fds,
         console: None,
         detached,

@@ -41,6 +41,7 @@ impl Backend for Native {
             preserve_fds: opts.preserve_fds,
             extra_env: opts.extra_env,
             skip_fifo: false,
+            no_new_keyring: opts.no_new_keyring,
         };
         spawn::spawn(&spec, parent)
     }

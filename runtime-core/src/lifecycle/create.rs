@@ -20,6 +20,7 @@ pub struct CreateArgs {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
+    pub no_new_keyring: bool,
     pub preserve_fds: i32,
     /// `run` in the foreground passes its own console socket.
     pub console: Option<OwnedFd>,
@@ -110,7 +111,7 @@ pub fn create(rt: &Runtime, id: &str, a: CreateArgs) -> Result<i32> {
             extra_env.push("LISTEN_PID=1".to_string());
             preserve = preserve.max(n);
         }
-        let opts = CreateOpts { console, no_pivot: a.no_pivot, preserve_fds: preserve, extra_env };
+        let opts = CreateOpts { console, no_pivot: a.no_pivot, no_new_keyring: a.no_new_keyring, preserve_fds: preserve, extra_env };
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;
         let pid = rt.backend.create(&st, &bundle, std::os::fd::AsRawFd::as_raw_fd(&handle), dir.lock_fd(), opts, &mut rec)?;

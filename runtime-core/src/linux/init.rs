@@ -92,10 +92,15 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
     let b = spec.bundle;
     let s = &b.spec;
     let process = s.process().as_ref().ok_or_else(|| Error::Container("no process".into()))?;
-    // SAFETY: plain calls.
+    // SAFETY: plain calls. init's parent is the runtime (CLONE_PARENT):
+    // until it says Ready, a dead runtime means a dead init.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::setsid();
+    }
+    if !spec.no_new_keyring {
+        join_session_keyring(spec.id);
     }
     if b.has_ns(LinuxNamespaceType::Mount) {
         rootfs::prepare(b, userns, spec.cgroup_dirs)?;
@@ -208,8 +213,26 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
         env: env.iter().map(|a| cstring(a, "process.env")).collect::<Result<_>>()?,
         state_json,
     };
+    // From here on init outlives the runtime.
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     ch.send(&Msg::Ready)?;
     Ok(prog)
+}
+
+/// A session keyring of the container's own, so keys do not leak between
+/// containers (runc's default; `--no-new-keyring` keeps the caller's).
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let Ok(name) = CString::new(format!("_ses.{id}")) else { return };
+    // SAFETY: plain syscall with a valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            log::warn(&format!("joining a new session keyring: {e}"));
+        }
+    }
 }
 
 /// $HOME from the container's /etc/passwd.

@@ -30,6 +30,8 @@ pub struct InitSpec<'a> {
     pub extra_env: Vec<String>,
     /// Run the process without waiting on the exec fifo (exec, not create).
     pub skip_fifo: bool,
+    /// Keep the caller's session keyring (`--no-new-keyring`).
+    pub no_new_keyring: bool,
 }
 
 /// Callbacks into the lifecycle, which owns state and hooks.
@@ -53,11 +55,21 @@ fn fork() -> Result<i32> {
 /// Start the container's init; returns its pid once it is parked.
 pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
     let (mine, theirs) = Chan::pair()?;
+    // SAFETY: plain call.
+    let me = unsafe { libc::getpid() };
     let stage1 = fork()?;
     if stage1 == 0 {
         // SAFETY: closing our copy of the lock's fd.
         unsafe { libc::close(spec.lock_fd) };
         drop(mine);
+        // SAFETY: plain calls. PDEATHSIG then a parent check: no window in
+        // which a killed runtime leaves stage-1 running.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != me {
+                libc::_exit(1);
+            }
+        }
         let code = match stage_one(spec, &theirs) {
             Ok(()) => 0,
             Err(e) => {

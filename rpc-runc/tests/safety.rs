@@ -1,0 +1,194 @@
+//! Safety from day one: the container cannot reach host paths through
+//! mount destinations, leaked fds or cwd, nor the runtime binary; a
+//! runtime killed mid-create leaves what `delete --force` cleans up; fds
+//! are passed only when asked; a foreground terminal works.
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+/// CVE-2021-30465 class: a mount destination that is a symlink out of the
+/// rootfs is resolved inside it; nothing appears on the host.
+#[test]
+fn mount_destination_symlink_stays_in_rootfs() {
+    let mut t = harness!("sf-symlink-dest");
+    let host_target = t.dir.join("host-target");
+    std::os::unix::fs::symlink(&host_target, t.rootfs.join("evil")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../tmp", t.rootfs.join("up")).unwrap();
+    t.add_mount(json!({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"}));
+    t.add_mount(json!({"destination": "/up/rpct-escape-probe", "type": "tmpfs", "source": "tmpfs"}));
+    t.sh("grep -c tmpfs /proc/self/mounts >/dev/null; test -d /evil/sub && echo inside");
+    let out = t.run_ok();
+    assert!(out.contains("inside"), "{out}");
+    assert!(!host_target.exists(), "the runtime created {} on the host", host_target.display());
+    assert!(!std::path::Path::new("/tmp/rpct-escape-probe").exists(), "escaped through ../");
+    // The mount went where the symlink points *inside* the rootfs.
+    assert!(t.rootfs.join(host_target.strip_prefix("/").unwrap()).join("sub").is_dir());
+}
+
+/// CVE-2024-21626 class: a cwd through /proc/self/fd/N can never be a
+/// host directory the runtime had open.
+#[test]
+fn cwd_through_leaked_fd_is_refused() {
+    for n in 3..12 {
+        let mut t = harness!("sf-cwd-fd");
+        t.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        t.sh("ls -a . ; cat state.json 2>/dev/null; pwd");
+        let out = t.run();
+        let all = out.all_output();
+        assert!(!all.contains("ociVersion") && !all.contains("state.json") && !all.contains("exec.fifo"),
+            "fd {n}: the container saw a host directory: {all}");
+    }
+}
+
+/// No fd of the runtime reaches the container's process.
+#[test]
+fn only_stdio_reaches_the_process() {
+    let mut t = harness!("sf-fds");
+    t.sh("ls /proc/self/fd | tr '\\n' ' '");
+    let out = t.run_ok();
+    // 0 1 2 and the fd ls uses to read the directory (3).
+    let fds: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "{out}");
+}
+
+/// --preserve-fds N passes fds 3..3+N, and nothing beyond.
+#[test]
+fn preserve_fds_passes_exactly_n() {
+    let mut t = harness!("sf-preserve");
+    let f = t.dir.join("passed.txt");
+    write_file(&f, "through fd 3\n");
+    t.sh("cat <&3; ls /proc/self/fd | tr '\\n' ' '");
+    t.write_config();
+    t.track(&t.id.clone());
+    let b = t.bundle_str();
+    let mut c = t.command(&["run", "--preserve-fds", "1", "--bundle", &b, &t.id]);
+    let f1 = std::fs::File::open(&f).unwrap();
+    let f2 = std::fs::File::open(&f).unwrap();
+    use std::os::fd::AsRawFd;
+    let (a, b2) = (f1.as_raw_fd(), f2.as_raw_fd());
+    // SAFETY: dup2 in the child before exec.
+    unsafe {
+        c.pre_exec(move || {
+            // Via high fds, so dup2 never is a no-op that keeps O_CLOEXEC.
+            libc::dup2(a, 100);
+            libc::dup2(b2, 101);
+            libc::dup2(100, 3);
+            libc::dup2(101, 4);
+            libc::close(100);
+            libc::close(101);
+            Ok(())
+        });
+    }
+    let out = t.exec(c, T);
+    out.assert_ok();
+    assert!(out.stdout.contains("through fd 3"), "{}", out.describe());
+    let fds: Vec<&str> = out.stdout.lines().last().unwrap_or("").split_whitespace().collect();
+    // 0 1 2, the preserved 3, and the fd ls reads with (4): no fd 5.
+    assert_eq!(fds, ["0", "1", "2", "3", "4"], "{}", out.describe());
+}
+
+/// CVE-2019-5736 class: while init is parked (a fork of the runtime), a
+/// process sharing its pid namespace can neither read nor write the
+/// runtime binary through /proc/1/exe; after start, /proc/1/exe is the
+/// container's own program.
+#[test]
+fn runtime_binary_unreachable_through_proc_exe() {
+    if is_reference_runc() {
+        eprintln!("skip: runc parks in a re-executed copy of itself; this checks our design");
+        return;
+    }
+    let mut a = harness!("sf-exe");
+    a.args(&["sleep", "300"]);
+    a.create().assert_ok();
+    let pid = a.pid();
+    let mut b = harness!("sf-exe-b");
+    b.set_namespace(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}));
+    b.sh("cat /proc/1/exe >/dev/null 2>&1 && echo READ; echo x 2>/dev/null >> /proc/1/exe && echo WROTE; ls -l /proc/1/exe 2>&1; echo done");
+    let out = b.run_ok();
+    assert!(out.contains("done"), "{out}");
+    assert!(!out.contains("READ") && !out.contains("WROTE"), "runtime binary reachable: {out}");
+    a.start().assert_ok();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(!exe.to_string_lossy().contains("rpc-runc"), "/proc/1/exe is {}", exe.display());
+}
+
+/// A runtime killed with SIGKILL in the middle of create (here while a
+/// createRuntime hook runs) leaves nothing running, and `delete --force`
+/// removes the state directory and the cgroups.
+#[test]
+fn kill_9_mid_create_then_delete_force_cleans_up() {
+    let mut t = harness!("sf-kill9");
+    let marker = format!("rpct-kill9-hook-{}", t.id);
+    t.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 30", &marker]}]});
+    t.marked_sleep(&format!("{}-proc", t.id));
+    t.write_config();
+    t.track(&t.id.clone());
+    let b = t.bundle_str();
+    let (mut child, _, _) = t.spawn(&["create", "--bundle", &b, &t.id]);
+    assert!(wait_until(T, || !processes_with_marker(&marker).is_empty()), "hook never ran");
+    assert_eq!(t.status().as_deref(), Some("creating"));
+    let init = t.state_json()["pid"].as_i64().unwrap_or(0) as i32;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // init dies with the runtime (it was not ready yet).
+    assert!(init == 0 || wait_until(T, || !pid_alive(init)), "init {init} survived its runtime");
+    for p in processes_with_marker(&marker) {
+        // SAFETY: cleaning up the orphaned hook.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    t.delete_force().assert_ok();
+    t.assert_no_leftovers(&t.id.clone(), &format!("{}-proc", t.id));
+}
+
+/// Foreground `run` with terminal: true allocates the pty itself.
+#[test]
+fn foreground_run_with_terminal() {
+    let mut t = harness!("sf-tty");
+    t.config["process"]["terminal"] = json!(true);
+    t.sh("tty; test -t 0 && echo stdin-is-tty; exit 7");
+    t.write_config();
+    t.track(&t.id.clone());
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two fds.
+    assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    let b = t.bundle_str();
+    let mut c = t.command(&["run", "--bundle", &b, &t.id]);
+    // SAFETY: make the pty slave our stdio and controlling terminal.
+    unsafe {
+        c.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            libc::dup2(slave, 0);
+            libc::dup2(slave, 1);
+            libc::dup2(slave, 2);
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    // SAFETY: closing our copy of the slave.
+    unsafe { libc::close(slave) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + T;
+    while std::time::Instant::now() < deadline {
+        // SAFETY: reading into a valid buffer.
+        let n = unsafe { libc::read(master, buf.as_mut_ptr() as *mut _, buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    let (status, _) = wait_child(&mut child, T);
+    // SAFETY: closing the master.
+    unsafe { libc::close(master) };
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("stdin-is-tty"), "{text}");
+    assert_eq!(status.and_then(|s| s.code()), Some(7), "{text}");
+}
