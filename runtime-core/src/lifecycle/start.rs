@@ -55,9 +55,9 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
             return Err(Error::Container("cannot start a container that has stopped".into()));
         }
     }
+    // No fifo means running: no state write needed.
     let _ = std::fs::remove_file(&fifo);
     st.status = Recorded::Running;
-    dir.save(&st)?;
     if !st.hooks.poststart.is_empty() {
         let json = OciState::new(&st, Status::Running).hook_json();
         if let Err(e) = hooks::run_all("poststart", &st.hooks.poststart, &json) {
