@@ -71,7 +71,32 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
     Ok((spec, caps))
 }
 
-fn ns_name(t: LinuxNamespaceType) -> &'static str {
+/// Parse an OCI `process` object (`exec --process FILE`), with the same
+/// leniency for capability names as config.json.
+pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Process, Option<CapSets>)> {
+    let mut v: Value = serde_json::from_slice(data)
+        .map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
+    let caps = match v.get_mut("capabilities").map(Value::take) {
+        Some(Value::Null) | None => None,
+        Some(c) => Some(CapSets::from_json(&c).map_err(|(f, m)| Error::config(path, format!("capabilities.{f}"), m))?),
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.remove("capabilities");
+    }
+    let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(v).map_err(|e| {
+        let field = e.path().to_string();
+        Error::config(path, field, e.into_inner().to_string())
+    })?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::config(path, "args", "must not be empty"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::config(path, "cwd", format!("{:?} must be an absolute path", p.cwd())));
+    }
+    Ok((p, caps))
+}
+
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "mount",
         LinuxNamespaceType::Cgroup => "cgroup",

@@ -87,6 +87,60 @@ pub enum Cmd {
         keep: bool,
         id: String,
     },
+    /// Run a process in a running container.
+    Exec {
+        /// A JSON file with a full OCI process object.
+        #[arg(short = 'p', long)]
+        process: Option<PathBuf>,
+        /// Set an environment variable (KEY=value).
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// Working directory.
+        #[arg(long)]
+        cwd: Option<String>,
+        /// uid[:gid].
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        /// Additional gids.
+        #[arg(short = 'g', long = "additional-gids")]
+        additional_gids: Vec<u32>,
+        /// Add a capability.
+        #[arg(short = 'c', long = "cap")]
+        cap: Vec<String>,
+        /// Set no_new_privs.
+        #[arg(long = "no-new-privs")]
+        no_new_privs: bool,
+        /// AppArmor profile.
+        #[arg(long)]
+        apparmor: Option<String>,
+        /// SELinux label.
+        #[arg(long = "process-label")]
+        process_label: Option<String>,
+        /// Allocate a pseudo-TTY.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// Unix socket that receives the pty master.
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        /// Detach from the process.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// File to write the process's pid to.
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        /// Pass N extra fds.
+        #[arg(long = "preserve-fds", default_value_t = 0)]
+        preserve_fds: i32,
+        /// Allow exec in a paused container.
+        #[arg(long = "ignore-paused")]
+        ignore_paused: bool,
+        /// Run in a sub-cgroup (accepted; the container's cgroup is used).
+        #[arg(long)]
+        cgroup: Vec<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Output the state of a container.
     State { id: String },
     /// Send a signal to the container's init (default SIGTERM).
@@ -131,6 +185,77 @@ pub enum Cmd {
         id: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
+    },
+    /// Update the resource limits of a container.
+    Update {
+        /// LinuxResources JSON file, or "-" for stdin (the flags are then ignored).
+        #[arg(short = 'r', long)]
+        resources: Option<String>,
+        /// Block I/O weight (10 to 1000).
+        #[arg(long = "blkio-weight")]
+        blkio_weight: Option<u16>,
+        /// CPU CFS period (microseconds).
+        #[arg(long = "cpu-period")]
+        cpu_period: Option<u64>,
+        /// CPU CFS quota (microseconds), -1 for none.
+        #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+        cpu_quota: Option<i64>,
+        /// CPU CFS burst (microseconds).
+        #[arg(long = "cpu-burst")]
+        cpu_burst: Option<u64>,
+        /// CPU shares (relative weight).
+        #[arg(long = "cpu-share")]
+        cpu_share: Option<u64>,
+        /// CPU realtime period (microseconds).
+        #[arg(long = "cpu-rt-period")]
+        cpu_rt_period: Option<u64>,
+        /// CPU realtime runtime (microseconds).
+        #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
+        cpu_rt_runtime: Option<i64>,
+        /// SCHED_IDLE for the cgroup (0 or 1).
+        #[arg(long = "cpu-idle", allow_negative_numbers = true)]
+        cpu_idle: Option<i64>,
+        /// CPUs to use (e.g. 0-1).
+        #[arg(long = "cpuset-cpus")]
+        cpuset_cpus: Option<String>,
+        /// Memory nodes to use.
+        #[arg(long = "cpuset-mems")]
+        cpuset_mems: Option<String>,
+        /// Memory limit (bytes, or 512m, 1g; -1 for none).
+        #[arg(long, allow_hyphen_values = true)]
+        memory: Option<String>,
+        /// Memory reservation (soft limit).
+        #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+        memory_reservation: Option<String>,
+        /// Memory plus swap limit; -1 for unlimited swap.
+        #[arg(long = "memory-swap", allow_hyphen_values = true)]
+        memory_swap: Option<String>,
+        /// Obsolete: kernel memory limit.
+        #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+        kernel_memory: Option<String>,
+        /// Obsolete: kernel TCP buffer limit.
+        #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+        kernel_memory_tcp: Option<String>,
+        /// Maximum number of pids, -1 for none.
+        #[arg(long = "pids-limit", allow_negative_numbers = true)]
+        pids_limit: Option<i64>,
+        /// Intel RDT L3 cache schema.
+        #[arg(long = "l3-cache-schema")]
+        l3_cache_schema: Option<String>,
+        /// Intel RDT memory bandwidth schema.
+        #[arg(long = "mem-bw-schema")]
+        mem_bw_schema: Option<String>,
+        id: String,
+    },
+    /// Show container events (stats and OOM notifications).
+    Events {
+        /// Print the stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats events (Go duration, e.g. 5s).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
     },
     /// Checkpoint a container (CRIU).
     Checkpoint {
@@ -215,6 +340,27 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         Cmd::Run { f, detach, keep, id } => {
             return lifecycle::run::run(&rt, &id, create_args(f, detach), detach, keep);
         }
+        Cmd::Exec { process, env, cwd, user, additional_gids, cap, no_new_privs, apparmor, process_label, tty, console_socket, detach, pid_file, preserve_fds, ignore_paused, cgroup: _, id, command } => {
+            let a = lifecycle::exec::ExecArgs {
+                process,
+                args: command,
+                env,
+                cwd,
+                user,
+                additional_gids,
+                caps: cap,
+                no_new_privs,
+                apparmor,
+                process_label,
+                tty,
+                console_socket,
+                detach,
+                pid_file,
+                preserve_fds,
+                ignore_paused,
+            };
+            return lifecycle::exec::exec(&rt, &id, a);
+        }
         Cmd::State { id } => {
             let s = lifecycle::state::state(&rt, &id)?;
             print_json(&s)?;
@@ -265,26 +411,57 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         Cmd::Pause { id } => lifecycle::pause::pause(&rt, &id, true)?,
         Cmd::Resume { id } => lifecycle::pause::pause(&rt, &id, false)?,
         Cmd::Ps { format, id, ps_args } => {
-            crate::id::validate(&id)?;
-            let dir = rt.store.open(&id, false)?;
-            let st = dir.load()?;
-            let pids = crate::linux::cgroups::pids(&st.cgroups);
-            if format == "json" {
-                println!("{}", serde_json::to_string(&pids).unwrap_or_default());
-            } else {
-                let args = if ps_args.is_empty() { vec!["-ef".to_string()] } else { ps_args };
-                let out = std::process::Command::new("ps").args(&args).output().map_err(|e| Error::Io { context: "running ps".into(), source: e })?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                let mut lines = text.lines();
-                let head = lines.next().unwrap_or("");
-                let col = head.split_whitespace().position(|c| c == "PID").ok_or_else(|| Error::Container("ps output has no PID column".into()))?;
-                println!("{head}");
-                for l in lines {
-                    if l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
-                        println!("{l}");
-                    }
-                }
-            }
+            lifecycle::ps::ps(&rt, &id, &format, &ps_args, &mut std::io::stdout().lock())?;
+        }
+        Cmd::Update {
+            resources,
+            blkio_weight,
+            cpu_period,
+            cpu_quota,
+            cpu_burst,
+            cpu_share,
+            cpu_rt_period,
+            cpu_rt_runtime,
+            cpu_idle,
+            cpuset_cpus,
+            cpuset_mems,
+            memory,
+            memory_reservation,
+            memory_swap,
+            kernel_memory,
+            kernel_memory_tcp,
+            pids_limit,
+            l3_cache_schema,
+            mem_bw_schema,
+            id,
+        } => {
+            let f = lifecycle::update::UpdateFlags {
+                resources,
+                blkio_weight,
+                cpu_period,
+                cpu_quota,
+                cpu_burst,
+                cpu_share,
+                cpu_rt_period,
+                cpu_rt_runtime,
+                cpu_idle,
+                cpuset_cpus,
+                cpuset_mems,
+                memory,
+                memory_reservation,
+                memory_swap,
+                kernel_memory,
+                kernel_memory_tcp,
+                pids_limit,
+                l3_cache_schema,
+                mem_bw_schema,
+            };
+            let res = lifecycle::update::resources_from(&f)?;
+            lifecycle::update::update(&rt, &id, &res)?;
+        }
+        Cmd::Events { stats, interval, id } => {
+            let every = lifecycle::events::parse_duration(&interval)?;
+            lifecycle::events::events(&rt, &id, stats, every, &mut std::io::stdout().lock())?;
         }
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => {
             return Err(Error::Unsupported("checkpoint/restore (CRIU)".into()));

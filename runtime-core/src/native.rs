@@ -30,9 +30,13 @@ impl Backend for Native {
                 .collect();
             cgroups::resources::apply(&st.cgroups, r, &extra)?;
         }
+        let process = bundle.spec.process().as_ref().ok_or_else(|| Error::Container("config.json has no process".into()))?;
         let spec = spawn::InitSpec {
             id: &st.id,
             bundle,
+            process,
+            caps: bundle.caps.as_ref(),
+            exec: None,
             state_dir_fd,
             lock_fd,
             cgroup_dirs: &st.cgroups,
@@ -46,11 +50,52 @@ impl Backend for Native {
         spawn::spawn(&spec, parent)
     }
 
+    fn exec(&self, st: &State, bundle: &Bundle, process: &oci_spec::runtime::Process, caps: Option<&crate::linux::caps::CapSets>, opts: CreateOpts, parent: &mut dyn spawn::Parent) -> Result<i32> {
+        let init = st.init.ok_or(Error::NotRunning)?;
+        // Join every namespace the container has, through its init.
+        let mut namespaces = Vec::new();
+        for n in bundle.namespaces() {
+            let name = match n.typ() {
+                oci_spec::runtime::LinuxNamespaceType::Mount => "mnt",
+                oci_spec::runtime::LinuxNamespaceType::Network => "net",
+                t => crate::bundle::ns_name(t),
+            };
+            let path = std::path::PathBuf::from(format!("/proc/{}/ns/{name}", init.pid));
+            let mut ns = n.clone();
+            ns.set_path(Some(path));
+            namespaces.push(ns);
+        }
+        if !process::alive(init.pid, init.start_time) {
+            return Err(Error::Container("cannot exec in a stopped container".into()));
+        }
+        let spec = spawn::InitSpec {
+            id: &st.id,
+            bundle,
+            process,
+            caps,
+            exec: Some(spawn::ExecTarget { namespaces }),
+            state_dir_fd: -1,
+            lock_fd: -1,
+            cgroup_dirs: &st.cgroups,
+            console: opts.console,
+            no_pivot: false,
+            preserve_fds: opts.preserve_fds,
+            extra_env: opts.extra_env,
+            skip_fifo: true,
+            no_new_keyring: true,
+        };
+        spawn::spawn(&spec, parent)
+    }
+
     fn signal(&self, st: &State, sig: i32, all: bool) -> Result<()> {
         if all {
             // Freeze so nothing forks away while we signal, as runc does.
             let frozen = cgroups::freeze(&st.cgroups, true).is_ok();
-            cgroups::signal_all(&st.cgroups, sig);
+            if sig == libc::SIGKILL {
+                cgroups::kill_all(&st.cgroups);
+            } else {
+                cgroups::signal_all(&st.cgroups, sig);
+            }
             if frozen {
                 let _ = cgroups::freeze(&st.cgroups, false);
             }

@@ -14,12 +14,16 @@ use crate::state::{Recorded, State, Store};
 
 pub mod create;
 pub mod delete;
+pub mod events;
+pub mod exec;
 pub mod kill;
 pub mod list;
 pub mod pause;
+pub mod ps;
 pub mod run;
 pub mod start;
 pub mod state;
+pub mod update;
 
 pub const OCI_VERSION: &str = "1.2.0";
 

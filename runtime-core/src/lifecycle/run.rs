@@ -16,7 +16,7 @@ use crate::linux::tty;
 
 /// Block every signal we forward, before the container can exit: a
 /// SIGCHLD delivered before we wait would otherwise be lost.
-fn block_all() -> Result<SigSet> {
+pub fn block_all() -> Result<SigSet> {
     let mut set = SigSet::all();
     for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS] {
         set.remove(s);
@@ -106,7 +106,7 @@ fn copy(from: i32, to: i32) -> bool {
 }
 
 /// Forward signals (and terminal I/O) until `pid` exits; its status.
-fn forward(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
+pub fn forward(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
     let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::Sys { context: "signalfd".into(), source: e })?;
     let _raw = match master {
         Some(m) => {

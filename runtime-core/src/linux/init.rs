@@ -89,16 +89,33 @@ pub fn lookup(arg0: &str, path_var: &str) -> Result<PathBuf> {
 }
 
 fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
-    let b = spec.bundle;
-    let s = &b.spec;
-    let process = s.process().as_ref().ok_or_else(|| Error::Container("no process".into()))?;
-    // SAFETY: plain calls. init's parent is the runtime (CLONE_PARENT):
-    // until it says Ready, a dead runtime means a dead init.
+    // SAFETY: plain calls. Our parent is the runtime (CLONE_PARENT):
+    // until it says Ready, a dead runtime means a dead process.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::setsid();
     }
+    let state_json = match spec.exec {
+        None => container(spec, ch, userns)?,
+        Some(_) => {
+            if let Some(sock) = spec.console.as_ref() {
+                let size = spec.process.console_size().map(|b| (b.height() as u16, b.width() as u16));
+                tty::setup_console(sock.as_raw_fd(), size, false)?;
+            }
+            String::new()
+        }
+    };
+    finish(spec, ch, userns, state_json)
+}
+
+/// The container's own setup (create only): rootfs, hooks, pivot_root,
+/// sysctl, masked/read-only paths, hostname, console, oom_score_adj.
+/// Returns the state JSON for startContainer hooks.
+fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
+    let b = spec.bundle;
+    let s = &b.spec;
+    let process = spec.process;
     if !spec.no_new_keyring {
         join_session_keyring(spec.id);
     }
@@ -148,13 +165,20 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
     }
     if let Some(sock) = spec.console.as_ref() {
         let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(sock.as_raw_fd(), size)?;
+        tty::setup_console(sock.as_raw_fd(), size, true)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
             Error::Container(format!("process.oomScoreAdj {adj}: {e}{}", if adj < 0 { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" }))
         })?;
     }
+    Ok(state_json)
+}
+
+/// What create and exec share: rlimits, labels, user, capabilities,
+/// no_new_privs, umask, cwd, and the program lookup.
+fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Result<Prog> {
+    let process = spec.process;
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     lsm::apply(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
     // The environment and the program.
@@ -168,7 +192,7 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
     let args = process.args().as_deref().unwrap_or(&[]);
     // Capabilities and user: bounding set first (needs CAP_SETPCAP), keep
     // the permitted set across setuid, then the final sets.
-    if let Some(c) = &b.caps {
+    if let Some(c) = spec.caps {
         c.apply_bounding()?;
     }
     // SAFETY: plain prctl.
@@ -181,7 +205,7 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
     nix::unistd::setresuid(user.uid().into(), user.uid().into(), user.uid().into()).with_ctx(|| format!("process.user.uid {}", user.uid()))?;
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    match &b.caps {
+    match spec.caps {
         Some(c) => c.apply_final()?,
         None => {
             if user.uid() != 0 {
@@ -263,7 +287,7 @@ fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
             libc::close(spec.state_dir_fd);
         }
     }
-    let start_hooks = hooks::list(&spec.bundle.spec, "startContainer");
+    let start_hooks = if spec.exec.is_some() { &[][..] } else { hooks::list(&spec.bundle.spec, "startContainer") };
     if !start_hooks.is_empty() {
         if let Err(e) = hooks::run_all("startContainer", start_hooks, prog.state_json.as_bytes()) {
             return e;

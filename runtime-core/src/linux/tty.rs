@@ -41,7 +41,7 @@ pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
 /// Inside the container, after pivot_root: make a pty, send its master,
 /// make the slave our stdio and controlling terminal, and bind it over
 /// /dev/console.
-pub fn setup_console(sock: RawFd, size: Option<(u16, u16)>) -> Result<()> {
+pub fn setup_console(sock: RawFd, size: Option<(u16, u16)>, dev_console: bool) -> Result<()> {
     // SAFETY: plain libc calls on fds we own.
     unsafe {
         let master = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
@@ -67,12 +67,14 @@ pub fn setup_console(sock: RawFd, size: Option<(u16, u16)>) -> Result<()> {
         }
         let slave = OwnedFd::from_raw_fd(slave);
         // /dev/console -> the pty (a bind mount, as runc does).
-        let console = Path::new("/dev/console");
-        if !console.exists() {
-            let _ = std::fs::File::create(console);
+        if dev_console {
+            let console = Path::new("/dev/console");
+            if !console.exists() {
+                let _ = std::fs::File::create(console);
+            }
+            let sp = std::path::PathBuf::from(slave_path.to_string_lossy().into_owned());
+            crate::linux::mounts::mount(Some(&sp), console, None, nix::mount::MsFlags::MS_BIND, None)?;
         }
-        let sp = std::path::PathBuf::from(slave_path.to_string_lossy().into_owned());
-        crate::linux::mounts::mount(Some(&sp), console, None, nix::mount::MsFlags::MS_BIND, None)?;
         send_fd(sock, master.as_raw_fd(), "/dev/ptmx")?;
         drop(master);
         for fd in 0..3 {

@@ -12,10 +12,21 @@ use crate::error::{Error, Result};
 use crate::linux::process::sync::{Chan, Msg};
 use crate::linux::{cgroups, init, namespaces};
 
+/// `exec`: join a running container instead of making one.
+pub struct ExecTarget {
+    /// The container's namespaces, as /proc/<init>/ns/<type> paths.
+    pub namespaces: Vec<oci_spec::runtime::LinuxNamespace>,
+}
+
 /// What the container side needs; copied into the children by fork.
 pub struct InitSpec<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
+    /// The process to run: the bundle's, or the one `exec` was given.
+    pub process: &'a oci_spec::runtime::Process,
+    pub caps: Option<&'a crate::linux::caps::CapSets>,
+    /// Set for `exec`.
+    pub exec: Option<ExecTarget>,
     /// The locked state directory (the exec fifo lives there).
     pub state_dir_fd: RawFd,
     /// The state lock's fd, closed first thing in the children.
@@ -127,7 +138,10 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
     // SAFETY: prctl with plain arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     cgroups::join(spec.cgroup_dirs, 0)?;
-    let nss = spec.bundle.namespaces();
+    let nss = match &spec.exec {
+        Some(x) => &x.namespaces[..],
+        None => spec.bundle.namespaces(),
+    };
     let joins = namespaces::open_paths(nss)?;
     namespaces::join(&joins)?;
     let mut flags = namespaces::new_flags(nss);
@@ -144,7 +158,7 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
     nix::sched::unshare(flags).map_err(|e| Error::Sys { context: format!("unshare {flags:?}"), source: e })?;
-    if flags.bits() & 0x80 != 0 {
+    if flags.bits() & 0x80 != 0 && spec.exec.is_none() {
         if let Some(offs) = spec.bundle.spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) {
             let mut text = String::new();
             for (clock, o) in offs {
@@ -159,7 +173,7 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
         return Err(Error::Io { context: "clone init".into(), source: std::io::Error::last_os_error() });
     }
     if pid == 0 {
-        let userns = spec.bundle.has_ns(LinuxNamespaceType::User);
+        let userns = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User);
         init::run(spec, ch, userns);
     }
     ch.send(&Msg::Pid(pid as i32))?;

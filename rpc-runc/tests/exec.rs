@@ -1,0 +1,161 @@
+//! `exec`: joins every namespace and the cgroup of the container, applies
+//! the process settings, returns the status; `--detach --pid-file` leaves
+//! the process to the caller's subreaper.
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+fn running(name: &str) -> Option<Harness> {
+    let mut t = Harness::new(name)?;
+    t.args(&["sleep", "300"]);
+    t.run_detached().assert_ok();
+    Some(t)
+}
+
+#[test]
+fn exec_joins_every_namespace() {
+    let Some(t) = running("ex-ns") else { return };
+    let pid = t.pid();
+    let out = t.rt(&["exec", &t.id, "sh", "-c", "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done"]);
+    out.assert_ok();
+    let inside: Vec<&str> = out.stdout.lines().collect();
+    for (i, n) in ["mnt", "pid", "net", "ipc", "uts", "cgroup"].iter().enumerate() {
+        assert_eq!(inside.get(i).copied().unwrap_or(""), pid_ns(pid, n), "{n}: {}", out.describe());
+    }
+}
+
+#[test]
+fn exec_joins_the_cgroup_and_sees_container_root() {
+    let Some(t) = running("ex-cg") else { return };
+    let pid = t.pid();
+    let out = t.rt(&["exec", &t.id, "sh", "-c", "cat /proc/self/cgroup | grep memory; ls /"]);
+    out.assert_ok();
+    let host = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mem = host.lines().find(|l| l.contains(":memory:")).unwrap();
+    // With a cgroup namespace both read "/"; the line must match init's.
+    let theirs = out.stdout.lines().find(|l| l.contains(":memory:")).unwrap_or("");
+    assert!(!theirs.is_empty(), "{}", out.describe());
+    assert!(mem.ends_with(theirs.rsplit(':').next().unwrap()) || theirs.ends_with(":/"), "{theirs} vs {mem}");
+    assert!(out.stdout.contains("bin") && out.stdout.contains("proc"), "{}", out.describe());
+}
+
+#[test]
+fn exec_exit_status_passes_through() {
+    let Some(t) = running("ex-status") else { return };
+    assert_eq!(t.rt(&["exec", &t.id, "sh", "-c", "exit 42"]).code(), 42);
+    assert_eq!(t.rt(&["exec", &t.id, "sh", "-c", "kill -9 $$"]).code(), 137);
+}
+
+#[test]
+fn exec_flags_env_cwd_user() {
+    let Some(t) = running("ex-flags") else { return };
+    let out = t.rt(&["exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1001", "--additional-gids", "7", &t.id, "sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G"]);
+    out.assert_ok();
+    let l: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(l, ["bar", "/tmp", "1000", "1001", "1001 7"], "{}", out.describe());
+}
+
+#[test]
+fn exec_process_json_overrides_args() {
+    let Some(t) = running("ex-process") else { return };
+    let p = t.dir.join("process.json");
+    write_file(&p, &json!({
+        "args": ["sh", "-c", "echo from-json $X; grep NoNewPrivs /proc/self/status; ulimit -n"],
+        "env": ["PATH=/bin", "X=y"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "noNewPrivileges": true,
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}],
+        "capabilities": {"bounding": ["CAP_KILL", "CAP_NOT_REAL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+    }).to_string());
+    let out = t.rt(&["exec", "--process", p.to_str().unwrap(), &t.id, "ignored-arg"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("from-json y"), "{}", out.describe());
+    assert!(out.stdout.contains("NoNewPrivs:\t1"), "{}", out.describe());
+    assert!(out.stdout.trim_end().ends_with("256"), "{}", out.describe());
+}
+
+#[test]
+fn exec_cap_flag_adds_a_capability() {
+    let Some(t) = running("ex-cap") else { return };
+    let out = t.rt(&["exec", "--cap", "CAP_SYS_ADMIN", &t.id, "grep", "CapEff", "/proc/self/status"]);
+    out.assert_ok();
+    let eff = parse_hex(out.stdout.split_whitespace().nth(1).unwrap_or("0"));
+    assert!(eff & (1 << 21) != 0, "CAP_SYS_ADMIN missing: {}", out.describe());
+}
+
+#[test]
+fn exec_detached_writes_pid_file_and_is_in_the_container() {
+    let Some(t) = running("ex-detach") else { return };
+    let pf = t.dir.join("exec.pid");
+    let out = t.rt(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &t.id, "sleep", "200"]);
+    out.assert_ok();
+    let pid: i32 = std::fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
+    assert!(pid_alive(pid));
+    assert_eq!(pid_ns(pid, "pid"), pid_ns(t.pid(), "pid"));
+    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmd.starts_with("sleep\0200"), "{cmd:?}");
+    // No helper of ours in between: the process's parent is gone or is
+    // whoever reaps orphans, never a runtime process.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    let pcmd = std::fs::read_to_string(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    assert!(!pcmd.contains("rpc-runc") && !pcmd.contains("runc\0"), "parent {ppid} is {pcmd:?}");
+}
+
+#[test]
+fn exec_many_concurrent() {
+    let Some(t) = running("ex-many") else { return };
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            let mut c = t.command(&["exec", &t.id, "sh", "-c", &format!("echo n{i}")]);
+            c.stdout(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let o = h.wait_with_output().unwrap();
+        assert!(o.status.success());
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("n{i}"));
+    }
+}
+
+#[test]
+fn exec_into_stopped_or_paused_or_unknown_fails() {
+    let Some(t) = running("ex-bad") else { return };
+    t.rt(&["pause", &t.id]).assert_ok();
+    let out = t.rt(&["exec", &t.id, "true"]);
+    assert!(!out.ok() && contains_ci(&out.stderr, "paused"), "{}", out.describe());
+    t.rt(&["resume", &t.id]).assert_ok();
+    t.kill("KILL").assert_ok();
+    assert!(t.wait_status("stopped", T));
+    let out = t.rt(&["exec", &t.id, "true"]);
+    assert!(!out.ok() && contains_ci(&out.stderr, "stopped"), "{}", out.describe());
+    let out = t.rt(&["exec", "no-such-container", "true"]);
+    assert!(!out.ok() && contains_ci(&out.stderr, "does not exist"), "{}", out.describe());
+    let out = t.rt(&["exec", &t.id]);
+    assert!(!out.ok());
+}
+
+#[test]
+fn exec_bad_process_json_fails_clearly() {
+    let Some(t) = running("ex-badjson") else { return };
+    let p = t.dir.join("process.json");
+    write_file(&p, "{\"args\": [\"true\"], \"cwd\": \"/\", \"user\": {\"uid\": \"zero\"}}");
+    let out = t.rt(&["exec", "--process", p.to_str().unwrap(), &t.id]);
+    assert!(!out.ok() && out.stderr.contains("user.uid"), "{}", out.describe());
+    write_file(&p, "{not json");
+    let out = t.rt(&["exec", "--process", p.to_str().unwrap(), &t.id]);
+    assert!(!out.ok() && out.stderr.contains("line 1"), "{}", out.describe());
+    assert_eq!(t.status().as_deref(), Some("running"));
+}
+
+#[test]
+fn exec_not_found_in_path() {
+    let Some(t) = running("ex-notfound") else { return };
+    let out = t.rt(&["exec", &t.id, "no-such-binary"]);
+    assert!(!out.ok() && contains_ci(&out.stderr, "executable file not found"), "{}", out.describe());
+}

@@ -1,0 +1,160 @@
+//! `exec`: run another process in a running container, as runc does. The
+//! process is the container's (from the bundle), overridden by the flags,
+//! or a whole OCI `process` object from `--process` (then the flags that
+//! describe the process are ignored). With `--detach` the process is left
+//! to the caller's subreaper and the pid file is written before we exit.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use super::{Runtime, Status};
+use crate::backend::CreateOpts;
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::linux::caps::CapSets;
+use crate::linux::process::spawn::Parent;
+use crate::linux::tty;
+use crate::state;
+
+#[derive(Default)]
+pub struct ExecArgs {
+    pub process: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub ignore_paused: bool,
+}
+
+struct NoHooks;
+
+impl Parent for NoHooks {
+    fn on_pid(&mut self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+    fn on_hooks(&mut self, _pid: i32) -> Result<(String, String)> {
+        Err(Error::Container("exec runs no hooks".into()))
+    }
+}
+
+/// The process to run and its capabilities.
+fn build(b: &Bundle, a: &ExecArgs) -> Result<(oci_spec::runtime::Process, Option<CapSets>)> {
+    if let Some(p) = &a.process {
+        let data = std::fs::read(p).map_err(|e| Error::Io { context: format!("--process {}", p.display()), source: e })?;
+        return crate::bundle::parse_process(p, &data);
+    }
+    let mut p = b.spec.process().clone().ok_or_else(|| Error::Container("the container's config.json has no process".into()))?;
+    let mut caps = b.caps.clone();
+    if a.args.is_empty() {
+        return Err(Error::Usage("exec needs a command (or --process)".into()));
+    }
+    p.set_args(Some(a.args.clone()));
+    p.set_terminal(Some(a.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &a.env {
+        if !e.contains('=') {
+            return Err(Error::Usage(format!("--env {e:?}: not of the form KEY=value")));
+        }
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(c) = &a.cwd {
+        p.set_cwd(PathBuf::from(c));
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        let uid: u32 = uid.parse().map_err(|_| Error::Usage(format!("--user {u:?}: expected uid[:gid] as numbers")))?;
+        p.user_mut().set_uid(uid);
+        if let Some(g) = gid {
+            let gid: u32 = g.parse().map_err(|_| Error::Usage(format!("--user {u:?}: expected uid[:gid] as numbers")))?;
+            p.user_mut().set_gid(gid);
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        p.user_mut().set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(x) = &a.apparmor {
+        p.set_apparmor_profile(Some(x.clone()));
+    }
+    if let Some(x) = &a.process_label {
+        p.set_selinux_label(Some(x.clone()));
+    }
+    if !a.caps.is_empty() {
+        // --cap adds to every set but ambient, as runc does.
+        let extra = CapSets::names(&a.caps)?;
+        let c = caps.get_or_insert_with(CapSets::default);
+        for set in [&mut c.bounding, &mut c.effective, &mut c.permitted, &mut c.inheritable] {
+            for x in &extra {
+                if !set.contains(x) {
+                    set.push(*x);
+                }
+            }
+        }
+    }
+    Ok((p, caps))
+}
+
+/// Returns the exit code: 0 when detached, the process's status otherwise.
+pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
+    crate::id::validate(id)?;
+    let dir = rt.store.open(id, false)?;
+    let st = dir.load()?;
+    drop(dir);
+    match rt.status(&st, false) {
+        Status::Stopped => return Err(Error::Container("cannot exec in a stopped container".into())),
+        Status::Paused if !a.ignore_paused => return Err(Error::Container("cannot exec in a paused container (use --ignore-paused)".into())),
+        Status::Creating => return Err(Error::Container("cannot exec in a container that is being created".into())),
+        _ => {}
+    }
+    let bundle = Bundle::load(&st.bundle)?;
+    let (process, caps) = build(&bundle, &a)?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && a.detach && a.console_socket.is_none() {
+        return Err(Error::Usage("cannot allocate tty if runc will detach without setting console socket".into()));
+    }
+    if !terminal && a.console_socket.is_some() {
+        return Err(Error::Usage("cannot use console socket if runc will not detach or allocate tty".into()));
+    }
+    let set = if a.detach { None } else { Some(super::run::block_all()?) };
+    let mut ours: Option<OwnedFd> = None;
+    let console = match (&a.console_socket, terminal) {
+        (Some(p), true) => Some(tty::connect(p)?),
+        (None, true) => {
+            let (x, y) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::Io { context: "socketpair".into(), source: e })?;
+            ours = Some(OwnedFd::from(x));
+            Some(OwnedFd::from(y))
+        }
+        _ => None,
+    };
+    let opts = CreateOpts { console, no_pivot: false, no_new_keyring: true, preserve_fds: a.preserve_fds, extra_env: vec![] };
+    let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), opts, &mut NoHooks)?;
+    let master = match ours {
+        Some(sock) => Some(tty::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    if let Some(pf) = &a.pid_file {
+        state::write_atomic(pf, pid.to_string().as_bytes())?;
+    }
+    match set {
+        None => Ok(0),
+        Some(set) => super::run::forward(pid, &set, master.as_ref()),
+    }
+}
