@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 BUNDLE ?= /tmp/rpc-demo-bundle
-APT_PACKAGES = busybox-static runc crun python3
+APT_PACKAGES = busybox-static libseccomp-dev runc crun python3
 
 .PHONY: all build deps run test unit bench conformance fmt clippy clean
 

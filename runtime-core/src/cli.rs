@@ -257,6 +257,8 @@ pub enum Cmd {
         interval: String,
         id: String,
     },
+    /// Print the OCI runtime features JSON.
+    Features,
     /// Checkpoint a container (CRIU).
     Checkpoint {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -463,6 +465,7 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
             let every = lifecycle::events::parse_duration(&interval)?;
             lifecycle::events::events(&rt, &id, stats, every, &mut std::io::stdout().lock())?;
         }
+        Cmd::Features => print_json(&crate::features::features())?,
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => {
             return Err(Error::Unsupported("checkpoint/restore (CRIU)".into()));
         }

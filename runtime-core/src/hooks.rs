@@ -40,6 +40,25 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<
     Ok(())
 }
 
+/// Run every hook even when one fails, logging failures as warnings: the
+/// spec's rule for poststart and poststop.
+pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state_json: &[u8]) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run(kind, i, h, state_json) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+}
+
+/// Hooks run in the container's namespaces see the pid as the container
+/// does (1 with a private pid namespace).
+pub fn with_own_pid(state_json: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(state_json) else { return state_json.to_string() };
+    // SAFETY: plain call.
+    v["pid"] = serde_json::json!(unsafe { libc::getpid() });
+    v.to_string()
+}
+
 /// Run one hook. Its stdout and stderr are collected (not inherited: a
 /// hook that daemonises must not keep the caller's stdio open) and shown
 /// on failure.

@@ -17,21 +17,16 @@ impl Backend for Native {
 
     fn create(&self, st: &State, bundle: &Bundle, state_dir_fd: i32, lock_fd: i32, opts: CreateOpts, parent: &mut dyn spawn::Parent) -> Result<i32> {
         cgroups::create(&st.cgroups)?;
-        if let Some(r) = bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            let extra: Vec<(char, i64, i64)> = bundle
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.devices().as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|d| crate::linux::devices::from_spec(d).ok())
-                .map(|d| (d.kind, d.major, d.minor))
-                .collect();
-            cgroups::resources::apply(&st.cgroups, r, &extra)?;
-        }
+        // Resources, and always the device rules: deny by default plus the
+        // default allow list. linux.devices entries are not implicitly
+        // allowed (as with runc): the config's rules decide.
+        let r = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
+        cgroups::resources::apply(&st.cgroups, &r, &[])?;
         let process = bundle.spec.process().as_ref().ok_or_else(|| Error::Container("config.json has no process".into()))?;
+        let (seccomp, listener) = compile_seccomp(bundle)?;
         let spec = spawn::InitSpec {
+            seccomp: seccomp.as_ref(),
+            seccomp_listener: listener,
             id: &st.id,
             bundle,
             process,
@@ -68,7 +63,10 @@ impl Backend for Native {
         if !process::alive(init.pid, init.start_time) {
             return Err(Error::Container("cannot exec in a stopped container".into()));
         }
+        let (seccomp, listener) = compile_seccomp(bundle)?;
         let spec = spawn::InitSpec {
+            seccomp: seccomp.as_ref(),
+            seccomp_listener: listener,
             id: &st.id,
             bundle,
             process,
@@ -137,4 +135,20 @@ impl Backend for Native {
     fn paused(&self, st: &State) -> bool {
         cgroups::is_frozen(&st.cgroups)
     }
+}
+
+/// Compile the bundle's seccomp profile (in the runtime, before fork) and
+/// connect to its agent when it has NOTIFY actions.
+fn compile_seccomp(bundle: &Bundle) -> Result<(Option<crate::linux::seccomp::Program>, Option<std::os::fd::OwnedFd>)> {
+    let Some(s) = bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok((None, None)) };
+    let p = crate::linux::seccomp::compile(s)?;
+    let listener = match (&p.listener_path, p.notify) {
+        (Some(path), true) => {
+            let sock = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| Error::Io { context: format!("linux.seccomp.listenerPath {path}"), source: e })?;
+            Some(std::os::fd::OwnedFd::from(sock))
+        }
+        _ => None,
+    };
+    Ok((Some(p), listener))
 }

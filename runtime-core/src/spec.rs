@@ -35,6 +35,7 @@ pub fn default_spec(rootless: bool) -> Value {
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });
+    v["linux"]["seccomp"] = crate::linux::seccomp_profile::default_profile(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     if rootless {
         // SAFETY: plain calls.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };

@@ -1038,3 +1038,62 @@ pub fn write_file(p: &Path, content: &str) {
     let mut f = fs::File::create(p).unwrap();
     f.write_all(content.as_bytes()).unwrap();
 }
+
+// ----- cgroup helpers (tests/cgroups.rs) -----
+
+/// The host directory of `pid`'s cgroup in the v1 hierarchy holding
+/// `controller` (or the unified tree for `""`), from /proc/PID/cgroup.
+pub fn host_cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    for line in text.lines() {
+        let mut it = line.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        if hit {
+            let mount = if controller.is_empty() {
+                "unified".to_string()
+            } else {
+                ctrls.split(',').map(|c| c.trim_start_matches("name=")).collect::<Vec<_>>().join(",")
+            };
+            return Some(Path::new("/sys/fs/cgroup").join(mount).join(path.trim_start_matches('/')));
+        }
+    }
+    None
+}
+
+/// Trimmed content of a file in `pid`'s cgroup for `controller`.
+pub fn cg_read(pid: i32, controller: &str, file: &str) -> String {
+    host_cgroup_dir(pid, controller)
+        .and_then(|d| fs::read_to_string(d.join(file)).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Harness {
+    /// A private cgroup namespace with /sys/fs/cgroup mounted (read-only
+    /// unless `rw`): the container sees its own cgroups at the root.
+    pub fn cgroupns(&mut self, rw: bool) -> &mut Self {
+        self.set_namespace(json!({"type": "cgroup"}));
+        let opts = if rw {
+            json!(["nosuid", "noexec", "nodev", "relatime", "rw"])
+        } else {
+            json!(["nosuid", "noexec", "nodev", "relatime", "ro"])
+        };
+        for m in self.config["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/sys/fs/cgroup" {
+                m["options"] = opts.clone();
+            }
+        }
+        self
+    }
+
+    /// Set `linux.resources.KEY`.
+    pub fn resource(&mut self, key: &str, v: Value) -> &mut Self {
+        self.config["linux"]["resources"][key] = v;
+        self
+    }
+}

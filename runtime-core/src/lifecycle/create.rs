@@ -81,6 +81,12 @@ pub fn create(rt: &Runtime, id: &str, a: CreateArgs) -> Result<i32> {
         _ => None,
     };
     let dir = rt.store.create(id)?;
+    // A cgroup already holding processes is not ours to take (nor to
+    // clean up): refuse before its paths are recorded.
+    if let Err(e) = cgroups::check_reusable(&cgroup_dirs) {
+        let _ = dir.destroy();
+        return Err(e);
+    }
     let st = State {
         id: id.to_string(),
         backend: rt.backend.name().to_string(),

@@ -8,7 +8,6 @@ use super::{OciState, Runtime, Status};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::linux::probe;
-use crate::log;
 use crate::state::State;
 
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
@@ -43,9 +42,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     rt.backend.destroy(&st)?;
     if !st.hooks.poststop.is_empty() {
         let json = OciState::new(&st, Status::Stopped).hook_json();
-        if let Err(e) = hooks::run_all("poststop", &st.hooks.poststop, &json) {
-            log::warn(&e.to_string());
-        }
+        hooks::run_all_warn("poststop", &st.hooks.poststop, &json);
     }
     dir.destroy()
 }

@@ -107,6 +107,9 @@ fn copy(from: i32, to: i32) -> bool {
 
 /// Forward signals (and terminal I/O) until `pid` exits; its status.
 pub fn forward(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
+    if pid <= 0 {
+        return Err(Error::Container(format!("internal error: no process to wait for (pid {pid})")));
+    }
     let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::Sys { context: "signalfd".into(), source: e })?;
     let _raw = match master {
         Some(m) => {
@@ -160,10 +163,11 @@ pub fn forward(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> 
                         }
                     }
                     libc::SIGURG => {}
-                    _ => {
-                        // SAFETY: plain syscall.
+                    _ if pid > 0 => {
+                        // SAFETY: plain syscall; pid > 0 (never a group).
                         unsafe { libc::kill(pid, sig) };
                     }
+                    _ => {}
                 }
             }
         }

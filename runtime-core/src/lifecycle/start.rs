@@ -9,7 +9,6 @@ use super::{OciState, Runtime, Status};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::linux::probe;
-use crate::log;
 use crate::state::Recorded;
 
 pub fn start(rt: &Runtime, id: &str) -> Result<()> {
@@ -60,10 +59,8 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     st.status = Recorded::Running;
     if !st.hooks.poststart.is_empty() {
         let json = OciState::new(&st, Status::Running).hook_json();
-        if let Err(e) = hooks::run_all("poststart", &st.hooks.poststart, &json) {
-            // The spec: a failing poststart hook is logged, the lifecycle goes on.
-            log::warn(&e.to_string());
-        }
+        // The spec: a failing poststart hook is logged, the others still run.
+        hooks::run_all_warn("poststart", &st.hooks.poststart, &json);
     }
     Ok(())
 }

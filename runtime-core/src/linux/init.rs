@@ -13,7 +13,7 @@ use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::linux::process::spawn::InitSpec;
 use crate::linux::process::sync::{Chan, Msg};
-use crate::linux::{lsm, probe, rlimits, rootfs, sysctl, tty};
+use crate::linux::{lsm, probe, rlimits, rootfs, seccomp, sysctl, tty};
 use crate::log;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -122,7 +122,8 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
     if b.has_ns(LinuxNamespaceType::Mount) {
         rootfs::prepare(b, userns, spec.cgroup_dirs)?;
     }
-    let needs_state = !hooks::list(s, "prestart").is_empty()
+    let needs_state = spec.seccomp.is_some_and(|p| p.notify)
+        || !hooks::list(s, "prestart").is_empty()
         || !hooks::list(s, "createRuntime").is_empty()
         || !hooks::list(s, "createContainer").is_empty()
         || !hooks::list(s, "startContainer").is_empty();
@@ -131,8 +132,8 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
         ch.send(&Msg::Hooks)?;
         match ch.recv()? {
             Some(Msg::HooksDone(creating, created)) => {
-                hooks::run_all("createContainer", hooks::list(s, "createContainer"), creating.as_bytes())?;
-                state_json = created;
+                hooks::run_all("createContainer", hooks::list(s, "createContainer"), hooks::with_own_pid(&creating).as_bytes())?;
+                state_json = hooks::with_own_pid(&created);
             }
             _ => return Err(Error::Container("the runtime stopped while hooks ran".into())),
         }
@@ -180,6 +181,14 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
 fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Result<Prog> {
     let process = spec.process;
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let mut listener = None;
+    if let (Some(p), false) = (spec.seccomp, nnp) {
+        // Without no_new_privs, installing needs CAP_SYS_ADMIN: do it
+        // before the capabilities and the user change.
+        reset_signals();
+        listener = seccomp::install(p)?;
+    }
     lsm::apply(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
     // The environment and the program.
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
@@ -237,9 +246,25 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
         env: env.iter().map(|a| cstring(a, "process.env")).collect::<Result<_>>()?,
         state_json,
     };
+    if spec.exec.is_none() {
+        if let Some(p) = spec.bundle.spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+            set_personality(p)?;
+        }
+    }
     // From here on init outlives the runtime.
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    reset_signals();
+    if let (Some(p), true) = (spec.seccomp, nnp) {
+        // With no_new_privs: as late as we can still report an error.
+        listener = seccomp::install(p)?;
+    }
+    if let (Some(fd), Some(p)) = (listener, spec.seccomp) {
+        let sock = spec.seccomp_listener.as_ref().ok_or_else(|| Error::Container("linux.seccomp.listenerPath: not connected".into()))?;
+        let st = prog_state(&prog.state_json);
+        let pid = serde_json::from_str::<serde_json::Value>(&st).ok().and_then(|v| v["pid"].as_i64()).unwrap_or(0) as i32;
+        seccomp::send_listener(sock.as_raw_fd(), fd.as_raw_fd(), p, &st, pid)?;
+    }
     ch.send(&Msg::Ready)?;
     Ok(prog)
 }
@@ -256,6 +281,47 @@ fn join_session_keyring(id: &str) {
         if e.raw_os_error() != Some(libc::ENOSYS) {
             log::warn(&format!("joining a new session keyring: {e}"));
         }
+    }
+}
+
+/// linux.personality: the execution domain (LINUX or LINUX32).
+fn set_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let dom: libc::c_ulong = match p.domain() {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    };
+    // SAFETY: plain syscall.
+    if unsafe { libc::personality(dom) } < 0 {
+        return Err(Error::Io { context: format!("linux.personality {:?}", p.domain()), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// Default dispositions and an empty mask for the program (the runtime
+/// ignores SIGPIPE and `run` blocks signals; both are inherited by exec).
+/// Done before seccomp is installed, so profiles need not allow it.
+fn reset_signals() {
+    // SAFETY: plain signal calls.
+    unsafe {
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The state the seccomp agent receives (the created state from the
+/// runtime; empty for exec).
+fn prog_state(state_json: &str) -> String {
+    if state_json.is_empty() {
+        "{}".to_string()
+    } else {
+        state_json.to_string()
     }
 }
 
@@ -293,16 +359,8 @@ fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
             return e;
         }
     }
-    // SAFETY: restoring default signal state for the program, then exec.
+    // SAFETY: exec with pointers into owned CStrings.
     unsafe {
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         let argv: Vec<*const libc::c_char> = prog.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         let envp: Vec<*const libc::c_char> = prog.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         libc::execve(prog.path.as_ptr(), argv.as_ptr(), envp.as_ptr());

@@ -12,5 +12,7 @@ pub mod probe;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod seccomp;
+pub mod seccomp_profile;
 pub mod sysctl;
 pub mod tty;

@@ -41,6 +41,10 @@ pub struct InitSpec<'a> {
     pub extra_env: Vec<String>,
     /// Run the process without waiting on the exec fifo (exec, not create).
     pub skip_fifo: bool,
+    /// The compiled seccomp filter, if any.
+    pub seccomp: Option<&'a crate::linux::seccomp::Program>,
+    /// Connected socket to the seccomp agent (listenerPath).
+    pub seccomp_listener: Option<OwnedFd>,
     /// Keep the caller's session keyring (`--no-new-keyring`).
     pub no_new_keyring: bool,
 }
@@ -125,7 +129,8 @@ fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_
                 let (creating, created) = parent.on_hooks(*init_pid)?;
                 ch.send(&Msg::HooksDone(creating, created))?;
             }
-            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Ready) if *init_pid > 0 => return Ok(()),
+            Some(Msg::Ready) => return Err(Error::Container("container process ready before its pid was known".into())),
             Some(Msg::Error(m)) => return Err(Error::Container(m)),
             Some(m) => return Err(Error::Container(format!("unexpected message from the container: {m:?}"))),
             None => return Err(Error::Container("container init exited before it was ready".into())),
@@ -167,16 +172,38 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
             std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::Io { context: "linux.timeOffsets".into(), source: e })?;
         }
     }
+    // init waits on this pipe until its pid has been sent, so the runtime
+    // always learns the pid before anything init says.
+    let mut go = [0; 2];
+    // SAFETY: valid array.
+    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::Io { context: "pipe".into(), source: std::io::Error::last_os_error() });
+    }
     // SAFETY: raw clone with fork semantics; single-threaded process.
     let pid = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
     if pid < 0 {
         return Err(Error::Io { context: "clone init".into(), source: std::io::Error::last_os_error() });
     }
     if pid == 0 {
+        // SAFETY: our pipe ends; a 0-byte read means stage-1 died first.
+        unsafe {
+            libc::close(go[1]);
+            let mut b = 0u8;
+            while libc::read(go[0], &mut b as *mut u8 as *mut _, 1) < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
+            libc::close(go[0]);
+        }
         let userns = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User);
         init::run(spec, ch, userns);
     }
-    ch.send(&Msg::Pid(pid as i32))?;
+    // SAFETY: closing our read end.
+    unsafe { libc::close(go[0]) };
+    let sent = ch.send(&Msg::Pid(pid as i32));
+    // SAFETY: release init (write then close; close alone also wakes it).
+    unsafe {
+        libc::write(go[1], b"1".as_ptr() as *const _, 1);
+        libc::close(go[1]);
+    }
+    sent?;
     let _ = ch.fd().as_raw_fd();
     Ok(())
 }

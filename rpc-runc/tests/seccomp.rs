@@ -1,0 +1,191 @@
+//! linux.seccomp checked from inside real containers: each action, the
+//! argument operators, unknown names, the default profile of `spec`, a
+//! NOTIFY listener of ours that answers, and bad profiles.
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn profile(default: &str, syscalls: Value) -> Value {
+    json!({"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], "syscalls": syscalls})
+}
+
+fn with(name: &str, seccomp: Value, script: &str) -> Option<(Harness, Out)> {
+    let mut t = Harness::new(name)?;
+    t.config["linux"]["seccomp"] = seccomp;
+    t.sh(script);
+    let out = t.run();
+    Some((t, out))
+}
+
+#[test]
+fn errno_action_returns_the_configured_errno() {
+    let Some((_, out)) = with("sc-errno", profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])), "mkdir /tmp/x; echo rc=$?; touch /tmp/y && echo touch-ok") else { return };
+    assert!(out.stderr.contains("Permission denied"), "{}", out.describe());
+    assert!(out.stdout.contains("rc=1") && out.stdout.contains("touch-ok"), "{}", out.describe());
+}
+
+#[test]
+fn errno_default_is_eperm_and_default_errno_ret_is_used() {
+    let Some((_, out)) = with("sc-deferrno", profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])), "mkdir /tmp/x") else { return };
+    assert!(out.stderr.contains("Operation not permitted"), "{}", out.describe());
+}
+
+#[test]
+fn kill_actions_kill_with_sigsys() {
+    for act in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"] {
+        let Some((_, out)) = with("sc-kill", profile("SCMP_ACT_ALLOW", json!([{"names": ["chroot"], "action": act}])), "chroot / true; echo rc=$?") else { return };
+        assert!(out.stdout.contains("rc=159"), "{act}: {}", out.describe());
+    }
+}
+
+#[test]
+fn log_and_allow_let_the_call_through() {
+    let Some((_, out)) = with("sc-log", profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}])), "mkdir /tmp/x && echo made") else { return };
+    assert!(out.stdout.contains("made"), "{}", out.describe());
+}
+
+#[test]
+fn argument_operators() {
+    // kill(pid, sig): deny by signal number with each operator.
+    let cases = [
+        ("SCMP_CMP_EQ", 0u64, "kill -0 $$", "kill -CONT $$"),
+        ("SCMP_CMP_NE", 18, "kill -0 $$", "kill -CONT $$"),
+        ("SCMP_CMP_LT", 1, "kill -0 $$", "kill -CONT $$"),
+        ("SCMP_CMP_LE", 0, "kill -0 $$", "kill -CONT $$"),
+        ("SCMP_CMP_GT", 17, "kill -CONT $$", "kill -0 $$"),
+        ("SCMP_CMP_GE", 18, "kill -CONT $$", "kill -0 $$"),
+    ];
+    for (op, v, denied, allowed) in cases {
+        let p = profile("SCMP_ACT_ALLOW", json!([{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": v, "op": op}]}]));
+        let Some((_, out)) = with("sc-op", p, &format!("{denied} && echo DENIED-RAN; {allowed} && echo ALLOWED-RAN")) else { return };
+        assert!(!out.stdout.contains("DENIED-RAN") && out.stdout.contains("ALLOWED-RAN"), "{op}: {}", out.describe());
+    }
+}
+
+#[test]
+fn masked_eq_and_several_args() {
+    // chmod(path, mode) / fchmodat(dfd, path, mode): deny setting setuid.
+    let p = profile("SCMP_ACT_ALLOW", json!([
+        {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 2048, "valueTwo": 2048, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 2, "value": 2048, "valueTwo": 2048, "op": "SCMP_CMP_MASKED_EQ"}]},
+        // kill(pid > 1 AND sig == 0): two args in one rule.
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_GT"}, {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}
+    ]));
+    let Some((_, out)) = with("sc-masked", p, "touch /tmp/f; chmod 4755 /tmp/f && echo SUID; chmod 755 /tmp/f && echo PLAIN; kill -0 $$ && echo SELF; kill -0 1 && echo INIT") else { return };
+    let o = &out.stdout;
+    assert!(!o.contains("SUID") && o.contains("PLAIN"), "{}", out.describe());
+    // $$ is 1 in a pid namespace: pid > 1 is false, so both are allowed.
+    assert!(o.contains("INIT"), "{}", out.describe());
+}
+
+#[test]
+fn unknown_syscall_names_are_skipped() {
+    let p = profile("SCMP_ACT_ALLOW", json!([{"names": ["no_such_syscall_xyz", "mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]));
+    let Some((_, out)) = with("sc-unknown", p, "mkdir /tmp/x; echo rc=$?") else { return };
+    assert!(out.ok() && out.stdout.contains("rc=1"), "{}", out.describe());
+}
+
+#[test]
+fn default_profile_from_spec_blocks_unshare_and_allows_a_shell() {
+    let Some(mut t) = Harness::new("sc-default") else { return };
+    let spec_dir = t.dir.join("specdir");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    t.rt(&["spec", "--bundle", spec_dir.to_str().unwrap()]).assert_ok();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(spec_dir.join("config.json")).unwrap()).unwrap();
+    if v["linux"]["seccomp"].is_null() {
+        eprintln!("skip: this runtime's spec has no seccomp profile");
+        return;
+    }
+    t.config["linux"]["seccomp"] = v["linux"]["seccomp"].clone();
+    t.sh("unshare -U true; echo unshare=$?; ls / >/dev/null && echo shell-ok; cat /proc/self/status | grep Seccomp:");
+    let out = t.run();
+    assert!(out.stdout.contains("unshare=1") && out.stdout.contains("shell-ok"), "{}", out.describe());
+    assert!(out.stdout.contains("Seccomp:\t2"), "{}", out.describe());
+}
+
+#[test]
+fn filter_applies_to_exec_too() {
+    let Some(mut t) = Harness::new("sc-exec") else { return };
+    t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]));
+    t.args(&["sleep", "300"]);
+    t.run_detached().assert_ok();
+    let out = t.rt(&["exec", &t.id, "sh", "-c", "mkdir /tmp/x"]);
+    assert!(!out.ok() && out.stderr.contains("Permission denied"), "{}", out.describe());
+}
+
+#[test]
+fn bad_profiles_fail_clearly_and_leave_nothing() {
+    for (name, p, word) in [
+        ("act", json!({"defaultAction": "SCMP_ACT_BOGUS"}), "defaultAction"),
+        ("arch", json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NOPE"]}), "architectures"),
+        ("op", json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_WHAT"}]}]}), "op"),
+    ] {
+        let Some(mut t) = Harness::new(&format!("sc-bad-{name}")) else { return };
+        t.config["linux"]["seccomp"] = p;
+        t.marked_sleep(&format!("{}-m", t.id));
+        let out = t.create();
+        assert!(!out.ok() && out.stderr.contains(word), "{name}: {}", out.describe());
+        t.assert_no_leftovers(&t.id.clone(), &format!("{}-m", t.id));
+    }
+}
+
+/// NOTIFY: the listener fd reaches our agent with the state, and the
+/// agent's answer is what the container's syscall returns.
+#[test]
+fn notify_delivers_the_listener_to_an_agent_that_answers() {
+    let Some(mut t) = Harness::new("sc-notify") else { return };
+    let sock = t.dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut p = profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]));
+    p["listenerPath"] = json!(sock.to_str().unwrap());
+    p["listenerMetadata"] = json!("meta-42");
+    t.config["linux"]["seccomp"] = p;
+    t.sh("mkdir /tmp/x; echo rc=$?");
+    let agent = std::thread::spawn(move || -> (String, bool) {
+        use std::os::fd::AsRawFd;
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 8192];
+        let mut cmsg = [0u8; 64];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: buf.len() };
+        // SAFETY: a zeroed msghdr with our buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr() as *mut _;
+        msg.msg_controllen = cmsg.len();
+        // SAFETY: valid msghdr.
+        let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) };
+        assert!(n > 0);
+        let payload = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+        // SAFETY: the first cmsg carries one fd.
+        let fd = unsafe { *(libc::CMSG_DATA(libc::CMSG_FIRSTHDR(&msg)) as *const i32) };
+        // struct seccomp_notif (80 bytes) / seccomp_notif_resp (24 bytes)
+        let mut req = [0u8; 80];
+        const RECV: libc::c_ulong = 0xc0502100;
+        const SEND: libc::c_ulong = 0xc0182101;
+        // SAFETY: ioctls on the listener with correctly sized buffers.
+        let ok = unsafe { libc::ioctl(fd, RECV, req.as_mut_ptr()) } == 0;
+        let mut answered = false;
+        if ok {
+            let mut resp = [0u8; 24];
+            resp[..8].copy_from_slice(&req[..8]); // id
+            resp[16..20].copy_from_slice(&(-libc::EXDEV).to_ne_bytes()); // error
+            // SAFETY: as above.
+            answered = unsafe { libc::ioctl(fd, SEND, resp.as_mut_ptr()) } == 0;
+        }
+        (payload, answered)
+    });
+    let out = t.run();
+    let (payload, answered) = agent.join().unwrap();
+    assert!(answered, "agent could not answer; payload {payload}");
+    let v: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+    assert_eq!(v["metadata"], "meta-42", "{payload}");
+    assert_eq!(v["fds"], json!(["seccompFd"]), "{payload}");
+    assert!(v["pid"].as_i64().unwrap_or(0) > 0, "{payload}");
+    assert!(out.stderr.contains("cross-device") || out.stderr.contains("Invalid cross"), "{}", out.describe());
+    assert!(out.stdout.contains("rc=1"), "{}", out.describe());
+    let _ = Duration::from_secs(0);
+}
