@@ -7,6 +7,10 @@ APT_PACKAGES = busybox-static libseccomp-dev runc crun python3
 
 .PHONY: all build deps run test unit bench conformance fmt clippy clean
 
+# Runtimes the conformance page compares (ours as they exist, and peers).
+CONFORMANCE_RUNTIMES = $(foreach r,rpc-runc rpc-runlxc rpc-runv,$(if $(wildcard target/release/$(r)),--runtime $(r)=target/release/$(r))) \
+	$(if $(wildcard /usr/sbin/runc),--runtime runc=/usr/sbin/runc) $(if $(wildcard /usr/bin/crun),--runtime crun=/usr/bin/crun)
+
 all: build
 
 deps:
@@ -27,13 +31,21 @@ run: deps build
 # All tests: unit tests of every crate and the integration tests that run
 # real containers (they skip, saying why, without root).
 test: deps
+	$(CARGO) build --release --workspace
 	$(CARGO) test --workspace --release -- --test-threads=4
+	target/release/rpc-conformance --runtime rpc-runc=target/release/rpc-runc --require rpc-runc \
+		--expected-failures conformance/expected-failures.txt
 
 unit:
 	$(CARGO) test --workspace --release --lib --bins
 
 bench: deps build
 	python3 bench/bench.py
+
+# The conformance table of our runtimes, runc and crun -> conformance/RESULTS.md
+conformance: deps build
+	target/release/rpc-conformance $(CONFORMANCE_RUNTIMES) --expected-failures conformance/expected-failures.txt \
+		--results-md conformance/RESULTS.md
 
 fmt:
 	$(CARGO) fmt --all

@@ -50,13 +50,7 @@ pub const DEFAULT_MASKED: &[&str] = &[
     "/proc/scsi",
 ];
 
-pub const DEFAULT_READONLY: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub const DEFAULT_READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// A busybox binary copied once per run (so that every rootfs can hard-link
 /// it) and the list of its applets.
@@ -82,35 +76,15 @@ impl RootfsTemplate {
             .filter(|a| !a.is_empty() && a != "busybox" && !a.contains('/'))
             .collect();
         if applets.iter().all(|a| a != "sh") {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} has no sh applet (is it busybox?)",
-                    busybox_src.display()
-                ),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} has no sh applet (is it busybox?)", busybox_src.display())));
         }
         Ok(RootfsTemplate { busybox, applets })
     }
 
     /// Fill `rootfs` (created if missing).
     pub fn populate(&self, rootfs: &Path) -> io::Result<()> {
-        for d in [
-            "bin",
-            "sbin",
-            "usr/bin",
-            "usr/sbin",
-            "etc",
-            "proc",
-            "sys",
-            "dev",
-            "tmp",
-            "root",
-            "home/user",
-            "mnt",
-            "shared",
-            "var/run",
-        ] {
+        for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "mnt", "shared", "var/run"]
+        {
             fs::create_dir_all(rootfs.join(d))?;
         }
         fs::set_permissions(rootfs, fs::Permissions::from_mode(0o755))?;
@@ -217,11 +191,7 @@ impl ConfigExt for Value {
             if !cur.is_object() {
                 *cur = json!({});
             }
-            cur = cur
-                .as_object_mut()
-                .expect("object")
-                .entry(key.to_string())
-                .or_insert(Value::Null);
+            cur = cur.as_object_mut().expect("object").entry(key.to_string()).or_insert(Value::Null);
         }
         cur
     }
@@ -257,11 +227,7 @@ mod tests {
     use super::*;
 
     fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "rpc-conformance-unit-{}-{}",
-            tag,
-            std::process::id()
-        ));
+        let d = std::env::temp_dir().join(format!("rpc-conformance-unit-{}-{}", tag, std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
@@ -281,27 +247,14 @@ mod tests {
         let r = d.join("rootfs");
         t.populate(&r).unwrap();
         assert!(r.join("bin/busybox").is_file());
-        assert_eq!(
-            fs::read_link(r.join("bin/sh")).unwrap(),
-            Path::new("busybox")
-        );
-        assert!(fs::read_to_string(r.join("etc/passwd"))
-            .unwrap()
-            .starts_with("root:x:0:0:"));
-        assert!(fs::read_to_string(r.join("etc/group"))
-            .unwrap()
-            .contains("root:x:0:"));
-        assert_eq!(
-            fs::metadata(r.join("tmp")).unwrap().permissions().mode() & 0o7777,
-            0o1777
-        );
+        assert_eq!(fs::read_link(r.join("bin/sh")).unwrap(), Path::new("busybox"));
+        assert!(fs::read_to_string(r.join("etc/passwd")).unwrap().starts_with("root:x:0:0:"));
+        assert!(fs::read_to_string(r.join("etc/group")).unwrap().contains("root:x:0:"));
+        assert_eq!(fs::metadata(r.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
         // A second populate (e.g. reused dir) is fine.
         t.populate(&r).unwrap();
         // The rootfs runs: busybox answers through the sh symlink.
-        let out = Command::new(r.join("bin/sh"))
-            .args(["-c", "echo ok"])
-            .output()
-            .unwrap();
+        let out = Command::new(r.join("bin/sh")).args(["-c", "echo ok"]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
         fs::remove_dir_all(&d).unwrap();
     }
@@ -313,21 +266,11 @@ mod tests {
         assert_eq!(c["root"]["path"], "rootfs");
         assert_eq!(c["process"]["args"][0], "sh");
         assert_eq!(c["linux"]["cgroupsPath"], "/x/y");
-        let ns: Vec<&str> = c["linux"]["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["type"].as_str().unwrap())
-            .collect();
+        let ns: Vec<&str> = c["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
         for t in ["pid", "network", "ipc", "uts", "mount"] {
             assert!(ns.contains(&t), "{t}");
         }
-        let dests: Vec<&str> = c["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap())
-            .collect();
+        let dests: Vec<&str> = c["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
         assert_eq!(dests[0], "/proc");
         assert!(dests.contains(&"/shared"));
     }
@@ -343,22 +286,12 @@ mod tests {
         c.set_ns("network", Some("/proc/1/ns/net"));
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert_eq!(ns.iter().filter(|n| n["type"] == "network").count(), 1);
-        assert!(ns
-            .iter()
-            .any(|n| n["type"] == "network" && n["path"] == "/proc/1/ns/net"));
+        assert!(ns.iter().any(|n| n["type"] == "network" && n["path"] == "/proc/1/ns/net"));
         c.remove_ns("user");
-        assert!(!c["linux"]["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["type"] == "user"));
+        assert!(!c["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "user"));
         c.push("hooks/poststop", json!({"path": "/bin/true"}));
         assert_eq!(c["hooks"]["poststop"][0]["path"], "/bin/true");
         c.remove_mount("/shared");
-        assert!(!c["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["destination"] == "/shared"));
+        assert!(!c["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/shared"));
     }
 }

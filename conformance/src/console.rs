@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 /// Receive one fd sent with SCM_RIGHTS.
 fn recv_fd(sock: &UnixStream) -> io::Result<RawFd> {
     let mut buf = [0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
     let mut cbuf = [0u64; 16];
     // SAFETY: zeroed msghdr is valid; pointers set below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -40,10 +37,7 @@ fn recv_fd(sock: &UnixStream) -> io::Result<RawFd> {
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "no SCM_RIGHTS fd in the message",
-    ))
+    Err(io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS fd in the message"))
 }
 
 /// A listening console socket; `accept` waits for the runtime's fd.
@@ -68,10 +62,7 @@ impl ConsoleSocket {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if Instant::now() > deadline {
-                            return Err(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                "the runtime did not connect to the console socket",
-                            ));
+                            return Err(io::Error::new(io::ErrorKind::TimedOut, "the runtime did not connect to the console socket"));
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -79,17 +70,13 @@ impl ConsoleSocket {
                 }
             }
         });
-        Ok(ConsoleSocket {
-            handle: Some(handle),
-        })
+        Ok(ConsoleSocket { handle: Some(handle) })
     }
 
     /// The pty master the runtime sent.
     pub fn master(&mut self) -> io::Result<File> {
         match self.handle.take() {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("console thread died"))),
+            Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("console thread died"))),
             None => Err(io::Error::other("master already taken")),
         }
     }
@@ -112,11 +99,7 @@ pub fn read_until(master: &mut File, until: &str, timeout: Duration) -> String {
         if left.is_zero() {
             break;
         }
-        let mut p = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(1000) as i32) };
         if r < 0 {

@@ -36,34 +36,18 @@ impl ExpectedList {
             };
             let words: Vec<&str> = body.split_whitespace().collect();
             if words.len() != 2 {
-                errors.push(format!(
-                    "line {n}: want `runtime-name case-name  # reason`, got {raw:?}"
-                ));
+                errors.push(format!("line {n}: want `runtime-name case-name  # reason`, got {raw:?}"));
                 continue;
             }
             if reason.is_empty() {
-                errors.push(format!(
-                    "line {n}: {} {} has no reason (add `# why`)",
-                    words[0], words[1]
-                ));
+                errors.push(format!("line {n}: {} {} has no reason (add `# why`)", words[0], words[1]));
                 continue;
             }
-            if entries
-                .iter()
-                .any(|e: &Expected| e.runtime == words[0] && e.case == words[1])
-            {
-                errors.push(format!(
-                    "line {n}: duplicate entry {} {}",
-                    words[0], words[1]
-                ));
+            if entries.iter().any(|e: &Expected| e.runtime == words[0] && e.case == words[1]) {
+                errors.push(format!("line {n}: duplicate entry {} {}", words[0], words[1]));
                 continue;
             }
-            entries.push(Expected {
-                runtime: words[0].to_string(),
-                case: words[1].to_string(),
-                reason: reason.to_string(),
-                line: n,
-            });
+            entries.push(Expected { runtime: words[0].to_string(), case: words[1].to_string(), reason: reason.to_string(), line: n });
         }
         if errors.is_empty() {
             Ok(ExpectedList { entries })
@@ -81,11 +65,7 @@ impl ExpectedList {
         self.entries
             .iter()
             .find(|e| e.case == case && e.runtime == runtime)
-            .or_else(|| {
-                self.entries
-                    .iter()
-                    .find(|e| e.case == case && e.runtime == "*")
-            })
+            .or_else(|| self.entries.iter().find(|e| e.case == case && e.runtime == "*"))
     }
 }
 
@@ -95,10 +75,7 @@ mod tests {
 
     #[test]
     fn parses_entries_and_comments() {
-        let l = ExpectedList::parse(
-            "# header\n\n rpc-runc  ns.time.new   # kernel too old\n* cgroups.x # nobody has it\n",
-        )
-        .unwrap();
+        let l = ExpectedList::parse("# header\n\n rpc-runc  ns.time.new   # kernel too old\n* cgroups.x # nobody has it\n").unwrap();
         assert_eq!(l.entries.len(), 2);
         assert_eq!(l.entries[0].runtime, "rpc-runc");
         assert_eq!(l.entries[0].case, "ns.time.new");

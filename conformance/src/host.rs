@@ -61,10 +61,7 @@ pub fn cap_number(name: &str) -> Option<u32> {
 }
 
 pub fn cap_mask(names: &[&str]) -> u64 {
-    names
-        .iter()
-        .filter_map(|n| cap_number(n))
-        .fold(0u64, |m, b| m | (1u64 << b))
+    names.iter().filter_map(|n| cap_number(n)).fold(0u64, |m, b| m | (1u64 << b))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,23 +108,13 @@ impl Cgroups {
             return Some(c.clone());
         }
         if self.mode == CgroupMode::V2 && self.v2_controllers.iter().any(|c| c == name) {
-            return Some(Controller {
-                name: name.to_string(),
-                mount: self.v2_mount.clone()?,
-                v1: false,
-                files: self.v2_files.clone(),
-            });
+            return Some(Controller { name: name.to_string(), mount: self.v2_mount.clone()?, v1: false, files: self.v2_files.clone() });
         }
         None
     }
 
     /// Skip reason unless `controller` offers interface file `file`.
-    pub fn need_file(
-        &self,
-        controller: &str,
-        v1_file: &str,
-        v2_file: &str,
-    ) -> Result<Controller, String> {
+    pub fn need_file(&self, controller: &str, v1_file: &str, v2_file: &str) -> Result<Controller, String> {
         let c = match self.controller(controller) {
             Some(c) => c,
             None => {
@@ -141,10 +128,7 @@ impl Cgroups {
         };
         let f = if c.v1 { v1_file } else { v2_file };
         if f.is_empty() {
-            return Err(format!(
-                "no {controller} interface file for this resource on cgroup {}",
-                if c.v1 { "v1" } else { "v2" }
-            ));
+            return Err(format!("no {controller} interface file for this resource on cgroup {}", if c.v1 { "v1" } else { "v2" }));
         }
         if !c.files.contains(f) {
             return Err(format!("host's {controller} cgroup has no {f} file"));
@@ -191,11 +175,7 @@ pub fn read(path: impl AsRef<Path>) -> String {
 }
 
 fn status_hex(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0)
+    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0)
 }
 
 /// Parse a cpu/mem list like "0-3,5".
@@ -235,10 +215,7 @@ pub const RLIMITS: &[(&str, i32)] = &[
 fn probe_rlimits() -> BTreeMap<String, (u64, u64)> {
     let mut m = BTreeMap::new();
     for (name, res) in RLIMITS {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: getrlimit fills a valid struct.
         if unsafe { libc::getrlimit(*res as _, &mut r) } == 0 {
             m.insert(name.to_string(), (r.rlim_cur, r.rlim_max));
@@ -266,17 +243,11 @@ fn probe_cgroups(tag: &str) -> Cgroups {
             "cgroup" => {
                 for opt in post[2].split(',') {
                     let name = match opt {
-                        "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec" | "xattr"
-                        | "clone_children" | "noprefix" => continue,
+                        "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec" | "xattr" | "clone_children" | "noprefix" => continue,
                         o if o.starts_with("release_agent=") => continue,
                         o => o.to_string(),
                     };
-                    v1.entry(name.clone()).or_insert(Controller {
-                        name,
-                        mount: mnt.clone(),
-                        v1: true,
-                        files: BTreeSet::new(),
-                    });
+                    v1.entry(name.clone()).or_insert(Controller { name, mount: mnt.clone(), v1: true, files: BTreeSet::new() });
                 }
             }
             _ => {}
@@ -293,13 +264,7 @@ fn probe_cgroups(tag: &str) -> Cgroups {
         c.files = by_mount.get(&c.mount).cloned().unwrap_or_default();
     }
     let (v2_controllers, v2_files) = match &v2_mount {
-        Some(m) => (
-            read(m.join("cgroup.controllers"))
-                .split_whitespace()
-                .map(String::from)
-                .collect(),
-            child_files(m, tag),
-        ),
+        Some(m) => (read(m.join("cgroup.controllers")).split_whitespace().map(String::from).collect(), child_files(m, tag)),
         None => (Vec::new(), BTreeSet::new()),
     };
     let mode = match (v1.is_empty(), v2_mount.is_some()) {
@@ -308,13 +273,7 @@ fn probe_cgroups(tag: &str) -> Cgroups {
         (true, true) => CgroupMode::V2,
         (true, false) => CgroupMode::None,
     };
-    Cgroups {
-        mode,
-        v1,
-        v2_mount,
-        v2_controllers,
-        v2_files,
-    }
+    Cgroups { mode, v1, v2_mount, v2_controllers, v2_files }
 }
 
 /// Make a throw-away child cgroup, list its files, remove it.
@@ -322,11 +281,7 @@ fn child_files(mount: &Path, tag: &str) -> BTreeSet<String> {
     let d = mount.join(format!("rpc-conformance-probe-{tag}"));
     let _ = fs::create_dir(&d);
     let files = fs::read_dir(&d)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     let _ = fs::remove_dir(&d);
     files
@@ -339,9 +294,7 @@ pub fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
-            {
+            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8) {
                 out.push(v);
                 i += 4;
                 continue;
@@ -411,25 +364,13 @@ impl Host {
         let status = read("/proc/self/status");
         let cap_eff = status_hex(&status, "CapEff:");
         let cap_bnd = status_hex(&status, "CapBnd:");
-        let last_cap: u32 = read("/proc/sys/kernel/cap_last_cap")
-            .trim()
-            .parse()
-            .unwrap_or(40);
+        let last_cap: u32 = read("/proc/sys/kernel/cap_last_cap").trim().parse().unwrap_or(40);
         let missing_caps = (0..=last_cap)
             .filter(|b| cap_eff & (1u64 << b) == 0)
-            .map(|b| {
-                CAP_NAMES
-                    .get(b as usize)
-                    .map(|s| s.to_string())
-                    .unwrap_or(format!("cap{b}"))
-            })
+            .map(|b| CAP_NAMES.get(b as usize).map(|s| s.to_string()).unwrap_or(format!("cap{b}")))
             .collect();
         let oom_score_adj: i32 = read("/proc/self/oom_score_adj").trim().parse().unwrap_or(0);
-        let oom_min = if cap_eff & (1 << CAP_SYS_RESOURCE) != 0 {
-            -1000
-        } else {
-            oom_score_adj
-        };
+        let oom_min = if cap_eff & (1 << CAP_SYS_RESOURCE) != 0 { -1000 } else { oom_score_adj };
         let namespaces = fs::read_dir("/proc/self/ns")
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
@@ -438,12 +379,8 @@ impl Host {
                     .collect()
             })
             .unwrap_or_default();
-        let mut lsms: Vec<String> = read("/sys/kernel/security/lsm")
-            .trim()
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
+        let mut lsms: Vec<String> =
+            read("/sys/kernel/security/lsm").trim().split(',').filter(|s| !s.is_empty()).map(String::from).collect();
         let apparmor = read("/sys/module/apparmor/parameters/enabled").trim() == "Y";
         let selinux = Path::new("/sys/fs/selinux/enforce").exists();
         if apparmor && !lsms.iter().any(|l| l == "apparmor") {
@@ -456,11 +393,7 @@ impl Host {
         let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
         // SAFETY: uname fills the struct.
         unsafe { libc::uname(&mut uts) };
-        let cstr = |a: &[libc::c_char]| {
-            unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
-        };
+        let cstr = |a: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }.to_string_lossy().into_owned();
         let arch = cstr(&uts.machine);
         let kernel = cstr(&uts.release);
         let block_device = fs::read_dir("/sys/block").ok().and_then(|rd| {
@@ -474,12 +407,7 @@ impl Host {
                 })
                 .collect();
             // Prefer a real disk over loop/zram/ram devices.
-            devs.sort_by_key(|(_, _, n)| {
-                (
-                    n.starts_with("loop") || n.starts_with("ram") || n.starts_with("zram"),
-                    n.clone(),
-                )
-            });
+            devs.sort_by_key(|(_, _, n)| (n.starts_with("loop") || n.starts_with("ram") || n.starts_with("zram"), n.clone()));
             devs.into_iter().next()
         });
         let tag = std::process::id().to_string();
@@ -504,10 +432,7 @@ impl Host {
             oom_min,
             cgroups,
             namespaces,
-            max_user_namespaces: read("/proc/sys/user/max_user_namespaces")
-                .trim()
-                .parse()
-                .unwrap_or(0),
+            max_user_namespaces: read("/proc/sys/user/max_user_namespaces").trim().parse().unwrap_or(0),
             lsms,
             apparmor,
             selinux,
@@ -537,27 +462,16 @@ impl Host {
     /// A few lines for the report header.
     pub fn summary_lines(&self) -> Vec<String> {
         let mut v = Vec::new();
-        v.push(format!(
-            "kernel {} ({}), euid {}",
-            self.kernel, self.arch, self.euid
-        ));
+        v.push(format!("kernel {} ({}), euid {}", self.kernel, self.arch, self.euid));
         v.push(format!(
             "capabilities missing from root: {}",
-            if self.missing_caps.is_empty() {
-                "none".to_string()
-            } else {
-                self.missing_caps.join(", ")
-            }
+            if self.missing_caps.is_empty() { "none".to_string() } else { self.missing_caps.join(", ") }
         ));
         let nofile = self.rlimits.get("RLIMIT_NOFILE").map(|r| r.1).unwrap_or(0);
         v.push(format!(
             "RLIMIT_NOFILE hard limit {}{}; oom_score_adj range {}..1000",
             fmt_limit(nofile),
-            if self.has_cap(CAP_SYS_RESOURCE) {
-                ""
-            } else {
-                " (cannot be raised: no CAP_SYS_RESOURCE)"
-            },
+            if self.has_cap(CAP_SYS_RESOURCE) { "" } else { " (cannot be raised: no CAP_SYS_RESOURCE)" },
             self.oom_min
         ));
         let c = &self.cgroups;
@@ -566,33 +480,14 @@ impl Host {
         v.push(format!(
             "cgroups: {:?}; v1 controllers: {}; cgroup2 at {}: {}",
             c.mode,
-            if v1.is_empty() {
-                "none".into()
-            } else {
-                v1.join(", ")
-            },
-            c.v2_mount
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or("-".into()),
-            if c.v2_controllers.is_empty() {
-                "no controllers".into()
-            } else {
-                c.v2_controllers.join(", ")
-            }
+            if v1.is_empty() { "none".into() } else { v1.join(", ") },
+            c.v2_mount.as_ref().map(|p| p.display().to_string()).unwrap_or("-".into()),
+            if c.v2_controllers.is_empty() { "no controllers".into() } else { c.v2_controllers.join(", ") }
         ));
         v.push(format!(
             "namespaces: {}; LSMs: {}; seccomp: {}",
-            self.namespaces
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if self.lsms.is_empty() {
-                "none".into()
-            } else {
-                self.lsms.join(", ")
-            },
+            self.namespaces.iter().cloned().collect::<Vec<_>>().join(", "),
+            if self.lsms.is_empty() { "none".into() } else { self.lsms.join(", ") },
             if self.seccomp { "yes" } else { "no" }
         ));
         v

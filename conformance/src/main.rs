@@ -77,19 +77,11 @@ struct Args {
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        jobs: 4,
-        case_timeout: 60,
-        busybox: "/bin/busybox".into(),
-        workdir: "/tmp".into(),
-        ..Default::default()
-    };
+    let mut a = Args { jobs: 4, case_timeout: 60, busybox: "/bin/busybox".into(), workdir: "/tmp".into(), ..Default::default() };
     let mut i = 0;
     let val = |i: &mut usize, name: &str| -> Result<String, String> {
         *i += 1;
-        argv.get(*i)
-            .cloned()
-            .ok_or_else(|| format!("{name} needs a value"))
+        argv.get(*i).cloned().ok_or_else(|| format!("{name} needs a value"))
     };
     while i < argv.len() {
         let arg = argv[i].clone();
@@ -110,21 +102,14 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     Some((n, p)) if !n.contains('/') => (n.to_string(), PathBuf::from(p)),
                     _ => {
                         let p = PathBuf::from(&v);
-                        (
-                            p.file_name()
-                                .map(|f| f.to_string_lossy().into_owned())
-                                .unwrap_or(v.clone()),
-                            p,
-                        )
+                        (p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(v.clone()), p)
                     }
                 };
                 if name.is_empty() {
                     return Err(format!("--runtime {v}: empty name"));
                 }
                 if a.runtimes.iter().any(|(n, _)| *n == name) {
-                    return Err(format!(
-                        "two runtimes named {name}: use --runtime NAME=PATH"
-                    ));
+                    return Err(format!("two runtimes named {name}: use --runtime NAME=PATH"));
                 }
                 a.runtimes.push((name, path));
             }
@@ -138,14 +123,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--results-md" => a.results_md = Some(get(&mut i)?.into()),
             "--filter" => a.filters.push(get(&mut i)?),
             "--list" => a.list = true,
-            "--jobs" | "-j" => {
-                a.jobs = get(&mut i)?.parse().map_err(|_| "--jobs wants a number")?
-            }
-            "--case-timeout" => {
-                a.case_timeout = get(&mut i)?
-                    .parse()
-                    .map_err(|_| "--case-timeout wants seconds")?
-            }
+            "--jobs" | "-j" => a.jobs = get(&mut i)?.parse().map_err(|_| "--jobs wants a number")?,
+            "--case-timeout" => a.case_timeout = get(&mut i)?.parse().map_err(|_| "--case-timeout wants seconds")?,
             "--busybox" => a.busybox = get(&mut i)?.into(),
             "--workdir" => a.workdir = get(&mut i)?.into(),
             "--crun-hybrid-workaround" => a.workaround = Some(true),
@@ -165,9 +144,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 }
 
 fn selected(all: &[Case], filters: &[String]) -> Vec<usize> {
-    (0..all.len())
-        .filter(|&i| filters.is_empty() || filters.iter().any(|f| all[i].name.contains(f.as_str())))
-        .collect()
+    (0..all.len()).filter(|&i| filters.is_empty() || filters.iter().any(|f| all[i].name.contains(f.as_str()))).collect()
 }
 
 /// Parse "1.0.2-dev" into (1, 0, 2).
@@ -189,10 +166,9 @@ fn run_case(rt: &Runtime, host: &Host, settings: &Settings, index: usize, case: 
                 Ok(v) | Err(v) => v,
             };
             let v = match v {
-                Verdict::Fail(m) if Instant::now() >= ctx.deadline => Verdict::Fail(format!(
-                    "case timed out after {}s; {m}",
-                    settings.case_timeout.as_secs()
-                )),
+                Verdict::Fail(m) if Instant::now() >= ctx.deadline => {
+                    Verdict::Fail(format!("case timed out after {}s; {m}", settings.case_timeout.as_secs()))
+                }
                 v => v,
             };
             drop(ctx);
@@ -200,31 +176,18 @@ fn run_case(rt: &Runtime, host: &Host, settings: &Settings, index: usize, case: 
         }
     };
     // A feature newer than the spec the runtime declares is not held against it.
-    if let (Verdict::Fail(m), Some(since), Some(decl)) = (&verdict, case.since, rt.spec.as_deref())
-    {
+    if let (Verdict::Fail(m), Some(since), Some(decl)) = (&verdict, case.since, rt.spec.as_deref()) {
         if let (Some(want), Some(have)) = (semver(since), semver(decl)) {
             if have < want {
                 verdict = Verdict::Skip(format!("runtime declares OCI spec {decl}; this feature came in {since} (it fails: {m})"));
             }
         }
     }
-    Outcome {
-        verdict,
-        ms: start.elapsed().as_millis() as u64,
-        expected: None,
-    }
+    Outcome { verdict, ms: start.elapsed().as_millis() as u64, expected: None }
 }
 
 /// Run the selected cases on one runtime, `jobs` at a time.
-fn run_runtime(
-    rt: &Runtime,
-    host: &Host,
-    settings: &Settings,
-    all: &[Case],
-    sel: &[usize],
-    jobs: usize,
-    verbose: bool,
-) -> Vec<Outcome> {
+fn run_runtime(rt: &Runtime, host: &Host, settings: &Settings, all: &[Case], sel: &[usize], jobs: usize, verbose: bool) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; sel.len()]);
@@ -247,11 +210,7 @@ fn run_runtime(
                         case.name,
                         o.verdict.word(),
                         o.ms,
-                        if d.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", runner::cut(d, 200))
-                        }
+                        if d.is_empty() { String::new() } else { format!(": {}", runner::cut(d, 200)) }
                     );
                 }
                 if let Ok(mut r) = results.lock() {
@@ -264,13 +223,7 @@ fn run_runtime(
         .into_inner()
         .unwrap_or_default()
         .into_iter()
-        .map(|o| {
-            o.unwrap_or(Outcome {
-                verdict: Verdict::Fail("case did not run".into()),
-                ms: 0,
-                expected: None,
-            })
-        })
+        .map(|o| o.unwrap_or(Outcome { verdict: Verdict::Fail("case did not run".into()), ms: 0, expected: None }))
         .collect()
 }
 
@@ -280,9 +233,7 @@ fn wants_workaround(args: &Args, host: &Host, name: &str, path: &Path) -> bool {
         Some(w) => w,
         None => {
             let is_crun = name == "crun" || path.file_name().map(|f| f == "crun").unwrap_or(false);
-            is_crun
-                && host.cgroups.mode == host::CgroupMode::Hybrid
-                && !host.cgroups.v2_controllers.is_empty()
+            is_crun && host.cgroups.mode == host::CgroupMode::Hybrid && !host.cgroups.v2_controllers.is_empty()
         }
     }
 }
@@ -298,57 +249,25 @@ fn hide_unified_controllers(host: &Host, run_dir: &Path) -> Result<(), String> {
     }
     let empty = run_dir.join("empty-cgroup.controllers");
     std::fs::write(&empty, "").map_err(|e| format!("{}: {e}", empty.display()))?;
-    let cs = |p: &Path| {
-        std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|_| "bad path".to_string())
-    };
+    let cs = |p: &Path| std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|_| "bad path".to_string());
     let (src, dst) = (cs(&empty)?, cs(&target)?);
     // SAFETY: valid C strings; a bind mount in our private mount namespace.
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
+    let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) };
     if r != 0 {
-        return Err(format!(
-            "bind mount over {}: {}",
-            target.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("bind mount over {}: {}", target.display(), std::io::Error::last_os_error()));
     }
     Ok(())
 }
 
 /// Run one runtime in `unshare -m --propagation private <self> --internal-child`.
-fn run_in_child(
-    args: &Args,
-    name: &str,
-    path: &Path,
-    tag: &str,
-    run_dir: &Path,
-    unshare: &Path,
-) -> Result<Vec<Outcome>, String> {
+fn run_in_child(args: &Args, name: &str, path: &Path, tag: &str, run_dir: &Path, unshare: &Path) -> Result<Vec<Outcome>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let mut c = Command::new(unshare);
     c.args(["-m", "--propagation", "private"]).arg(&exe);
-    c.arg("--internal-child")
-        .arg("--runtime")
-        .arg(format!("{}={}", name, path.display()));
-    c.arg("--internal-tag")
-        .arg(tag)
-        .arg("--internal-run-dir")
-        .arg(run_dir);
-    c.arg("--jobs")
-        .arg(args.jobs.to_string())
-        .arg("--case-timeout")
-        .arg(args.case_timeout.to_string());
-    c.arg("--busybox")
-        .arg(&args.busybox)
-        .arg("--workdir")
-        .arg(&args.workdir);
+    c.arg("--internal-child").arg("--runtime").arg(format!("{}={}", name, path.display()));
+    c.arg("--internal-tag").arg(tag).arg("--internal-run-dir").arg(run_dir);
+    c.arg("--jobs").arg(args.jobs.to_string()).arg("--case-timeout").arg(args.case_timeout.to_string());
+    c.arg("--busybox").arg(&args.busybox).arg("--workdir").arg(&args.workdir);
     for f in &args.filters {
         c.arg("--filter").arg(f);
     }
@@ -358,17 +277,9 @@ fn run_in_child(
     if args.verbose {
         c.arg("--verbose");
     }
-    let out = c
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("spawn {}: {e}", unshare.display()))?;
+    let out = c.stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| format!("spawn {}: {e}", unshare.display()))?;
     if !out.status.success() {
-        return Err(format!(
-            "{} ... --internal-child exited {}",
-            unshare.display(),
-            out.status
-        ));
+        return Err(format!("{} ... --internal-child exited {}", unshare.display(), out.status));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("child output: {e}"))
 }
@@ -415,10 +326,7 @@ fn main() {
     let sel = selected(&all, &args.filters);
     if args.list {
         for &i in &sel {
-            println!(
-                "{:<40} {:<32} {}",
-                all[i].name, all[i].section, all[i].summary
-            );
+            println!("{:<40} {:<32} {}", all[i].name, all[i].section, all[i].summary);
         }
         return;
     }
@@ -445,9 +353,7 @@ fn main() {
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "rpc-conformance: must run as root (containers need namespaces, mounts and cgroups)"
-        );
+        eprintln!("rpc-conformance: must run as root (containers need namespaces, mounts and cgroups)");
         std::process::exit(2);
     }
     let expected = match &args.expected {
@@ -462,21 +368,12 @@ fn main() {
     };
     for e in &expected.entries {
         if !all.iter().any(|c| c.name == e.case) {
-            eprintln!(
-                "rpc-conformance: warning: expected-failures line {}: no case named {}",
-                e.line, e.case
-            );
+            eprintln!("rpc-conformance: warning: expected-failures line {}: no case named {}", e.line, e.case);
         }
     }
 
-    let tag = args
-        .tag
-        .clone()
-        .unwrap_or_else(|| format!("rc{}", std::process::id()));
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-        args.workdir
-            .join(format!("rpc-conformance-{}", std::process::id()))
-    });
+    let tag = args.tag.clone().unwrap_or_else(|| format!("rc{}", std::process::id()));
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| args.workdir.join(format!("rpc-conformance-{}", std::process::id())));
     if let Err(e) = std::fs::create_dir_all(&run_dir) {
         eprintln!("rpc-conformance: {}: {e}", run_dir.display());
         std::process::exit(2);
@@ -530,43 +427,25 @@ fn main() {
                 None => Err("no unshare binary".into()),
             };
             r.unwrap_or_else(|e| {
-                sel.iter()
-                    .map(|_| Outcome {
-                        verdict: Verdict::Fail(format!("workaround failed: {e}")),
-                        ms: 0,
-                        expected: None,
-                    })
-                    .collect()
+                sel.iter().map(|_| Outcome { verdict: Verdict::Fail(format!("workaround failed: {e}")), ms: 0, expected: None }).collect()
             })
         } else {
             run_runtime(&rt, &host, &settings, &all, &sel, args.jobs, args.verbose)
         };
         let secs = t0.elapsed().as_secs_f64();
-        eprintln!(
-            "rpc-conformance: {name}: {} cases in {secs:.1} s",
-            sel.len()
-        );
+        eprintln!("rpc-conformance: {name}: {} cases in {secs:.1} s", sel.len());
         let version = match &rt.spec {
             Some(s) => format!("{} (spec {s})", rt.version),
             None => rt.version.clone(),
         };
-        infos.push(RuntimeInfo {
-            name: name.clone(),
-            path: path.display().to_string(),
-            version,
-            note,
-            seconds: secs,
-        });
+        infos.push(RuntimeInfo { name: name.clone(), path: path.display().to_string(), version, note, seconds: secs });
         columns.push(outs);
     }
     remove_cgroups(&host, &cgroup_parent);
     if !args.keep {
         runner::remove_tree(&run_dir);
     } else {
-        eprintln!(
-            "rpc-conformance: kept bundles and logs in {}",
-            run_dir.display()
-        );
+        eprintln!("rpc-conformance: kept bundles and logs in {}", run_dir.display());
     }
 
     let mut report = Report {
@@ -574,36 +453,20 @@ fn main() {
         runtimes: infos,
         cases: sel
             .iter()
-            .map(|&i| CaseInfo {
-                name: all[i].name.into(),
-                section: all[i].section.into(),
-                summary: all[i].summary.into(),
-            })
+            .map(|&i| CaseInfo { name: all[i].name.into(), section: all[i].section.into(), summary: all[i].summary.into() })
             .collect(),
-        outcomes: (0..sel.len())
-            .map(|k| columns.iter().map(|col| col[k].clone()).collect())
-            .collect(),
+        outcomes: (0..sel.len()).map(|k| columns.iter().map(|col| col[k].clone()).collect()).collect(),
     };
     report.apply_expected(&expected);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default());
     } else {
         print!("{}", report.text());
     }
     if let Some(md) = &args.results_md {
         let cmd = format!(
             "rpc-conformance {}",
-            argv.iter()
-                .map(|a| if a.contains(' ') {
-                    format!("'{a}'")
-                } else {
-                    a.clone()
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+            argv.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")
         );
         if let Err(e) = std::fs::write(md, report.markdown(&cmd)) {
             eprintln!("rpc-conformance: {}: {e}", md.display());
@@ -612,18 +475,11 @@ fn main() {
     }
     let mut bad = false;
     for r in &args.require {
-        let ri = report
-            .runtimes
-            .iter()
-            .position(|x| &x.name == r)
-            .expect("checked above");
+        let ri = report.runtimes.iter().position(|x| &x.name == r).expect("checked above");
         let u = report.unexpected_failures(ri);
         if !u.is_empty() {
             bad = true;
-            eprintln!(
-                "rpc-conformance: {r} failed {} case(s) not in the expected-failures list:",
-                u.len()
-            );
+            eprintln!("rpc-conformance: {r} failed {} case(s) not in the expected-failures list:", u.len());
             for (c, why) in u {
                 eprintln!("  {c}: {why}");
             }
@@ -644,17 +500,9 @@ mod tests {
 
     #[test]
     fn runtime_names() {
-        let a =
-            args("--runtime /usr/sbin/runc --runtime ours=target/release/rpc-runc --require ours")
-                .unwrap();
-        assert_eq!(
-            a.runtimes[0],
-            ("runc".to_string(), PathBuf::from("/usr/sbin/runc"))
-        );
-        assert_eq!(
-            a.runtimes[1],
-            ("ours".to_string(), PathBuf::from("target/release/rpc-runc"))
-        );
+        let a = args("--runtime /usr/sbin/runc --runtime ours=target/release/rpc-runc --require ours").unwrap();
+        assert_eq!(a.runtimes[0], ("runc".to_string(), PathBuf::from("/usr/sbin/runc")));
+        assert_eq!(a.runtimes[1], ("ours".to_string(), PathBuf::from("target/release/rpc-runc")));
         assert_eq!(a.require, vec!["ours"]);
         assert!(args("--runtime /a/runc --runtime /b/runc").is_err());
     }

@@ -44,12 +44,7 @@ pub struct Counts {
 
 impl Counts {
     pub fn line(&self) -> String {
-        let mut s = format!(
-            "{} passed, {} failed, {} skipped",
-            self.pass,
-            self.fail + self.xfail,
-            self.skip
-        );
+        let mut s = format!("{} passed, {} failed, {} skipped", self.pass, self.fail + self.xfail, self.skip);
         if self.xfail > 0 {
             s.push_str(&format!(" ({} of the failures expected)", self.xfail));
         }
@@ -136,15 +131,8 @@ impl Report {
                 "runtime {}: {} ({}){}\n",
                 r.name,
                 r.path,
-                if r.version.is_empty() {
-                    "version unknown"
-                } else {
-                    &r.version
-                },
-                r.note
-                    .as_ref()
-                    .map(|n| format!("; {n}"))
-                    .unwrap_or_default()
+                if r.version.is_empty() { "version unknown" } else { &r.version },
+                r.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default()
             ));
         }
         out.push('\n');
@@ -157,9 +145,7 @@ impl Report {
             rows.push(r);
         }
         let ncol = rows[0].len();
-        let widths: Vec<usize> = (0..ncol)
-            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-            .collect();
+        let widths: Vec<usize> = (0..ncol).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
         for (n, r) in rows.iter().enumerate() {
             let mut line = String::new();
             for (i, cell) in r.iter().enumerate() {
@@ -204,10 +190,7 @@ impl Report {
             out.push_str(&format!("{}: {}\n", r.name, self.counts(ri).line()));
             let stale = self.stale_expected(ri);
             if !stale.is_empty() {
-                out.push_str(&format!(
-                    "  listed as expected failures but did not fail: {}\n",
-                    stale.join(", ")
-                ));
+                out.push_str(&format!("  listed as expected failures but did not fail: {}\n", stale.join(", ")));
             }
         }
         out
@@ -265,19 +248,12 @@ impl Report {
         o.push_str("\n## Summary\n\n| runtime | version | pass | of which spec / runc rule | fail | skip | time |\n|---|---|---|---|---|---|---|\n");
         for (ri, r) in self.runtimes.iter().enumerate() {
             let c = self.counts(ri);
-            let fail = if c.xfail > 0 {
-                format!("{} ({} expected)", c.fail + c.xfail, c.xfail)
-            } else {
-                c.fail.to_string()
-            };
+            let fail = if c.xfail > 0 { format!("{} ({} expected)", c.fail + c.xfail, c.xfail) } else { c.fail.to_string() };
             o.push_str(&format!(
                 "| {} | {}{} | {} | {} / {} | {} | {} | {:.0} s |\n",
                 r.name,
                 esc(&r.version),
-                r.note
-                    .as_ref()
-                    .map(|n| format!(" ({})", esc(n)))
-                    .unwrap_or_default(),
+                r.note.as_ref().map(|n| format!(" ({})", esc(n))).unwrap_or_default(),
                 c.pass,
                 c.pass_spec,
                 c.pass_runc,
@@ -300,11 +276,7 @@ impl Report {
             o.push_str(&format!("| `{}` | {} |", c.name, esc(&c.section)));
             for x in row {
                 let cell = Self::cell(x);
-                let cell = if x.verdict.is_fail() {
-                    format!("**{cell}**")
-                } else {
-                    cell
-                };
+                let cell = if x.verdict.is_fail() { format!("**{cell}**") } else { cell };
                 o.push_str(&format!(" {cell} |"));
             }
             o.push('\n');
@@ -324,12 +296,7 @@ impl Report {
                         fails.push('\n');
                     }
                     Verdict::Skip(d) => skips.push_str(&format!("- `{}`: {}\n", c.name, esc(d))),
-                    Verdict::PassAs(_, d) => rules.push_str(&format!(
-                        "- `{}` — {}: {}\n",
-                        c.name,
-                        x.verdict.word(),
-                        esc(d)
-                    )),
+                    Verdict::PassAs(_, d) => rules.push_str(&format!("- `{}` — {}: {}\n", c.name, x.verdict.word(), esc(d))),
                     Verdict::Pass => {}
                 }
             }
@@ -361,37 +328,18 @@ mod tests {
     use crate::expected::ExpectedList;
 
     fn sample() -> Report {
-        let rt = |n: &str| RuntimeInfo {
-            name: n.into(),
-            path: format!("/usr/bin/{n}"),
-            version: format!("{n} 1.0"),
-            note: None,
-            seconds: 1.0,
-        };
-        let case = |n: &str| CaseInfo {
-            name: n.into(),
-            section: "runtime.md#x".into(),
-            summary: format!("checks {n}"),
-        };
-        let o = |v: Verdict| Outcome {
-            verdict: v,
-            ms: 5,
-            expected: None,
-        };
+        let rt =
+            |n: &str| RuntimeInfo { name: n.into(), path: format!("/usr/bin/{n}"), version: format!("{n} 1.0"), note: None, seconds: 1.0 };
+        let case = |n: &str| CaseInfo { name: n.into(), section: "runtime.md#x".into(), summary: format!("checks {n}") };
+        let o = |v: Verdict| Outcome { verdict: v, ms: 5, expected: None };
         Report {
             host: vec!["kernel 6".into()],
             runtimes: vec![rt("runc"), rt("ours")],
             cases: vec![case("a.one"), case("b.two"), case("c.three")],
             outcomes: vec![
                 vec![o(Verdict::Pass), o(Verdict::Fail("boom | bad".into()))],
-                vec![
-                    o(Verdict::PassAs(Rule::Runc, "deletes it".into())),
-                    o(Verdict::PassAs(Rule::Spec, "refuses".into())),
-                ],
-                vec![
-                    o(Verdict::Skip("no hugetlb".into())),
-                    o(Verdict::Fail("nope".into())),
-                ],
+                vec![o(Verdict::PassAs(Rule::Runc, "deletes it".into())), o(Verdict::PassAs(Rule::Spec, "refuses".into()))],
+                vec![o(Verdict::Skip("no hugetlb".into())), o(Verdict::Fail("nope".into()))],
             ],
         }
     }
@@ -404,26 +352,15 @@ mod tests {
         let header = t.lines().find(|l| l.starts_with("CASE")).unwrap();
         assert!(header.contains("SECTION") && header.contains("runc") && header.contains("ours"));
         let row = t.lines().find(|l| l.starts_with("b.two")).unwrap();
-        assert!(
-            row.contains("pass (runc behaviour)") && row.contains("pass (spec)"),
-            "{row}"
-        );
-        assert!(t
-            .lines()
-            .any(|l| l.starts_with("c.three") && l.contains("FAIL (expected)")));
+        assert!(row.contains("pass (runc behaviour)") && row.contains("pass (spec)"), "{row}");
+        assert!(t.lines().any(|l| l.starts_with("c.three") && l.contains("FAIL (expected)")));
         assert!(t.contains("a.one: boom | bad"));
         assert!(t.contains("[expected: not yet]"));
         assert!(t.contains("no hugetlb"));
-        assert!(
-            t.contains("ours: 1 passed, 2 failed, 0 skipped (1 of the failures expected)"),
-            "{t}"
-        );
+        assert!(t.contains("ours: 1 passed, 2 failed, 0 skipped (1 of the failures expected)"), "{t}");
         assert!(t.contains("runc: 2 passed, 0 failed, 1 skipped"));
         // Columns line up: the runtime column starts at the same offset.
-        let rows: Vec<&str> = t
-            .lines()
-            .filter(|l| l.starts_with("a.one") || l.starts_with("b.two"))
-            .collect();
+        let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("a.one") || l.starts_with("b.two")).collect();
         assert_eq!(rows[0].find("pass"), rows[1].find("pass"));
     }
 
@@ -446,18 +383,11 @@ mod tests {
         assert_eq!(j["cases"][0]["results"]["ours"]["verdict"], "fail");
         assert_eq!(j["runtimes"][1]["counts"]["fail"], 2);
         let m = r.markdown("rpc-conformance --runtime runc");
-        assert!(
-            m.contains("| `a.one` | runtime.md#x | pass | **FAIL** |"),
-            "{m}"
-        );
+        assert!(m.contains("| `a.one` | runtime.md#x | pass | **FAIL** |"), "{m}");
         assert!(m.contains("boom \\| bad"));
         assert!(m.contains("## ours"));
         // Outcome round-trips through the child-process JSON.
-        let o = Outcome {
-            verdict: Verdict::PassAs(Rule::Spec, "x".into()),
-            ms: 3,
-            expected: None,
-        };
+        let o = Outcome { verdict: Verdict::PassAs(Rule::Spec, "x".into()), ms: 3, expected: None };
         let s = serde_json::to_string(&o).unwrap();
         let back: Outcome = serde_json::from_str(&s).unwrap();
         assert_eq!(back.verdict, o.verdict);

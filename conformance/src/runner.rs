@@ -47,16 +47,8 @@ impl Runtime {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         let version = text.lines().next().unwrap_or("").trim().to_string();
-        let spec = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("spec:"))
-            .map(|s| s.trim().to_string());
-        Runtime {
-            name,
-            path,
-            version,
-            spec,
-        }
+        let spec = text.lines().find_map(|l| l.trim().strip_prefix("spec:")).map(|s| s.trim().to_string());
+        Runtime { name, path, version, spec }
     }
 }
 
@@ -95,10 +87,7 @@ impl Out {
     pub fn brief(&self) -> String {
         let mut s = format!("`{}` ", self.cmd);
         if self.timed_out {
-            s.push_str(&format!(
-                "timed out after {:.0}s",
-                self.elapsed.as_secs_f64()
-            ));
+            s.push_str(&format!("timed out after {:.0}s", self.elapsed.as_secs_f64()));
         } else {
             s.push_str(&format!("exited {}", self.code));
         }
@@ -114,12 +103,7 @@ impl Out {
 /// Last `n` non-empty lines, joined, cleaned of runc's log prefixes, cut to
 /// a readable length.
 pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<String> = s
-        .lines()
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
-        .map(clean_log_line)
-        .collect();
+    let lines: Vec<String> = s.lines().map(|l| l.trim()).filter(|l| !l.is_empty()).map(clean_log_line).collect();
     let start = lines.len().saturating_sub(n);
     let j = lines[start..].join(" | ");
     cut(&j, 300)
@@ -153,10 +137,7 @@ pub fn cut(s: &str, max: usize) -> String {
 
 /// Parse `key=value` lines.
 pub fn kv(s: &str) -> BTreeMap<String, String> {
-    s.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    s.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
 /// Is `pid` a live (non-zombie) process?
@@ -170,18 +151,13 @@ pub fn pid_alive(pid: i64) -> bool {
     }
     // State is the field after the ")" of the command name.
     match stat.rsplit_once(')') {
-        Some((_, rest)) => !matches!(
-            rest.trim_start().chars().next(),
-            Some('Z') | Some('X') | None
-        ),
+        Some((_, rest)) => !matches!(rest.trim_start().chars().next(), Some('Z') | Some('X') | None),
         None => false,
     }
 }
 
 pub fn ns_inode(pid: &str, t: &str) -> String {
-    fs::read_link(format!("/proc/{pid}/ns/{t}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    fs::read_link(format!("/proc/{pid}/ns/{t}")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Remove a tree without crossing into other filesystems (a mount left by a
@@ -279,17 +255,8 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(
-        rt: &'a Runtime,
-        host: &'a Host,
-        settings: &'a Settings,
-        index: usize,
-        case: &'a str,
-    ) -> io::Result<Ctx<'a>> {
-        let dir = settings
-            .run_dir
-            .join(sanitize(&rt.name))
-            .join(format!("{index:03}-{case}"));
+    pub fn new(rt: &'a Runtime, host: &'a Host, settings: &'a Settings, index: usize, case: &'a str) -> io::Result<Ctx<'a>> {
+        let dir = settings.run_dir.join(sanitize(&rt.name)).join(format!("{index:03}-{case}"));
         remove_tree(&dir);
         fs::create_dir_all(&dir)?;
         let bundle = dir.join("bundle");
@@ -339,11 +306,7 @@ impl<'a> Ctx<'a> {
     /// cgroupsPath of its own (runtimes may refuse a non-empty cgroup).
     pub fn new_id(&mut self) -> String {
         self.id_seq += 1;
-        let id = if self.id_seq == 1 {
-            self.id_base.clone()
-        } else {
-            format!("{}-{}", self.id_base, self.id_seq)
-        };
+        let id = if self.id_seq == 1 { self.id_base.clone() } else { format!("{}-{}", self.id_base, self.id_seq) };
         self.ids.push(id.clone());
         self.cgroups_path = format!("{}/{}", self.settings.cgroup_parent, id);
         self.config["linux"]["cgroupsPath"] = serde_json::json!(self.cgroups_path);
@@ -362,10 +325,8 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn write_config(&self) -> Result<(), Verdict> {
-        let s = serde_json::to_string_pretty(&self.config)
-            .map_err(|e| fail(format!("serialize config: {e}")))?;
-        fs::write(self.bundle.join("config.json"), s)
-            .map_err(|e| fail(format!("write config.json: {e}")))
+        let s = serde_json::to_string_pretty(&self.config).map_err(|e| fail(format!("serialize config: {e}")))?;
+        fs::write(self.bundle.join("config.json"), s).map_err(|e| fail(format!("write config.json: {e}")))
     }
 
     /// process.args = sh -c SCRIPT.
@@ -395,15 +356,8 @@ impl<'a> Ctx<'a> {
 
     fn exec(&mut self, prog: &Path, with_root: bool, args: &[&str], timeout: Duration) -> Out {
         self.cmd_seq += 1;
-        let verb = args
-            .iter()
-            .find(|a| !a.starts_with('-'))
-            .copied()
-            .unwrap_or("cmd");
-        let base = self
-            .dir
-            .join("log")
-            .join(format!("{:03}-{}", self.cmd_seq, sanitize(verb)));
+        let verb = args.iter().find(|a| !a.starts_with('-')).copied().unwrap_or("cmd");
+        let base = self.dir.join("log").join(format!("{:03}-{}", self.cmd_seq, sanitize(verb)));
         let stdout_path = base.with_extension("out");
         let stderr_path = base.with_extension("err");
         let mut shown = vec![self.rt.name.clone()];
@@ -436,13 +390,7 @@ impl<'a> Ctx<'a> {
         if with_root {
             c.arg("--root").arg(&self.root);
         }
-        c.args(args)
-            .stdin(Stdio::null())
-            .stdout(so)
-            .stderr(se)
-            .current_dir(&self.dir)
-            .env(LEAK_VAR, "1")
-            .process_group(0);
+        c.args(args).stdin(Stdio::null()).stdout(so).stderr(se).current_dir(&self.dir).env(LEAK_VAR, "1").process_group(0);
         let (status, timed_out) = match c.spawn() {
             Ok(mut child) => {
                 if timeout.is_zero() {
@@ -473,12 +421,7 @@ impl<'a> Ctx<'a> {
             stdout_path,
             elapsed: start.elapsed(),
         };
-        self.transcript.push(format!(
-            "{} -> {}{}",
-            out.cmd,
-            out.code,
-            if timed_out { " (timeout)" } else { "" }
-        ));
+        self.transcript.push(format!("{} -> {}{}", out.cmd, out.code, if timed_out { " (timeout)" } else { "" }));
         out
     }
 
@@ -552,10 +495,7 @@ impl<'a> Ctx<'a> {
 
     /// What the container `id` has written to its stdout so far.
     pub fn output_of(&self, id: &str) -> String {
-        self.outputs
-            .get(id)
-            .and_then(|p| fs::read_to_string(p).ok())
-            .unwrap_or_default()
+        self.outputs.get(id).and_then(|p| fs::read_to_string(p).ok()).unwrap_or_default()
     }
 
     /// `state ID` parsed; a failure if the command fails or is not JSON.
@@ -564,12 +504,7 @@ impl<'a> Ctx<'a> {
         if !o.ok() {
             return Err(fail(format!("state failed: {}", o.brief())));
         }
-        serde_json::from_str(&o.stdout).map_err(|e| {
-            fail(format!(
-                "state output is not JSON ({e}): {}",
-                cut(&o.stdout, 200)
-            ))
-        })
+        serde_json::from_str(&o.stdout).map_err(|e| fail(format!("state output is not JSON ({e}): {}", cut(&o.stdout, 200))))
     }
 
     /// The state's status, or None if `state` fails.
@@ -578,9 +513,7 @@ impl<'a> Ctx<'a> {
         if !o.ok() {
             return None;
         }
-        serde_json::from_str::<Value>(&o.stdout)
-            .ok()
-            .and_then(|v| v["status"].as_str().map(String::from))
+        serde_json::from_str::<Value>(&o.stdout).ok().and_then(|v| v["status"].as_str().map(String::from))
     }
 
     /// The pid in the state (created or running container).
@@ -588,11 +521,7 @@ impl<'a> Ctx<'a> {
         let s = self.state(id)?;
         match s["pid"].as_i64() {
             Some(p) if p > 0 => Ok(p),
-            _ => Err(fail(format!(
-                "state of a {} container has no pid: {}",
-                s["status"],
-                cut(&s.to_string(), 200)
-            ))),
+            _ => Err(fail(format!("state of a {} container has no pid: {}", s["status"], cut(&s.to_string(), 200)))),
         }
     }
 
@@ -610,8 +539,7 @@ impl<'a> Ctx<'a> {
                 return Err(fail(format!(
                     "status did not become {want:?} within {:.1}s (last: {})",
                     timeout.as_secs_f64(),
-                    last.map(|s| format!("{s:?}"))
-                        .unwrap_or("state failed".into())
+                    last.map(|s| format!("{s:?}")).unwrap_or("state failed".into())
                 )));
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -647,10 +575,7 @@ impl<'a> Ctx<'a> {
         let (id, pid) = self.create_ready(script)?;
         self.start(&id)?;
         if !self.wait_file("ready", Duration::from_secs(10)) {
-            return Err(fail(format!(
-                "container did not become ready: output {:?}",
-                cut(&self.output_of(&id), 200)
-            )));
+            return Err(fail(format!("container did not become ready: output {:?}", cut(&self.output_of(&id), 200))));
         }
         Ok((id, pid))
     }
@@ -708,16 +633,11 @@ impl<'a> Ctx<'a> {
     pub fn host_tmpfs(&mut self, p: &Path) -> Result<(), Verdict> {
         fs::create_dir_all(p).map_err(|e| fail(format!("mkdir {}: {e}", p.display())))?;
         let t = std::ffi::CString::new("tmpfs").expect("cstr");
-        let target =
-            std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|_| fail("bad path"))?;
+        let target = std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|_| fail("bad path"))?;
         // SAFETY: valid C strings.
-        let r =
-            unsafe { libc::mount(t.as_ptr(), target.as_ptr(), t.as_ptr(), 0, std::ptr::null()) };
+        let r = unsafe { libc::mount(t.as_ptr(), target.as_ptr(), t.as_ptr(), 0, std::ptr::null()) };
         if r != 0 {
-            return Err(skip(format!(
-                "cannot mount a tmpfs on the host: {}",
-                io::Error::last_os_error()
-            )));
+            return Err(skip(format!("cannot mount a tmpfs on the host: {}", io::Error::last_os_error())));
         }
         self.host_mounts.push(p.to_path_buf());
         Ok(())
@@ -726,23 +646,11 @@ impl<'a> Ctx<'a> {
     /// Bind `p` onto itself on the host, making it a mount point (undone at
     /// cleanup).
     pub fn host_bind_self(&mut self, p: &Path) -> Result<(), Verdict> {
-        let cs =
-            std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|_| fail("bad path"))?;
+        let cs = std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|_| fail("bad path"))?;
         // SAFETY: valid C strings.
-        let r = unsafe {
-            libc::mount(
-                cs.as_ptr(),
-                cs.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        };
+        let r = unsafe { libc::mount(cs.as_ptr(), cs.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) };
         if r != 0 {
-            return Err(skip(format!(
-                "cannot bind mount on the host: {}",
-                io::Error::last_os_error()
-            )));
+            return Err(skip(format!("cannot bind mount on the host: {}", io::Error::last_os_error())));
         }
         self.host_mounts.push(p.to_path_buf());
         Ok(())
@@ -751,11 +659,7 @@ impl<'a> Ctx<'a> {
     /// The container's cgroup directory of `controller` on the host, found
     /// from /proc/PID/cgroup of its init.
     pub fn cgroup_dir(&self, pid: i64, controller: &str) -> Result<PathBuf, Verdict> {
-        let c = self
-            .host
-            .cgroups
-            .controller(controller)
-            .ok_or_else(|| skip(format!("host has no {controller} controller")))?;
+        let c = self.host.cgroups.controller(controller).ok_or_else(|| skip(format!("host has no {controller} controller")))?;
         let procfile = host::read(format!("/proc/{pid}/cgroup"));
         for line in procfile.lines() {
             let mut it = line.splitn(3, ':');
@@ -763,27 +667,18 @@ impl<'a> Ctx<'a> {
                 (Some(a), Some(b), Some(c)) => (a, b, c),
                 _ => continue,
             };
-            let matches = if c.v1 {
-                ctrls.split(',').any(|x| x == controller)
-            } else {
-                ctrls.is_empty()
-            };
+            let matches = if c.v1 { ctrls.split(',').any(|x| x == controller) } else { ctrls.is_empty() };
             if matches {
                 return Ok(c.mount.join(path.trim_start_matches('/')));
             }
         }
-        Err(fail(format!(
-            "/proc/{pid}/cgroup has no {controller} entry: {}",
-            cut(&procfile.replace('\n', "; "), 200)
-        )))
+        Err(fail(format!("/proc/{pid}/cgroup has no {controller} entry: {}", cut(&procfile.replace('\n', "; "), 200))))
     }
 
     /// Read an interface file of the container's cgroup.
     pub fn cgroup_read(&self, pid: i64, controller: &str, file: &str) -> Result<String, Verdict> {
         let d = self.cgroup_dir(pid, controller)?;
-        fs::read_to_string(d.join(file))
-            .map(|s| s.trim().to_string())
-            .map_err(|e| fail(format!("read {}/{file}: {e}", d.display())))
+        fs::read_to_string(d.join(file)).map(|s| s.trim().to_string()).map_err(|e| fail(format!("read {}/{file}: {e}", d.display())))
     }
 
     /// Does the runtime have a `pause` command? (not part of the OCI CLI)
@@ -813,10 +708,7 @@ impl<'a> Ctx<'a> {
             if !st.ok() {
                 continue;
             }
-            let pid = serde_json::from_str::<Value>(&st.stdout)
-                .ok()
-                .and_then(|v| v["pid"].as_i64())
-                .unwrap_or(0);
+            let pid = serde_json::from_str::<Value>(&st.stdout).ok().and_then(|v| v["pid"].as_i64()).unwrap_or(0);
             let o = self.rt_cleanup(&["delete", "--force", &id]);
             if !o.ok() || self.rt_cleanup(&["state", &id]).ok() {
                 // Last resort: kill the init ourselves, then delete again.
@@ -852,15 +744,7 @@ impl Drop for Ctx<'_> {
 }
 
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
 }
 
 #[cfg(test)]

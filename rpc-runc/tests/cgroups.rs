@@ -47,61 +47,33 @@ fn memory_limit_oom_kills_and_reports_an_oom_event() {
          cat /sys/fs/cgroup/memory/memory.limit_in_bytes > /shared/limit; sleep 300");
     t.run_detached().assert_ok();
     let pid = t.pid();
-    assert_eq!(
-        cg_read(pid, "memory", "memory.limit_in_bytes"),
-        (32u64 << 20).to_string()
-    );
+    assert_eq!(cg_read(pid, "memory", "memory.limit_in_bytes"), (32u64 << 20).to_string());
     // the event stream: registered once it printed its first stats event
     let (mut child, op, ep) = t.spawn(&["events", "--interval", "200ms", &t.id]);
     assert!(
-        wait_until(T, || fs::read_to_string(&op)
-            .unwrap_or_default()
-            .contains("\"stats\"")),
+        wait_until(T, || fs::read_to_string(&op).unwrap_or_default().contains("\"stats\"")),
         "no stats event: {}",
         fs::read_to_string(&ep).unwrap_or_default()
     );
     fs::write(t.shared.join("go"), "").unwrap();
-    assert!(
-        wait_shared(&t, "rc", |s| !s.is_empty()),
-        "dd did not finish"
-    );
+    assert!(wait_shared(&t, "rc", |s| !s.is_empty()), "dd did not finish");
     assert_eq!(t.shared_file("rc").trim(), "137", "dd was not SIGKILLed");
     assert!(wait_shared(&t, "limit", |s| !s.is_empty()));
-    assert_eq!(
-        t.shared_file("limit").trim(),
-        (32u64 << 20).to_string(),
-        "limit not visible inside"
-    );
+    assert_eq!(t.shared_file("limit").trim(), (32u64 << 20).to_string(), "limit not visible inside");
     let inside = t.shared_file("oom_control");
-    assert!(
-        inside
-            .lines()
-            .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
-        "inside: {inside}"
-    );
+    assert!(inside.lines().any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"), "inside: {inside}");
     let got = wait_until(T, || {
         fs::read_to_string(&op)
             .unwrap_or_default()
             .lines()
-            .any(|l| {
-                serde_json::from_str::<Value>(l)
-                    .map(|v| v["type"] == "oom" && v["id"] == t.id.as_str())
-                    .unwrap_or(false)
-            })
+            .any(|l| serde_json::from_str::<Value>(l).map(|v| v["type"] == "oom" && v["id"] == t.id.as_str()).unwrap_or(false))
     });
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        got,
-        "no oom event: {}",
-        fs::read_to_string(&op).unwrap_or_default()
-    );
+    assert!(got, "no oom event: {}", fs::read_to_string(&op).unwrap_or_default());
     // the failure count shows in the stats
     let s = events_stats(&t);
-    assert!(
-        u(&s["data"]["memory"]["usage"]["max"]) >= (32 << 20) - (1 << 20),
-        "the limit was not reached: {s}"
-    );
+    assert!(u(&s["data"]["memory"]["usage"]["max"]) >= (32 << 20) - (1 << 20), "the limit was not reached: {s}");
     assert_eq!(u(&s["data"]["memory"]["usage"]["limit"]), 32 << 20);
     t.delete_force().assert_ok();
     t.assert_no_leftovers(&t.id, "cg-oom-none");
@@ -110,36 +82,17 @@ fn memory_limit_oom_kills_and_reports_an_oom_event() {
 #[test]
 fn events_stream_ends_when_the_container_stops() {
     let mut t = harness!("cg-events-stream");
-    t.args(&[
-        "sh",
-        "-c",
-        "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 300",
-    ]);
+    t.args(&["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 300"]);
     t.run_detached().assert_ok();
     let (child, op, ep) = t.spawn(&["events", "--interval", "100ms", &t.id]);
-    assert!(wait_until(T, || fs::read_to_string(&op)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        >= 3));
+    assert!(wait_until(T, || fs::read_to_string(&op).unwrap_or_default().lines().count() >= 3));
     t.kill("KILL").assert_ok();
     let o = t.wait_spawned(child, op, ep, T);
     assert!(o.ok(), "events did not end cleanly: {}", o.describe());
-    let evs: Vec<Value> = o
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let evs: Vec<Value> = o.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     assert!(evs.len() >= 3);
-    let totals: Vec<u64> = evs
-        .iter()
-        .filter(|e| e["type"] == "stats")
-        .map(|e| u(&e["data"]["cpu"]["usage"]["total"]))
-        .collect();
-    assert!(
-        totals.windows(2).all(|w| w[0] <= w[1]),
-        "cpu usage went backwards: {totals:?}"
-    );
+    let totals: Vec<u64> = evs.iter().filter(|e| e["type"] == "stats").map(|e| u(&e["data"]["cpu"]["usage"]["total"])).collect();
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "cpu usage went backwards: {totals:?}");
     assert!(totals[0] > 0);
 }
 
@@ -162,19 +115,14 @@ fn pids_limit_stops_a_fork_loop() {
     t.cgroupns(false);
     t.resource("pids", json!({"limit": 10}));
     // Only shell builtins after the loop: no fork is left to us.
-    t.sh(
-        "(for i in $(seq 1 40); do sleep 100 & done) 2>/dev/null; \
+    t.sh("(for i in $(seq 1 40); do sleep 100 & done) 2>/dev/null; \
          c=0; for p in /proc/[0-9]*; do read n < $p/comm 2>/dev/null && [ \"$n\" = sleep ] && c=$((c+1)); done; \
          read cur < /sys/fs/cgroup/pids/pids.current; read max < /sys/fs/cgroup/pids/pids.max; \
-         read ev < /sys/fs/cgroup/pids/pids.events; echo \"sleeps=$c cur=$cur max=$max $ev\"",
-    );
+         read ev < /sys/fs/cgroup/pids/pids.events; echo \"sleeps=$c cur=$cur max=$max $ev\"");
     let out = t.run_ok();
-    let f: std::collections::HashMap<&str, &str> = out
-        .split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .collect();
+    let f: std::collections::HashMap<&str, &str> = out.split_whitespace().filter_map(|w| w.split_once('=')).collect();
     let sleeps: u32 = f["sleeps"].parse().unwrap();
-    assert!(sleeps >= 1 && sleeps <= 9, "{out}");
+    assert!((1..=9).contains(&sleeps), "{out}");
     assert_eq!(f["max"], "10", "{out}");
     assert!(f["cur"].parse::<u32>().unwrap() <= 10, "{out}");
     // "max N": forks the limit refused (the loop's shell dies at the first)
@@ -186,10 +134,7 @@ fn pids_limit_stops_a_fork_loop() {
 fn cpu_quota_and_cpuset_in_the_files_and_inside() {
     let mut t = harness!("cg-cpu");
     t.share().cgroupns(false);
-    t.resource(
-        "cpu",
-        json!({"shares": 512, "quota": 20000, "period": 100000, "cpus": "1", "mems": "0"}),
-    );
+    t.resource("cpu", json!({"shares": 512, "quota": 20000, "period": 100000, "cpus": "1", "mems": "0"}));
     t.sh(
         "cd /sys/fs/cgroup; for f in cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.shares cpuset/cpuset.cpus cpuset/cpuset.mems; do \
          echo \"$f $(cat $f)\"; done > /shared/files; grep Cpus_allowed_list /proc/self/status > /shared/allowed; \
@@ -206,24 +151,12 @@ fn cpu_quota_and_cpuset_in_the_files_and_inside() {
         t.shared_file("files"),
         "cpu/cpu.cfs_quota_us 20000\ncpu/cpu.cfs_period_us 100000\ncpu/cpu.shares 512\ncpuset/cpuset.cpus 1\ncpuset/cpuset.mems 0\n"
     );
-    assert_eq!(
-        t.shared_file("allowed").split_whitespace().last(),
-        Some("1")
-    );
+    assert_eq!(t.shared_file("allowed").split_whitespace().last(), Some("1"));
     // a busy loop at 20% of a CPU for a second is throttled
-    let n: u64 = t
-        .shared_file("throttled")
-        .split_whitespace()
-        .last()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let n: u64 = t.shared_file("throttled").split_whitespace().last().unwrap().parse().unwrap();
     assert!(n > 0, "not throttled: {}", t.shared_file("throttled"));
     let s = events_stats(&t);
-    assert!(
-        u(&s["data"]["cpu"]["throttling"]["throttledPeriods"]) > 0,
-        "{s}"
-    );
+    assert!(u(&s["data"]["cpu"]["throttling"]["throttledPeriods"]) > 0, "{s}");
     assert_eq!(s["data"]["cpuset"]["cpus"], json!([1]));
 }
 
@@ -247,20 +180,13 @@ fn pause_freezes_and_resume_thaws() {
     t.rt(&["resume", &t.id]).assert_ok();
     assert_eq!(t.status().as_deref(), Some("running"));
     assert_eq!(cg_read(pid, "freezer", "freezer.state"), "THAWED");
-    assert!(
-        wait_until(T, || count() > a + 3),
-        "no progress after resume"
-    );
+    assert!(wait_until(T, || count() > a + 3), "no progress after resume");
     t.rt(&["resume", &t.id]).assert_fail();
     // a paused container can still be force-deleted
     t.rt(&["pause", &t.id]).assert_ok();
     t.delete_force().assert_ok();
     assert!(wait_until(T, || !pid_alive(pid)));
-    assert!(
-        wait_until(T, || cgroup_dirs_named(&t.id).is_empty()),
-        "{:?}",
-        cgroup_dirs_named(&t.id)
-    );
+    assert!(wait_until(T, || cgroup_dirs_named(&t.id).is_empty()), "{:?}", cgroup_dirs_named(&t.id));
 }
 
 #[test]
@@ -287,32 +213,12 @@ fn update_changes_the_limits_of_a_running_container() {
     let mem = |p| cg_read(p, "memory", "memory.limit_in_bytes");
     let memsw = |p| cg_read(p, "memory", "memory.memsw.limit_in_bytes");
     // growing past the current memsw: memsw must be raised first
-    t.rt(&["update", "--memory", "256m", "--memory-swap", "512m", &t.id])
-        .assert_ok();
-    assert_eq!(
-        (mem(pid), memsw(pid)),
-        ((256u64 << 20).to_string(), (512u64 << 20).to_string())
-    );
+    t.rt(&["update", "--memory", "256m", "--memory-swap", "512m", &t.id]).assert_ok();
+    assert_eq!((mem(pid), memsw(pid)), ((256u64 << 20).to_string(), (512u64 << 20).to_string()));
     // shrinking below the current memory: memory must be lowered first
-    t.rt(&["update", "--memory", "32m", "--memory-swap", "48m", &t.id])
-        .assert_ok();
-    assert_eq!(
-        (mem(pid), memsw(pid)),
-        ((32u64 << 20).to_string(), (48u64 << 20).to_string())
-    );
-    t.rt(&[
-        "update",
-        "--pids-limit",
-        "7",
-        "--cpu-quota",
-        "30000",
-        "--cpu-period",
-        "50000",
-        "--cpuset-cpus",
-        "0",
-        &t.id,
-    ])
-    .assert_ok();
+    t.rt(&["update", "--memory", "32m", "--memory-swap", "48m", &t.id]).assert_ok();
+    assert_eq!((mem(pid), memsw(pid)), ((32u64 << 20).to_string(), (48u64 << 20).to_string()));
+    t.rt(&["update", "--pids-limit", "7", "--cpu-quota", "30000", "--cpu-period", "50000", "--cpuset-cpus", "0", &t.id]).assert_ok();
     let seen = inside(&t);
     for want in [
         format!("memory/memory.limit_in_bytes={}", 32u64 << 20),
@@ -322,44 +228,27 @@ fn update_changes_the_limits_of_a_running_container() {
         "cpu/cpu.cfs_period_us=50000".into(),
         "cpuset/cpuset.cpus=0".into(),
     ] {
-        assert!(
-            seen.lines().any(|l| l == want),
-            "{want} not seen inside:\n{seen}"
-        );
+        assert!(seen.lines().any(|l| l == want), "{want} not seen inside:\n{seen}");
     }
     // -r FILE: LinuxResources JSON
     let f = t.dir.join("res.json");
-    fs::write(
-        &f,
-        json!({"pids": {"limit": 9}, "cpu": {"quota": -1}}).to_string(),
-    )
-    .unwrap();
-    t.rt(&["update", "-r", f.to_str().unwrap(), &t.id])
-        .assert_ok();
+    fs::write(&f, json!({"pids": {"limit": 9}, "cpu": {"quota": -1}}).to_string()).unwrap();
+    t.rt(&["update", "-r", f.to_str().unwrap(), &t.id]).assert_ok();
     assert_eq!(cg_read(pid, "pids", "pids.max"), "9");
     assert_eq!(cg_read(pid, "cpu", "cpu.cfs_quota_us"), "-1");
     // --resources -: from stdin (containerd's way)
     let mut c = t.command(&["update", "--resources", "-", &t.id]);
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut ch = c.spawn().unwrap();
     use std::io::Write;
     ch.stdin
         .take()
         .unwrap()
-        .write_all(
-            json!({"memory": {"limit": 100 << 20, "swap": 200 << 20}, "pids": {"limit": -1}})
-                .to_string()
-                .as_bytes(),
-        )
+        .write_all(json!({"memory": {"limit": 100 << 20, "swap": 200 << 20}, "pids": {"limit": -1}}).to_string().as_bytes())
         .unwrap();
     let o = ch.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        (mem(pid), memsw(pid)),
-        ((100u64 << 20).to_string(), (200u64 << 20).to_string())
-    );
+    assert_eq!((mem(pid), memsw(pid)), ((100u64 << 20).to_string(), (200u64 << 20).to_string()));
     assert_eq!(cg_read(pid, "pids", "pids.max"), "max");
     // -1 lifts memory and memsw
     t.rt(&["update", "--memory", "-1", &t.id]).assert_ok();
@@ -372,10 +261,7 @@ fn update_with_bad_input_changes_nothing() {
     let mut t = harness!("cg-update-bad");
     t.resource("memory", json!({"limit": 64 << 20}));
     t.resource("pids", json!({"limit": 20}));
-    t.resource(
-        "cpu",
-        json!({"quota": 20000, "period": 100000, "cpus": "0-1"}),
-    );
+    t.resource("cpu", json!({"quota": 20000, "period": 100000, "cpus": "0-1"}));
     t.args(&["sleep", "300"]);
     t.run_detached().assert_ok();
     let pid = t.pid();
@@ -393,11 +279,7 @@ fn update_with_bad_input_changes_nothing() {
     };
     let before = snapshot();
     let res = t.dir.join("bad.json");
-    fs::write(
-        &res,
-        r#"{"pids": {"limit": 5}, "devices": [{"allow": true, "type": "x", "access": "rwm"}]}"#,
-    )
-    .unwrap();
+    fs::write(&res, r#"{"pids": {"limit": 5}, "devices": [{"allow": true, "type": "x", "access": "rwm"}]}"#).unwrap();
     let bad: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--memory", "-5"], "memory"),
         (vec!["--pids-limit", "-2", "--memory", "10m"], "pids"),
@@ -409,10 +291,7 @@ fn update_with_bad_input_changes_nothing() {
         (vec!["--blkio-weight", "5"], "weight"),
         (vec!["-r", res.to_str().unwrap()], "type"),
         // valid values the kernel refuses after memory was written: rolled back
-        (
-            vec!["--memory", "100m", "--cpu-rt-runtime", "2000000"],
-            "rt_runtime",
-        ),
+        (vec!["--memory", "100m", "--cpu-rt-runtime", "2000000"], "rt_runtime"),
     ];
     for (args, word) in bad {
         let mut a = vec!["update"];
@@ -420,11 +299,7 @@ fn update_with_bad_input_changes_nothing() {
         a.push(&t.id);
         let o = t.rt(&a);
         o.assert_fail();
-        assert!(
-            contains_ci(&o.stderr, word),
-            "error does not mention {word:?}: {}",
-            o.describe()
-        );
+        assert!(contains_ci(&o.stderr, word), "error does not mention {word:?}: {}", o.describe());
         assert_eq!(snapshot(), before, "{args:?} changed something");
     }
     // updating a stopped container fails
@@ -438,39 +313,26 @@ fn device_cgroup_denies_open_of_a_device_not_allowed() {
     // mknod is allowed by runc's default list (c *:* m, b *:* m), open is not
     let mut t = harness!("cg-devices");
     for set in ["bounding", "effective", "permitted"] {
-        t.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_MKNOD"));
+        t.config["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
     }
-    t.sh(
-        "mknod /tmp/fuse c 10 229 && echo mknod-ok; chmod 666 /tmp/fuse; \
+    t.sh("mknod /tmp/fuse c 10 229 && echo mknod-ok; chmod 666 /tmp/fuse; \
          if (exec 3</tmp/fuse) 2>&1; then echo OPENED; else echo denied; fi; \
          mknod /tmp/blk b 7 0 && echo mknod-blk-ok; if head -c1 /tmp/blk >/dev/null 2>&1; then echo BLK-OPENED; else echo blk-denied; fi; \
-         echo x > /dev/null && echo null-ok",
-    );
+         echo x > /dev/null && echo null-ok");
     let out = t.run_ok();
     let l: Vec<&str> = out.lines().filter(|l| !l.contains("can't open")).collect();
-    assert!(
-        l.contains(&"mknod-ok") && l.contains(&"denied") && !out.contains("OPENED"),
-        "{out}"
-    );
-    assert!(
-        l.contains(&"mknod-blk-ok") && l.contains(&"blk-denied") && l.contains(&"null-ok"),
-        "{out}"
-    );
-    assert!(
-        contains_ci(&out, "not permitted"),
-        "open should fail with EPERM: {out}"
-    );
+    assert!(l.contains(&"mknod-ok") && l.contains(&"denied") && !out.contains("OPENED"), "{out}");
+    assert!(l.contains(&"mknod-blk-ok") && l.contains(&"blk-denied") && l.contains(&"null-ok"), "{out}");
+    assert!(contains_ci(&out, "not permitted"), "open should fail with EPERM: {out}");
 
     // the same device allowed by linux.resources.devices opens
     let mut t2 = harness!("cg-devices-allowed");
     t2.config["process"]["capabilities"] = t.config["process"]["capabilities"].clone();
-    t2.resource("devices", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]));
-    t2.sh(
-        "mknod /tmp/fuse c 10 229; if (exec 3</tmp/fuse); then echo opened; else echo DENIED; fi",
+    t2.resource(
+        "devices",
+        json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
     );
+    t2.sh("mknod /tmp/fuse c 10 229; if (exec 3</tmp/fuse); then echo opened; else echo DENIED; fi");
     assert_eq!(t2.run_ok(), "opened\n");
 
     // the host's view of the rules
@@ -478,13 +340,7 @@ fn device_cgroup_denies_open_of_a_device_not_allowed() {
     t3.args(&["sleep", "300"]);
     t3.run_detached().assert_ok();
     let list = cg_read(t3.pid(), "devices", "devices.list");
-    for want in [
-        "c *:* m",
-        "b *:* m",
-        "c 1:3 rwm",
-        "c 136:* rwm",
-        "c 10:200 rwm",
-    ] {
+    for want in ["c *:* m", "b *:* m", "c 1:3 rwm", "c 136:* rwm", "c 10:200 rwm"] {
         assert!(list.lines().any(|l| l == want), "{want} missing: {list}");
     }
     assert!(!list.lines().any(|l| l == "a *:* rwm"), "{list}");
@@ -497,10 +353,7 @@ impl Cg2Dir {
     fn new(name: &str) -> Option<Cg2Dir> {
         let root = Path::new("/sys/fs/cgroup/unified");
         if !is_root() || !root.join("cgroup.controllers").exists() {
-            eprintln!(
-                "SKIP {name}: needs root and the cgroup2 tree at {}",
-                root.display()
-            );
+            eprintln!("SKIP {name}: needs root and the cgroup2 tree at {}", root.display());
             return None;
         }
         let d = root.join(format!("rpct-{name}-{}", std::process::id()));
@@ -512,14 +365,7 @@ impl Cg2Dir {
     /// busybox sh that moves itself into the directory first.
     fn spawn(&self, script: &str, out: &Path) -> std::process::Child {
         Command::new("/bin/busybox")
-            .args([
-                "sh",
-                "-c",
-                &format!(
-                    "echo $$ > {}/cgroup.procs || exit 99; {script}",
-                    self.0.display()
-                ),
-            ])
+            .args(["sh", "-c", &format!("echo $$ > {}/cgroup.procs || exit 99; {script}", self.0.display())])
             .stdin(Stdio::null())
             .stdout(fs::File::create(out).unwrap())
             .stderr(Stdio::null())
@@ -545,27 +391,9 @@ fn ebpf_device_filter_on_the_host_cgroup2_tree() {
     fs::create_dir_all(&tmp).unwrap();
     // deny all; /dev/null rw; /dev/zero read only; no mknod wildcard
     let rules = [
-        Rule {
-            allow: false,
-            kind: 'a',
-            major: -1,
-            minor: -1,
-            access: 7,
-        },
-        Rule {
-            allow: true,
-            kind: 'c',
-            major: 1,
-            minor: 3,
-            access: devices_bpf::ACC_READ | devices_bpf::ACC_WRITE,
-        },
-        Rule {
-            allow: true,
-            kind: 'c',
-            major: 1,
-            minor: 5,
-            access: devices_bpf::ACC_READ,
-        },
+        Rule { allow: false, kind: 'a', major: -1, minor: -1, access: 7 },
+        Rule { allow: true, kind: 'c', major: 1, minor: 3, access: devices_bpf::ACC_READ | devices_bpf::ACC_WRITE },
+        Rule { allow: true, kind: 'c', major: 1, minor: 5, access: devices_bpf::ACC_READ },
     ];
     devices_bpf::apply(&cg.0, &rules).unwrap();
     assert_eq!(devices_bpf::attached(&cg.0).unwrap(), 1);
@@ -583,15 +411,9 @@ fn ebpf_device_filter_on_the_host_cgroup2_tree() {
     let (st, _) = wait_child(&mut ch, T);
     assert!(st.is_some());
     let got = fs::read_to_string(&out).unwrap();
-    assert_eq!(
-        got,
-        "null-w\nzero-r\nzero-w-denied\nurandom-denied\nmknod-denied\nfifo-ok\n"
-    );
+    assert_eq!(got, "null-w\nzero-r\nzero-w-denied\nurandom-denied\nmknod-denied\nfifo-ok\n");
     // outside the cgroup everything works
-    let o = Command::new("/bin/busybox")
-        .args(["sh", "-c", "head -c1 /dev/urandom > /dev/null && echo ok"])
-        .output()
-        .unwrap();
+    let o = Command::new("/bin/busybox").args(["sh", "-c", "head -c1 /dev/urandom > /dev/null && echo ok"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
     let _ = fs::remove_dir_all(&tmp);
 }
@@ -603,26 +425,13 @@ fn cgroup2_freeze_and_kill_on_the_host_tree() {
         return;
     };
     let out = std::env::temp_dir().join(format!("rpct-freeze-{}", std::process::id()));
-    let mut ch = cg.spawn(
-        &format!(
-            "i=0; while :; do i=$((i+1)); echo $i > {}.n; sleep 0.02; done",
-            out.display()
-        ),
-        &out,
-    );
-    let n = || {
-        fs::read_to_string(format!("{}.n", out.display()))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let mut ch = cg.spawn(&format!("i=0; while :; do i=$((i+1)); echo $i > {}.n; sleep 0.02; done", out.display()), &out);
+    let n = || fs::read_to_string(format!("{}.n", out.display())).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
     assert!(wait_until(T, || n() > 3));
     let dirs = vec![cg.0.clone()];
     cgroups::freeze(&dirs, true).unwrap();
     assert!(cgroups::is_frozen(&dirs));
-    assert!(fs::read_to_string(cg.0.join("cgroup.events"))
-        .unwrap()
-        .contains("frozen 1"));
+    assert!(fs::read_to_string(cg.0.join("cgroup.events")).unwrap().contains("frozen 1"));
     let a = n();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(n(), a, "counting while frozen");
@@ -634,10 +443,7 @@ fn cgroup2_freeze_and_kill_on_the_host_tree() {
     cgroups::kill_all(&dirs);
     let (st, timed_out) = wait_child(&mut ch, T);
     assert!(!timed_out, "not killed");
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&st.unwrap()),
-        Some(9)
-    );
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st.unwrap()), Some(9));
     assert!(wait_until(T, || cgroups::pids(&dirs).is_empty()));
     let _ = fs::remove_file(format!("{}.n", out.display()));
     let _ = fs::remove_file(&out);
@@ -658,13 +464,8 @@ fn events_stats_are_plausible() {
     let d = &s["data"];
     let cpu = u(&d["cpu"]["usage"]["total"]);
     assert!(cpu > 1_000_000 && cpu < 100_000_000_000, "cpu ns {cpu}");
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    assert_eq!(
-        d["cpu"]["usage"]["percpu"].as_array().map(|a| a.len()),
-        Some(ncpu)
-    );
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    assert_eq!(d["cpu"]["usage"]["percpu"].as_array().map(|a| a.len()), Some(ncpu));
     let mem = u(&d["memory"]["usage"]["usage"]);
     assert!(mem > 8_000_000 && mem < 64 << 20, "memory usage {mem}");
     assert_eq!(u(&d["memory"]["usage"]["limit"]), 64 << 20);
@@ -699,32 +500,18 @@ fn ps_lists_the_container_processes() {
     assert_eq!(pids.len(), 3, "{pids:?}");
     assert!(pids.contains(&pid));
     for p in &pids {
-        assert!(fs::read_to_string(format!("/proc/{p}/cgroup"))
-            .unwrap()
-            .contains(&t.id));
+        assert!(fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap().contains(&t.id));
     }
     let o = t.rt(&["ps", &t.id]);
     o.assert_ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
-    assert!(
-        lines[0].contains("PID") && lines[0].contains("CMD"),
-        "{}",
-        o.stdout
-    );
+    assert!(lines[0].contains("PID") && lines[0].contains("CMD"), "{}", o.stdout);
     assert_eq!(lines.len(), 4, "{}", o.stdout);
     assert!(o.stdout.contains("sleep 301") && o.stdout.contains("sleep 302"));
     let o = t.rt(&["ps", &t.id, "-o", "pid,comm"]);
     o.assert_ok();
     assert_eq!(o.stdout.lines().count(), 4, "{}", o.stdout);
-    assert_eq!(
-        o.stdout
-            .lines()
-            .filter(|l| l.trim_end().ends_with("sleep"))
-            .count(),
-        2,
-        "{}",
-        o.stdout
-    );
+    assert_eq!(o.stdout.lines().filter(|l| l.trim_end().ends_with("sleep")).count(), 2, "{}", o.stdout);
     t.rt(&["ps", "--format", "xml", &t.id]).assert_fail();
 }
 
@@ -734,26 +521,12 @@ fn kill_all_without_a_pid_namespace() {
     let mut t = harness!("cg-kill-all");
     t.remove_namespace("pid");
     let marker = format!("cg-kill-all-marker-{}", std::process::id());
-    t.args(&[
-        "sh",
-        "-c",
-        "sleep 300 & sleep 300 & sleep 300; exit 0",
-        &marker,
-    ]);
+    t.args(&["sh", "-c", "sleep 300 & sleep 300 & sleep 300; exit 0", &marker]);
     t.run_detached().assert_ok();
-    assert!(wait_until(T, || t
-        .rt(&["ps", "--format", "json", &t.id])
-        .stdout
-        .matches(',')
-        .count()
-        == 3));
-    let pids: Vec<i32> =
-        serde_json::from_str(t.rt(&["ps", "--format", "json", &t.id]).stdout.trim()).unwrap();
+    assert!(wait_until(T, || t.rt(&["ps", "--format", "json", &t.id]).stdout.matches(',').count() == 3));
+    let pids: Vec<i32> = serde_json::from_str(t.rt(&["ps", "--format", "json", &t.id]).stdout.trim()).unwrap();
     t.rt(&["kill", "--all", &t.id, "KILL"]).assert_ok();
-    assert!(
-        wait_until(T, || pids.iter().all(|p| !pid_alive(*p))),
-        "survivors: {pids:?}"
-    );
+    assert!(wait_until(T, || pids.iter().all(|p| !pid_alive(*p))), "survivors: {pids:?}");
     assert!(t.wait_status("stopped", T));
     t.delete().assert_ok();
     t.assert_no_leftovers(&t.id, &marker);
@@ -764,32 +537,20 @@ fn delete_removes_every_cgroup_including_nested_ones() {
     let mut t = harness!("cg-delete-nested");
     t.share().cgroupns(true);
     // the container makes child cgroups of its own and moves a process there
-    t.sh(
-        "mkdir /sys/fs/cgroup/pids/child /sys/fs/cgroup/memory/child && \
+    t.sh("mkdir /sys/fs/cgroup/pids/child /sys/fs/cgroup/memory/child && \
          sh -c 'echo $$ > /sys/fs/cgroup/pids/child/cgroup.procs; echo $$ > /sys/fs/cgroup/memory/child/cgroup.procs; exec sleep 300' & \
-         sleep 0.3; echo ok > /shared/ready; sleep 300",
-    );
+         sleep 0.3; echo ok > /shared/ready; sleep 300");
     t.run_detached().assert_ok();
     let pid = t.pid();
     assert!(wait_shared(&t, "ready", |s| s == "ok"));
     // one directory in every hierarchy, the unified one too (hybrid)
     let dirs = cgroup_dirs_named(&t.id);
-    for c in [
-        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
-        "unified",
-    ] {
-        assert!(
-            dirs.iter()
-                .any(|d| d.starts_with(format!("/sys/fs/cgroup/{c}/"))),
-            "no {c} dir: {dirs:?}"
-        );
+    for c in ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "unified"] {
+        assert!(dirs.iter().any(|d| d.starts_with(format!("/sys/fs/cgroup/{c}/"))), "no {c} dir: {dirs:?}");
     }
     let child = host_cgroup_dir(pid, "pids").unwrap().join("child");
     assert!(child.exists());
-    assert!(!fs::read_to_string(child.join("cgroup.procs"))
-        .unwrap()
-        .trim()
-        .is_empty());
+    assert!(!fs::read_to_string(child.join("cgroup.procs")).unwrap().trim().is_empty());
     t.delete_force().assert_ok();
     t.assert_no_leftovers(&t.id, "cg-delete-nested-none");
 }
@@ -799,8 +560,7 @@ fn delete_after_the_runtime_was_killed_mid_create() {
     let mut t = harness!("cg-kill9");
     let marker = format!("{}.{}", 600, std::process::id() % 1000);
     // createRuntime runs after the cgroups exist and init is in them
-    t.config["hooks"] =
-        json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", marker]}]});
+    t.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", marker]}]});
     t.args(&["sleep", "300"]);
     t.write_config();
     t.track(&t.id);
@@ -809,19 +569,9 @@ fn delete_after_the_runtime_was_killed_mid_create() {
     let hook_running = || !processes_with_marker(&format!("sleep {marker}")).is_empty();
     assert!(wait_until(T, hook_running), "the hook did not start");
     // state written ahead: the cgroup paths are recorded
-    let st: Value =
-        serde_json::from_str(&fs::read_to_string(t.root.join(&t.id).join("state.json")).unwrap())
-            .unwrap();
-    let recorded: Vec<PathBuf> = st["cgroups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| PathBuf::from(p.as_str().unwrap()))
-        .collect();
-    assert!(
-        !recorded.is_empty() && recorded.iter().all(|p| p.exists()),
-        "{recorded:?}"
-    );
+    let st: Value = serde_json::from_str(&fs::read_to_string(t.root.join(&t.id).join("state.json")).unwrap()).unwrap();
+    let recorded: Vec<PathBuf> = st["cgroups"].as_array().unwrap().iter().map(|p| PathBuf::from(p.as_str().unwrap())).collect();
+    assert!(!recorded.is_empty() && recorded.iter().all(|p| p.exists()), "{recorded:?}");
     unsafe {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
@@ -839,12 +589,9 @@ fn delete_after_the_runtime_was_killed_mid_create() {
 
 #[test]
 fn bad_resources_fail_create_and_leave_nothing() {
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, Box<dyn Fn(&mut Harness)>, &str)> = vec![
-        (
-            "dotdot",
-            Box::new(|t: &mut Harness| t.config["linux"]["cgroupsPath"] = json!("/rpct/../../etc")),
-            "..",
-        ),
+        ("dotdot", Box::new(|t: &mut Harness| t.config["linux"]["cgroupsPath"] = json!("/rpct/../../etc")), ".."),
         (
             "neg-mem",
             Box::new(|t: &mut Harness| {
@@ -876,20 +623,14 @@ fn bad_resources_fail_create_and_leave_nothing() {
         (
             "devtype",
             Box::new(|t: &mut Harness| {
-                t.resource(
-                    "devices",
-                    json!([{"allow": true, "type": "x", "access": "rwm"}]),
-                );
+                t.resource("devices", json!([{"allow": true, "type": "x", "access": "rwm"}]));
             }),
             "type",
         ),
         (
             "devaccess",
             Box::new(|t: &mut Harness| {
-                t.resource(
-                    "devices",
-                    json!([{"allow": true, "type": "c", "access": "rwx"}]),
-                );
+                t.resource("devices", json!([{"allow": true, "type": "c", "access": "rwx"}]));
             }),
             "access",
         ),
@@ -929,11 +670,7 @@ fn bad_resources_fail_create_and_leave_nothing() {
         edit(&mut t);
         let o = t.create();
         o.assert_fail();
-        assert!(
-            contains_ci(&o.stderr, word),
-            "{name}: error does not mention {word:?}: {}",
-            o.describe()
-        );
+        assert!(contains_ci(&o.stderr, word), "{name}: error does not mention {word:?}: {}", o.describe());
         t.assert_no_leftovers(&t.id, &marker);
     }
 }
@@ -949,12 +686,7 @@ fn cgroups_path_absolute_relative_and_non_empty() {
     // absolute: from the root of every hierarchy (memory too, though we
     // ourselves live below /process_api there)
     for c in ["memory", "pids", "cpu"] {
-        assert_eq!(
-            host_cgroup_dir(pid, c).unwrap(),
-            Path::new("/sys/fs/cgroup")
-                .join(c)
-                .join(abs.trim_start_matches('/'))
-        );
+        assert_eq!(host_cgroup_dir(pid, c).unwrap(), Path::new("/sys/fs/cgroup").join(c).join(abs.trim_start_matches('/')));
     }
     t.delete_force().assert_ok();
     // the parent is not ours to remove (runc leaves it too): the test does
@@ -972,17 +704,11 @@ fn cgroups_path_absolute_relative_and_non_empty() {
     let pid = t.pid();
     let me = std::process::id() as i32;
     for c in ["memory", "pids"] {
-        let want = host_cgroup_dir(me, c)
-            .unwrap()
-            .join(format!("rpct-rel-{}", std::process::id()))
-            .join(&t.id);
+        let want = host_cgroup_dir(me, c).unwrap().join(format!("rpct-rel-{}", std::process::id())).join(&t.id);
         assert_eq!(host_cgroup_dir(pid, c).unwrap(), want);
     }
     t.delete_force().assert_ok();
-    for c in [
-        "memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd",
-        "unified",
-    ] {
+    for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd", "unified"] {
         if let Some(d) = host_cgroup_dir(
             me,
             if c == "unified" {
@@ -1002,38 +728,21 @@ fn cgroups_path_absolute_relative_and_non_empty() {
     let dir = Path::new("/sys/fs/cgroup/pids").join(&t.id);
     fs::create_dir(&dir).unwrap();
     let mut other = Command::new("/bin/busybox")
-        .args([
-            "sh",
-            "-c",
-            &format!("echo $$ > {}/cgroup.procs; exec sleep 300", dir.display()),
-        ])
+        .args(["sh", "-c", &format!("echo $$ > {}/cgroup.procs; exec sleep 300", dir.display())])
         .spawn()
         .unwrap();
-    assert!(wait_until(T, || !fs::read_to_string(
-        dir.join("cgroup.procs")
-    )
-    .unwrap_or_default()
-    .trim()
-    .is_empty()));
+    assert!(wait_until(T, || !fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().trim().is_empty()));
     t.config["linux"]["cgroupsPath"] = json!(format!("/{}", t.id));
     t.args(&["sleep", "300"]);
     let o = t.create();
     o.assert_fail();
     assert!(contains_ci(&o.stderr, "not empty"), "{}", o.describe());
-    assert!(
-        other.try_wait().unwrap().is_none(),
-        "the other process was killed"
-    );
+    assert!(other.try_wait().unwrap().is_none(), "the other process was killed");
     assert!(dir.exists());
     let _ = other.kill();
     let _ = other.wait();
     // once empty it is joined
-    assert!(wait_until(T, || fs::read_to_string(
-        dir.join("cgroup.procs")
-    )
-    .unwrap_or_default()
-    .trim()
-    .is_empty()));
+    assert!(wait_until(T, || fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().trim().is_empty()));
     t.create().assert_ok();
     assert_eq!(host_cgroup_dir(t.pid(), "pids").unwrap(), dir);
     t.delete().assert_ok();
@@ -1044,8 +753,7 @@ fn cgroups_path_absolute_relative_and_non_empty() {
 fn hugetlb_limit_lives_on_the_unified_tree() {
     // hybrid host: hugetlb is only on the cgroup2 hierarchy
     let mut t = harness!("cg-hugetlb");
-    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
-        || !Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists()
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() || !Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists()
     {
         eprintln!("SKIP cg-hugetlb: no 2MB huge pages or no cgroup2 tree");
         return;
@@ -1056,30 +764,18 @@ fn hugetlb_limit_lives_on_the_unified_tree() {
         return;
     }
     let subtree = Path::new("/sys/fs/cgroup/unified/cgroup.subtree_control");
-    let was_on = fs::read_to_string(subtree)
-        .unwrap_or_default()
-        .split_whitespace()
-        .any(|c| c == "hugetlb");
-    t.resource(
-        "hugepageLimits",
-        json!([{"pageSize": "2MB", "limit": 4 << 20}]),
-    );
+    let was_on = fs::read_to_string(subtree).unwrap_or_default().split_whitespace().any(|c| c == "hugetlb");
+    t.resource("hugepageLimits", json!([{"pageSize": "2MB", "limit": 4 << 20}]));
     t.args(&["sleep", "300"]);
     t.run_detached().assert_ok();
     let pid = t.pid();
-    assert_eq!(
-        cg_read(pid, "", "hugetlb.2MB.max"),
-        (4u64 << 20).to_string()
-    );
+    assert_eq!(cg_read(pid, "", "hugetlb.2MB.max"), (4u64 << 20).to_string());
     let s = events_stats(&t);
     assert!(s["data"]["hugetlb"]["2MB"].is_object(), "{s}");
     // unified key/values go to the same directory
     t.delete_force().assert_ok();
     let mut t = harness!("cg-unified");
-    t.resource(
-        "unified",
-        json!({"cgroup.max.descendants": "3", "hugetlb.2MB.max": "2097152"}),
-    );
+    t.resource("unified", json!({"cgroup.max.descendants": "3", "hugetlb.2MB.max": "2097152"}));
     t.args(&["sleep", "300"]);
     t.run_detached().assert_ok();
     assert_eq!(cg_read(t.pid(), "", "cgroup.max.descendants"), "3");
@@ -1087,7 +783,7 @@ fn hugetlb_limit_lives_on_the_unified_tree() {
     t.delete_force().assert_ok();
     // leave the host's tree as we found it
     if !was_on {
-        let _ = fs::write(&subtree, "-hugetlb");
+        let _ = fs::write(subtree, "-hugetlb");
     }
 }
 
@@ -1104,27 +800,15 @@ fn blkio_throttle_and_weight_where_available() {
     }
     o.assert_ok();
     let pid = t.pid();
-    assert_eq!(
-        cg_read(pid, "blkio", "blkio.throttle.read_bps_device"),
-        format!("{ma}:{mi} 1048576")
-    );
-    assert_eq!(
-        cg_read(pid, "blkio", "blkio.throttle.write_iops_device"),
-        format!("{ma}:{mi} 100")
-    );
+    assert_eq!(cg_read(pid, "blkio", "blkio.throttle.read_bps_device"), format!("{ma}:{mi} 1048576"));
+    assert_eq!(cg_read(pid, "blkio", "blkio.throttle.write_iops_device"), format!("{ma}:{mi} 100"));
     t.rt(&["update", "-r", "-", &t.id]); // no stdin: an empty document is an error, nothing changes
-    assert_eq!(
-        cg_read(pid, "blkio", "blkio.throttle.read_bps_device"),
-        format!("{ma}:{mi} 1048576")
-    );
+    assert_eq!(cg_read(pid, "blkio", "blkio.throttle.read_bps_device"), format!("{ma}:{mi} 1048576"));
     let dir = host_cgroup_dir(pid, "blkio").unwrap();
-    let weight = ["blkio.weight", "blkio.bfq.weight"]
-        .iter()
-        .find(|f| dir.join(f).exists());
+    let weight = ["blkio.weight", "blkio.bfq.weight"].iter().find(|f| dir.join(f).exists());
     match weight {
         Some(f) => {
-            t.rt(&["update", "--blkio-weight", "300", &t.id])
-                .assert_ok();
+            t.rt(&["update", "--blkio-weight", "300", &t.id]).assert_ok();
             assert!(cg_read(pid, "blkio", f).contains("300"));
         }
         None => {

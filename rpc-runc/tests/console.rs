@@ -19,10 +19,7 @@ const T: Duration = Duration::from_secs(10);
 /// Receive one fd sent with SCM_RIGHTS.
 fn recv_fd(sock: &UnixStream) -> std::io::Result<RawFd> {
     let mut buf = [0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
     let mut cbuf = [0u64; 16]; // 8-byte aligned control buffer
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -43,10 +40,7 @@ fn recv_fd(sock: &UnixStream) -> std::io::Result<RawFd> {
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "no SCM_RIGHTS fd in message",
-    ))
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no SCM_RIGHTS fd in message"))
 }
 
 /// Listen on a socket in the harness dir; a thread accepts one connection and
@@ -67,10 +61,7 @@ fn console_listener(t: &Harness) -> (PathBuf, std::thread::JoinHandle<std::io::R
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if Instant::now() > deadline {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no connection",
-                        ));
+                        return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no connection"));
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -128,11 +119,9 @@ fn run_on_console(t: &mut Harness, script: &str) -> (String, File) {
 #[test]
 fn console_socket_receives_the_pty_master() {
     let mut t = harness!("co-tty");
-    let (out, _m) = run_on_console(&mut t, "tty; test -t 0 && echo stdin-is-tty; test -t 1 && echo stdout-is-tty; test -t 2 && echo stderr-is-tty");
-    assert_eq!(
-        out, "/dev/pts/0\nstdin-is-tty\nstdout-is-tty\nstderr-is-tty\nDONE\n",
-        "terminal output: {out:?}"
-    );
+    let (out, _m) =
+        run_on_console(&mut t, "tty; test -t 0 && echo stdin-is-tty; test -t 1 && echo stdout-is-tty; test -t 2 && echo stderr-is-tty");
+    assert_eq!(out, "/dev/pts/0\nstdin-is-tty\nstdout-is-tty\nstderr-is-tty\nDONE\n", "terminal output: {out:?}");
 }
 
 #[test]
@@ -141,8 +130,7 @@ fn console_input_reaches_the_container() {
     t.config["process"]["terminal"] = json!(true);
     t.sh("stty -echo; echo READY; read line; echo \"got:$line\"; sleep 5");
     let (sock, h) = console_listener(&t);
-    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()])
-        .assert_ok();
+    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
     let mut master = h.join().unwrap().expect("pty master");
     t.start().assert_ok();
     let first = read_master(&mut master, "READY");
@@ -156,10 +144,8 @@ fn console_input_reaches_the_container() {
 fn console_is_a_controlling_terminal_and_dev_console() {
     let mut t = harness!("co-ctty");
     // /dev/tty opens only when there is a controlling terminal
-    let (out, _m) = run_on_console(
-        &mut t,
-        "echo via-dev-tty > /dev/tty && echo ctty-ok; stat -c '%F %t' /dev/console; stat -c %t /dev/pts/0",
-    );
+    let (out, _m) =
+        run_on_console(&mut t, "echo via-dev-tty > /dev/tty && echo ctty-ok; stat -c '%F %t' /dev/console; stat -c %t /dev/pts/0");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "via-dev-tty", "{out:?}");
     assert_eq!(l[1], "ctty-ok", "{out:?}");
@@ -187,8 +173,7 @@ fn terminal_with_run_detached_and_no_console_socket_fails() {
     t.assert_no_leftovers(&t.id, &marker);
     // control: with a console socket the same run -d works
     let (sock, h) = console_listener(&t);
-    t.run_with(&["-d", "--console-socket", sock.to_str().unwrap()])
-        .assert_ok();
+    t.run_with(&["-d", "--console-socket", sock.to_str().unwrap()]).assert_ok();
     let _master = h.join().unwrap().expect("pty master");
     assert_eq!(t.status().as_deref(), Some("running"));
 }
@@ -208,8 +193,7 @@ fn console_socket_without_terminal_fails() {
     // control: the same with terminal: true works
     t.config["process"]["terminal"] = json!(true);
     let (sock, h) = console_listener(&t);
-    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()])
-        .assert_ok();
+    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
     let _master = h.join().unwrap().expect("pty master");
 }
 
@@ -225,8 +209,7 @@ fn console_socket_that_does_not_exist_fails() {
     t.assert_no_leftovers(&t.id, &marker);
     // control: with a listener it works
     let (sock, h) = console_listener(&t);
-    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()])
-        .assert_ok();
+    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
     let _master = h.join().unwrap().expect("pty master");
 }
 
@@ -236,8 +219,7 @@ fn terminal_exit_code_and_state() {
     t.config["process"]["terminal"] = json!(true);
     t.sh("echo bye; exit 0");
     let (sock, h) = console_listener(&t);
-    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()])
-        .assert_ok();
+    t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
     let mut master = h.join().unwrap().expect("pty master");
     assert_eq!(t.status().as_deref(), Some("created"));
     t.start().assert_ok();

@@ -29,7 +29,7 @@ fn then_valid_create_works(t: &mut Harness, marker: &str) {
     t.marked_sleep(marker);
     t.create().assert_ok();
     assert_eq!(t.status().as_deref(), Some("created"));
-    assert_eq!(t.root_entries(), [t.id.clone()]);
+    assert_eq!(t.root_entries(), std::slice::from_ref(&t.id));
 }
 
 #[track_caller]
@@ -38,11 +38,7 @@ fn create_fails_cleanly(t: &Harness, marker: &str) -> Out {
     o.assert_fail();
     t.assert_no_leftovers(&t.id, marker);
     let st = t.state();
-    assert!(
-        !st.ok() && contains_ci(&st.stderr, "does not exist"),
-        "{}",
-        st.describe()
-    );
+    assert!(!st.ok() && contains_ci(&st.stderr, "does not exist"), "{}", st.describe());
     o
 }
 
@@ -52,11 +48,7 @@ fn malformed_config_json() {
         return;
     };
     t.write_config();
-    std::fs::write(
-        t.config_path(),
-        "{ \"ociVersion\": \"1.0.2\", \"process\": {",
-    )
-    .unwrap();
+    std::fs::write(t.config_path(), "{ \"ociVersion\": \"1.0.2\", \"process\": {").unwrap();
     t.track(&t.id);
     let b = t.bundle_str();
     let o = t.rt(&["create", "--bundle", &b, &t.id]);
@@ -131,11 +123,7 @@ fn args0_not_found() {
     };
     t.args(&["no-such-binary-xyz", &marker]);
     let o = create_fails_cleanly(&t, &marker);
-    assert!(
-        contains_ci(&o.stderr, "executable file not found"),
-        "{}",
-        o.describe()
-    );
+    assert!(contains_ci(&o.stderr, "executable file not found"), "{}", o.describe());
 }
 
 #[test]
@@ -146,11 +134,7 @@ fn args0_not_found_with_run() {
     t.args(&["no-such-binary-xyz", &marker]);
     let o = t.run();
     o.assert_fail();
-    assert!(
-        contains_ci(&o.stderr, "executable file not found"),
-        "{}",
-        o.describe()
-    );
+    assert!(contains_ci(&o.stderr, "executable file not found"), "{}", o.describe());
     t.assert_no_leftovers(&t.id, &marker);
 }
 
@@ -197,11 +181,7 @@ fn bad_id(name: &str, id: &str) {
     let b = t.bundle_str();
     let o = t.rt(&["create", "--bundle", &b, id]);
     o.assert_fail();
-    assert!(
-        t.root_entries().is_empty(),
-        "entries under --root after a bad id {id:?}: {:?}",
-        t.root_entries()
-    );
+    assert!(t.root_entries().is_empty(), "entries under --root after a bad id {id:?}: {:?}", t.root_entries());
     // nothing was made next to the root either (e.g. for "..")
     let siblings: Vec<String> = std::fs::read_dir(&t.dir)
         .unwrap()
@@ -209,14 +189,8 @@ fn bad_id(name: &str, id: &str) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !["state", "bundle", "shared", "out"].contains(&n.as_str()))
         .collect();
-    assert!(
-        siblings.is_empty(),
-        "unexpected files next to --root: {siblings:?}"
-    );
-    assert!(
-        wait_until(T, || processes_with_marker(&marker).is_empty()),
-        "process left for bad id {id:?}"
-    );
+    assert!(siblings.is_empty(), "unexpected files next to --root: {siblings:?}");
+    assert!(wait_until(T, || processes_with_marker(&marker).is_empty()), "process left for bad id {id:?}");
     then_valid_create_works(&mut t, &marker);
 }
 
@@ -269,11 +243,7 @@ fn duplicate_id() {
     let pid = t.pid();
     let o = t.create();
     o.assert_fail();
-    assert!(
-        contains_any_ci(&o.stderr, &["container with id exists", "already exists"]),
-        "{}",
-        o.describe()
-    );
+    assert!(contains_any_ci(&o.stderr, &["container with id exists", "already exists"]), "{}", o.describe());
     // the first one is untouched
     let st = t.state_json();
     assert_eq!(st["status"], "created");
@@ -292,11 +262,7 @@ fn duplicate_id_with_run() {
     let pid = t.pid();
     let o = t.run_detached();
     o.assert_fail();
-    assert!(
-        contains_any_ci(&o.stderr, &["container with id exists", "already exists"]),
-        "{}",
-        o.describe()
-    );
+    assert!(contains_any_ci(&o.stderr, &["container with id exists", "already exists"]), "{}", o.describe());
     assert_eq!(t.status().as_deref(), Some("running"));
     assert_eq!(t.pid(), pid);
 }
@@ -481,8 +447,7 @@ fn rlimit_above_hard_limit_fails() {
         return;
     }
     let h = host_nofile_hard();
-    t.config["process"]["rlimits"] =
-        json!([{"type": "RLIMIT_NOFILE", "hard": h + 1000, "soft": h + 1000}]);
+    t.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": h + 1000, "soft": h + 1000}]);
     create_fails_cleanly(&t, &marker);
 }
 
@@ -508,31 +473,18 @@ fn terminal_true_with_create_and_no_console_socket_fails() {
 fn log_file_json_format() {
     let mut t = harness!("er-log-json");
     let log = t.dir.join("runtime.log");
-    t.global_args = vec![
-        "--log".into(),
-        log.to_str().unwrap().into(),
-        "--log-format".into(),
-        "json".into(),
-    ];
+    t.global_args = vec!["--log".into(), log.to_str().unwrap().into(), "--log-format".into(), "json".into()];
     let o = t.rt(&["state", "no-such-ctr"]);
     o.assert_fail();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line not JSON ({e}): {l:?}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line not JSON ({e}): {l:?}")))
         .collect();
     assert!(!lines.is_empty(), "nothing logged to {}", log.display());
-    let err = lines
-        .iter()
-        .find(|l| l["level"] == "error")
-        .unwrap_or_else(|| panic!("no error entry: {text}"));
-    assert!(
-        contains_ci(err["msg"].as_str().unwrap_or(""), "does not exist"),
-        "{err}"
-    );
+    let err = lines.iter().find(|l| l["level"] == "error").unwrap_or_else(|| panic!("no error entry: {text}"));
+    assert!(contains_ci(err["msg"].as_str().unwrap_or(""), "does not exist"), "{err}");
     assert!(err["time"].is_string(), "{err}");
 }
 

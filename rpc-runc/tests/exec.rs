@@ -54,7 +54,21 @@ fn exec_exit_status_passes_through() {
 #[test]
 fn exec_flags_env_cwd_user() {
     let Some(t) = running("ex-flags") else { return };
-    let out = t.rt(&["exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1001", "--additional-gids", "7", &t.id, "sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G"]);
+    let out = t.rt(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1001",
+        "--additional-gids",
+        "7",
+        &t.id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g; id -G",
+    ]);
     out.assert_ok();
     let l: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(l, ["bar", "/tmp", "1000", "1001", "1001 7"], "{}", out.describe());
@@ -64,13 +78,17 @@ fn exec_flags_env_cwd_user() {
 fn exec_process_json_overrides_args() {
     let Some(t) = running("ex-process") else { return };
     let p = t.dir.join("process.json");
-    write_file(&p, &json!({
-        "args": ["sh", "-c", "echo from-json $X; grep NoNewPrivs /proc/self/status; ulimit -n"],
-        "env": ["PATH=/bin", "X=y"], "cwd": "/", "user": {"uid": 0, "gid": 0},
-        "noNewPrivileges": true,
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}],
-        "capabilities": {"bounding": ["CAP_KILL", "CAP_NOT_REAL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
-    }).to_string());
+    write_file(
+        &p,
+        &json!({
+            "args": ["sh", "-c", "echo from-json $X; grep NoNewPrivs /proc/self/status; ulimit -n"],
+            "env": ["PATH=/bin", "X=y"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "noNewPrivileges": true,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}],
+            "capabilities": {"bounding": ["CAP_KILL", "CAP_NOT_REAL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        })
+        .to_string(),
+    );
     let out = t.rt(&["exec", "--process", p.to_str().unwrap(), &t.id, "ignored-arg"]);
     out.assert_ok();
     assert!(out.stdout.contains("from-json y"), "{}", out.describe());
@@ -97,7 +115,7 @@ fn exec_detached_writes_pid_file_and_is_in_the_container() {
     assert!(pid_alive(pid));
     assert_eq!(pid_ns(pid, "pid"), pid_ns(t.pid(), "pid"));
     let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(cmd.starts_with("sleep\0200"), "{cmd:?}");
+    assert!(cmd.starts_with("sleep\x00200"), "{cmd:?}");
     // No helper of ours in between: the process's parent is gone or is
     // whoever reaps orphans, never a runtime process.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -17,14 +17,7 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
-const ALL: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+const ALL: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 /// Is this hook run inside the container after pivot_root?
 fn in_container_root(hook: &str) -> bool {
@@ -50,10 +43,7 @@ fn all_hooks(t: &mut Harness) {
     let mut hooks = serde_json::Map::new();
     for h in ALL {
         let d = shared_for(t, h);
-        hooks.insert(
-            h.to_string(),
-            json!([sh_hook(&format!("echo {h} >> {d}/log; cat > {d}/{h}.json"))]),
-        );
+        hooks.insert(h.to_string(), json!([sh_hook(&format!("echo {h} >> {d}/log; cat > {d}/{h}.json"))]));
     }
     t.config["hooks"] = Value::Object(hooks);
 }
@@ -68,10 +58,7 @@ fn poststart_at_create() -> bool {
 }
 
 fn log_lines(t: &Harness) -> Vec<String> {
-    t.shared_file("log")
-        .lines()
-        .map(|s| s.to_string())
-        .collect()
+    t.shared_file("log").lines().map(|s| s.to_string()).collect()
 }
 
 #[test]
@@ -81,48 +68,20 @@ fn all_six_hooks_run_in_order() {
     t.share().sh("echo process >> /shared/log; sleep 300");
     t.create().assert_ok();
     if poststart_at_create() {
-        assert_eq!(
-            log_lines(&t),
-            ["prestart", "createRuntime", "createContainer", "poststart"],
-            "after create"
-        );
+        assert_eq!(log_lines(&t), ["prestart", "createRuntime", "createContainer", "poststart"], "after create");
         t.start().assert_ok();
-        assert!(
-            wait_until(T, || log_lines(&t).len() >= 6),
-            "log: {:?}",
-            log_lines(&t)
-        );
+        assert!(wait_until(T, || log_lines(&t).len() >= 6), "log: {:?}", log_lines(&t));
         let l = log_lines(&t);
         assert_eq!(l[4..], ["startContainer", "process"], "{l:?}");
     } else {
-        assert_eq!(
-            log_lines(&t),
-            ["prestart", "createRuntime", "createContainer"],
-            "after create"
-        );
+        assert_eq!(log_lines(&t), ["prestart", "createRuntime", "createContainer"], "after create");
         t.start().assert_ok();
         // poststart has run when `start` returns
         let l = log_lines(&t);
-        assert!(
-            l.contains(&"poststart".to_string()),
-            "poststart not run when start returned: {l:?}"
-        );
-        assert!(
-            wait_until(T, || log_lines(&t).len() >= 6),
-            "log: {:?}",
-            log_lines(&t)
-        );
+        assert!(l.contains(&"poststart".to_string()), "poststart not run when start returned: {l:?}");
+        assert!(wait_until(T, || log_lines(&t).len() >= 6), "log: {:?}", log_lines(&t));
         let l = log_lines(&t);
-        assert_eq!(
-            l[..4],
-            [
-                "prestart",
-                "createRuntime",
-                "createContainer",
-                "startContainer"
-            ],
-            "{l:?}"
-        );
+        assert_eq!(l[..4], ["prestart", "createRuntime", "createContainer", "startContainer"], "{l:?}");
         // the process and poststart race; both come after startContainer
         let mut tail = l[4..].to_vec();
         tail.sort();
@@ -130,10 +89,7 @@ fn all_six_hooks_run_in_order() {
     }
     t.kill("KILL").assert_ok();
     assert!(t.wait_status("stopped", T));
-    assert!(
-        !log_lines(&t).contains(&"poststop".to_string()),
-        "poststop before delete"
-    );
+    assert!(!log_lines(&t).contains(&"poststop".to_string()), "poststop before delete");
     t.delete().assert_ok();
     let l = log_lines(&t);
     assert_eq!(l.last().map(|s| s.as_str()), Some("poststop"), "{l:?}");
@@ -150,29 +106,9 @@ fn hooks_with_run() {
     assert_eq!(l.len(), 7, "{l:?}");
     assert_eq!(l.last().map(|s| s.as_str()), Some("poststop"), "{l:?}");
     if poststart_at_create() {
-        assert_eq!(
-            l[..6],
-            [
-                "prestart",
-                "createRuntime",
-                "createContainer",
-                "poststart",
-                "startContainer",
-                "process"
-            ],
-            "{l:?}"
-        );
+        assert_eq!(l[..6], ["prestart", "createRuntime", "createContainer", "poststart", "startContainer", "process"], "{l:?}");
     } else {
-        assert_eq!(
-            l[..4],
-            [
-                "prestart",
-                "createRuntime",
-                "createContainer",
-                "startContainer"
-            ],
-            "{l:?}"
-        );
+        assert_eq!(l[..4], ["prestart", "createRuntime", "createContainer", "startContainer"], "{l:?}");
         let mut mid = l[4..6].to_vec();
         mid.sort();
         assert_eq!(mid, ["poststart", "process"], "{l:?}");
@@ -195,53 +131,31 @@ fn hooks_get_the_state_on_stdin() {
     t.start().assert_ok();
     assert!(wait_until(T, || t.shared.join("poststart.json").exists()));
     // poststart may still be writing; wait for a complete document
-    assert!(wait_until(T, || serde_json::from_str::<Value>(
-        &t.shared_file("poststart.json")
-    )
-    .is_ok()));
+    assert!(wait_until(T, || serde_json::from_str::<Value>(&t.shared_file("poststart.json")).is_ok()));
     t.delete_force().assert_ok();
     let bundle = std::fs::canonicalize(&t.bundle).unwrap();
     for h in ALL {
         let s = hook_state(&t, h);
         assert_eq!(s["id"], t.id.as_str(), "{h}: {s}");
         assert!(s["ociVersion"].is_string(), "{h}: {s}");
-        assert_eq!(
-            s["bundle"].as_str().map(std::path::PathBuf::from),
-            Some(bundle.clone()),
-            "{h}: {s}"
-        );
+        assert_eq!(s["bundle"].as_str().map(std::path::PathBuf::from), Some(bundle.clone()), "{h}: {s}");
         assert_eq!(s["annotations"]["org.test.hook"], "yes", "{h}: {s}");
         let spid = s["pid"].as_i64().unwrap_or(0);
         if h == "createContainer" || h == "startContainer" {
             // runc reports the pid as seen from inside the container's pid
             // namespace (getpid() = 1) for the hooks run in the container;
             // the spec's "as seen by the host" is the state pid.
-            assert!(
-                spid == 1 || spid == pid,
-                "{h}: pid {spid}, container pid {pid}: {s}"
-            );
+            assert!(spid == 1 || spid == pid, "{h}: pid {spid}, container pid {pid}: {s}");
         } else if h != "poststop" {
             assert_eq!(spid, pid, "{h}: {s}");
         }
     }
-    let status = |h: &str| {
-        hook_state(&t, h)["status"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    };
+    let status = |h: &str| hook_state(&t, h)["status"].as_str().unwrap_or("").to_string();
     assert_eq!(status("prestart"), "creating");
     assert_eq!(status("createRuntime"), "creating");
     assert_eq!(status("createContainer"), "creating");
     assert_eq!(status("startContainer"), "created");
-    assert_eq!(
-        status("poststart"),
-        if poststart_at_create() {
-            "created"
-        } else {
-            "running"
-        }
-    );
+    assert_eq!(status("poststart"), if poststart_at_create() { "created" } else { "running" });
     assert_eq!(status("poststop"), "stopped");
 }
 
@@ -270,17 +184,10 @@ fn create_container_hook_runs_in_container_namespaces() {
 fn start_container_hook_path_is_in_the_container() {
     let mut t = harness!("hk-sc-path");
     // a script that exists only in the container's rootfs
-    write_file(
-        &t.rootfs.join("hook.sh"),
-        "#!/bin/sh\necho \"in-container $(cat /marker)\" > /shared/sc\n",
-    );
+    write_file(&t.rootfs.join("hook.sh"), "#!/bin/sh\necho \"in-container $(cat /marker)\" > /shared/sc\n");
     write_file(&t.rootfs.join("marker"), "rootfs-marker");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        t.rootfs.join("hook.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(t.rootfs.join("hook.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     t.config["hooks"] = json!({"startContainer": [{"path": "/hook.sh"}]});
     t.share().args(&["true"]);
     t.run().assert_ok();
@@ -298,10 +205,7 @@ fn hook_args_and_env() {
     }]});
     t.args(&["true"]);
     t.run().assert_ok();
-    assert_eq!(
-        t.shared_file("out"),
-        "zero|one|two words|hello hook|/hookpath\n"
-    );
+    assert_eq!(t.shared_file("out"), "zero|one|two words|hello hook|/hookpath\n");
 }
 
 #[test]
@@ -321,11 +225,7 @@ fn several_hooks_of_a_kind_run_in_order() {
 fn assert_create_failed_cleanly(t: &Harness, o: &Out, marker: &str) {
     o.assert_fail();
     let st = t.state();
-    assert!(
-        !st.ok() && contains_ci(&st.stderr, "does not exist"),
-        "container exists after failed create: {}",
-        st.describe()
-    );
+    assert!(!st.ok() && contains_ci(&st.stderr, "does not exist"), "container exists after failed create: {}", st.describe());
     t.assert_no_leftovers(&t.id, marker);
 }
 
@@ -333,16 +233,12 @@ fn assert_create_failed_cleanly(t: &Harness, o: &Out, marker: &str) {
 fn hook_timeout_kills_a_slow_hook_and_fails_create() {
     let mut t = harness!("hk-timeout");
     let marker = format!("marker-{}", t.id);
-    t.config["hooks"] =
-        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "7"], "timeout": 1}]});
+    t.config["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "7"], "timeout": 1}]});
     t.marked_sleep(&marker);
     let start = Instant::now();
     let o = t.create();
     let took = start.elapsed();
-    assert!(
-        took < Duration::from_secs(6),
-        "create took {took:?}: the hook was not killed at its timeout"
-    );
+    assert!(took < Duration::from_secs(6), "create took {took:?}: the hook was not killed at its timeout");
     assert_create_failed_cleanly(&t, &o, &marker);
 }
 
@@ -350,15 +246,11 @@ fn hook_timeout_kills_a_slow_hook_and_fails_create() {
 fn create_runtime_hook_timeout() {
     let mut t = harness!("hk-timeout-cr");
     let marker = format!("marker-{}", t.id);
-    t.config["hooks"] =
-        json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "7"], "timeout": 1}]});
+    t.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "7"], "timeout": 1}]});
     t.marked_sleep(&marker);
     let start = Instant::now();
     let o = t.create();
-    assert!(
-        start.elapsed() < Duration::from_secs(6),
-        "hook not killed at its timeout"
-    );
+    assert!(start.elapsed() < Duration::from_secs(6), "hook not killed at its timeout");
     assert_create_failed_cleanly(&t, &o, &marker);
 }
 
@@ -366,7 +258,8 @@ fn create_runtime_hook_timeout() {
 fn hook_within_timeout_is_fine() {
     let mut t = harness!("hk-timeout-ok");
     let d = t.shared.to_string_lossy().into_owned();
-    t.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("sleep 0.2; echo done > {d}/x")], "timeout": 5}]});
+    t.config["hooks"] =
+        json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("sleep 0.2; echo done > {d}/x")], "timeout": 5}]});
     t.args(&["true"]);
     t.run().assert_ok();
     assert_eq!(t.shared_file("x"), "done\n");
@@ -380,11 +273,7 @@ fn failing_create_runtime_hook_fails_create() {
     t.marked_sleep(&marker);
     let o = t.create();
     assert_create_failed_cleanly(&t, &o, &marker);
-    assert!(
-        t.root_entries().is_empty(),
-        "leftovers under --root: {:?}",
-        t.root_entries()
-    );
+    assert!(t.root_entries().is_empty(), "leftovers under --root: {:?}", t.root_entries());
 }
 
 #[test]
@@ -399,11 +288,7 @@ fn failing_prestart_hook_fails_create() {
     t.marked_sleep(&marker);
     let o = t.create();
     assert_create_failed_cleanly(&t, &o, &marker);
-    assert_eq!(
-        t.shared_file("cr"),
-        "",
-        "a hook ran after a failed prestart hook"
-    );
+    assert_eq!(t.shared_file("cr"), "", "a hook ran after a failed prestart hook");
 }
 
 #[test]
@@ -437,8 +322,5 @@ fn failing_start_container_hook_stops_the_container() {
     // agree that the container stops without running its process.
     let _ = t.start();
     assert!(t.wait_status("stopped", T), "status {:?}", t.status());
-    assert!(
-        !t.shared.join("ran").exists(),
-        "the process ran despite a failing startContainer hook"
-    );
+    assert!(!t.shared.join("ran").exists(), "the process ran despite a failing startContainer hook");
 }

@@ -27,16 +27,10 @@ fn create_parks_the_process_until_start() {
     t.share().sh("touch /shared/ran; sleep 300");
     t.create().assert_ok();
     std::thread::sleep(Duration::from_millis(700));
-    assert!(
-        !t.shared.join("ran").exists(),
-        "the container process ran before `start`"
-    );
+    assert!(!t.shared.join("ran").exists(), "the container process ran before `start`");
     assert_eq!(t.status().as_deref(), Some("created"));
     t.start().assert_ok();
-    assert!(
-        wait_until(T, || t.shared.join("ran").exists()),
-        "the container process did not run after `start`"
-    );
+    assert!(wait_until(T, || t.shared.join("ran").exists()), "the container process did not run after `start`");
 }
 
 #[test]
@@ -49,11 +43,7 @@ fn start_makes_it_running_and_runs_the_process() {
     assert!(wait_until(T, || t.shared_file("out") == "started\n"));
     let st = t.state_json();
     assert_eq!(st["status"], "running", "state: {st}");
-    assert_eq!(
-        st["pid"].as_i64(),
-        Some(pid as i64),
-        "pid changed across start"
-    );
+    assert_eq!(st["pid"].as_i64(), Some(pid as i64), "pid changed across start");
 }
 
 #[test]
@@ -69,17 +59,12 @@ fn process_exit_makes_it_stopped() {
 fn kill_default_signal_is_sigterm() {
     let mut t = harness!("lc-kill-term");
     // pid 1 of a pid namespace only gets signals it has a handler for
-    t.share().sh(
-        "trap 'echo TERM > /shared/sig; exit 0' TERM; echo ready > /shared/ready; \
-         while true; do sleep 0.1; done",
-    );
+    t.share().sh("trap 'echo TERM > /shared/sig; exit 0' TERM; echo ready > /shared/ready; \
+         while true; do sleep 0.1; done");
     t.run_detached().assert_ok();
     assert!(wait_until(T, || t.shared_file("ready") == "ready\n"));
     t.rt(&["kill", &t.id]).assert_ok();
-    assert!(
-        wait_until(T, || t.shared_file("sig") == "TERM\n"),
-        "no SIGTERM received"
-    );
+    assert!(wait_until(T, || t.shared_file("sig") == "TERM\n"), "no SIGTERM received");
     assert!(t.wait_status("stopped", T), "status: {:?}", t.status());
 }
 
@@ -90,11 +75,7 @@ fn kill_with(name: &str, sig: &str) {
     assert_eq!(t.status().as_deref(), Some("running"));
     let pid = t.pid();
     t.kill(sig).assert_ok();
-    assert!(
-        t.wait_status("stopped", T),
-        "status after kill {sig}: {:?}",
-        t.status()
-    );
+    assert!(t.wait_status("stopped", T), "status after kill {sig}: {:?}", t.status());
     assert!(wait_until(T, || !pid_alive(pid)), "pid {pid} still alive");
 }
 
@@ -116,24 +97,14 @@ fn kill_by_number() {
 #[test]
 fn kill_sends_the_named_signal() {
     let mut t = harness!("lc-kill-usr1");
-    t.share().sh(
-        "trap 'echo USR1 >> /shared/sig' USR1; trap 'echo HUP >> /shared/sig' HUP; \
-         echo ready > /shared/ready; while true; do sleep 0.1; done",
-    );
+    t.share().sh("trap 'echo USR1 >> /shared/sig' USR1; trap 'echo HUP >> /shared/sig' HUP; \
+         echo ready > /shared/ready; while true; do sleep 0.1; done");
     t.run_detached().assert_ok();
     assert!(wait_until(T, || t.shared_file("ready") == "ready\n"));
     t.kill("USR1").assert_ok();
-    assert!(
-        wait_until(T, || t.shared_file("sig") == "USR1\n"),
-        "got {:?}",
-        t.shared_file("sig")
-    );
+    assert!(wait_until(T, || t.shared_file("sig") == "USR1\n"), "got {:?}", t.shared_file("sig"));
     t.kill("1").assert_ok(); // SIGHUP by number
-    assert!(
-        wait_until(T, || t.shared_file("sig") == "USR1\nHUP\n"),
-        "got {:?}",
-        t.shared_file("sig")
-    );
+    assert!(wait_until(T, || t.shared_file("sig") == "USR1\nHUP\n"), "got {:?}", t.shared_file("sig"));
     assert_eq!(t.status().as_deref(), Some("running"));
 }
 
@@ -156,16 +127,8 @@ fn delete_removes_a_stopped_container() {
     let o = t.state();
     o.assert_fail();
     assert!(contains_ci(&o.stderr, "does not exist"), "{}", o.describe());
-    assert!(
-        !t.state_dir_exists(&t.id),
-        "state dir left: {:?}",
-        t.root_entries()
-    );
-    assert!(
-        cgroup_dirs_named(&t.id).is_empty(),
-        "cgroup left: {:?}",
-        cgroup_dirs_named(&t.id)
-    );
+    assert!(!t.state_dir_exists(&t.id), "state dir left: {:?}", t.root_entries());
+    assert!(cgroup_dirs_named(&t.id).is_empty(), "cgroup left: {:?}", cgroup_dirs_named(&t.id));
 }
 
 #[test]
@@ -175,10 +138,7 @@ fn delete_of_a_created_container_kills_it() {
     t.create().assert_ok();
     let pid = t.pid();
     t.delete().assert_ok();
-    assert!(
-        wait_until(T, || !pid_alive(pid)),
-        "pid {pid} survived delete"
-    );
+    assert!(wait_until(T, || !pid_alive(pid)), "pid {pid} survived delete");
     assert!(contains_ci(&t.state().stderr, "does not exist"));
     assert!(!t.state_dir_exists(&t.id));
 }
@@ -190,22 +150,11 @@ fn delete_force_of_a_running_container() {
     t.run_detached().assert_ok();
     let pid = t.pid();
     t.delete_force().assert_ok();
-    assert!(
-        wait_until(T, || !pid_alive(pid)),
-        "pid {pid} survived delete --force"
-    );
+    assert!(wait_until(T, || !pid_alive(pid)), "pid {pid} survived delete --force");
     let o = t.state();
-    assert!(
-        !o.ok() && contains_ci(&o.stderr, "does not exist"),
-        "{}",
-        o.describe()
-    );
+    assert!(!o.ok() && contains_ci(&o.stderr, "does not exist"), "{}", o.describe());
     assert!(!t.state_dir_exists(&t.id));
-    assert!(
-        wait_until(T, || cgroup_dirs_named(&t.id).is_empty()),
-        "cgroup left: {:?}",
-        cgroup_dirs_named(&t.id)
-    );
+    assert!(wait_until(T, || cgroup_dirs_named(&t.id).is_empty()), "cgroup left: {:?}", cgroup_dirs_named(&t.id));
 }
 
 #[test]
@@ -263,11 +212,7 @@ fn run_foreground_removes_the_container_afterwards() {
     t.args(&["true"]);
     t.run().assert_ok();
     let o = t.state();
-    assert!(
-        !o.ok() && contains_ci(&o.stderr, "does not exist"),
-        "{}",
-        o.describe()
-    );
+    assert!(!o.ok() && contains_ci(&o.stderr, "does not exist"), "{}", o.describe());
     assert!(!t.state_dir_exists(&t.id));
 }
 
@@ -277,10 +222,7 @@ fn run_detached_returns_with_a_running_container() {
     t.share().sh("echo up > /shared/up; sleep 300");
     let start = std::time::Instant::now();
     t.run_detached().assert_ok();
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "run -d did not return promptly"
-    );
+    assert!(start.elapsed() < Duration::from_secs(8), "run -d did not return promptly");
     assert_eq!(t.status().as_deref(), Some("running"));
     assert!(wait_until(T, || t.shared_file("up") == "up\n"));
 }
@@ -293,10 +235,7 @@ fn run_detached_output_goes_to_runtime_stdio() {
     o.assert_ok();
     assert!(t.wait_status("stopped", T));
     assert_eq!(o.reread_stdout(), "to-stdout\n");
-    assert_eq!(
-        std::fs::read_to_string(&o.stderr_path).unwrap(),
-        "to-stderr\n"
-    );
+    assert_eq!(std::fs::read_to_string(&o.stderr_path).unwrap(), "to-stderr\n");
 }
 
 #[test]
@@ -304,13 +243,9 @@ fn pid_file_holds_the_container_pid() {
     let mut t = harness!("lc-pidfile");
     t.args(&["sleep", "300"]);
     let pf = t.dir.join("ctr.pid");
-    t.create_id(&t.id.clone(), &["--pid-file", pf.to_str().unwrap()])
-        .assert_ok();
+    t.create_id(&t.id.clone(), &["--pid-file", pf.to_str().unwrap()]).assert_ok();
     let txt = std::fs::read_to_string(&pf).expect("pid file written");
-    let pid: i32 = txt
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("pid file {txt:?}"));
+    let pid: i32 = txt.trim().parse().unwrap_or_else(|_| panic!("pid file {txt:?}"));
     assert_eq!(pid, t.pid());
     assert!(pid_alive(pid));
 }
@@ -320,8 +255,7 @@ fn pid_file_relative_path_is_relative_to_cwd() {
     let mut t = harness!("lc-pidfile-rel");
     t.args(&["sleep", "300"]);
     // the harness runs the runtime with cwd = t.dir
-    t.create_id(&t.id.clone(), &["--pid-file", "rel.pid"])
-        .assert_ok();
+    t.create_id(&t.id.clone(), &["--pid-file", "rel.pid"]).assert_ok();
     let txt = std::fs::read_to_string(t.dir.join("rel.pid")).expect("pid file in cwd");
     assert_eq!(txt.trim().parse::<i32>().unwrap(), t.pid());
 }
@@ -331,13 +265,8 @@ fn run_detached_pid_file() {
     let mut t = harness!("lc-run-pidfile");
     t.args(&["sleep", "300"]);
     let pf = t.dir.join("run.pid");
-    t.run_with(&["-d", "--pid-file", pf.to_str().unwrap()])
-        .assert_ok();
-    let pid: i32 = std::fs::read_to_string(&pf)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    t.run_with(&["-d", "--pid-file", pf.to_str().unwrap()]).assert_ok();
+    let pid: i32 = std::fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
     assert_eq!(pid, t.pid());
 }
 
@@ -353,28 +282,14 @@ fn state_json_has_the_runc_fields() {
     assert_eq!(st["status"], "created");
     assert!(st["pid"].as_i64().unwrap() > 0);
     let bundle = std::fs::canonicalize(&t.bundle).unwrap();
-    assert_eq!(
-        st["bundle"].as_str().map(std::path::PathBuf::from),
-        Some(bundle),
-        "state: {st}"
-    );
-    assert_eq!(
-        st["annotations"]["org.example.key"], "value-1",
-        "state: {st}"
-    );
+    assert_eq!(st["bundle"].as_str().map(std::path::PathBuf::from), Some(bundle), "state: {st}");
+    assert_eq!(st["annotations"]["org.example.key"], "value-1", "state: {st}");
     // runc's extra fields, which tools parse too
     let rootfs = std::fs::canonicalize(&t.rootfs).unwrap();
-    assert_eq!(
-        st["rootfs"].as_str().map(std::path::PathBuf::from),
-        Some(rootfs),
-        "state: {st}"
-    );
+    assert_eq!(st["rootfs"].as_str().map(std::path::PathBuf::from), Some(rootfs), "state: {st}");
     let created = st["created"].as_str().unwrap_or("");
     assert!(
-        created.len() >= 20
-            && created.as_bytes()[4] == b'-'
-            && created.contains('T')
-            && created.ends_with('Z'),
+        created.len() >= 20 && created.as_bytes()[4] == b'-' && created.contains('T') && created.ends_with('Z'),
         "created is not an RFC 3339 UTC time: {st}"
     );
     assert!(st["owner"].is_string(), "state: {st}");
@@ -383,8 +298,7 @@ fn state_json_has_the_runc_fields() {
 #[test]
 fn state_of_running_and_stopped() {
     let mut t = harness!("lc-state-status");
-    t.share()
-        .sh("while [ ! -e /shared/go ]; do sleep 0.05; done");
+    t.share().sh("while [ ! -e /shared/go ]; do sleep 0.05; done");
     t.run_detached().assert_ok();
     assert_eq!(t.state_json()["status"], "running");
     std::fs::write(t.shared.join("go"), "").unwrap();
@@ -409,30 +323,13 @@ fn list_table() {
     o.assert_ok();
     let mut lines = o.stdout.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
-        "{}",
-        o.describe()
-    );
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{}", o.describe());
     let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(
-        row.first().copied(),
-        Some(t.id.as_str()),
-        "{}",
-        o.describe()
-    );
-    assert_eq!(
-        row.get(1).and_then(|p| p.parse::<i32>().ok()),
-        Some(t.pid())
-    );
+    assert_eq!(row.first().copied(), Some(t.id.as_str()), "{}", o.describe());
+    assert_eq!(row.get(1).and_then(|p| p.parse::<i32>().ok()), Some(t.pid()));
     assert_eq!(row.get(2).copied(), Some("created"));
     assert_eq!(row.get(3).copied(), Some(t.bundle_str().as_str()));
-    assert!(
-        lines.next().is_none(),
-        "one container only: {}",
-        o.describe()
-    );
+    assert!(lines.next().is_none(), "one container only: {}", o.describe());
 }
 
 #[test]
@@ -452,8 +349,7 @@ fn list_json() {
     };
     let o = t.rt(&["list", "--format", "json"]);
     o.assert_ok();
-    let v: Value =
-        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.describe()));
+    let v: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.describe()));
     let arr = v.as_array().expect("array");
     assert_eq!(arr.len(), 1, "{v}");
     let c = &arr[0];
@@ -475,11 +371,7 @@ fn list_empty_root() {
     o.assert_ok();
     // runc prints `null` for no containers; accept an empty array too
     let v: Value = serde_json::from_str(o.stdout.trim()).unwrap_or(Value::Null);
-    assert!(
-        v.is_null() || v.as_array().map(|a| a.is_empty()) == Some(true),
-        "{}",
-        o.describe()
-    );
+    assert!(v.is_null() || v.as_array().map(|a| a.is_empty()) == Some(true), "{}", o.describe());
 }
 
 #[test]
@@ -493,40 +385,22 @@ fn list_shows_several_containers_with_status() {
     let o = t.rt(&["list", "--format", "json"]);
     o.assert_ok();
     let v: Value = serde_json::from_str(&o.stdout).unwrap();
-    let mut got: Vec<(String, String)> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                c["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let mut got: Vec<(String, String)> =
+        v.as_array().unwrap().iter().map(|c| (c["id"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string())).collect();
     got.sort();
-    let mut want = vec![
-        (t.id.clone(), "created".to_string()),
-        (id2, "running".to_string()),
-    ];
+    let mut want = vec![(t.id.clone(), "created".to_string()), (id2, "running".to_string())];
     want.sort();
     assert_eq!(got, want);
 }
 
 #[test]
 fn version_first_line() {
-    let out = std::process::Command::new(runtime_path())
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(runtime_path()).arg("--version").output().unwrap();
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
     let first = s.lines().next().unwrap_or("");
     let want = format!("{} version ", runtime_name());
-    assert!(
-        first.starts_with(&want),
-        "first line {first:?} should start with {want:?}"
-    );
+    assert!(first.starts_with(&want), "first line {first:?} should start with {want:?}");
 }
 
 #[test]
@@ -534,25 +408,17 @@ fn spec_writes_a_default_config() {
     let t = harness!("lc-spec");
     let dir = t.dir.join("specdir");
     std::fs::create_dir_all(&dir).unwrap();
-    t.rt(&["spec", "--bundle", dir.to_str().unwrap()])
-        .assert_ok();
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    t.rt(&["spec", "--bundle", dir.to_str().unwrap()]).assert_ok();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert!(v["ociVersion"].as_str().unwrap().starts_with("1."), "{v}");
     assert_eq!(v["process"]["terminal"], true);
     assert_eq!(v["root"]["path"], "rootfs");
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["type"].as_str().unwrap())
-        .collect();
+    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
     for want in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&want), "namespaces {ns:?}");
     }
     // a second spec refuses to overwrite
-    t.rt(&["spec", "--bundle", dir.to_str().unwrap()])
-        .assert_fail();
+    t.rt(&["spec", "--bundle", dir.to_str().unwrap()]).assert_fail();
 }
 
 #[test]
@@ -561,8 +427,7 @@ fn spec_then_run_works() {
     let mut t = harness!("lc-spec-run");
     let b = t.bundle_str();
     t.rt(&["spec", "--bundle", &b]).assert_ok();
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(t.config_path()).unwrap()).unwrap();
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(t.config_path()).unwrap()).unwrap();
     v["process"]["terminal"] = json!(false);
     v["process"]["args"] = json!(["echo", "from-spec"]);
     t.config = v;
@@ -618,11 +483,7 @@ fn relative_bundle_path() {
     t.rt(&["create", "--bundle", "bundle", &t.id]).assert_ok();
     let st = t.state_json();
     let bundle = std::fs::canonicalize(&t.bundle).unwrap();
-    assert_eq!(
-        st["bundle"].as_str().map(std::path::PathBuf::from),
-        Some(bundle),
-        "state: {st}"
-    );
+    assert_eq!(st["bundle"].as_str().map(std::path::PathBuf::from), Some(bundle), "state: {st}");
 }
 
 #[test]

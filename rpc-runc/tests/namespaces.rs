@@ -12,10 +12,7 @@ fn ns_inside(t: &mut Harness, kind: &str) -> String {
     t.args(&["readlink", &format!("/proc/self/ns/{kind}")]);
     let out = t.run_ok();
     let v = out.trim().to_string();
-    assert!(
-        v.starts_with(&format!("{kind}:[")),
-        "unexpected readlink output {out:?}"
-    );
+    assert!(v.starts_with(&format!("{kind}:[")), "unexpected readlink output {out:?}");
     v
 }
 
@@ -72,11 +69,7 @@ fn shares_host_ns(name: &str, spec_type: &str, kind: &str) {
         m.retain(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup");
     }
     let inside = ns_inside(&mut t, kind);
-    assert_eq!(
-        inside,
-        host_ns(kind),
-        "no {spec_type} namespace requested, yet it differs"
-    );
+    assert_eq!(inside, host_ns(kind), "no {spec_type} namespace requested, yet it differs");
 }
 
 #[test]
@@ -126,12 +119,7 @@ fn new_uts_namespace_hostname_isolated() {
     t.config["hostname"] = json!("inner-name");
     t.args(&["hostname"]);
     assert_eq!(t.run_ok(), "inner-name\n");
-    assert_ne!(
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap()
-            .trim(),
-        "inner-name"
-    );
+    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "inner-name");
 }
 
 #[test]
@@ -152,20 +140,13 @@ fn new_ipc_namespace_has_no_host_queues() {
     let mut t = harness!("ns-ipc-isolated");
     t.args(&["cat", "/proc/sysvipc/msg"]);
     let out = t.run_ok();
-    assert_eq!(
-        out.lines().count(),
-        1,
-        "queues visible in the container: {out}"
-    );
+    assert_eq!(out.lines().count(), 1, "queues visible in the container: {out}");
     // and without an IPC namespace it is visible
     let mut t = harness!("ns-ipc-shared");
     t.remove_namespace("ipc");
     t.args(&["cat", "/proc/sysvipc/msg"]);
     let out = t.run_ok();
-    assert!(
-        out.lines().count() >= 2,
-        "host queue not visible without ipc ns: {out}"
-    );
+    assert!(out.lines().count() >= 2, "host queue not visible without ipc ns: {out}");
 }
 
 #[test]
@@ -186,11 +167,7 @@ fn without_cgroup_namespace_cgroup_path_names_the_container() {
     t.args(&["cat", "/proc/self/cgroup"]);
     let out = t.run_ok();
     // the container is in a cgroup of its own (runc: /<id> by default)
-    assert!(
-        out.lines()
-            .any(|l| l.ends_with(&format!("/{}", t.id)) || l.contains(&t.id)),
-        "no cgroup named after the container: {out}"
-    );
+    assert!(out.lines().any(|l| l.ends_with(&format!("/{}", t.id)) || l.contains(&t.id)), "no cgroup named after the container: {out}");
 }
 
 /// A long-running first container whose namespaces others join.
@@ -266,11 +243,7 @@ fn join_network_namespace_made_with_unshare() {
     let mut t = harness!("ns-join-nsfs");
     let nsfile = t.dir.join("netns");
     std::fs::write(&nsfile, "").unwrap();
-    let st = std::process::Command::new("unshare")
-        .arg(format!("--net={}", nsfile.display()))
-        .arg("true")
-        .status()
-        .expect("unshare");
+    let st = std::process::Command::new("unshare").arg(format!("--net={}", nsfile.display())).arg("true").status().expect("unshare");
     if !st.success() {
         eprintln!("SKIP join_network_namespace_made_with_unshare: unshare --net=FILE failed");
         return;
@@ -298,10 +271,7 @@ fn user_namespace_uid_map() {
     userns_config(&mut t);
     t.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user");
     let out = t.run_ok();
-    let l: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let l: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(l[0], ["0", "100000", "65536"], "{out}");
     assert_eq!(l[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(l[2], ["0"], "{out}");
@@ -318,16 +288,8 @@ fn user_namespace_host_sees_mapped_ids() {
     t.run_detached().assert_ok();
     let pid = t.pid();
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid: Vec<String> = status_field(&st, "Uid")
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    let gid: Vec<String> = status_field(&st, "Gid")
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
+    let uid: Vec<String> = status_field(&st, "Uid").unwrap().split_whitespace().map(String::from).collect();
+    let gid: Vec<String> = status_field(&st, "Gid").unwrap().split_whitespace().map(String::from).collect();
     assert_eq!(uid, ["101000"; 4], "{st}");
     assert_eq!(gid, ["101000"; 4], "{st}");
 }
@@ -339,19 +301,9 @@ fn user_namespace_root_has_caps_only_inside() {
     // root in the user namespace cannot touch a host-root-owned 0600 file
     write_file(&t.rootfs.join("root-only"), "secret\n");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        t.rootfs.join("root-only"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    let all = [
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_CHOWN",
-    ];
-    t.config["process"]["capabilities"] =
-        json!({"bounding": all, "effective": all, "permitted": all});
+    std::fs::set_permissions(t.rootfs.join("root-only"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let all = ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_CHOWN"];
+    t.config["process"]["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
     t.sh("stat -c '%u %g' /root-only; if cat /root-only 2>/dev/null; then :; else echo denied; fi");
     // host uid 0 is unmapped, so it shows as the overflow id 65534
     assert_eq!(t.run_ok(), "65534 65534\ndenied\n");
@@ -378,21 +330,12 @@ fn time_namespace() {
     let out = t.run_ok();
     let l: Vec<&str> = out.lines().collect();
     assert_ne!(l[0], host_ns("time"), "{out}");
-    let offs: Vec<Vec<&str>> = l[1..3]
-        .iter()
-        .map(|x| x.split_whitespace().collect())
-        .collect();
+    let offs: Vec<Vec<&str>> = l[1..3].iter().map(|x| x.split_whitespace().collect()).collect();
     assert!(offs.contains(&vec!["monotonic", "864000", "0"]), "{out}");
     assert!(offs.contains(&vec!["boottime", "1728000", "0"]), "{out}");
     // uptime is boottime based
     let up: f64 = l[3].parse().unwrap();
-    let host_up: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host_up: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
     assert!(up >= host_up + 1_700_000.0, "uptime {up} vs host {host_up}");
 }
 

@@ -15,16 +15,7 @@ fn pid_is_1_in_a_pid_namespace() {
 #[test]
 fn args_are_passed_verbatim() {
     let mut t = harness!("pr-args");
-    t.args(&[
-        "sh",
-        "-c",
-        "for a in \"$@\"; do echo \"[$a]\"; done",
-        "argv0",
-        "a b",
-        "",
-        "c'd\"e",
-        "$HOME",
-    ]);
+    t.args(&["sh", "-c", "for a in \"$@\"; do echo \"[$a]\"; done", "argv0", "a b", "", "c'd\"e", "$HOME"]);
     assert_eq!(t.run_ok(), "[a b]\n[]\n[c'd\"e]\n[$HOME]\n");
 }
 
@@ -47,16 +38,9 @@ fn args0_looked_up_in_container_path() {
     // PATH from process.env is used to find args[0] inside the rootfs
     let mut t = harness!("pr-path-lookup");
     std::fs::create_dir_all(t.rootfs.join("opt/tools")).unwrap();
-    write_file(
-        &t.rootfs.join("opt/tools/mytool"),
-        "#!/bin/sh\necho mytool-ran \"$@\"\n",
-    );
+    write_file(&t.rootfs.join("opt/tools/mytool"), "#!/bin/sh\necho mytool-ran \"$@\"\n");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        t.rootfs.join("opt/tools/mytool"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(t.rootfs.join("opt/tools/mytool"), std::fs::Permissions::from_mode(0o755)).unwrap();
     t.config["process"]["env"] = json!(["PATH=/opt/tools:/bin"]);
     t.args(&["mytool", "x"]);
     assert_eq!(t.run_ok(), "mytool-ran x\n");
@@ -65,29 +49,13 @@ fn args0_looked_up_in_container_path() {
 #[test]
 fn env_is_set_exactly() {
     let mut t = harness!("pr-env");
-    t.config["process"]["env"] = json!([
-        "PATH=/bin",
-        "FOO=bar baz",
-        "EMPTY=",
-        "WITH_EQ=a=b=c",
-        "HOME=/custom-home"
-    ]);
+    t.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz", "EMPTY=", "WITH_EQ=a=b=c", "HOME=/custom-home"]);
     t.args(&["env"]);
     let out = t.run_ok();
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
     // busybox sh is not involved: `env` prints the process environment as exec'd
-    assert_eq!(
-        lines,
-        [
-            "EMPTY=",
-            "FOO=bar baz",
-            "HOME=/custom-home",
-            "PATH=/bin",
-            "WITH_EQ=a=b=c"
-        ],
-        "container environment:\n{out}"
-    );
+    assert_eq!(lines, ["EMPTY=", "FOO=bar baz", "HOME=/custom-home", "PATH=/bin", "WITH_EQ=a=b=c"], "container environment:\n{out}");
 }
 
 #[test]
@@ -127,31 +95,18 @@ fn user_uid_gid() {
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "1000", "{out}");
     assert_eq!(l[1], "2000", "{out}");
-    assert_eq!(
-        l[2].split_whitespace().collect::<Vec<_>>(),
-        ["Uid:", "1000", "1000", "1000", "1000"]
-    );
-    assert_eq!(
-        l[3].split_whitespace().collect::<Vec<_>>(),
-        ["Gid:", "2000", "2000", "2000", "2000"]
-    );
+    assert_eq!(l[2].split_whitespace().collect::<Vec<_>>(), ["Uid:", "1000", "1000", "1000", "1000"]);
+    assert_eq!(l[3].split_whitespace().collect::<Vec<_>>(), ["Gid:", "2000", "2000", "2000", "2000"]);
 }
 
 #[test]
 fn user_additional_gids() {
     let mut t = harness!("pr-addgids");
-    t.config["process"]["user"] =
-        json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100, 4242]});
+    t.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100, 4242]});
     t.sh("grep '^Groups:' /proc/self/status; id");
     let out = t.run_ok();
     let mut l = out.lines();
-    let mut groups: Vec<u32> = l
-        .next()
-        .unwrap()
-        .trim_start_matches("Groups:")
-        .split_whitespace()
-        .map(|g| g.parse().unwrap())
-        .collect();
+    let mut groups: Vec<u32> = l.next().unwrap().trim_start_matches("Groups:").split_whitespace().map(|g| g.parse().unwrap()).collect();
     groups.sort();
     // exactly the additional gids (the primary gid is not added by runc)
     assert_eq!(groups, [5, 100, 4242], "{out}");
@@ -168,11 +123,7 @@ fn root_user_has_no_supplementary_groups() {
     t.sh("grep '^Groups:' /proc/self/status; id -u");
     let out = t.run_ok();
     let mut l = out.lines();
-    assert_eq!(
-        l.next().unwrap().trim_start_matches("Groups:").trim(),
-        "",
-        "{out}"
-    );
+    assert_eq!(l.next().unwrap().trim_start_matches("Groups:").trim(), "", "{out}");
     assert_eq!(l.next(), Some("0"));
 }
 
@@ -197,19 +148,14 @@ fn rlimit_nofile() {
     let host_hard = host_nofile_hard();
     let hard = host_hard.min(4096) - 7; // some value below the host's hard limit
     let soft = hard / 2;
-    t.config["process"]["rlimits"] =
-        json!([{ "type": "RLIMIT_NOFILE", "hard": hard, "soft": soft }]);
+    t.config["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "hard": hard, "soft": soft }]);
     t.sh("ulimit -n; ulimit -Hn; grep 'Max open files' /proc/self/limits");
     let out = t.run_ok();
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], soft.to_string(), "{out}");
     assert_eq!(l[1], hard.to_string(), "{out}");
     let f: Vec<&str> = l[2].split_whitespace().collect();
-    assert_eq!(
-        f[3..5],
-        [soft.to_string().as_str(), hard.to_string().as_str()],
-        "{out}"
-    );
+    assert_eq!(f[3..5], [soft.to_string().as_str(), hard.to_string().as_str()], "{out}");
 }
 
 #[test]
@@ -230,23 +176,14 @@ fn several_rlimits() {
     t.sh("cat /proc/self/limits");
     let out = t.run_ok();
     let get = |name: &str| -> (String, String) {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("{name}: {out}"));
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {out}"));
         let f: Vec<&str> = line[name.len()..].split_whitespace().collect();
         (f[0].to_string(), f[1].to_string())
     };
     assert_eq!(get("Max open files"), ("100".into(), hard.to_string()));
     assert_eq!(get("Max core file size"), ("0".into(), "0".into()));
-    assert_eq!(
-        get("Max processes"),
-        (nproc_soft.to_string(), nproc_hard.to_string())
-    );
-    assert_eq!(
-        get("Max stack size"),
-        (stack_soft.to_string(), stack_hard.to_string())
-    );
+    assert_eq!(get("Max processes"), (nproc_soft.to_string(), nproc_hard.to_string()));
+    assert_eq!(get("Max stack size"), (stack_soft.to_string(), stack_hard.to_string()));
 }
 
 fn nnp(name: &str, on: bool) {
@@ -279,16 +216,8 @@ struct Caps {
 fn read_caps(t: &Harness) -> Caps {
     let o = t.run();
     assert!(o.ok(), "{}", o.describe());
-    let f = |k: &str| {
-        parse_hex(&status_field(&o.stdout, k).unwrap_or_else(|| panic!("{k}: {}", o.stdout)))
-    };
-    Caps {
-        inh: f("CapInh"),
-        prm: f("CapPrm"),
-        eff: f("CapEff"),
-        bnd: f("CapBnd"),
-        amb: f("CapAmb"),
-    }
+    let f = |k: &str| parse_hex(&status_field(&o.stdout, k).unwrap_or_else(|| panic!("{k}: {}", o.stdout)));
+    Caps { inh: f("CapInh"), prm: f("CapPrm"), eff: f("CapEff"), bnd: f("CapBnd"), amb: f("CapAmb") }
 }
 
 const CAP_SCRIPT: &str = "grep ^Cap /proc/self/status";
@@ -331,11 +260,7 @@ fn root_caps(name: &str, nnp: bool) {
     // E' = P'. With no_new_privs the kernel caps P' at the permitted set held
     // before execve (the configured one). Either way the configured effective
     // set is not what the process sees after execve.
-    let want = if nnp {
-        cap_mask(&permitted)
-    } else {
-        cap_mask(&bounding) | cap_mask(&inheritable)
-    };
+    let want = if nnp { cap_mask(&permitted) } else { cap_mask(&bounding) | cap_mask(&inheritable) };
     assert_eq!(c.prm, want, "CapPrm {:x}", c.prm);
     assert_eq!(c.eff, want, "CapEff {:x}", c.eff);
 }
@@ -356,12 +281,7 @@ fn capabilities_non_root_with_ambient() {
     // effective sets after execve are exactly the ambient set.
     let mut t = harness!("pr-caps-ambient");
     t.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-    let bounding = [
-        "CAP_CHOWN",
-        "CAP_NET_RAW",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_KILL",
-    ];
+    let bounding = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_KILL"];
     t.config["process"]["capabilities"] = json!({
         "bounding": bounding,
         "effective": ["CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"],
@@ -390,12 +310,7 @@ fn capabilities_non_root_without_ambient_has_none() {
     });
     t.sh(CAP_SCRIPT);
     let c = read_caps(&t);
-    assert_eq!(
-        c.bnd,
-        cap_mask(&["CAP_CHOWN", "CAP_KILL"]),
-        "CapBnd {:x}",
-        c.bnd
-    );
+    assert_eq!(c.bnd, cap_mask(&["CAP_CHOWN", "CAP_KILL"]), "CapBnd {:x}", c.bnd);
     assert_eq!((c.inh, c.prm, c.eff, c.amb), (0, 0, 0, 0));
 }
 
@@ -407,36 +322,19 @@ fn capabilities_are_enforced() {
     let mut t = harness!("pr-caps-enforced");
     write_file(&t.rootfs.join("tmp/locked"), "x");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        t.rootfs.join("tmp/locked"),
-        std::fs::Permissions::from_mode(0o400),
-    )
-    .unwrap();
+    std::fs::set_permissions(t.rootfs.join("tmp/locked"), std::fs::Permissions::from_mode(0o400)).unwrap();
     std::os::unix::fs::chown(t.rootfs.join("tmp/locked"), Some(1000), Some(1000)).unwrap();
     t.sh("if echo y >> /tmp/locked 2>/dev/null; then echo wrote; else echo denied; fi");
-    assert_eq!(
-        t.run_ok(),
-        "denied\n",
-        "root without CAP_DAC_OVERRIDE wrote a 0400 file"
-    );
+    assert_eq!(t.run_ok(), "denied\n", "root without CAP_DAC_OVERRIDE wrote a 0400 file");
 
     let mut t = harness!("pr-caps-enforced2");
     write_file(&t.rootfs.join("tmp/locked"), "x");
-    std::fs::set_permissions(
-        t.rootfs.join("tmp/locked"),
-        std::fs::Permissions::from_mode(0o400),
-    )
-    .unwrap();
+    std::fs::set_permissions(t.rootfs.join("tmp/locked"), std::fs::Permissions::from_mode(0o400)).unwrap();
     std::os::unix::fs::chown(t.rootfs.join("tmp/locked"), Some(1000), Some(1000)).unwrap();
     let all = ["CAP_DAC_OVERRIDE", "CAP_KILL"];
-    t.config["process"]["capabilities"] =
-        json!({"bounding": all, "effective": all, "permitted": all});
+    t.config["process"]["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
     t.sh("if echo y >> /tmp/locked 2>/dev/null; then echo wrote; else echo denied; fi");
-    assert_eq!(
-        t.run_ok(),
-        "wrote\n",
-        "root with CAP_DAC_OVERRIDE could not write"
-    );
+    assert_eq!(t.run_ok(), "wrote\n", "root with CAP_DAC_OVERRIDE could not write");
 }
 
 #[test]

@@ -37,10 +37,7 @@ fn hostname_does_not_leak_to_host() {
     t.config["hostname"] = json!("not-the-host");
     t.args(&["hostname"]);
     assert_eq!(t.run_ok(), "not-the-host\n");
-    assert_eq!(
-        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
-        before
-    );
+    assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
 }
 
 #[test]
@@ -51,10 +48,7 @@ fn root_is_the_bundle_rootfs() {
     let out = t.run_ok();
     assert!(out.starts_with("in-rootfs\n"), "{out}");
     // nothing of the host's / is visible
-    assert!(
-        !out.lines().any(|l| l == "usr" || l == "var" || l == "work"),
-        "{out}"
-    );
+    assert!(!out.lines().any(|l| l == "usr" || l == "var" || l == "work"), "{out}");
 }
 
 #[test]
@@ -95,23 +89,8 @@ fn tmpfs_mount_with_options() {
         }
     };
     // the kernel does not list mode= when it is tmpfs' default 1777
-    check(
-        "/data",
-        &["rw", "nosuid", "nodev", "size=1024k"],
-        &["noexec"],
-    );
-    check(
-        "/data2",
-        &[
-            "ro",
-            "noexec",
-            "size=256k",
-            "mode=710",
-            "uid=1000",
-            "gid=2000",
-        ],
-        &["nosuid"],
-    );
+    check("/data", &["rw", "nosuid", "nodev", "size=1024k"], &["noexec"]);
+    check("/data2", &["ro", "noexec", "size=256k", "mode=710", "uid=1000", "gid=2000"], &["nosuid"]);
     assert_eq!(rest, "1777 0:0\n710 1000:2000\nwritable\nro\n");
 }
 
@@ -203,25 +182,14 @@ fn standard_mounts_are_present() {
     let mut t = harness!("rf-std-mounts");
     t.args(&["cat", "/proc/self/mounts"]);
     let m = t.run_ok();
-    let fstype = |p: &str| {
-        mount_lines(&m, p)
-            .last()
-            .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
-    };
+    let fstype = |p: &str| mount_lines(&m, p).last().map(|l| l.split_whitespace().nth(2).unwrap().to_string());
     assert_eq!(fstype("/proc").as_deref(), Some("proc"), "{m}");
     assert_eq!(fstype("/dev").as_deref(), Some("tmpfs"), "{m}");
     assert_eq!(fstype("/dev/pts").as_deref(), Some("devpts"), "{m}");
     assert_eq!(fstype("/dev/shm").as_deref(), Some("tmpfs"), "{m}");
     assert_eq!(fstype("/dev/mqueue").as_deref(), Some("mqueue"), "{m}");
     assert_eq!(fstype("/sys").as_deref(), Some("sysfs"), "{m}");
-    assert!(
-        m.lines().any(|l| l
-            .split_whitespace()
-            .nth(1)
-            .map(|p| p.starts_with("/sys/fs/cgroup"))
-            == Some(true)),
-        "no cgroup mount: {m}"
-    );
+    assert!(m.lines().any(|l| l.split_whitespace().nth(1).map(|p| p.starts_with("/sys/fs/cgroup")) == Some(true)), "no cgroup mount: {m}");
     let sys = mount_options(&m, "/sys").unwrap();
     assert!(sys.contains(&"ro".to_string()), "/sys not ro: {sys:?}");
     let devpts = mount_options(&m, "/dev/pts").unwrap();
@@ -250,14 +218,10 @@ fn proc_is_for_the_container_pid_namespace() {
 fn readonly_root() {
     let mut t = harness!("rf-readonly");
     t.config["root"]["readonly"] = json!(true);
-    t.add_mount(
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
-    );
-    t.sh(
-        "if touch /newfile 2>/dev/null; then echo WROTE-ROOT; else echo root-ro; fi; \
+    t.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
+    t.sh("if touch /newfile 2>/dev/null; then echo WROTE-ROOT; else echo root-ro; fi; \
           touch /tmp/ok && echo tmp-rw; echo x > /dev/shm/y && echo shm-rw; \
-          grep -E '^[^ ]+ / ' /proc/self/mounts | tail -1",
-    );
+          grep -E '^[^ ]+ / ' /proc/self/mounts | tail -1");
     let out = t.run_ok();
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(&l[..3], ["root-ro", "tmp-rw", "shm-rw"], "{out}");
@@ -271,10 +235,7 @@ fn writable_root_by_default_here() {
     let mut t = harness!("rf-writable");
     t.sh("echo hi > /newfile && cat /newfile");
     assert_eq!(t.run_ok(), "hi\n");
-    assert_eq!(
-        fs::read_to_string(t.rootfs.join("newfile")).unwrap(),
-        "hi\n"
-    );
+    assert_eq!(fs::read_to_string(t.rootfs.join("newfile")).unwrap(), "hi\n");
 }
 
 #[test]
@@ -308,10 +269,7 @@ fn dev_links_and_dirs() {
     t.sh("for l in fd stdin stdout stderr; do readlink /dev/$l; done; \
           stat -c %F /dev/pts /dev/shm; test -e /dev/ptmx && echo ptmx; test -c /dev/pts/ptmx && echo pts-ptmx");
     let out = t.run_ok();
-    assert_eq!(
-        out,
-        "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\ndirectory\ndirectory\nptmx\npts-ptmx\n"
-    );
+    assert_eq!(out, "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\ndirectory\ndirectory\nptmx\npts-ptmx\n");
 }
 
 #[test]
@@ -323,17 +281,14 @@ fn dev_has_only_the_expected_entries() {
     let mut got: Vec<&str> = out.lines().collect();
     got.sort();
     let mut allowed = vec![
-        "console", "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm",
-        "stderr", "stdin", "stdout", "tty", "urandom", "zero",
+        "console", "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom",
+        "zero",
     ];
     allowed.sort();
     for g in &got {
         assert!(allowed.contains(g), "unexpected /dev entry {g}: {got:?}");
     }
-    for must in [
-        "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
-        "urandom", "zero",
-    ] {
+    for must in ["fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"] {
         assert!(got.contains(&must), "/dev/{must} missing: {got:?}");
     }
 }
@@ -346,10 +301,7 @@ fn linux_devices_adds_a_node() {
         "fileMode": 0o666, "uid": 1000, "gid": 2000
     }]);
     t.sh("stat -c '%F %t:%T %a %u:%g' /dev/mynull; echo data > /dev/mynull && echo write-ok");
-    assert_eq!(
-        t.run_ok(),
-        "character special file 1:3 666 1000:2000\nwrite-ok\n"
-    );
+    assert_eq!(t.run_ok(), "character special file 1:3 666 1000:2000\nwrite-ok\n");
 }
 
 #[test]
@@ -385,13 +337,7 @@ fn masked_file_reads_empty() {
 #[test]
 fn masked_dir_is_empty() {
     let mut t = harness!("rf-masked-dir");
-    assert!(
-        fs::read_dir("/sys/firmware")
-            .map(|d| d.count())
-            .unwrap_or(0)
-            > 0,
-        "host /sys/firmware empty"
-    );
+    assert!(fs::read_dir("/sys/firmware").map(|d| d.count()).unwrap_or(0) > 0, "host /sys/firmware empty");
     t.sh("ls -A /sys/firmware | wc -l; if touch /sys/firmware/x 2>/dev/null; then echo WROTE; else echo ro; fi");
     assert_eq!(t.run_ok(), "0\nro\n");
 }
@@ -436,11 +382,7 @@ fn sysctl_in_a_new_net_namespace() {
     t.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want});
     t.args(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
     assert_eq!(t.run_ok(), format!("{want}\n"));
-    assert_eq!(
-        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
-        host,
-        "host sysctl changed"
-    );
+    assert_eq!(fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host, "host sysctl changed");
 }
 
 #[test]
@@ -452,20 +394,13 @@ fn sysctl_ipc_namespace() {
 }
 
 fn root_mountinfo_line(mi: &str) -> String {
-    mi.lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some("/"))
-        .last()
-        .unwrap_or_else(|| panic!("no / in mountinfo: {mi}"))
-        .to_string()
+    mi.lines().rfind(|l| l.split_whitespace().nth(4) == Some("/")).unwrap_or_else(|| panic!("no / in mountinfo: {mi}")).to_string()
 }
 
 /// Optional fields (between the mount options and the " - " separator).
 fn propagation_tags(line: &str) -> Vec<String> {
     let pre = line.split(" - ").next().unwrap();
-    pre.split_whitespace()
-        .skip(6)
-        .map(|s| s.to_string())
-        .collect()
+    pre.split_whitespace().skip(6).map(|s| s.to_string()).collect()
 }
 
 #[test]
@@ -484,10 +419,7 @@ fn rootfs_propagation_shared() {
     t.args(&["cat", "/proc/self/mountinfo"]);
     let line = root_mountinfo_line(&t.run_ok());
     let tags = propagation_tags(&line);
-    assert!(
-        tags.iter().any(|t| t.starts_with("shared:")),
-        "/ is not shared: {line}"
-    );
+    assert!(tags.iter().any(|t| t.starts_with("shared:")), "/ is not shared: {line}");
 }
 
 /// Run the container from a private mount namespace of our own (`unshare -m`)
@@ -518,10 +450,7 @@ fn rootfs_propagation_private() {
     let o = run_from_shared_bundle(&t);
     assert!(o.ok(), "{}", o.describe());
     let line = root_mountinfo_line(&o.stdout);
-    assert!(
-        propagation_tags(&line).is_empty(),
-        "/ is not private: {line}"
-    );
+    assert!(propagation_tags(&line).is_empty(), "/ is not private: {line}");
 }
 
 #[test]
@@ -533,14 +462,8 @@ fn rootfs_propagation_slave() {
     assert!(o.ok(), "{}", o.describe());
     let line = root_mountinfo_line(&o.stdout);
     let tags = propagation_tags(&line);
-    assert!(
-        tags.iter().any(|t| t.starts_with("master:")),
-        "/ is not a slave: {line}"
-    );
-    assert!(
-        !tags.iter().any(|t| t.starts_with("shared:")),
-        "/ is shared: {line}"
-    );
+    assert!(tags.iter().any(|t| t.starts_with("master:")), "/ is not a slave: {line}");
+    assert!(!tags.iter().any(|t| t.starts_with("shared:")), "/ is shared: {line}");
 }
 
 #[test]
@@ -551,12 +474,7 @@ fn rootfs_propagation_default_is_rslave() {
     let o = run_from_shared_bundle(&t);
     assert!(o.ok(), "{}", o.describe());
     let line = root_mountinfo_line(&o.stdout);
-    assert!(
-        propagation_tags(&line)
-            .iter()
-            .any(|t| t.starts_with("master:")),
-        "/ is not a slave: {line}"
-    );
+    assert!(propagation_tags(&line).iter().any(|t| t.starts_with("master:")), "/ is not a slave: {line}");
 }
 
 #[test]
@@ -568,8 +486,7 @@ fn host_mounts_under_a_slave_rootfs_propagate_in() {
     std::fs::create_dir_all(&sub).unwrap();
     let src = t.dir.join("late-src");
     write_file(&src.join("file"), "late-mount\n");
-    t.share()
-        .sh("while [ ! -e /shared/go ]; do sleep 0.05; done; cat /late/file 2>&1");
+    t.share().sh("while [ ! -e /shared/go ]; do sleep 0.05; done; cat /late/file 2>&1");
     t.write_config();
     t.track(&t.id);
     let script = format!(
@@ -605,10 +522,7 @@ fn no_pivot() {
     assert!(o.ok(), "{}", o.describe());
     let (top, _mounts) = o.stdout.split_once("---\n").unwrap();
     assert!(top.starts_with("no-pivot-root\n"), "{}", o.stdout);
-    assert!(
-        !top.lines().any(|l| l == "usr" || l == "work"),
-        "host / visible: {top}"
-    );
+    assert!(!top.lines().any(|l| l == "usr" || l == "work"), "host / visible: {top}");
 }
 
 #[test]
@@ -618,9 +532,7 @@ fn no_pivot_create_start() {
     write_file(&t.rootfs.join("marker-file"), "np\n");
     t.create_id(&t.id.clone(), &["--no-pivot"]).assert_ok();
     t.start().assert_ok();
-    assert!(wait_until(std::time::Duration::from_secs(10), || t
-        .shared_file("out")
-        == "np\n"));
+    assert!(wait_until(std::time::Duration::from_secs(10), || t.shared_file("out") == "np\n"));
 }
 
 #[test]

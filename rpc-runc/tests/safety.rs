@@ -41,8 +41,10 @@ fn cwd_through_leaked_fd_is_refused() {
         t.sh("ls -a . ; cat state.json 2>/dev/null; pwd");
         let out = t.run();
         let all = out.all_output();
-        assert!(!all.contains("ociVersion") && !all.contains("state.json") && !all.contains("exec.fifo"),
-            "fd {n}: the container saw a host directory: {all}");
+        assert!(
+            !all.contains("ociVersion") && !all.contains("state.json") && !all.contains("exec.fifo"),
+            "fd {n}: the container saw a host directory: {all}"
+        );
     }
 }
 
@@ -109,7 +111,9 @@ fn runtime_binary_unreachable_through_proc_exe() {
     let pid = a.pid();
     let mut b = harness!("sf-exe-b");
     b.set_namespace(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}));
-    b.sh("cat /proc/1/exe >/dev/null 2>&1 && echo READ; echo x 2>/dev/null >> /proc/1/exe && echo WROTE; ls -l /proc/1/exe 2>&1; echo done");
+    b.sh(
+        "cat /proc/1/exe >/dev/null 2>&1 && echo READ; echo x 2>/dev/null >> /proc/1/exe && echo WROTE; ls -l /proc/1/exe 2>&1; echo done",
+    );
     let out = b.run_ok();
     assert!(out.contains("done"), "{out}");
     assert!(!out.contains("READ") && !out.contains("WROTE"), "runtime binary reachable: {out}");

@@ -22,28 +22,50 @@ fn with(name: &str, seccomp: Value, script: &str) -> Option<(Harness, Out)> {
 
 #[test]
 fn errno_action_returns_the_configured_errno() {
-    let Some((_, out)) = with("sc-errno", profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])), "mkdir /tmp/x; echo rc=$?; touch /tmp/y && echo touch-ok") else { return };
+    let Some((_, out)) = with(
+        "sc-errno",
+        profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])),
+        "mkdir /tmp/x; echo rc=$?; touch /tmp/y && echo touch-ok",
+    ) else {
+        return;
+    };
     assert!(out.stderr.contains("Permission denied"), "{}", out.describe());
     assert!(out.stdout.contains("rc=1") && out.stdout.contains("touch-ok"), "{}", out.describe());
 }
 
 #[test]
 fn errno_default_is_eperm_and_default_errno_ret_is_used() {
-    let Some((_, out)) = with("sc-deferrno", profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])), "mkdir /tmp/x") else { return };
+    let Some((_, out)) = with(
+        "sc-deferrno",
+        profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])),
+        "mkdir /tmp/x",
+    ) else {
+        return;
+    };
     assert!(out.stderr.contains("Operation not permitted"), "{}", out.describe());
 }
 
 #[test]
 fn kill_actions_kill_with_sigsys() {
     for act in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"] {
-        let Some((_, out)) = with("sc-kill", profile("SCMP_ACT_ALLOW", json!([{"names": ["chroot"], "action": act}])), "chroot / true; echo rc=$?") else { return };
+        let Some((_, out)) =
+            with("sc-kill", profile("SCMP_ACT_ALLOW", json!([{"names": ["chroot"], "action": act}])), "chroot / true; echo rc=$?")
+        else {
+            return;
+        };
         assert!(out.stdout.contains("rc=159"), "{act}: {}", out.describe());
     }
 }
 
 #[test]
 fn log_and_allow_let_the_call_through() {
-    let Some((_, out)) = with("sc-log", profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}])), "mkdir /tmp/x && echo made") else { return };
+    let Some((_, out)) = with(
+        "sc-log",
+        profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}])),
+        "mkdir /tmp/x && echo made",
+    ) else {
+        return;
+    };
     assert!(out.stdout.contains("made"), "{}", out.describe());
 }
 
@@ -59,7 +81,10 @@ fn argument_operators() {
         ("SCMP_CMP_GE", 18, "kill -CONT $$", "kill -0 $$"),
     ];
     for (op, v, denied, allowed) in cases {
-        let p = profile("SCMP_ACT_ALLOW", json!([{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": v, "op": op}]}]));
+        let p = profile(
+            "SCMP_ACT_ALLOW",
+            json!([{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": v, "op": op}]}]),
+        );
         let Some((_, out)) = with("sc-op", p, &format!("{denied} && echo DENIED-RAN; {allowed} && echo ALLOWED-RAN")) else { return };
         assert!(!out.stdout.contains("DENIED-RAN") && out.stdout.contains("ALLOWED-RAN"), "{op}: {}", out.describe());
     }
@@ -68,13 +93,22 @@ fn argument_operators() {
 #[test]
 fn masked_eq_and_several_args() {
     // chmod(path, mode) / fchmodat(dfd, path, mode): deny setting setuid.
-    let p = profile("SCMP_ACT_ALLOW", json!([
-        {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 2048, "valueTwo": 2048, "op": "SCMP_CMP_MASKED_EQ"}]},
-        {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 2, "value": 2048, "valueTwo": 2048, "op": "SCMP_CMP_MASKED_EQ"}]},
-        // kill(pid > 1 AND sig == 0): two args in one rule.
-        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_GT"}, {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}
-    ]));
-    let Some((_, out)) = with("sc-masked", p, "touch /tmp/f; chmod 4755 /tmp/f && echo SUID; chmod 755 /tmp/f && echo PLAIN; kill -0 $$ && echo SELF; kill -0 1 && echo INIT") else { return };
+    let p = profile(
+        "SCMP_ACT_ALLOW",
+        json!([
+            {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 2048, "valueTwo": 2048, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 2, "value": 2048, "valueTwo": 2048, "op": "SCMP_CMP_MASKED_EQ"}]},
+            // kill(pid > 1 AND sig == 0): two args in one rule.
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_GT"}, {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}
+        ]),
+    );
+    let Some((_, out)) = with(
+        "sc-masked",
+        p,
+        "touch /tmp/f; chmod 4755 /tmp/f && echo SUID; chmod 755 /tmp/f && echo PLAIN; kill -0 $$ && echo SELF; kill -0 1 && echo INIT",
+    ) else {
+        return;
+    };
     let o = &out.stdout;
     assert!(!o.contains("SUID") && o.contains("PLAIN"), "{}", out.describe());
     // $$ is 1 in a pid namespace: pid > 1 is false, so both are allowed.
@@ -109,7 +143,8 @@ fn default_profile_from_spec_blocks_unshare_and_allows_a_shell() {
 #[test]
 fn filter_applies_to_exec_too() {
     let Some(mut t) = Harness::new("sc-exec") else { return };
-    t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]));
+    t.config["linux"]["seccomp"] =
+        profile("SCMP_ACT_ALLOW", json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]));
     t.args(&["sleep", "300"]);
     t.run_detached().assert_ok();
     let out = t.rt(&["exec", &t.id, "sh", "-c", "mkdir /tmp/x"]);
@@ -121,7 +156,11 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
     for (name, p, word) in [
         ("act", json!({"defaultAction": "SCMP_ACT_BOGUS"}), "defaultAction"),
         ("arch", json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NOPE"]}), "architectures"),
-        ("op", json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_WHAT"}]}]}), "op"),
+        (
+            "op",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_WHAT"}]}]}),
+            "op",
+        ),
     ] {
         let Some(mut t) = Harness::new(&format!("sc-bad-{name}")) else { return };
         t.config["linux"]["seccomp"] = p;
@@ -173,7 +212,7 @@ fn notify_delivers_the_listener_to_an_agent_that_answers() {
             let mut resp = [0u8; 24];
             resp[..8].copy_from_slice(&req[..8]); // id
             resp[16..20].copy_from_slice(&(-libc::EXDEV).to_ne_bytes()); // error
-            // SAFETY: as above.
+                                                                         // SAFETY: as above.
             answered = unsafe { libc::ioctl(fd, SEND, resp.as_mut_ptr()) } == 0;
         }
         (payload, answered)

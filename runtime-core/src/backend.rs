@@ -26,11 +26,27 @@ pub trait Backend {
     /// Make the container and park its process before exec. Returns the
     /// host pid the caller's subreaper will own (init itself, or a proxy).
     /// `lock_fd` holds the state lock: no child may keep it open.
-    fn create(&self, st: &State, bundle: &Bundle, state_dir_fd: i32, lock_fd: i32, opts: CreateOpts, parent: &mut dyn Parent) -> Result<i32>;
+    fn create(
+        &self,
+        st: &State,
+        bundle: &Bundle,
+        state_dir_fd: i32,
+        lock_fd: i32,
+        opts: CreateOpts,
+        parent: &mut dyn Parent,
+    ) -> Result<i32>;
 
     /// Start `process` inside the running container; returns the host pid
     /// the caller's subreaper will own.
-    fn exec(&self, st: &State, bundle: &Bundle, process: &oci_spec::runtime::Process, caps: Option<&crate::linux::caps::CapSets>, opts: CreateOpts, parent: &mut dyn Parent) -> Result<i32>;
+    fn exec(
+        &self,
+        st: &State,
+        bundle: &Bundle,
+        process: &oci_spec::runtime::Process,
+        caps: Option<&crate::linux::caps::CapSets>,
+        opts: CreateOpts,
+        parent: &mut dyn Parent,
+    ) -> Result<i32>;
 
     /// Deliver a signal to the container's init (or to all its processes).
     fn signal(&self, st: &State, sig: i32, all: bool) -> Result<()>;

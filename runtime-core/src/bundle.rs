@@ -53,8 +53,8 @@ impl Bundle {
 /// Parse config.json: JSON errors by line, type errors by JSON path,
 /// capability names parsed leniently.
 pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
-    let mut v: Value = serde_json::from_slice(data)
-        .map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
+    let mut v: Value =
+        serde_json::from_slice(data).map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
     // Capabilities: oci-spec refuses names it does not know, runc and the
     // spec ignore them. Take them out, parse them ourselves.
     let caps = match v.pointer_mut("/process/capabilities").map(Value::take) {
@@ -71,8 +71,8 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
 /// Parse an OCI `process` object (`exec --process FILE`), with the same
 /// leniency for capability names as config.json.
 pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Process, Option<CapSets>)> {
-    let mut v: Value = serde_json::from_slice(data)
-        .map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
+    let mut v: Value =
+        serde_json::from_slice(data).map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
     let caps = match v.get_mut("capabilities").map(Value::take) {
         Some(Value::Null) | None => None,
         Some(c) => Some(CapSets::from_json(&c).map_err(|(f, m)| Error::config(path, format!("capabilities.{f}"), m))?),
@@ -138,7 +138,15 @@ fn path_at_line(text: &[u8], line: usize) -> String {
                 acc + "." + k
             }
         });
-        here = if prefix.is_empty() { name.clone() } else if name.starts_with('[') { format!("{prefix}{name}") } else if name.is_empty() { prefix.clone() } else { format!("{prefix}.{name}") };
+        here = if prefix.is_empty() {
+            name.clone()
+        } else if name.starts_with('[') {
+            format!("{prefix}{name}")
+        } else if name.is_empty() {
+            prefix.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
         if n + 1 >= line {
             break;
         }
@@ -236,7 +244,9 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
     if !private(LinuxNamespaceType::Mount) {
         return err("linux.namespaces", "a mount namespace is required".into());
     }
-    if linux.and_then(|l| l.uid_mappings().as_ref()).is_some_and(|m| !m.is_empty()) || linux.and_then(|l| l.gid_mappings().as_ref()).is_some_and(|m| !m.is_empty()) {
+    if linux.and_then(|l| l.uid_mappings().as_ref()).is_some_and(|m| !m.is_empty())
+        || linux.and_then(|l| l.gid_mappings().as_ref()).is_some_and(|m| !m.is_empty())
+    {
         if !private(LinuxNamespaceType::User) {
             return err("linux.uidMappings", "user namespace mappings given without a user namespace".into());
         }
@@ -249,7 +259,9 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !private(LinuxNamespaceType::Uts) {
         return err("domainname", "unable to set domainname without a private UTS namespace".into());
     }
-    if linux.and_then(|l| l.time_offsets().as_ref()).is_some_and(|t| !t.is_empty()) && !nss.iter().any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none()) {
+    if linux.and_then(|l| l.time_offsets().as_ref()).is_some_and(|t| !t.is_empty())
+        && !nss.iter().any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none())
+    {
         return err("linux.timeOffsets", "time offsets given without a new time namespace".into());
     }
     // sysctl, as runc validates it: never a host sysctl write.
@@ -262,7 +274,8 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
                 return err(&f, "invalid sysctl name".into());
             }
             let norm = k.replace('/', ".");
-            let ipc = norm.starts_with("kernel.shm") || norm.starts_with("kernel.msg") || norm == "kernel.sem" || norm.starts_with("fs.mqueue.");
+            let ipc =
+                norm.starts_with("kernel.shm") || norm.starts_with("kernel.msg") || norm == "kernel.sem" || norm.starts_with("fs.mqueue.");
             if ipc {
                 if !private(LinuxNamespaceType::Ipc) {
                     return err(&f, "requires a private IPC namespace".into());
@@ -313,7 +326,9 @@ mod tests {
     use super::*;
 
     fn cfg(extra: &str) -> String {
-        format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"/"}},"process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"args":["sh"]}},"linux":{{"namespaces":[{{"type":"mount"}}]}}{extra}}}"#)
+        format!(
+            r#"{{"ociVersion":"1.0.2","root":{{"path":"/"}},"process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"args":["sh"]}},"linux":{{"namespaces":[{{"type":"mount"}}]}}{extra}}}"#
+        )
     }
 
     fn check(s: &str) -> Result<PathBuf> {
@@ -363,11 +378,23 @@ mod tests {
 
     #[test]
     fn sysctl_needs_its_namespace() {
-        let e = check(&cfg(r#","x":1"#).replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}"#)).unwrap_err();
+        let e = check(
+            &cfg(r#","x":1"#)
+                .replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}"#),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("linux.sysctl.net.ipv4.ip_forward: requires a private network namespace"), "{e}");
-        let e = check(&cfg("").replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.panic":"1"}"#)).unwrap_err();
+        let e = check(&cfg("").replace(
+            r#""namespaces":[{"type":"mount"}]"#,
+            r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.panic":"1"}"#,
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("not in a separate kernel namespace"), "{e}");
-        check(&cfg("").replace(r#""namespaces":[{"type":"mount"}]"#, r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.shmmax":"1"}"#)).unwrap();
+        check(&cfg("").replace(
+            r#""namespaces":[{"type":"mount"}]"#,
+            r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.shmmax":"1"}"#,
+        ))
+        .unwrap();
     }
 
     #[test]

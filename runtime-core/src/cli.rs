@@ -89,54 +89,8 @@ pub enum Cmd {
     },
     /// Run a process in a running container.
     Exec {
-        /// A JSON file with a full OCI process object.
-        #[arg(short = 'p', long)]
-        process: Option<PathBuf>,
-        /// Set an environment variable (KEY=value).
-        #[arg(short = 'e', long = "env")]
-        env: Vec<String>,
-        /// Working directory.
-        #[arg(long)]
-        cwd: Option<String>,
-        /// uid[:gid].
-        #[arg(short = 'u', long)]
-        user: Option<String>,
-        /// Additional gids.
-        #[arg(short = 'g', long = "additional-gids")]
-        additional_gids: Vec<u32>,
-        /// Add a capability.
-        #[arg(short = 'c', long = "cap")]
-        cap: Vec<String>,
-        /// Set no_new_privs.
-        #[arg(long = "no-new-privs")]
-        no_new_privs: bool,
-        /// AppArmor profile.
-        #[arg(long)]
-        apparmor: Option<String>,
-        /// SELinux label.
-        #[arg(long = "process-label")]
-        process_label: Option<String>,
-        /// Allocate a pseudo-TTY.
-        #[arg(short = 't', long)]
-        tty: bool,
-        /// Unix socket that receives the pty master.
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        /// Detach from the process.
-        #[arg(short = 'd', long)]
-        detach: bool,
-        /// File to write the process's pid to.
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        /// Pass N extra fds.
-        #[arg(long = "preserve-fds", default_value_t = 0)]
-        preserve_fds: i32,
-        /// Allow exec in a paused container.
-        #[arg(long = "ignore-paused")]
-        ignore_paused: bool,
-        /// Run in a sub-cgroup (accepted; the container's cgroup is used).
-        #[arg(long)]
-        cgroup: Vec<String>,
+        #[command(flatten)]
+        a: lifecycle::exec::ExecArgs,
         id: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -302,10 +256,10 @@ pub fn main(id: &Identity, backend: &dyn Backend) -> i32 {
         Ok(code) => code,
         Err(e) => {
             let msg = e.to_string();
+            // To the log file (containerd shows its last error line) and,
+            // always, to stderr for people and conmon.
             log::error(&msg);
-            if log::has_file() || true {
-                eprintln!("{}: {msg}", id.name);
-            }
+            eprintln!("{}: {msg}", id.name);
             1
         }
     }
@@ -342,25 +296,8 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         Cmd::Run { f, detach, keep, id } => {
             return lifecycle::run::run(&rt, &id, create_args(f, detach), detach, keep);
         }
-        Cmd::Exec { process, env, cwd, user, additional_gids, cap, no_new_privs, apparmor, process_label, tty, console_socket, detach, pid_file, preserve_fds, ignore_paused, cgroup: _, id, command } => {
-            let a = lifecycle::exec::ExecArgs {
-                process,
-                args: command,
-                env,
-                cwd,
-                user,
-                additional_gids,
-                caps: cap,
-                no_new_privs,
-                apparmor,
-                process_label,
-                tty,
-                console_socket,
-                detach,
-                pid_file,
-                preserve_fds,
-                ignore_paused,
-            };
+        Cmd::Exec { mut a, id, command } => {
+            a.args = command;
             return lifecycle::exec::exec(&rt, &id, a);
         }
         Cmd::State { id } => {
@@ -384,7 +321,16 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
             } else if format == "table" {
                 let rows: Vec<[String; 6]> = all
                     .iter()
-                    .map(|s| [s.id.clone(), s.pid.to_string(), s.status.clone(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()])
+                    .map(|s| {
+                        [
+                            s.id.clone(),
+                            s.pid.to_string(),
+                            s.status.clone(),
+                            s.bundle.display().to_string(),
+                            s.created.clone(),
+                            s.owner.clone(),
+                        ]
+                    })
                     .collect();
                 let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
                 let mut w = [0usize; 6];
@@ -394,7 +340,8 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
                     }
                 }
                 for r in std::iter::once(&head).chain(rows.iter()) {
-                    let line: Vec<String> = r.iter().enumerate().map(|(i, c)| if i == 5 { c.clone() } else { format!("{:w$}", c, w = w[i] + 3) }).collect();
+                    let line: Vec<String> =
+                        r.iter().enumerate().map(|(i, c)| if i == 5 { c.clone() } else { format!("{:w$}", c, w = w[i] + 3) }).collect();
                     let _ = writeln!(out, "{}", line.join("").trim_end());
                 }
             } else {

@@ -25,10 +25,18 @@ pub enum Error {
     BadStatus { op: &'static str, id: String, status: String },
 
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("{context}: {source}")]
-    Sys { context: String, #[source] source: nix::Error },
+    Sys {
+        context: String,
+        #[source]
+        source: nix::Error,
+    },
 
     #[error("{0}")]
     Container(String),

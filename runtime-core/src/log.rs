@@ -46,14 +46,7 @@ static LOGGER: Mutex<Logger> = Mutex::new(Logger { file: None, format: Format::T
 /// go to stderr as text.
 pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> std::io::Result<()> {
     let file = match path {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o644)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(p)?,
-        ),
+        Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).mode(0o644).custom_flags(libc::O_CLOEXEC).open(p)?),
         None => None,
     };
     let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,12 +110,7 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Howard Hinnant's days-to-civil conversion.

@@ -4,8 +4,8 @@ use crate::backend::{Backend, CreateOpts};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::linux::cgroups;
-use crate::linux::process::{self, spawn};
 use crate::linux::probe;
+use crate::linux::process::{self, spawn};
 use crate::state::State;
 
 pub struct Native;
@@ -15,7 +15,15 @@ impl Backend for Native {
         "native"
     }
 
-    fn create(&self, st: &State, bundle: &Bundle, state_dir_fd: i32, lock_fd: i32, opts: CreateOpts, parent: &mut dyn spawn::Parent) -> Result<i32> {
+    fn create(
+        &self,
+        st: &State,
+        bundle: &Bundle,
+        state_dir_fd: i32,
+        lock_fd: i32,
+        opts: CreateOpts,
+        parent: &mut dyn spawn::Parent,
+    ) -> Result<i32> {
         cgroups::create(&st.cgroups)?;
         // Resources, and always the device rules: deny by default plus the
         // default allow list. linux.devices entries are not implicitly
@@ -45,7 +53,15 @@ impl Backend for Native {
         spawn::spawn(&spec, parent)
     }
 
-    fn exec(&self, st: &State, bundle: &Bundle, process: &oci_spec::runtime::Process, caps: Option<&crate::linux::caps::CapSets>, opts: CreateOpts, parent: &mut dyn spawn::Parent) -> Result<i32> {
+    fn exec(
+        &self,
+        st: &State,
+        bundle: &Bundle,
+        process: &oci_spec::runtime::Process,
+        caps: Option<&crate::linux::caps::CapSets>,
+        opts: CreateOpts,
+        parent: &mut dyn spawn::Parent,
+    ) -> Result<i32> {
         let init = st.init.ok_or(Error::NotRunning)?;
         // Join every namespace the container has, through its init.
         let mut namespaces = Vec::new();

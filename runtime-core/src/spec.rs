@@ -42,7 +42,8 @@ pub fn default_spec(rootless: bool) -> Value {
         let l = &mut v["linux"];
         l["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         l["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-        l["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
+        l["namespaces"] =
+            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
         if let Some(r) = l.as_object_mut() {
             r.remove("resources");
         }

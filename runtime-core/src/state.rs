@@ -104,10 +104,7 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
 }
 
 fn open_dir(p: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(p)
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(p)
 }
 
 impl Store {
@@ -192,8 +189,7 @@ impl Store {
 fn read_state(dir: &Path, id: &str) -> Result<State> {
     let p = dir.join(STATE_FILE);
     match std::fs::read(&p) {
-        Ok(d) => serde_json::from_slice(&d)
-            .map_err(|e| Error::Container(format!("corrupt state file {}: {e}", p.display()))),
+        Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Container(format!("corrupt state file {}: {e}", p.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotExist(id.to_string())),
         Err(e) => Err(e).with_ctx(|| format!("reading {}", p.display())),
     }

@@ -12,14 +12,7 @@ use std::time::{Duration, Instant};
 
 const T5: Duration = Duration::from_secs(5);
 
-pub const KINDS: &[&str] = &[
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+pub const KINDS: &[&str] = &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -115,13 +108,7 @@ fn hooks_order(c: &mut Ctx) -> R {
     }
     let (id, _) = c.create_ready("echo process >> /shared/order; exit 0")?;
     // Where poststart runs is the subject of hooks.poststart.timing.
-    let order = |c: &Ctx| -> Vec<String> {
-        c.read_shared("order")
-            .lines()
-            .filter(|l| *l != "poststart")
-            .map(String::from)
-            .collect()
-    };
+    let order = |c: &Ctx| -> Vec<String> { c.read_shared("order").lines().filter(|l| *l != "poststart").map(String::from).collect() };
     let after_create = order(c);
     let mut first2 = after_create.iter().take(2).cloned().collect::<Vec<_>>();
     first2.sort();
@@ -140,40 +127,20 @@ fn hooks_order(c: &mut Ctx) -> R {
     let seq = order(c);
     let s = seq.iter().position(|h| h == "startContainer");
     let p = seq.iter().position(|h| h == "process");
-    check!(
-        s == Some(3),
-        "startContainer did not run after createContainer: {seq:?}"
-    );
-    check!(
-        p.is_some() && s < p,
-        "the program did not run after startContainer: {seq:?}"
-    );
-    check!(
-        c.read_shared("order").lines().any(|l| l == "poststart"),
-        "poststart did not run"
-    );
-    check!(
-        !seq.iter().any(|h| h == "poststop"),
-        "poststop ran before delete: {seq:?}"
-    );
+    check!(s == Some(3), "startContainer did not run after createContainer: {seq:?}");
+    check!(p.is_some() && s < p, "the program did not run after startContainer: {seq:?}");
+    check!(c.read_shared("order").lines().any(|l| l == "poststart"), "poststart did not run");
+    check!(!seq.iter().any(|h| h == "poststop"), "poststop ran before delete: {seq:?}");
     let o = c.delete(&id);
     check!(o.ok(), "delete failed: {}", o.brief());
     let seq = order(c);
-    check_eq!(
-        seq.last().map(|s| s.as_str()),
-        Some("poststop"),
-        "last hook after delete ({seq:?})"
-    );
+    check_eq!(seq.last().map(|s| s.as_str()), Some("poststop"), "last hook after delete ({seq:?})");
     Ok(Verdict::Pass)
 }
 
 fn hook_state(c: &mut Ctx, kind: &str) -> R {
     let d = dir_for(c, kind);
-    let h = hook(
-        c,
-        kind,
-        &format!("cat > {d}/{kind}.json.tmp; mv {d}/{kind}.json.tmp {d}/{kind}.json"),
-    );
+    let h = hook(c, kind, &format!("cat > {d}/{kind}.json.tmp; mv {d}/{kind}.json.tmp {d}/{kind}.json"));
     c.config.push(&format!("hooks/{kind}"), h);
     c.config["annotations"] = json!({"org.opencontainers.conformance.hook": "yes"});
     let (id, host_pid) = c.create_ready("touch /shared/ready; sleep 1000; true")?;
@@ -195,16 +162,9 @@ fn hook_state(c: &mut Ctx, kind: &str) -> R {
         check!(o.ok(), "delete failed: {}", o.brief());
     }
     let text = c.read_shared(&file);
-    check!(
-        !text.is_empty(),
-        "the {kind} hook got no state on stdin (or did not run)"
-    );
-    let s: Value = serde_json::from_str(&text).map_err(|e| {
-        Verdict::Fail(format!(
-            "{kind} stdin is not JSON ({e}): {}",
-            crate::runner::cut(&text, 150)
-        ))
-    })?;
+    check!(!text.is_empty(), "the {kind} hook got no state on stdin (or did not run)");
+    let s: Value = serde_json::from_str(&text)
+        .map_err(|e| Verdict::Fail(format!("{kind} stdin is not JSON ({e}): {}", crate::runner::cut(&text, 150))))?;
     let want_status = match kind {
         "startContainer" => "created",
         "poststart" if poststart_in_create => "created",
@@ -212,30 +172,11 @@ fn hook_state(c: &mut Ctx, kind: &str) -> R {
         "poststop" => "stopped",
         _ => "creating",
     };
-    check!(
-        s["ociVersion"]
-            .as_str()
-            .map(|v| !v.is_empty())
-            .unwrap_or(false),
-        "no ociVersion in {kind}'s state"
-    );
-    check_eq!(
-        s["id"].as_str().unwrap_or(""),
-        id.as_str(),
-        "id in {kind}'s state"
-    );
+    check!(s["ociVersion"].as_str().map(|v| !v.is_empty()).unwrap_or(false), "no ociVersion in {kind}'s state");
+    check_eq!(s["id"].as_str().unwrap_or(""), id.as_str(), "id in {kind}'s state");
     let b = s["bundle"].as_str().unwrap_or("");
-    check!(
-        fs::canonicalize(b).ok() == fs::canonicalize(&c.bundle).ok(),
-        "bundle {b:?} in {kind}'s state"
-    );
-    check_eq!(
-        s["annotations"]["org.opencontainers.conformance.hook"]
-            .as_str()
-            .unwrap_or(""),
-        "yes",
-        "annotation in {kind}'s state"
-    );
+    check!(fs::canonicalize(b).ok() == fs::canonicalize(&c.bundle).ok(), "bundle {b:?} in {kind}'s state");
+    check_eq!(s["annotations"]["org.opencontainers.conformance.hook"].as_str().unwrap_or(""), "yes", "annotation in {kind}'s state");
     // "For hooks executed in the runtime namespace, it is the pid as seen by
     // the runtime. For hooks executed in the container namespace, it is the
     // pid as seen by the container."
@@ -246,70 +187,40 @@ fn hook_state(c: &mut Ctx, kind: &str) -> R {
             s["pid"].as_i64().unwrap_or(0),
             pid,
             "pid in {kind}'s state ({})",
-            if in_container {
-                "as seen in the container's pid namespace"
-            } else {
-                "as seen by the runtime"
-            }
+            if in_container { "as seen in the container's pid namespace" } else { "as seen by the runtime" }
         );
     }
-    check_eq!(
-        s["status"].as_str().unwrap_or(""),
-        want_status,
-        "status in {kind}'s state"
-    );
+    check_eq!(s["status"].as_str().unwrap_or(""), want_status, "status in {kind}'s state");
     if poststart_in_create {
-        return Ok(Verdict::PassAs(Rule::Runc, "poststart runs at the end of create (see hooks.poststart.timing); its state says \"created\"".into()));
+        return Ok(Verdict::PassAs(
+            Rule::Runc,
+            "poststart runs at the end of create (see hooks.poststart.timing); its state says \"created\"".into(),
+        ));
     }
     Ok(Verdict::Pass)
 }
 
 fn hooks_env(c: &mut Ctx) -> R {
     let d = dir_for(c, "createRuntime");
-    let mut h = hook(
-        c,
-        "createRuntime",
-        &format!("cat > /dev/null; env > {d}/env"),
-    );
+    let mut h = hook(c, "createRuntime", &format!("cat > /dev/null; env > {d}/env"));
     h["env"] = json!(["HOOK_A=1", "HOOK_B=two words", "PATH=/usr/bin:/bin"]);
     c.config.push("hooks/createRuntime", h);
     c.create_ready("sleep 1000")?;
     let env = c.read_shared("env");
     check!(!env.is_empty(), "the hook did not run");
-    check!(
-        env.lines().any(|l| l == "HOOK_A=1"),
-        "HOOK_A=1 missing from the hook's env: {env:?}"
-    );
-    check!(
-        env.lines().any(|l| l == "HOOK_B=two words"),
-        "HOOK_B missing from the hook's env: {env:?}"
-    );
-    check!(
-        !env.contains(LEAK_VAR),
-        "the runtime's environment leaked into the hook ({LEAK_VAR})"
-    );
+    check!(env.lines().any(|l| l == "HOOK_A=1"), "HOOK_A=1 missing from the hook's env: {env:?}");
+    check!(env.lines().any(|l| l == "HOOK_B=two words"), "HOOK_B missing from the hook's env: {env:?}");
+    check!(!env.contains(LEAK_VAR), "the runtime's environment leaked into the hook ({LEAK_VAR})");
     Ok(Verdict::Pass)
 }
 
 fn hooks_args(c: &mut Ctx) -> R {
     let d = dir_for(c, "createRuntime");
     let mut h = hook(c, "createRuntime", "");
-    h["args"] = json!([
-        "sh",
-        "-c",
-        format!("cat > /dev/null; printf '[%s]' \"$0\" \"$@\" > {d}/args"),
-        "zero",
-        "one",
-        "two words",
-        ""
-    ]);
+    h["args"] = json!(["sh", "-c", format!("cat > /dev/null; printf '[%s]' \"$0\" \"$@\" > {d}/args"), "zero", "one", "two words", ""]);
     c.config.push("hooks/createRuntime", h);
     c.create_ready("sleep 1000")?;
-    check_eq!(
-        c.read_shared("args"),
-        "[zero][one][two words][]",
-        "argv seen by the hook"
-    );
+    check_eq!(c.read_shared("args"), "[zero][one][two words][]", "argv seen by the hook");
     Ok(Verdict::Pass)
 }
 
@@ -322,23 +233,12 @@ fn hooks_timeout(c: &mut Ctx) -> R {
     let t0 = Instant::now();
     let o = c.try_create(&id, &[])?;
     let took = t0.elapsed();
-    check!(
-        !o.ok(),
-        "create succeeded although its createRuntime hook ran past its 1 s timeout (took {:.1}s)",
-        took.as_secs_f64()
-    );
-    check!(
-        took < Duration::from_secs(15),
-        "create took {:.1}s: the hook was not aborted at its timeout",
-        took.as_secs_f64()
-    );
+    check!(!o.ok(), "create succeeded although its createRuntime hook ran past its 1 s timeout (took {:.1}s)", took.as_secs_f64());
+    check!(took < Duration::from_secs(15), "create took {:.1}s: the hook was not aborted at its timeout", took.as_secs_f64());
     std::thread::sleep(Duration::from_millis(200));
     check!(!c.sh_path("ran").exists(), "the program ran");
     let st = c.status(&id);
-    check!(
-        st.is_none() || st.as_deref() == Some("stopped"),
-        "after the failed create the container is {st:?}"
-    );
+    check!(st.is_none() || st.as_deref() == Some("stopped"), "after the failed create the container is {st:?}");
     Ok(Verdict::Pass)
 }
 
@@ -351,10 +251,7 @@ fn hook_fails_create(c: &mut Ctx, kind: &str) -> R {
     std::thread::sleep(Duration::from_millis(200));
     check!(!c.sh_path("ran").exists(), "the program ran");
     let st = c.status(&id);
-    check!(
-        st.is_none() || st.as_deref() == Some("stopped"),
-        "after the failed {kind} hook the container is {st:?}, want stopped or gone"
-    );
+    check!(st.is_none() || st.as_deref() == Some("stopped"), "after the failed {kind} hook the container is {st:?}, want stopped or gone");
     Ok(Verdict::Pass)
 }
 
@@ -362,26 +259,17 @@ fn hook_fails_start(c: &mut Ctx) -> R {
     add_hook(c, "startContainer", "exit 1");
     let (id, pid) = c.create_ready("touch /shared/ran; sleep 1000")?;
     let o = c.rt(&["start", &id]);
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "the container process {pid} is still alive after its startContainer hook failed"
-    );
-    check!(
-        !c.sh_path("ran").exists(),
-        "the program ran although a startContainer hook failed"
-    );
+    check!(c.wait_pid_gone(pid, T5), "the container process {pid} is still alive after its startContainer hook failed");
+    check!(!c.sh_path("ran").exists(), "the program ran although a startContainer hook failed");
     let st = c.status(&id);
-    check!(
-        st.is_none() || st.as_deref() == Some("stopped"),
-        "after the failed startContainer hook the container is {st:?}"
-    );
+    check!(st.is_none() || st.as_deref() == Some("stopped"), "after the failed startContainer hook the container is {st:?}");
     if o.ok() {
-        return Ok(Verdict::PassAs(Rule::Runc, "start returns success; the container init reports the hook error and stops without running the program".into()));
+        return Ok(Verdict::PassAs(
+            Rule::Runc,
+            "start returns success; the container init reports the hook error and stops without running the program".into(),
+        ));
     }
-    Ok(Verdict::PassAs(
-        Rule::Spec,
-        "start fails and the container is stopped".into(),
-    ))
+    Ok(Verdict::PassAs(Rule::Spec, "start fails and the container is stopped".into()))
 }
 
 fn hook_fails_poststart(c: &mut Ctx) -> R {
@@ -395,43 +283,24 @@ fn hook_fails_poststart(c: &mut Ctx) -> R {
         // runc 1.1 runs poststart at the end of create.
         check!(!c.sh_path("ran").exists(), "the program ran");
         let st = c.status(&id);
-        check!(
-            st.is_none() || st.as_deref() == Some("stopped"),
-            "create failed but the container is {st:?}"
-        );
-        return Ok(Verdict::PassAs(Rule::Runc, "poststart runs at the end of create; its failure fails create and removes the container".into()));
+        check!(st.is_none() || st.as_deref() == Some("stopped"), "create failed but the container is {st:?}");
+        return Ok(Verdict::PassAs(
+            Rule::Runc,
+            "poststart runs at the end of create; its failure fails create and removes the container".into(),
+        ));
     }
     check!(o.ok(), "create failed: {}", o.brief());
     let pid = c.pid(&id)?;
     let o = c.rt(&["start", &id]);
     if o.ok() {
-        check_eq!(
-            c.status(&id).unwrap_or_default(),
-            "running",
-            "status after start with a failed poststart hook"
-        );
-        check!(
-            c.sh_path("second").exists(),
-            "start succeeded but the poststart hook after the failing one did not run"
-        );
-        return Ok(Verdict::PassAs(
-            Rule::Spec,
-            "start succeeds, later poststart hooks run, the container keeps running".into(),
-        ));
+        check_eq!(c.status(&id).unwrap_or_default(), "running", "status after start with a failed poststart hook");
+        check!(c.sh_path("second").exists(), "start succeeded but the poststart hook after the failing one did not run");
+        return Ok(Verdict::PassAs(Rule::Spec, "start succeeds, later poststart hooks run, the container keeps running".into()));
     }
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "start failed but the container process {pid} is alive"
-    );
+    check!(c.wait_pid_gone(pid, T5), "start failed but the container process {pid} is alive");
     let st = c.status(&id);
-    check!(
-        st.is_none() || st.as_deref() == Some("stopped"),
-        "start failed but the container is {st:?}"
-    );
-    Ok(Verdict::PassAs(
-        Rule::Runc,
-        "start fails and the container is stopped".into(),
-    ))
+    check!(st.is_none() || st.as_deref() == Some("stopped"), "start failed but the container is {st:?}");
+    Ok(Verdict::PassAs(Rule::Runc, "start fails and the container is stopped".into()))
 }
 
 fn hook_fails_poststop(c: &mut Ctx) -> R {
@@ -442,19 +311,9 @@ fn hook_fails_poststop(c: &mut Ctx) -> R {
     c.start(&id)?;
     c.wait_status(&id, "stopped", T5)?;
     let o = c.delete(&id);
-    check!(
-        o.ok(),
-        "delete failed because of a failing poststop hook: {}",
-        o.brief()
-    );
-    check!(
-        c.status(&id).is_none(),
-        "the container still exists after delete"
-    );
-    check!(
-        c.sh_path("second").exists(),
-        "the poststop hook after the failing one did not run"
-    );
+    check!(o.ok(), "delete failed because of a failing poststop hook: {}", o.brief());
+    check!(c.status(&id).is_none(), "the container still exists after delete");
+    check!(c.sh_path("second").exists(), "the poststop hook after the failing one did not run");
     Ok(Verdict::Pass)
 }
 
@@ -472,11 +331,7 @@ fn hooks_runtime_ns(c: &mut Ctx) -> R {
         for t in ["mnt", "net"] {
             let got = c.read_shared(&format!("{k}.{t}"));
             check!(!got.is_empty(), "the {k} hook did not run");
-            check_eq!(
-                got.trim(),
-                ns_inode(&me, t),
-                "{t} namespace of the {k} hook"
-            );
+            check_eq!(got.trim(), ns_inode(&me, t), "{t} namespace of the {k} hook");
         }
     }
     Ok(Verdict::Pass)
@@ -486,10 +341,7 @@ fn hooks_container_ns(c: &mut Ctx) -> R {
     let types = ["mnt", "uts", "ipc", "net", "pid"];
     for k in ["createContainer", "startContainer"] {
         let d = dir_for(c, k);
-        let s: String = types
-            .iter()
-            .map(|t| format!("echo {t}=$(readlink /proc/self/ns/{t}) >> {d}/{k}.ns; "))
-            .collect();
+        let s: String = types.iter().map(|t| format!("echo {t}=$(readlink /proc/self/ns/{t}) >> {d}/{k}.ns; ")).collect();
         add_hook(c, k, &s);
     }
     let (id, pid) = c.create_ready("touch /shared/ready; sleep 1000; true")?;
@@ -501,11 +353,7 @@ fn hooks_container_ns(c: &mut Ctx) -> R {
         let got = crate::runner::kv(&c.read_shared(&format!("{k}.ns")));
         check!(!got.is_empty(), "the {k} hook did not run");
         for t in types {
-            check_eq!(
-                got.get(t).cloned().unwrap_or_default(),
-                ns_inode(&p, t),
-                "{t} namespace of the {k} hook vs the container's"
-            );
+            check_eq!(got.get(t).cloned().unwrap_or_default(), ns_inode(&p, t), "{t} namespace of the {k} hook vs the container's");
         }
     }
     Ok(Verdict::Pass)
@@ -515,20 +363,12 @@ fn hooks_start_path(c: &mut Ctx) -> R {
     let dir = c.rootfs.join("conformance-hooks");
     fs::create_dir_all(&dir).map_err(|e| Verdict::Fail(e.to_string()))?;
     let script = dir.join("start-hook");
-    fs::write(&script, "#!/bin/sh\necho ran > /shared/start-hook\n")
-        .map_err(|e| Verdict::Fail(e.to_string()))?;
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755))
-        .map_err(|e| Verdict::Fail(e.to_string()))?;
-    c.config.push(
-        "hooks/startContainer",
-        json!({"path": "/conformance-hooks/start-hook", "args": ["start-hook"]}),
-    );
+    fs::write(&script, "#!/bin/sh\necho ran > /shared/start-hook\n").map_err(|e| Verdict::Fail(e.to_string()))?;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).map_err(|e| Verdict::Fail(e.to_string()))?;
+    c.config.push("hooks/startContainer", json!({"path": "/conformance-hooks/start-hook", "args": ["start-hook"]}));
     let (id, _) = c.create_ready("touch /shared/ready; sleep 1000")?;
     c.start(&id)?;
-    check!(
-        c.wait_file("start-hook", T5),
-        "the startContainer hook at a path that exists only in the container did not run"
-    );
+    check!(c.wait_file("start-hook", T5), "the startContainer hook at a path that exists only in the container did not run");
     Ok(Verdict::Pass)
 }
 
@@ -537,45 +377,28 @@ fn hooks_poststart_timing(c: &mut Ctx) -> R {
     let h = hook(
         c,
         "poststart",
-        &format!("p=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); tr '\\0' ' ' < /proc/$p/cmdline > {d}/cmdline; sleep 1; touch {d}/done"),
+        &format!(
+            "p=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); tr '\\0' ' ' < /proc/$p/cmdline > {d}/cmdline; sleep 1; touch {d}/done"
+        ),
     );
     c.config.push("hooks/poststart", h);
     let (id, pid) = c.create_ready("touch /shared/ready; sleep 1000; true")?;
     if c.sh_path("done").exists() {
         let cmd = c.read_shared("cmdline");
-        check!(
-            !cmd.contains("touch /shared/ready"),
-            "poststart ran during create, after the program had started"
-        );
+        check!(!cmd.contains("touch /shared/ready"), "poststart ran during create, after the program had started");
         c.start(&id)?;
-        check!(
-            c.wait_file("ready", T5),
-            "the program did not run after start"
-        );
-        return Ok(Verdict::PassAs(
-            Rule::Runc,
-            "poststart runs at the end of create, before start and before the program".into(),
-        ));
+        check!(c.wait_file("ready", T5), "the program did not run after start");
+        return Ok(Verdict::PassAs(Rule::Runc, "poststart runs at the end of create, before start and before the program".into()));
     }
     c.start(&id)?;
-    check!(
-        c.sh_path("done").exists(),
-        "start returned before the poststart hook finished"
-    );
+    check!(c.sh_path("done").exists(), "start returned before the poststart hook finished");
     let cmd = c.read_shared("cmdline");
     check!(pid_alive(pid), "the container died");
-    check!(
-        !cmd.is_empty(),
-        "the poststart hook could not read the container process's cmdline"
-    );
+    check!(!cmd.is_empty(), "the poststart hook could not read the container process's cmdline");
     check!(
         cmd.contains("touch /shared/ready"),
         "poststart ran during start but before the program was executed (the container process was {:?})",
         crate::runner::cut(cmd.trim(), 60)
     );
-    Ok(Verdict::PassAs(
-        Rule::Spec,
-        "poststart runs during start, after the program was executed, and start waits for it"
-            .into(),
-    ))
+    Ok(Verdict::PassAs(Rule::Spec, "poststart runs during start, after the program was executed, and start waits for it".into()))
 }

@@ -73,15 +73,8 @@ pub fn cases() -> Vec<Case> {
 fn create_state(c: &mut Ctx) -> R {
     let (id, pid) = c.create_ready("sleep 1000")?;
     let s = c.state(&id)?;
-    check_eq!(
-        s["status"].as_str().unwrap_or(""),
-        "created",
-        "status after create"
-    );
-    check!(
-        pid_alive(pid),
-        "pid {pid} of the created container is not a live process"
-    );
+    check_eq!(s["status"].as_str().unwrap_or(""), "created", "status after create");
+    check!(pid_alive(pid), "pid {pid} of the created container is not a live process");
     Ok(Verdict::Pass)
 }
 
@@ -90,10 +83,7 @@ fn create_not_run(c: &mut Ctx) -> R {
     std::thread::sleep(Duration::from_millis(300));
     check!(!c.sh_path("ran").exists(), "the program ran before start");
     c.start(&id)?;
-    check!(
-        c.wait_file("ran", T5),
-        "the program did not run after start"
-    );
+    check!(c.wait_file("ran", T5), "the program did not run after start");
     Ok(Verdict::Pass)
 }
 
@@ -102,16 +92,8 @@ fn create_dup(c: &mut Ctx) -> R {
     let o = c.try_create(&id, &[])?;
     check!(!o.ok(), "a second create with the same id succeeded");
     let s = c.state(&id)?;
-    check_eq!(
-        s["status"].as_str().unwrap_or(""),
-        "created",
-        "status of the first container"
-    );
-    check_eq!(
-        s["pid"].as_i64().unwrap_or(0),
-        pid,
-        "pid of the first container"
-    );
+    check_eq!(s["status"].as_str().unwrap_or(""), "created", "status of the first container");
+    check_eq!(s["pid"].as_i64().unwrap_or(0), pid, "pid of the first container");
     check!(pid_alive(pid), "the first container's process died");
     Ok(Verdict::Pass)
 }
@@ -121,10 +103,7 @@ fn expect_create_fails(c: &mut Ctx, id: &str, what: &str) -> R {
     c.track_id(id);
     let o = c.rt(&["create", "--bundle", &b, id]);
     check!(!o.ok(), "create with {what} succeeded");
-    check!(
-        c.status(id).is_none(),
-        "a container {id} exists after the failed create"
-    );
+    check!(c.status(id).is_none(), "a container {id} exists after the failed create");
     Ok(Verdict::Pass)
 }
 
@@ -136,11 +115,7 @@ fn create_no_config(c: &mut Ctx) -> R {
 
 fn create_invalid_config(c: &mut Ctx) -> R {
     let id = c.new_id();
-    fs::write(
-        c.bundle.join("config.json"),
-        "{\"ociVersion\": \"1.0.2\", \"process\": ",
-    )
-    .map_err(|e| Verdict::Fail(e.to_string()))?;
+    fs::write(c.bundle.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ").map_err(|e| Verdict::Fail(e.to_string()))?;
     expect_create_fails(c, &id, "a truncated config.json")
 }
 
@@ -154,13 +129,7 @@ fn create_missing_rootfs(c: &mut Ctx) -> R {
 /// cgroup directories the container's cgroupsPath names, on every hierarchy.
 fn cgroup_dirs(c: &Ctx) -> Vec<PathBuf> {
     let rel = c.cgroups_path.trim_start_matches('/').to_string();
-    let mut v: Vec<PathBuf> = c
-        .host
-        .cgroups
-        .v1
-        .values()
-        .map(|ctl| ctl.mount.join(&rel))
-        .collect();
+    let mut v: Vec<PathBuf> = c.host.cgroups.v1.values().map(|ctl| ctl.mount.join(&rel)).collect();
     if let Some(m) = &c.host.cgroups.v2_mount {
         v.push(m.join(&rel));
     }
@@ -176,20 +145,10 @@ fn create_failure_cleanup(c: &mut Ctx) -> R {
     c.config["mounts"].as_array_mut().expect("mounts").push(m);
     c.set_script("touch /shared/ran");
     let o = c.try_create(&id, &[])?;
-    check!(
-        !o.ok(),
-        "create with a bind mount of a missing source succeeded"
-    );
-    check!(
-        c.status(&id).is_none(),
-        "a container exists after the failed create"
-    );
+    check!(!o.ok(), "create with a bind mount of a missing source succeeded");
+    check!(c.status(&id).is_none(), "a container exists after the failed create");
     check!(!c.sh_path("ran").exists(), "the program ran");
-    let left: Vec<String> = cgroup_dirs(c)
-        .into_iter()
-        .filter(|d| d.exists())
-        .map(|d| d.display().to_string())
-        .collect();
+    let left: Vec<String> = cgroup_dirs(c).into_iter().filter(|d| d.exists()).map(|d| d.display().to_string()).collect();
     check!(left.is_empty(), "cgroups left behind: {}", left.join(", "));
     Ok(Verdict::Pass)
 }
@@ -198,16 +157,9 @@ fn create_id_reuse(c: &mut Ctx) -> R {
     let (id, _) = c.create_ready("sleep 1000")?;
     let o = c.delete_force(&id);
     check!(o.ok(), "delete --force failed: {}", o.brief());
-    check!(
-        c.status(&id).is_none(),
-        "container still exists after delete --force"
-    );
+    check!(c.status(&id).is_none(), "container still exists after delete --force");
     c.create(&id)?;
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "created",
-        "status of the re-created container"
-    );
+    check_eq!(c.status(&id).unwrap_or_default(), "created", "status of the re-created container");
     Ok(Verdict::Pass)
 }
 
@@ -216,20 +168,8 @@ fn create_id_traversal(c: &mut Ctx) -> R {
     c.set_script("sleep 1000");
     let o = c.try_create(&id, &[])?;
     let escaped = c.dir.join(id.trim_start_matches("../"));
-    check!(
-        !o.ok(),
-        "create accepted the id {id:?}{}",
-        if escaped.exists() {
-            " and wrote state outside --root"
-        } else {
-            ""
-        }
-    );
-    check!(
-        !escaped.exists(),
-        "create failed but left {} outside --root",
-        escaped.display()
-    );
+    check!(!o.ok(), "create accepted the id {id:?}{}", if escaped.exists() { " and wrote state outside --root" } else { "" });
+    check!(!escaped.exists(), "create failed but left {} outside --root", escaped.display());
     Ok(Verdict::Pass)
 }
 
@@ -237,33 +177,14 @@ fn state_fields(c: &mut Ctx) -> R {
     let (id, pid) = c.create_ready("sleep 1000")?;
     let s = c.state(&id)?;
     let v = s["ociVersion"].as_str().unwrap_or("");
-    check!(
-        v.chars()
-            .next()
-            .map(|ch| ch.is_ascii_digit())
-            .unwrap_or(false),
-        "ociVersion {:?} is not a version",
-        s["ociVersion"]
-    );
+    check!(v.chars().next().map(|ch| ch.is_ascii_digit()).unwrap_or(false), "ociVersion {:?} is not a version", s["ociVersion"]);
     check_eq!(s["id"].as_str().unwrap_or(""), id.as_str(), "id");
     check_eq!(s["status"].as_str().unwrap_or(""), "created", "status");
-    check!(
-        s["pid"].as_i64() == Some(pid) && pid > 0,
-        "pid {:?}",
-        s["pid"]
-    );
+    check!(s["pid"].as_i64() == Some(pid) && pid > 0, "pid {:?}", s["pid"]);
     let b = s["bundle"].as_str().unwrap_or("");
-    check!(
-        Path::new(b).is_absolute(),
-        "bundle {:?} is not an absolute path",
-        s["bundle"]
-    );
+    check!(Path::new(b).is_absolute(), "bundle {:?} is not an absolute path", s["bundle"]);
     let same = fs::canonicalize(b).ok() == fs::canonicalize(&c.bundle).ok();
-    check!(
-        same,
-        "bundle {b:?} is not the bundle {}",
-        c.bundle.display()
-    );
+    check!(same, "bundle {b:?} is not the bundle {}", c.bundle.display());
     Ok(Verdict::Pass)
 }
 
@@ -281,22 +202,11 @@ fn state_annotations(c: &mut Ctx) -> R {
 fn state_running(c: &mut Ctx) -> R {
     let (id, pid) = c.start_ready("touch /shared/ready; sleep 1000; true")?;
     let s = c.state(&id)?;
-    check_eq!(
-        s["status"].as_str().unwrap_or(""),
-        "running",
-        "status after start"
-    );
-    check_eq!(
-        s["pid"].as_i64().unwrap_or(0),
-        pid,
-        "pid after start (same as after create)"
-    );
+    check_eq!(s["status"].as_str().unwrap_or(""), "running", "status after start");
+    check_eq!(s["pid"].as_i64().unwrap_or(0), pid, "pid after start (same as after create)");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    check!(
-        cmdline.contains("touch /shared/ready"),
-        "pid {pid} runs {cmdline:?}, not the user program"
-    );
+    check!(cmdline.contains("touch /shared/ready"), "pid {pid} runs {cmdline:?}, not the user program");
     Ok(Verdict::Pass)
 }
 
@@ -309,10 +219,7 @@ fn start_and_wait_stopped(c: &mut Ctx, script: &str) -> Result<(String, i64), Ve
 
 fn state_stopped(c: &mut Ctx) -> R {
     let (_, pid) = start_and_wait_stopped(c, "exit 0")?;
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "status is stopped but pid {pid} is alive"
-    );
+    check!(c.wait_pid_gone(pid, T5), "status is stopped but pid {pid} is alive");
     Ok(Verdict::Pass)
 }
 
@@ -323,9 +230,10 @@ fn state_stopped_pid(c: &mut Ctx) -> R {
         None | Some(serde_json::Value::Null) => Ok(Verdict::PassAs(Rule::Spec, "no pid in the state of a stopped container".into())),
         Some(p) if p.as_i64() == Some(0) => Ok(Verdict::PassAs(Rule::Runc, "pid 0 in the state of a stopped container".into())),
         Some(p) => match p.as_i64() {
-            Some(n) if n == pid && !pid_alive(n) => {
-                Ok(Verdict::PassAs(Rule::Spec, format!("keeps the exited process's pid {n} (the spec requires a pid only while created or running)")))
-            }
+            Some(n) if n == pid && !pid_alive(n) => Ok(Verdict::PassAs(
+                Rule::Spec,
+                format!("keeps the exited process's pid {n} (the spec requires a pid only while created or running)"),
+            )),
             Some(n) if pid_alive(n) => Err(Verdict::Fail(format!("state of a stopped container names pid {n}, a live process"))),
             _ => Err(Verdict::Fail(format!("state of a stopped container has pid {p}, not the container's ({pid}), 0 or absent"))),
         },
@@ -335,84 +243,49 @@ fn state_stopped_pid(c: &mut Ctx) -> R {
 fn freezer_state(c: &Ctx, pid: i64) -> Option<String> {
     let ctl = c.host.cgroups.controller("freezer").or_else(|| {
         if c.host.cgroups.mode == crate::host::CgroupMode::V2 {
-            c.host
-                .cgroups
-                .v2_mount
-                .clone()
-                .map(|m| crate::host::Controller {
-                    name: "freezer".into(),
-                    mount: m,
-                    v1: false,
-                    files: Default::default(),
-                })
+            c.host.cgroups.v2_mount.clone().map(|m| crate::host::Controller {
+                name: "freezer".into(),
+                mount: m,
+                v1: false,
+                files: Default::default(),
+            })
         } else {
             None
         }
     })?;
     let dir = c.cgroup_dir(pid, "freezer").ok()?;
-    let f = if ctl.v1 {
-        "freezer.state"
-    } else {
-        "cgroup.freeze"
-    };
-    fs::read_to_string(dir.join(f))
-        .ok()
-        .map(|s| s.trim().to_string())
+    let f = if ctl.v1 { "freezer.state" } else { "cgroup.freeze" };
+    fs::read_to_string(dir.join(f)).ok().map(|s| s.trim().to_string())
 }
 
 fn state_paused(c: &mut Ctx) -> R {
-    let (id, pid) = c.start_ready(
-        "touch /shared/ready; while :; do date +%s%N > /shared/tick; sleep 0.05; done",
-    )?;
+    let (id, pid) = c.start_ready("touch /shared/ready; while :; do date +%s%N > /shared/tick; sleep 0.05; done")?;
     c.pause(&id)?;
     let st = c.status(&id).unwrap_or_default();
     if let Some(f) = freezer_state(c, pid) {
-        check!(
-            f == "FROZEN" || f == "1",
-            "after pause the container's freezer says {f:?}"
-        );
+        check!(f == "FROZEN" || f == "1", "after pause the container's freezer says {f:?}");
     }
     let t1 = c.read_shared("tick");
     std::thread::sleep(Duration::from_millis(300));
-    check!(
-        c.read_shared("tick") == t1,
-        "the container kept running while paused"
-    );
+    check!(c.read_shared("tick") == t1, "the container kept running while paused");
     let o = c.rt(&["resume", &id]);
     check!(o.ok(), "resume failed: {}", o.brief());
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "running",
-        "status after resume"
-    );
+    check_eq!(c.status(&id).unwrap_or_default(), "running", "status after resume");
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while c.read_shared("tick") == t1 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    check!(
-        c.read_shared("tick") != t1,
-        "the container did not run again within 3 s of resume"
-    );
+    check!(c.read_shared("tick") != t1, "the container did not run again within 3 s of resume");
     match st.as_str() {
-        "paused" => Ok(Verdict::PassAs(
-            Rule::Runc,
-            "status \"paused\" while frozen".into(),
-        )),
-        "running" => Ok(Verdict::PassAs(
-            Rule::Spec,
-            "status stays \"running\" while frozen".into(),
-        )),
+        "paused" => Ok(Verdict::PassAs(Rule::Runc, "status \"paused\" while frozen".into())),
+        "running" => Ok(Verdict::PassAs(Rule::Spec, "status stays \"running\" while frozen".into())),
         s => Err(Verdict::Fail(format!("status {s:?} while paused"))),
     }
 }
 
 fn state_unknown(c: &mut Ctx) -> R {
     let o = c.rt(&["state", "rpc-conformance-no-such-container"]);
-    check!(
-        !o.ok(),
-        "state of an unknown id succeeded: {}",
-        cut(&o.stdout, 100)
-    );
+    check!(!o.ok(), "state of an unknown id succeeded: {}", cut(&o.stdout, 100));
     Ok(Verdict::Pass)
 }
 
@@ -421,17 +294,9 @@ fn start_running(c: &mut Ctx) -> R {
     let o = c.rt(&["start", &id]);
     check!(!o.ok(), "start of a running container succeeded");
     std::thread::sleep(Duration::from_millis(200));
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "running",
-        "status after the refused start"
-    );
+    check_eq!(c.status(&id).unwrap_or_default(), "running", "status after the refused start");
     check!(pid_alive(pid), "the container process died");
-    check_eq!(
-        c.read_shared("runs").lines().count(),
-        1,
-        "times the program ran"
-    );
+    check_eq!(c.read_shared("runs").lines().count(), 1, "times the program ran");
     Ok(Verdict::Pass)
 }
 
@@ -440,16 +305,8 @@ fn start_stopped(c: &mut Ctx) -> R {
     let o = c.rt(&["start", &id]);
     check!(!o.ok(), "start of a stopped container succeeded");
     std::thread::sleep(Duration::from_millis(200));
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "stopped",
-        "status after the refused start"
-    );
-    check_eq!(
-        c.read_shared("runs").lines().count(),
-        1,
-        "times the program ran"
-    );
+    check_eq!(c.status(&id).unwrap_or_default(), "stopped", "status after the refused start");
+    check_eq!(c.read_shared("runs").lines().count(), 1, "times the program ran");
     Ok(Verdict::Pass)
 }
 
@@ -463,10 +320,7 @@ fn kill_created(c: &mut Ctx) -> R {
     let (id, pid) = c.create_ready("touch /shared/ran; sleep 1000")?;
     let o = c.kill(&id, "KILL");
     check!(o.ok(), "kill of a created container failed: {}", o.brief());
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "the container process survived SIGKILL"
-    );
+    check!(c.wait_pid_gone(pid, T5), "the container process survived SIGKILL");
     c.wait_status(&id, "stopped", T5)?;
     check!(!c.sh_path("ran").exists(), "the program ran");
     Ok(Verdict::Pass)
@@ -494,17 +348,12 @@ fn wait_lines(c: &Ctx, name: &str, n: usize) -> bool {
 }
 
 fn kill_running(c: &mut Ctx) -> R {
-    let (id, pid) = c.start_ready("trap 'echo TERM > /shared/sig; exit 0' TERM; touch /shared/ready; while :; do sleep 1000 & wait $!; done")?;
+    let (id, pid) =
+        c.start_ready("trap 'echo TERM > /shared/sig; exit 0' TERM; touch /shared/ready; while :; do sleep 1000 & wait $!; done")?;
     let o = c.kill(&id, "TERM");
     check!(o.ok(), "kill TERM failed: {}", o.brief());
-    check!(
-        c.wait_file("sig", T5),
-        "the container's TERM handler did not run"
-    );
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "the process did not exit after its TERM handler"
-    );
+    check!(c.wait_file("sig", T5), "the container's TERM handler did not run");
+    check!(c.wait_pid_gone(pid, T5), "the process did not exit after its TERM handler");
     c.wait_status(&id, "stopped", T5)?;
     Ok(Verdict::Pass)
 }
@@ -513,17 +362,8 @@ fn send_and_expect(c: &mut Ctx, id: &str, sends: &[(&str, &str)]) -> R {
     for (i, (arg, name)) in sends.iter().enumerate() {
         let o = c.kill(id, arg);
         check!(o.ok(), "kill {arg} failed: {}", o.brief());
-        check!(
-            wait_lines(c, "sigs", i + 1),
-            "{arg} did not reach the process (got: {:?})",
-            c.read_shared("sigs")
-        );
-        let last = c
-            .read_shared("sigs")
-            .lines()
-            .last()
-            .unwrap_or("")
-            .to_string();
+        check!(wait_lines(c, "sigs", i + 1), "{arg} did not reach the process (got: {:?})", c.read_shared("sigs"));
+        let last = c.read_shared("sigs").lines().last().unwrap_or("").to_string();
         check_eq!(last.as_str(), *name, "signal received for kill {arg}");
     }
     Ok(Verdict::Pass)
@@ -531,30 +371,13 @@ fn send_and_expect(c: &mut Ctx, id: &str, sends: &[(&str, &str)]) -> R {
 
 fn kill_signals(c: &mut Ctx) -> R {
     let (id, _) = c.start_ready(&trap_script(&["HUP", "INT", "USR1", "USR2"]))?;
-    send_and_expect(
-        c,
-        &id,
-        &[
-            ("SIGHUP", "HUP"),
-            ("SIGINT", "INT"),
-            ("SIGUSR1", "USR1"),
-            ("SIGUSR2", "USR2"),
-        ],
-    )
+    send_and_expect(c, &id, &[("SIGHUP", "HUP"), ("SIGINT", "INT"), ("SIGUSR1", "USR1"), ("SIGUSR2", "USR2")])
 }
 
 fn kill_signal_forms(c: &mut Ctx) -> R {
     let (id, _) = c.start_ready(&trap_script(&["USR1", "USR2"]))?;
     let usr1 = libc::SIGUSR1.to_string();
-    send_and_expect(
-        c,
-        &id,
-        &[
-            ("USR1", "USR1"),
-            ("SIGUSR2", "USR2"),
-            (usr1.as_str(), "USR1"),
-        ],
-    )
+    send_and_expect(c, &id, &[("USR1", "USR1"), ("SIGUSR2", "USR2"), (usr1.as_str(), "USR1")])
 }
 
 fn kill_sigkill(c: &mut Ctx) -> R {
@@ -570,11 +393,7 @@ fn kill_stopped(c: &mut Ctx) -> R {
     let (id, _) = start_and_wait_stopped(c, "exit 0")?;
     let o = c.kill(&id, "TERM");
     check!(!o.ok(), "kill of a stopped container succeeded");
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "stopped",
-        "status after the refused kill"
-    );
+    check_eq!(c.status(&id).unwrap_or_default(), "stopped", "status after the refused kill");
     Ok(Verdict::Pass)
 }
 
@@ -587,57 +406,27 @@ fn kill_unknown(c: &mut Ctx) -> R {
 fn kill_all(c: &mut Ctx) -> R {
     use crate::bundle::ConfigExt;
     c.config.remove_ns("pid");
-    let (id, pid) =
-        c.start_ready("sleep 1000 & echo $! > /shared/child; touch /shared/ready; wait")?;
+    let (id, pid) = c.start_ready("sleep 1000 & echo $! > /shared/child; touch /shared/ready; wait")?;
     let child: i64 = c.read_shared("child").trim().parse().unwrap_or(0);
-    check!(
-        child > 0 && pid_alive(child),
-        "no child process to kill (pid {child})"
-    );
+    check!(child > 0 && pid_alive(child), "no child process to kill (pid {child})");
     let o = c.rt(&["kill", "--all", &id, "KILL"]);
     check!(o.ok(), "kill --all failed: {}", o.brief());
-    check!(
-        c.wait_pid_gone(child, T5),
-        "the container's child process {child} survived kill --all"
-    );
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "the container's init survived kill --all"
-    );
+    check!(c.wait_pid_gone(child, T5), "the container's child process {child} survived kill --all");
+    check!(c.wait_pid_gone(pid, T5), "the container's init survived kill --all");
     Ok(Verdict::Pass)
 }
 
 fn delete_stopped(c: &mut Ctx) -> R {
     let (id, pid) = c.create_ready("exit 0")?;
-    let dirs: Vec<PathBuf> = c
-        .host
-        .cgroups
-        .v1
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>()
-        .iter()
-        .filter_map(|k| c.cgroup_dir(pid, k).ok())
-        .collect();
+    let dirs: Vec<PathBuf> =
+        c.host.cgroups.v1.keys().cloned().collect::<Vec<_>>().iter().filter_map(|k| c.cgroup_dir(pid, k).ok()).collect();
     c.start(&id)?;
     c.wait_status(&id, "stopped", T10)?;
     let o = c.delete(&id);
-    check!(
-        o.ok(),
-        "delete of a stopped container failed: {}",
-        o.brief()
-    );
+    check!(o.ok(), "delete of a stopped container failed: {}", o.brief());
     check!(c.status(&id).is_none(), "state still succeeds after delete");
-    let left: Vec<String> = dirs
-        .iter()
-        .filter(|d| d.exists())
-        .map(|d| d.display().to_string())
-        .collect();
-    check!(
-        left.is_empty(),
-        "cgroups left after delete: {}",
-        left.join(", ")
-    );
+    let left: Vec<String> = dirs.iter().filter(|d| d.exists()).map(|d| d.display().to_string()).collect();
+    check!(left.is_empty(), "cgroups left after delete: {}", left.join(", "));
     Ok(Verdict::Pass)
 }
 
@@ -645,51 +434,22 @@ fn delete_created(c: &mut Ctx) -> R {
     let (id, pid) = c.create_ready("touch /shared/ran; sleep 1000")?;
     let o = c.delete(&id);
     if !o.ok() {
-        check_eq!(
-            c.status(&id).unwrap_or_default(),
-            "created",
-            "status after the refused delete"
-        );
-        check!(
-            pid_alive(pid),
-            "the refused delete killed the container process"
-        );
-        return Ok(Verdict::PassAs(
-            Rule::Spec,
-            "refuses to delete a created container and leaves it created".into(),
-        ));
+        check_eq!(c.status(&id).unwrap_or_default(), "created", "status after the refused delete");
+        check!(pid_alive(pid), "the refused delete killed the container process");
+        return Ok(Verdict::PassAs(Rule::Spec, "refuses to delete a created container and leaves it created".into()));
     }
-    check!(
-        c.status(&id).is_none(),
-        "delete succeeded but state still works"
-    );
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "delete succeeded but the container process {pid} is alive"
-    );
+    check!(c.status(&id).is_none(), "delete succeeded but state still works");
+    check!(c.wait_pid_gone(pid, T5), "delete succeeded but the container process {pid} is alive");
     check!(!c.sh_path("ran").exists(), "the program ran");
-    Ok(Verdict::PassAs(
-        Rule::Runc,
-        "delete of a created container kills and removes it".into(),
-    ))
+    Ok(Verdict::PassAs(Rule::Runc, "delete of a created container kills and removes it".into()))
 }
 
 fn delete_running(c: &mut Ctx) -> R {
     let (id, pid) = c.start_ready("touch /shared/ready; sleep 1000")?;
     let o = c.delete(&id);
-    check!(
-        !o.ok(),
-        "delete (without --force) of a running container succeeded"
-    );
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "running",
-        "status after the refused delete"
-    );
-    check!(
-        pid_alive(pid),
-        "the refused delete killed the container process"
-    );
+    check!(!o.ok(), "delete (without --force) of a running container succeeded");
+    check_eq!(c.status(&id).unwrap_or_default(), "running", "status after the refused delete");
+    check!(pid_alive(pid), "the refused delete killed the container process");
     Ok(Verdict::Pass)
 }
 
@@ -698,33 +458,13 @@ fn delete_paused(c: &mut Ctx) -> R {
     c.pause(&id)?;
     let before = c.status(&id).unwrap_or_default();
     let o = c.delete(&id);
-    check!(
-        !o.ok(),
-        "delete (without --force) of a paused container succeeded"
-    );
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        before,
-        "status after the refused delete"
-    );
-    check!(
-        pid_alive(pid),
-        "the refused delete killed the container process"
-    );
+    check!(!o.ok(), "delete (without --force) of a paused container succeeded");
+    check_eq!(c.status(&id).unwrap_or_default(), before, "status after the refused delete");
+    check!(pid_alive(pid), "the refused delete killed the container process");
     let o = c.delete_force(&id);
-    check!(
-        o.ok(),
-        "delete --force of a paused container failed: {}",
-        o.brief()
-    );
-    check!(
-        c.status(&id).is_none(),
-        "state still works after delete --force"
-    );
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "the process of the paused container survived delete --force"
-    );
+    check!(o.ok(), "delete --force of a paused container failed: {}", o.brief());
+    check!(c.status(&id).is_none(), "state still works after delete --force");
+    check!(c.wait_pid_gone(pid, T5), "the process of the paused container survived delete --force");
     Ok(Verdict::Pass)
 }
 
@@ -735,21 +475,11 @@ fn delete_unknown(c: &mut Ctx) -> R {
 }
 
 fn delete_force(c: &mut Ctx, start: bool) -> R {
-    let (id, pid) = if start {
-        c.start_ready("touch /shared/ready; sleep 1000")?
-    } else {
-        c.create_ready("sleep 1000")?
-    };
+    let (id, pid) = if start { c.start_ready("touch /shared/ready; sleep 1000")? } else { c.create_ready("sleep 1000")? };
     let o = c.delete_force(&id);
     check!(o.ok(), "delete --force failed: {}", o.brief());
-    check!(
-        c.status(&id).is_none(),
-        "state still works after delete --force"
-    );
-    check!(
-        c.wait_pid_gone(pid, T5),
-        "the container process survived delete --force"
-    );
+    check!(c.status(&id).is_none(), "state still works after delete --force");
+    check!(c.wait_pid_gone(pid, T5), "the container process survived delete --force");
     Ok(Verdict::Pass)
 }
 
@@ -766,10 +496,7 @@ fn run_exit_code(c: &mut Ctx) -> R {
     let id = c.new_id();
     let o = c.run_fg(&id, &[])?;
     check_eq!(o.code, 7, "exit code of run ({})", o.brief());
-    check!(
-        o.stdout.contains("out"),
-        "the container's stdout did not reach run's stdout"
-    );
+    check!(o.stdout.contains("out"), "the container's stdout did not reach run's stdout");
     Ok(Verdict::Pass)
 }
 
@@ -779,11 +506,7 @@ fn run_detached(c: &mut Ctx) -> R {
     let o = c.run_fg(&id, &["-d"])?;
     check!(o.ok(), "run -d failed: {}", o.brief());
     check!(c.wait_file("ready", T5), "the program did not run");
-    check_eq!(
-        c.status(&id).unwrap_or_default(),
-        "running",
-        "status after run -d"
-    );
+    check_eq!(c.status(&id).unwrap_or_default(), "running", "status after run -d");
     Ok(Verdict::Pass)
 }
 
@@ -792,25 +515,16 @@ fn list(c: &mut Ctx) -> R {
     let (b, _) = c.start_ready("touch /shared/ready; sleep 1000")?;
     let o = c.rt(&["list"]);
     check!(o.ok(), "list failed: {}", o.brief());
-    let line = |id: &str| {
-        o.stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .map(String::from)
-    };
+    let line = |id: &str| o.stdout.lines().find(|l| l.split_whitespace().next() == Some(id)).map(String::from);
     let la = line(&a);
     let lb = line(&b);
     check!(
-        la.as_deref()
-            .map(|l| l.contains("created"))
-            .unwrap_or(false),
+        la.as_deref().map(|l| l.contains("created")).unwrap_or(false),
         "list has no line \"{a} ... created\": {:?}",
         cut(&o.stdout, 300)
     );
     check!(
-        lb.as_deref()
-            .map(|l| l.contains("running"))
-            .unwrap_or(false),
+        lb.as_deref().map(|l| l.contains("running")).unwrap_or(false),
         "list has no line \"{b} ... running\": {:?}",
         cut(&o.stdout, 300)
     );
@@ -825,10 +539,7 @@ fn pid_file(c: &mut Ctx) -> R {
     let o = c.try_create(&id, &["--pid-file", &pfs])?;
     check!(o.ok(), "create --pid-file failed: {}", o.brief());
     let text = fs::read_to_string(&pf).map_err(|e| Verdict::Fail(format!("no pid file: {e}")))?;
-    let n: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| Verdict::Fail(format!("pid file holds {text:?}")))?;
+    let n: i64 = text.trim().parse().map_err(|_| Verdict::Fail(format!("pid file holds {text:?}")))?;
     let pid = c.pid(&id)?;
     check_eq!(n, pid, "pid in --pid-file vs state");
     Ok(Verdict::Pass)

@@ -28,22 +28,10 @@ pub struct Case {
 #[macro_export]
 macro_rules! case {
     ($name:expr, $section:expr, $summary:expr, $f:expr) => {
-        $crate::cases::Case {
-            name: $name,
-            section: $section,
-            summary: $summary,
-            since: None,
-            run: $f,
-        }
+        $crate::cases::Case { name: $name, section: $section, summary: $summary, since: None, run: $f }
     };
     ($name:expr, $section:expr, $summary:expr, $f:expr, $since:expr) => {
-        $crate::cases::Case {
-            name: $name,
-            section: $section,
-            summary: $summary,
-            since: Some($since),
-            run: $f,
-        }
+        $crate::cases::Case { name: $name, section: $section, summary: $summary, since: Some($since), run: $f }
     };
 }
 
@@ -138,18 +126,12 @@ pub fn section<'a>(out: &'a str, name: &str) -> &'a str {
 
 /// Hex capability mask from /proc/self/status text.
 pub fn status_caps(status: &str, key: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
 }
 
 /// The value after `key` in /proc/self/status text.
 pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .map(|v| v.trim())
+    status.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim())
 }
 
 #[cfg(test)]
@@ -164,11 +146,7 @@ mod tests {
         for c in &all {
             assert!(names.insert(c.name), "duplicate case {}", c.name);
             assert!(!c.section.is_empty() && !c.summary.is_empty(), "{}", c.name);
-            assert!(
-                !c.name.contains(char::is_whitespace) && !c.name.contains('#'),
-                "{}",
-                c.name
-            );
+            assert!(!c.name.contains(char::is_whitespace) && !c.name.contains('#'), "{}", c.name);
         }
     }
 
@@ -184,10 +162,7 @@ mod tests {
         assert_eq!(m[0].fstype, "ext3");
         assert!(m[0].has_super("errors=continue"));
         assert_eq!(m[1].propagation(), "private");
-        assert_eq!(
-            mount_at(&m, "/sys/fs/cgroup/unified").unwrap().fstype,
-            "cgroup2"
-        );
+        assert_eq!(mount_at(&m, "/sys/fs/cgroup/unified").unwrap().fstype, "cgroup2");
     }
 
     #[test]

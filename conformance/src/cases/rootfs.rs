@@ -67,49 +67,25 @@ fn ferr(e: impl std::fmt::Display) -> Verdict {
 }
 
 fn mount_lines(c: &mut Ctx, extra: &str) -> Result<(Vec<super::MountLine>, String), Verdict> {
-    let out = c.run_sh(&format!(
-        "echo BEGIN mi; cat /proc/self/mountinfo; echo END mi; {extra}"
-    ))?;
+    let out = c.run_sh(&format!("echo BEGIN mi; cat /proc/self/mountinfo; echo END mi; {extra}"))?;
     Ok((parse_mountinfo(section(&out, "mi")), out))
 }
 
 fn root_readonly(c: &mut Ctx) -> R {
     c.config["root"]["readonly"] = json!(true);
-    let (m, out) = mount_lines(
-        c,
-        "touch /rootfs-write 2>/dev/null && echo write=ok || echo write=failed",
-    )?;
+    let (m, out) = mount_lines(c, "touch /rootfs-write 2>/dev/null && echo write=ok || echo write=failed")?;
     let root = mount_at(&m, "/").ok_or_else(|| Verdict::Fail("no / in mountinfo".into()))?;
-    check!(
-        root.has_opt("ro"),
-        "/ is mounted {:?}",
-        root.mount_opts.join(",")
-    );
-    check_eq!(
-        kv(&out).get("write").cloned().unwrap_or_default(),
-        "failed",
-        "writing to /"
-    );
+    check!(root.has_opt("ro"), "/ is mounted {:?}", root.mount_opts.join(","));
+    check_eq!(kv(&out).get("write").cloned().unwrap_or_default(), "failed", "writing to /");
     Ok(Verdict::Pass)
 }
 
 fn root_writable(c: &mut Ctx) -> R {
     c.config["root"]["readonly"] = json!(false);
-    let (m, out) = mount_lines(
-        c,
-        "touch /rootfs-write && echo write=ok || echo write=failed",
-    )?;
+    let (m, out) = mount_lines(c, "touch /rootfs-write && echo write=ok || echo write=failed")?;
     let root = mount_at(&m, "/").ok_or_else(|| Verdict::Fail("no / in mountinfo".into()))?;
-    check!(
-        root.has_opt("rw"),
-        "/ is mounted {:?}",
-        root.mount_opts.join(",")
-    );
-    check_eq!(
-        kv(&out).get("write").cloned().unwrap_or_default(),
-        "ok",
-        "writing to /"
-    );
+    check!(root.has_opt("rw"), "/ is mounted {:?}", root.mount_opts.join(","));
+    check_eq!(kv(&out).get("write").cloned().unwrap_or_default(), "ok", "writing to /");
     Ok(Verdict::Pass)
 }
 
@@ -126,20 +102,9 @@ fn root_absolute(c: &mut Ctx) -> R {
 fn hostname(c: &mut Ctx) -> R {
     c.config["hostname"] = json!("conformance-host");
     let out = c.run_kv("echo h=$(hostname); echo k=$(cat /proc/sys/kernel/hostname)")?;
-    check_eq!(
-        out.get("h").cloned().unwrap_or_default(),
-        "conformance-host",
-        "hostname"
-    );
-    check_eq!(
-        out.get("k").cloned().unwrap_or_default(),
-        "conformance-host",
-        "kernel.hostname"
-    );
-    check!(
-        crate::host::read("/proc/sys/kernel/hostname").trim() != "conformance-host",
-        "the host's hostname was changed"
-    );
+    check_eq!(out.get("h").cloned().unwrap_or_default(), "conformance-host", "hostname");
+    check_eq!(out.get("k").cloned().unwrap_or_default(), "conformance-host", "kernel.hostname");
+    check!(crate::host::read("/proc/sys/kernel/hostname").trim() != "conformance-host", "the host's hostname was changed");
     Ok(Verdict::Pass)
 }
 
@@ -155,32 +120,17 @@ fn add_mount(c: &mut Ctx, m: Value) {
 }
 
 fn mounts_tmpfs(c: &mut Ctx) -> R {
-    add_mount(
-        c,
-        json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1770"]}),
-    );
+    add_mount(c, json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1770"]}));
     let (m, out) = mount_lines(c, "echo mode=$(stat -c %a /mnt/t)")?;
-    let t =
-        mount_at(&m, "/mnt/t").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/t".into()))?;
+    let t = mount_at(&m, "/mnt/t").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/t".into()))?;
     check_eq!(t.fstype.as_str(), "tmpfs", "type of /mnt/t");
-    check!(
-        t.has_super("size=1024k"),
-        "/mnt/t has options {:?}, want size=1024k",
-        t.super_opts.join(",")
-    );
-    check_eq!(
-        kv(&out).get("mode").cloned().unwrap_or_default(),
-        "1770",
-        "mode of /mnt/t"
-    );
+    check!(t.has_super("size=1024k"), "/mnt/t has options {:?}, want size=1024k", t.super_opts.join(","));
+    check_eq!(kv(&out).get("mode").cloned().unwrap_or_default(), "1770", "mode of /mnt/t");
     Ok(Verdict::Pass)
 }
 
 fn mounts_tmpfs_owner(c: &mut Ctx) -> R {
-    add_mount(
-        c,
-        json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs", "options": ["uid=1000", "gid=2000"]}),
-    );
+    add_mount(c, json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs", "options": ["uid=1000", "gid=2000"]}));
     let out = c.run_sh("stat -c %u:%g /mnt/t")?;
     check_eq!(out.trim(), "1000:2000", "owner of /mnt/t");
     Ok(Verdict::Pass)
@@ -195,25 +145,12 @@ fn host_dir(c: &Ctx, name: &str) -> Result<std::path::PathBuf, Verdict> {
 fn mounts_bind(c: &mut Ctx) -> R {
     let d = host_dir(c, "bind-src")?;
     fs::write(d.join("from-host"), "host-data\n").map_err(ferr)?;
-    add_mount(
-        c,
-        json!({"destination": "/mnt/b", "type": "bind", "source": d.to_string_lossy(), "options": ["bind", "rw"]}),
-    );
+    add_mount(c, json!({"destination": "/mnt/b", "type": "bind", "source": d.to_string_lossy(), "options": ["bind", "rw"]}));
     let out = c.run_kv("echo read=$(cat /mnt/b/from-host); echo container-data > /mnt/b/from-container && echo write=ok")?;
+    check_eq!(out.get("read").cloned().unwrap_or_default(), "host-data", "host file read through the bind mount");
+    check_eq!(out.get("write").cloned().unwrap_or_default(), "ok", "write into the bind mount");
     check_eq!(
-        out.get("read").cloned().unwrap_or_default(),
-        "host-data",
-        "host file read through the bind mount"
-    );
-    check_eq!(
-        out.get("write").cloned().unwrap_or_default(),
-        "ok",
-        "write into the bind mount"
-    );
-    check_eq!(
-        fs::read_to_string(d.join("from-container"))
-            .unwrap_or_default()
-            .trim(),
+        fs::read_to_string(d.join("from-container")).unwrap_or_default().trim(),
         "container-data",
         "file written in the container, seen on the host"
     );
@@ -223,29 +160,13 @@ fn mounts_bind(c: &mut Ctx) -> R {
 fn mounts_bind_ro(c: &mut Ctx) -> R {
     let d = host_dir(c, "bind-src")?;
     fs::write(d.join("f"), "x\n").map_err(ferr)?;
-    add_mount(
-        c,
-        json!({"destination": "/mnt/b", "type": "bind", "source": d.to_string_lossy(), "options": ["bind", "ro"]}),
-    );
+    add_mount(c, json!({"destination": "/mnt/b", "type": "bind", "source": d.to_string_lossy(), "options": ["bind", "ro"]}));
     let (m, out) = mount_lines(c, "echo read=$(cat /mnt/b/f); touch /mnt/b/new 2>/dev/null && echo write=ok || echo write=failed")?;
-    let b =
-        mount_at(&m, "/mnt/b").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/b".into()))?;
-    check!(
-        b.has_opt("ro"),
-        "/mnt/b is mounted {}",
-        b.mount_opts.join(",")
-    );
+    let b = mount_at(&m, "/mnt/b").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/b".into()))?;
+    check!(b.has_opt("ro"), "/mnt/b is mounted {}", b.mount_opts.join(","));
     let kv = kv(&out);
-    check_eq!(
-        kv.get("read").cloned().unwrap_or_default(),
-        "x",
-        "read through the read-only bind"
-    );
-    check_eq!(
-        kv.get("write").cloned().unwrap_or_default(),
-        "failed",
-        "write into the read-only bind"
-    );
+    check_eq!(kv.get("read").cloned().unwrap_or_default(), "x", "read through the read-only bind");
+    check_eq!(kv.get("write").cloned().unwrap_or_default(), "failed", "write into the read-only bind");
     check!(!d.join("new").exists(), "the write reached the host");
     Ok(Verdict::Pass)
 }
@@ -253,16 +174,9 @@ fn mounts_bind_ro(c: &mut Ctx) -> R {
 fn mounts_bind_file(c: &mut Ctx) -> R {
     let f = c.dir.join("bind-file");
     fs::write(&f, "single file\n").map_err(ferr)?;
-    add_mount(
-        c,
-        json!({"destination": "/etc/bound-file", "type": "bind", "source": f.to_string_lossy(), "options": ["bind"]}),
-    );
+    add_mount(c, json!({"destination": "/etc/bound-file", "type": "bind", "source": f.to_string_lossy(), "options": ["bind"]}));
     let out = c.run_sh("cat /etc/bound-file; [ -f /etc/bound-file ] && echo is-file")?;
-    check!(
-        out.contains("single file") && out.contains("is-file"),
-        "bind-mounted file reads {:?}",
-        cut(&out, 100)
-    );
+    check!(out.contains("single file") && out.contains("is-file"), "bind-mounted file reads {:?}", cut(&out, 100));
     Ok(Verdict::Pass)
 }
 
@@ -272,67 +186,29 @@ fn mounts_rbind(c: &mut Ctx) -> R {
     c.host_tmpfs(&sub)?;
     fs::write(sub.join("on-submount"), "x").map_err(ferr)?;
     let ds = d.to_string_lossy().into_owned();
-    add_mount(
-        c,
-        json!({"destination": "/mnt/r", "type": "bind", "source": ds, "options": ["rbind"]}),
-    );
-    add_mount(
-        c,
-        json!({"destination": "/mnt/b", "type": "bind", "source": ds, "options": ["bind"]}),
-    );
-    let out = c.run_kv("[ -e /mnt/r/sub/on-submount ] && echo rbind=yes || echo rbind=no; [ -e /mnt/b/sub/on-submount ] && echo bind=yes || echo bind=no")?;
-    check_eq!(
-        out.get("rbind").cloned().unwrap_or_default(),
-        "yes",
-        "submount visible through rbind"
-    );
-    check_eq!(
-        out.get("bind").cloned().unwrap_or_default(),
-        "no",
-        "submount visible through a non-recursive bind"
-    );
+    add_mount(c, json!({"destination": "/mnt/r", "type": "bind", "source": ds, "options": ["rbind"]}));
+    add_mount(c, json!({"destination": "/mnt/b", "type": "bind", "source": ds, "options": ["bind"]}));
+    let out = c.run_kv(
+        "[ -e /mnt/r/sub/on-submount ] && echo rbind=yes || echo rbind=no; [ -e /mnt/b/sub/on-submount ] && echo bind=yes || echo bind=no",
+    )?;
+    check_eq!(out.get("rbind").cloned().unwrap_or_default(), "yes", "submount visible through rbind");
+    check_eq!(out.get("bind").cloned().unwrap_or_default(), "no", "submount visible through a non-recursive bind");
     Ok(Verdict::Pass)
 }
 
 fn mounts_order(c: &mut Ctx) -> R {
     let d = host_dir(c, "order-src")?;
     fs::write(d.join("from-bind"), "x").map_err(ferr)?;
-    add_mount(
-        c,
-        json!({"destination": "/mnt/o", "type": "bind", "source": d.to_string_lossy(), "options": ["bind"]}),
-    );
-    add_mount(
-        c,
-        json!({"destination": "/mnt/o", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
-    );
-    add_mount(
-        c,
-        json!({"destination": "/mnt/o/inner", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]}),
-    );
-    let (m, out) = mount_lines(
-        c,
-        "[ -e /mnt/o/from-bind ] && echo bindvisible=yes || echo bindvisible=no",
-    )?;
-    let o =
-        mount_at(&m, "/mnt/o").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/o".into()))?;
-    check_eq!(
-        o.fstype.as_str(),
-        "tmpfs",
-        "type on top at /mnt/o (the later mount)"
-    );
-    check_eq!(
-        kv(&out).get("bindvisible").cloned().unwrap_or_default(),
-        "no",
-        "the earlier bind mount is covered"
-    );
-    let i = mount_at(&m, "/mnt/o/inner").ok_or_else(|| {
-        Verdict::Fail("nothing mounted at /mnt/o/inner (made inside the later tmpfs)".into())
-    })?;
-    check!(
-        i.has_super("size=2048k"),
-        "/mnt/o/inner is not the third mount: {:?}",
-        i.super_opts.join(",")
-    );
+    add_mount(c, json!({"destination": "/mnt/o", "type": "bind", "source": d.to_string_lossy(), "options": ["bind"]}));
+    add_mount(c, json!({"destination": "/mnt/o", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
+    add_mount(c, json!({"destination": "/mnt/o/inner", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]}));
+    let (m, out) = mount_lines(c, "[ -e /mnt/o/from-bind ] && echo bindvisible=yes || echo bindvisible=no")?;
+    let o = mount_at(&m, "/mnt/o").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/o".into()))?;
+    check_eq!(o.fstype.as_str(), "tmpfs", "type on top at /mnt/o (the later mount)");
+    check_eq!(kv(&out).get("bindvisible").cloned().unwrap_or_default(), "no", "the earlier bind mount is covered");
+    let i = mount_at(&m, "/mnt/o/inner")
+        .ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/o/inner (made inside the later tmpfs)".into()))?;
+    check!(i.has_super("size=2048k"), "/mnt/o/inner is not the third mount: {:?}", i.super_opts.join(","));
     Ok(Verdict::Pass)
 }
 
@@ -342,75 +218,39 @@ fn mounts_flags(c: &mut Ctx) -> R {
         json!({"destination": "/mnt/f", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "noatime", "mode=755"]}),
     );
     let (m, out) = mount_lines(c, "cp /bin/busybox /mnt/f/bb && /mnt/f/bb true 2>/dev/null && echo exec=ok || echo exec=denied")?;
-    let f =
-        mount_at(&m, "/mnt/f").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/f".into()))?;
+    let f = mount_at(&m, "/mnt/f").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/f".into()))?;
     for o in ["nosuid", "nodev", "noexec", "noatime"] {
-        check!(
-            f.has_opt(o),
-            "/mnt/f is mounted {} (no {o})",
-            f.mount_opts.join(",")
-        );
+        check!(f.has_opt(o), "/mnt/f is mounted {} (no {o})", f.mount_opts.join(","));
     }
-    check_eq!(
-        kv(&out).get("exec").cloned().unwrap_or_default(),
-        "denied",
-        "running a program from the noexec mount"
-    );
+    check_eq!(kv(&out).get("exec").cloned().unwrap_or_default(), "denied", "running a program from the noexec mount");
     Ok(Verdict::Pass)
 }
 
-fn expect_type(
-    c: &mut Ctx,
-    mp: &str,
-    fstype: &str,
-    extra: &str,
-) -> Result<(super::MountLine, String), Verdict> {
+fn expect_type(c: &mut Ctx, mp: &str, fstype: &str, extra: &str) -> Result<(super::MountLine, String), Verdict> {
     let (m, out) = mount_lines(c, extra)?;
-    let l = mount_at(&m, mp)
-        .ok_or_else(|| Verdict::Fail(format!("nothing mounted at {mp}")))?
-        .clone();
+    let l = mount_at(&m, mp).ok_or_else(|| Verdict::Fail(format!("nothing mounted at {mp}")))?.clone();
     check!(l.fstype == fstype, "{mp} is {}, want {fstype}", l.fstype);
     Ok((l, out))
 }
 
 fn mounts_proc(c: &mut Ctx) -> R {
-    let (_, out) = expect_type(
-        c,
-        "/proc",
-        "proc",
-        "echo self=$(readlink /proc/self); echo me=$$",
-    )?;
+    let (_, out) = expect_type(c, "/proc", "proc", "echo self=$(readlink /proc/self); echo me=$$")?;
     let kv = kv(&out);
-    check!(
-        kv.get("self").map(|s| !s.is_empty()).unwrap_or(false),
-        "/proc/self does not resolve"
-    );
-    check_eq!(
-        kv.get("me").cloned().unwrap_or_default(),
-        "1",
-        "pid of the program in the /proc view"
-    );
+    check!(kv.get("self").map(|s| !s.is_empty()).unwrap_or(false), "/proc/self does not resolve");
+    check_eq!(kv.get("me").cloned().unwrap_or_default(), "1", "pid of the program in the /proc view");
     Ok(Verdict::Pass)
 }
 
 fn mounts_sysfs(c: &mut Ctx) -> R {
     let (l, out) = expect_type(c, "/sys", "sysfs", "[ -d /sys/kernel ] && echo kernel=yes")?;
-    check!(
-        l.has_opt("ro"),
-        "/sys is mounted {} although the config says ro",
-        l.mount_opts.join(",")
-    );
+    check!(l.has_opt("ro"), "/sys is mounted {} although the config says ro", l.mount_opts.join(","));
     check!(out.contains("kernel=yes"), "/sys/kernel is missing");
     Ok(Verdict::Pass)
 }
 
 fn mounts_devpts(c: &mut Ctx) -> R {
     let (l, _) = expect_type(c, "/dev/pts", "devpts", "")?;
-    check!(
-        l.has_super("ptmxmode=666") || l.has_super("ptmxmode=0666"),
-        "/dev/pts options {:?} lack ptmxmode=0666",
-        l.super_opts.join(",")
-    );
+    check!(l.has_super("ptmxmode=666") || l.has_super("ptmxmode=0666"), "/dev/pts options {:?} lack ptmxmode=0666", l.super_opts.join(","));
     // A new instance: the host's ptys are not visible.
     Ok(Verdict::Pass)
 }
@@ -418,11 +258,7 @@ fn mounts_devpts(c: &mut Ctx) -> R {
 fn mounts_shm(c: &mut Ctx) -> R {
     let (l, _) = expect_type(c, "/dev/shm", "tmpfs", "")?;
     for o in ["nosuid", "noexec", "nodev"] {
-        check!(
-            l.has_opt(o),
-            "/dev/shm lacks {o}: {}",
-            l.mount_opts.join(",")
-        );
+        check!(l.has_opt(o), "/dev/shm lacks {o}: {}", l.mount_opts.join(","));
     }
     Ok(Verdict::Pass)
 }
@@ -438,66 +274,32 @@ fn mounts_cgroup(c: &mut Ctx) -> R {
         "echo BEGIN ls; ls /sys/fs/cgroup; echo END ls; d=/sys/fs/cgroup/memory; [ -d $d ] || d=/sys/fs/cgroup; \
          mkdir $d/conformance-probe 2>/dev/null && { rmdir $d/conformance-probe; echo write=ok; } || echo write=failed",
     )?;
-    let under: Vec<&super::MountLine> = m
-        .iter()
-        .filter(|l| {
-            l.mount_point == "/sys/fs/cgroup" || l.mount_point.starts_with("/sys/fs/cgroup/")
-        })
-        .collect();
+    let under: Vec<&super::MountLine> =
+        m.iter().filter(|l| l.mount_point == "/sys/fs/cgroup" || l.mount_point.starts_with("/sys/fs/cgroup/")).collect();
     check!(!under.is_empty(), "nothing mounted at /sys/fs/cgroup");
     let ls = section(&out, "ls");
     if c.host.cgroups.v1.contains_key("memory") {
-        check!(
-            ls.lines().any(|l| l.split(',').any(|x| x == "memory")),
-            "no memory controller in /sys/fs/cgroup: {:?}",
-            cut(ls, 150)
-        );
-        let mem = m.iter().find(|l| {
-            l.mount_point.starts_with("/sys/fs/cgroup/")
-                && l.fstype == "cgroup"
-                && l.super_opts.iter().any(|o| o == "memory")
-        });
-        check!(
-            mem.is_some(),
-            "no cgroup mount of the memory controller under /sys/fs/cgroup"
-        );
+        check!(ls.lines().any(|l| l.split(',').any(|x| x == "memory")), "no memory controller in /sys/fs/cgroup: {:?}", cut(ls, 150));
+        let mem = m
+            .iter()
+            .find(|l| l.mount_point.starts_with("/sys/fs/cgroup/") && l.fstype == "cgroup" && l.super_opts.iter().any(|o| o == "memory"));
+        check!(mem.is_some(), "no cgroup mount of the memory controller under /sys/fs/cgroup");
     } else {
-        check!(
-            ls.contains("cgroup.controllers"),
-            "no cgroup.controllers in /sys/fs/cgroup"
-        );
+        check!(ls.contains("cgroup.controllers"), "no cgroup.controllers in /sys/fs/cgroup");
     }
     for l in under.iter().filter(|l| l.fstype.starts_with("cgroup")) {
-        check!(
-            l.has_opt("ro"),
-            "{} is mounted {} although the config says ro",
-            l.mount_point,
-            l.mount_opts.join(",")
-        );
+        check!(l.has_opt("ro"), "{} is mounted {} although the config says ro", l.mount_point, l.mount_opts.join(","));
     }
-    check_eq!(
-        kv(&out).get("write").cloned().unwrap_or_default(),
-        "failed",
-        "making a cgroup under /sys/fs/cgroup"
-    );
+    check_eq!(kv(&out).get("write").cloned().unwrap_or_default(), "failed", "making a cgroup under /sys/fs/cgroup");
     Ok(Verdict::Pass)
 }
 
 fn mount_propagation(c: &mut Ctx, opt: &str, want: &str) -> R {
     let d = host_dir(c, "prop-src")?;
-    add_mount(
-        c,
-        json!({"destination": "/mnt/p", "type": "bind", "source": d.to_string_lossy(), "options": ["rbind", opt]}),
-    );
+    add_mount(c, json!({"destination": "/mnt/p", "type": "bind", "source": d.to_string_lossy(), "options": ["rbind", opt]}));
     let (m, _) = mount_lines(c, "")?;
-    let p =
-        mount_at(&m, "/mnt/p").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/p".into()))?;
-    check_eq!(
-        p.propagation(),
-        want,
-        "propagation of /mnt/p (optional fields {:?})",
-        p.optional.join(" ")
-    );
+    let p = mount_at(&m, "/mnt/p").ok_or_else(|| Verdict::Fail("nothing mounted at /mnt/p".into()))?;
+    check_eq!(p.propagation(), want, "propagation of /mnt/p (optional fields {:?})", p.optional.join(" "));
     Ok(Verdict::Pass)
 }
 
@@ -508,17 +310,9 @@ fn mounts_symlink(c: &mut Ctx) -> R {
     fs::create_dir_all(&outside).map_err(ferr)?;
     // The same path inside the rootfs, so that no runtime has to create
     // directories through the symlink.
-    fs::create_dir_all(
-        c.rootfs
-            .join(outside.strip_prefix("/").unwrap_or(&outside))
-            .join("m"),
-    )
-    .map_err(ferr)?;
+    fs::create_dir_all(c.rootfs.join(outside.strip_prefix("/").unwrap_or(&outside)).join("m")).map_err(ferr)?;
     std::os::unix::fs::symlink(&outside, c.rootfs.join("escape")).map_err(ferr)?;
-    add_mount(
-        c,
-        json!({"destination": "/escape/m", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
-    );
+    add_mount(c, json!({"destination": "/escape/m", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
     let inside = format!("{}/m", outside.display());
     let (m, _) = mount_lines(c, "")?;
     check!(
@@ -531,10 +325,7 @@ fn mounts_symlink(c: &mut Ctx) -> R {
             .join(" ")
     );
     check!(
-        c.rootfs
-            .join(outside.strip_prefix("/").unwrap_or(&outside))
-            .join("m")
-            .exists(),
+        c.rootfs.join(outside.strip_prefix("/").unwrap_or(&outside)).join("m").exists(),
         "the mount point was not made inside the rootfs"
     );
     Ok(Verdict::Pass)
@@ -571,52 +362,31 @@ fn rootfs_prop(c: &mut Ctx, prop: &str) -> R {
         "unbindable" if bind == "ok" && got == "private" => {
             return Ok(Verdict::PassAs(
                 Rule::Runc,
-                "applied to the mount namespace before pivot_root; the container's / is private"
-                    .into(),
+                "applied to the mount namespace before pivot_root; the container's / is private".into(),
             ));
         }
         "unbindable" => {
-            check!(
-                bind != "ok",
-                "bind mounting / succeeded: / is not unbindable (it is {got})"
-            );
+            check!(bind != "ok", "bind mounting / succeeded: / is not unbindable (it is {got})");
             return Ok(Verdict::PassAs(Rule::Spec, "/ is unbindable".into()));
         }
         "shared" if got == "private" && propagated == "no" => {
             return Ok(Verdict::PassAs(
                 Rule::Runc,
-                "applied to the mount namespace before pivot_root; the container's / is private"
-                    .into(),
+                "applied to the mount namespace before pivot_root; the container's / is private".into(),
             ));
         }
         "shared" => {
-            check!(
-                got.starts_with("shared"),
-                "/ is {got} (optional fields {:?}), want shared",
-                root.optional.join(" ")
-            );
-            check_eq!(
-                propagated.as_str(),
-                "yes",
-                "a mount under / propagated to a bind of / made before it"
-            );
+            check!(got.starts_with("shared"), "/ is {got} (optional fields {:?}), want shared", root.optional.join(" "));
+            check_eq!(propagated.as_str(), "yes", "a mount under / propagated to a bind of / made before it");
             return Ok(Verdict::PassAs(Rule::Spec, "/ is shared".into()));
         }
         _ => {
             check!(bind == "ok", "bind mounting / failed: {bind}");
-            check!(
-                !got.starts_with("shared"),
-                "/ is {got} (optional fields {:?}), want {prop}",
-                root.optional.join(" ")
-            );
+            check!(!got.starts_with("shared"), "/ is {got} (optional fields {:?}), want {prop}", root.optional.join(" "));
             if prop == "private" {
                 check!(got == "private", "/ is {got}, want private");
             }
-            check_eq!(
-                propagated.as_str(),
-                "no",
-                "a mount under / propagated to a bind of / made before it"
-            );
+            check_eq!(propagated.as_str(), "no", "a mount under / propagated to a bind of / made before it");
         }
     }
     Ok(Verdict::Pass)
@@ -629,21 +399,9 @@ fn masked(c: &mut Ctx) -> R {
     c.config.push("linux/maskedPaths", json!("/masked-dir"));
     c.config.push("linux/maskedPaths", json!("/masked-file"));
     let out = c.run_kv("echo dir=$(ls -A /masked-dir | wc -l); echo file=$(cat /masked-file | wc -c); echo kcore=$(head -c 16 /proc/kcore 2>/dev/null | wc -c)")?;
-    check_eq!(
-        out.get("dir").cloned().unwrap_or_default(),
-        "0",
-        "entries in the masked directory"
-    );
-    check_eq!(
-        out.get("file").cloned().unwrap_or_default(),
-        "0",
-        "bytes read from the masked file"
-    );
-    check_eq!(
-        out.get("kcore").cloned().unwrap_or_default(),
-        "0",
-        "bytes read from the masked /proc/kcore"
-    );
+    check_eq!(out.get("dir").cloned().unwrap_or_default(), "0", "entries in the masked directory");
+    check_eq!(out.get("file").cloned().unwrap_or_default(), "0", "bytes read from the masked file");
+    check_eq!(out.get("kcore").cloned().unwrap_or_default(), "0", "bytes read from the masked /proc/kcore");
     Ok(Verdict::Pass)
 }
 
@@ -658,53 +416,22 @@ fn readonly(c: &mut Ctx) -> R {
          touch /ro-dir/new 2>/dev/null && echo writedir=ok || echo writedir=failed; \
          (echo x >> /ro-file) 2>/dev/null && echo writefile=ok || echo writefile=failed",
     )?;
-    check_eq!(
-        out.get("readdir").cloned().unwrap_or_default(),
-        "data",
-        "read in the read-only directory"
-    );
-    check_eq!(
-        out.get("readfile").cloned().unwrap_or_default(),
-        "data",
-        "read of the read-only file"
-    );
-    check_eq!(
-        out.get("writedir").cloned().unwrap_or_default(),
-        "failed",
-        "write in the read-only directory"
-    );
-    check_eq!(
-        out.get("writefile").cloned().unwrap_or_default(),
-        "failed",
-        "write to the read-only file"
-    );
+    check_eq!(out.get("readdir").cloned().unwrap_or_default(), "data", "read in the read-only directory");
+    check_eq!(out.get("readfile").cloned().unwrap_or_default(), "data", "read of the read-only file");
+    check_eq!(out.get("writedir").cloned().unwrap_or_default(), "failed", "write in the read-only directory");
+    check_eq!(out.get("writefile").cloned().unwrap_or_default(), "failed", "write to the read-only file");
     Ok(Verdict::Pass)
 }
 
 fn readonly_proc_sys(c: &mut Ctx) -> R {
     let out = c.run_kv("echo read=$(cat /proc/sys/kernel/ostype); (echo conformance > /proc/sys/kernel/hostname) 2>/dev/null && echo write=ok || echo write=failed")?;
-    check_eq!(
-        out.get("read").cloned().unwrap_or_default(),
-        "Linux",
-        "read of /proc/sys/kernel/ostype"
-    );
-    check_eq!(
-        out.get("write").cloned().unwrap_or_default(),
-        "failed",
-        "write to /proc/sys"
-    );
+    check_eq!(out.get("read").cloned().unwrap_or_default(), "Linux", "read of /proc/sys/kernel/ostype");
+    check_eq!(out.get("write").cloned().unwrap_or_default(), "failed", "write to /proc/sys");
     Ok(Verdict::Pass)
 }
 
 fn devices_default(c: &mut Ctx) -> R {
-    let devs = [
-        ("null", "1:3"),
-        ("zero", "1:5"),
-        ("full", "1:7"),
-        ("random", "1:8"),
-        ("urandom", "1:9"),
-        ("tty", "5:0"),
-    ];
+    let devs = [("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"), ("urandom", "1:9"), ("tty", "5:0")];
     let mut s = String::new();
     for (d, _) in devs {
         s.push_str(&format!("echo {d}=$(stat -c '%F %t:%T' /dev/{d}); "));
@@ -713,78 +440,48 @@ fn devices_default(c: &mut Ctx) -> R {
     let out = c.run_kv(&s)?;
     for (d, mm) in devs {
         let (maj, min) = mm.split_once(':').unwrap_or(("0", "0"));
-        let want = format!(
-            "character special file {:x}:{:x}",
-            maj.parse::<u32>().unwrap_or(0),
-            min.parse::<u32>().unwrap_or(0)
-        );
+        let want = format!("character special file {:x}:{:x}", maj.parse::<u32>().unwrap_or(0), min.parse::<u32>().unwrap_or(0));
         check_eq!(out.get(d).cloned().unwrap_or_default(), want, "/dev/{d}");
     }
     check!(out.contains_key("nullw"), "writing /dev/null failed");
-    check_eq!(
-        out.get("zeroread").cloned().unwrap_or_default(),
-        "4",
-        "bytes read from /dev/zero"
-    );
+    check_eq!(out.get("zeroread").cloned().unwrap_or_default(), "4", "bytes read from /dev/zero");
     check!(out.contains_key("fullw"), "writing /dev/full did not fail");
-    check_eq!(
-        out.get("urandomread").cloned().unwrap_or_default(),
-        "8",
-        "bytes read from /dev/urandom"
-    );
+    check_eq!(out.get("urandomread").cloned().unwrap_or_default(), "8", "bytes read from /dev/urandom");
     Ok(Verdict::Pass)
 }
 
 fn devices_ptmx(c: &mut Ctx) -> R {
-    let out = c.run_kv("echo link=$(readlink /dev/ptmx); echo dev=$(stat -L -c '%F %t:%T' /dev/ptmx); exec 3<>/dev/ptmx && echo open=ok")?;
+    let out =
+        c.run_kv("echo link=$(readlink /dev/ptmx); echo dev=$(stat -L -c '%F %t:%T' /dev/ptmx); exec 3<>/dev/ptmx && echo open=ok")?;
     let link = out.get("link").cloned().unwrap_or_default();
-    check!(
-        link.is_empty() || link == "pts/ptmx" || link == "/dev/pts/ptmx",
-        "/dev/ptmx links to {link:?}"
-    );
-    check_eq!(
-        out.get("dev").cloned().unwrap_or_default(),
-        "character special file 5:2",
-        "/dev/ptmx device"
-    );
+    check!(link.is_empty() || link == "pts/ptmx" || link == "/dev/pts/ptmx", "/dev/ptmx links to {link:?}");
+    check_eq!(out.get("dev").cloned().unwrap_or_default(), "character special file 5:2", "/dev/ptmx device");
     check!(out.contains_key("open"), "/dev/ptmx does not open");
     Ok(Verdict::Pass)
 }
 
 fn devices_symlinks(c: &mut Ctx) -> R {
     let out = c.run_kv("for l in fd stdin stdout stderr; do echo $l=$(readlink /dev/$l); done")?;
-    for (l, want) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
+    for (l, want) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
         check_eq!(out.get(l).cloned().unwrap_or_default(), want, "/dev/{l}");
     }
     Ok(Verdict::Pass)
 }
 
 fn devices_custom(c: &mut Ctx) -> R {
-    c.config.push("linux/devices", json!({"path": "/dev/conformance-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 2000}));
     c.config.push(
-        "linux/resources/devices",
-        json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}),
+        "linux/devices",
+        json!({"path": "/dev/conformance-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 2000}),
     );
+    c.config.push("linux/resources/devices", json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}));
     let out = c.run_kv("echo st=$(stat -c '%F %t:%T %a %u:%g' /dev/conformance-null); echo x > /dev/conformance-null && echo write=ok")?;
-    check_eq!(
-        out.get("st").cloned().unwrap_or_default(),
-        "character special file 1:3 640 1000:2000",
-        "type, major:minor, mode, owner"
-    );
+    check_eq!(out.get("st").cloned().unwrap_or_default(), "character special file 1:3 640 1000:2000", "type, major:minor, mode, owner");
     check!(out.contains_key("write"), "the device cannot be written");
     Ok(Verdict::Pass)
 }
 
 fn devices_fifo(c: &mut Ctx) -> R {
-    c.config.push(
-        "linux/devices",
-        json!({"path": "/dev/conformance-fifo", "type": "p", "fileMode": 0o600}),
-    );
+    c.config.push("linux/devices", json!({"path": "/dev/conformance-fifo", "type": "p", "fileMode": 0o600}));
     let out = c.run_sh("stat -c '%F %a' /dev/conformance-fifo")?;
     check_eq!(out.trim(), "fifo 600", "type and mode of the fifo");
     Ok(Verdict::Pass)
@@ -793,11 +490,7 @@ fn devices_fifo(c: &mut Ctx) -> R {
 fn devices_block(c: &mut Ctx) -> R {
     c.config.push("linux/devices", json!({"path": "/dev/conformance-blk", "type": "b", "major": 7, "minor": 0, "fileMode": 0o660}));
     let out = c.run_sh("stat -c '%F %t:%T %a' /dev/conformance-blk")?;
-    check_eq!(
-        out.trim(),
-        "block special file 7:0 660",
-        "type, major:minor, mode of the block device"
-    );
+    check_eq!(out.trim(), "block special file 7:0 660", "type, major:minor, mode of the block device");
     Ok(Verdict::Pass)
 }
 
@@ -809,30 +502,19 @@ const OPEN_BLK: &str = "if head -c 0 /dev/conformance-blk 2>/tmp/err; then echo 
 fn devices_deny(c: &mut Ctx) -> R {
     c.config.push("linux/devices", json!({"path": "/dev/conformance-blk", "type": "b", "major": 7, "minor": 0, "fileMode": 0o660}));
     let out = c.run_kv(OPEN_BLK)?;
-    check_eq!(
-        out.get("open").cloned().unwrap_or_default(),
-        "eperm",
-        "opening a device the cgroup does not allow"
-    );
+    check_eq!(out.get("open").cloned().unwrap_or_default(), "eperm", "opening a device the cgroup does not allow");
     Ok(Verdict::Pass)
 }
 
 fn devices_allow(c: &mut Ctx) -> R {
     need!(
-        c.host.cgroups.controller("devices").is_some()
-            || c.host.cgroups.mode == crate::host::CgroupMode::V2,
+        c.host.cgroups.controller("devices").is_some() || c.host.cgroups.mode == crate::host::CgroupMode::V2,
         "no devices cgroup on this host"
     );
     c.config.push("linux/devices", json!({"path": "/dev/conformance-blk", "type": "b", "major": 7, "minor": 0, "fileMode": 0o660}));
-    c.config.push(
-        "linux/resources/devices",
-        json!({"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}),
-    );
+    c.config.push("linux/resources/devices", json!({"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}));
     let out = c.run_kv(OPEN_BLK)?;
     let got = out.get("open").cloned().unwrap_or_default();
-    check!(
-        got != "eperm" && !got.is_empty(),
-        "opening an allowed device: {got}"
-    );
+    check!(got != "eperm" && !got.is_empty(), "opening an allowed device: {got}");
     Ok(Verdict::Pass)
 }

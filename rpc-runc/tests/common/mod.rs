@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 /// `let t = harness!("name");`: a new [`Harness`], or return from the test
 /// (after printing why) when not root.
+#[allow(unused_macros)]
 macro_rules! harness {
     ($name:expr) => {
         match $crate::common::Harness::new($name) {
@@ -53,10 +54,7 @@ pub fn runtime_path() -> PathBuf {
 
 /// File name of the runtime binary (e.g. `runc` or `rpc-runc`).
 pub fn runtime_name() -> String {
-    runtime_path()
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    runtime_path().file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// First line of `RUNTIME --version`.
@@ -67,13 +65,7 @@ pub fn runtime_version_line() -> String {
             .arg("--version")
             .stdin(Stdio::null())
             .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
             .unwrap_or_default()
     })
     .clone()
@@ -161,11 +153,7 @@ impl Out {
     }
     #[track_caller]
     pub fn assert_fail(&self) -> &Self {
-        assert!(
-            !self.timed_out && !self.ok(),
-            "expected failure: {}",
-            self.describe()
-        );
+        assert!(!self.timed_out && !self.ok(), "expected failure: {}", self.describe());
         self
     }
     /// stdout and stderr together (for message checks).
@@ -226,9 +214,8 @@ fn busybox_applets() -> &'static Vec<String> {
         };
         if v.is_empty() {
             v = [
-                "sh", "echo", "cat", "ls", "id", "hostname", "sleep", "true", "false", "grep",
-                "mount", "mknod", "stat", "touch", "readlink", "test", "tty", "stty", "wc", "head",
-                "umask", "env", "pwd", "printf", "kill", "mkdir", "rm", "sed", "tr",
+                "sh", "echo", "cat", "ls", "id", "hostname", "sleep", "true", "false", "grep", "mount", "mknod", "stat", "touch",
+                "readlink", "test", "tty", "stty", "wc", "head", "umask", "env", "pwd", "printf", "kill", "mkdir", "rm", "sed", "tr",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -240,25 +227,12 @@ fn busybox_applets() -> &'static Vec<String> {
 
 /// Build a busybox rootfs in `rootfs`.
 pub fn make_rootfs(rootfs: &Path) {
-    for d in [
-        "bin",
-        "proc",
-        "sys",
-        "dev",
-        "etc",
-        "tmp",
-        "root",
-        "home/tester",
-    ] {
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root", "home/tester"] {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy /bin/busybox");
-    fs::set_permissions(
-        rootfs.join("bin/busybox"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    fs::set_permissions(rootfs.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
     for a in busybox_applets() {
         let _ = symlink("busybox", rootfs.join("bin").join(a));
     }
@@ -269,11 +243,7 @@ pub fn make_rootfs(rootfs: &Path) {
          nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )
     .unwrap();
-    fs::write(
-        rootfs.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nusers:x:100:\ntester:x:1000:\ngrp2000:x:2000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
+    fs::write(rootfs.join("etc/group"), "root:x:0:\ntty:x:5:\nusers:x:100:\ntester:x:1000:\ngrp2000:x:2000:\nnogroup:x:65534:\n").unwrap();
     fs::write(rootfs.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
 }
 
@@ -370,16 +340,7 @@ impl Harness {
     pub fn new_unchecked(name: &str) -> Harness {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
-        let short: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let short: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         let dir = PathBuf::from(format!("/tmp/rpct-{}-{}-{}", short, pid, n));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -497,10 +458,7 @@ impl Harness {
     fn next_out(&self) -> (PathBuf, PathBuf) {
         let n = self.seq.get();
         self.seq.set(n + 1);
-        (
-            self.dir.join(format!("out/{n}.stdout")),
-            self.dir.join(format!("out/{n}.stderr")),
-        )
+        (self.dir.join(format!("out/{n}.stdout")), self.dir.join(format!("out/{n}.stderr")))
     }
 
     /// Build the runtime command line `RUNTIME --root ROOT [global] ARGS`.
@@ -564,13 +522,7 @@ impl Harness {
         (child, op, ep)
     }
 
-    pub fn wait_spawned(
-        &self,
-        mut child: Child,
-        op: PathBuf,
-        ep: PathBuf,
-        timeout: Duration,
-    ) -> Out {
+    pub fn wait_spawned(&self, mut child: Child, op: PathBuf, ep: PathBuf, timeout: Duration) -> Out {
         let (status, timed_out) = wait_child(&mut child, timeout);
         Out {
             cmd: "spawned runtime".into(),
@@ -651,8 +603,7 @@ impl Harness {
     pub fn state_of(&self, id: &str) -> Value {
         let o = self.rt(&["state", id]);
         assert!(o.ok(), "state failed: {}", o.describe());
-        serde_json::from_str(&o.stdout)
-            .unwrap_or_else(|e| panic!("state output is not JSON ({e}): {}", o.describe()))
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state output is not JSON ({e}): {}", o.describe()))
     }
 
     /// `status` field of `state ID`, or None if state fails.
@@ -700,11 +651,7 @@ impl Harness {
     /// Entries in the state root (sorted).
     pub fn root_entries(&self) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&self.root)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         v.sort();
         v
@@ -714,25 +661,11 @@ impl Harness {
     /// command line carries `marker`, no cgroup dir named after the id.
     #[track_caller]
     pub fn assert_no_leftovers(&self, id: &str, marker: &str) {
-        assert!(
-            !self.state_dir_exists(id),
-            "state dir left under --root for {id:?}: {:?}",
-            self.root_entries()
-        );
-        let ok = wait_until(Duration::from_secs(3), || {
-            processes_with_marker(marker).is_empty()
-        });
-        assert!(
-            ok,
-            "leftover processes with marker {marker}: {:?}",
-            processes_with_marker(marker)
-        );
+        assert!(!self.state_dir_exists(id), "state dir left under --root for {id:?}: {:?}", self.root_entries());
+        let ok = wait_until(Duration::from_secs(3), || processes_with_marker(marker).is_empty());
+        assert!(ok, "leftover processes with marker {marker}: {:?}", processes_with_marker(marker));
         let ok = wait_until(Duration::from_secs(3), || cgroup_dirs_named(id).is_empty());
-        assert!(
-            ok,
-            "leftover cgroup dirs for {id}: {:?}",
-            cgroup_dirs_named(id)
-        );
+        assert!(ok, "leftover cgroup dirs for {id}: {:?}", cgroup_dirs_named(id));
     }
 }
 
@@ -758,15 +691,8 @@ impl Drop for Harness {
 /// those cgroup dirs. Anything found is reported on stderr.
 fn reap_leftovers(dir: &Path, ids: &[String]) {
     let mut cgs: Vec<PathBuf> = Vec::new();
-    for id in ids
-        .iter()
-        .filter(|i| !i.is_empty() && !i.contains('/') && !i.starts_with('.'))
-    {
-        cgs.extend(
-            cgroup_dirs_named(id)
-                .into_iter()
-                .filter(|p| p.file_name().map(|n| n == id.as_str()).unwrap_or(false)),
-        );
+    for id in ids.iter().filter(|i| !i.is_empty() && !i.contains('/') && !i.starts_with('.')) {
+        cgs.extend(cgroup_dirs_named(id).into_iter().filter(|p| p.file_name().map(|n| n == id.as_str()).unwrap_or(false)));
     }
     let mut pids: Vec<i32> = processes_with_marker(&format!("{}/", dir.display()));
     for cg in &cgs {
@@ -787,9 +713,7 @@ fn reap_leftovers(dir: &Path, ids: &[String]) {
             libc::kill(*p, libc::SIGKILL);
         }
     }
-    wait_until(Duration::from_secs(3), || {
-        pids.iter().all(|p| !pid_alive(*p))
-    });
+    wait_until(Duration::from_secs(3), || pids.iter().all(|p| !pid_alive(*p)));
     cgs.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     for cg in cgs {
         let _ = fs::remove_dir(&cg);
@@ -825,10 +749,7 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -895,26 +816,19 @@ pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
 
 /// Namespace link of this (host-side) test process, e.g. `net:[4026531840]`.
 pub fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    fs::read_link(format!("/proc/self/ns/{kind}")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Namespace link of process `pid`.
 pub fn pid_ns(pid: i32, kind: &str) -> String {
-    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    fs::read_link(format!("/proc/{pid}/ns/{kind}")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 pub fn pid_alive(pid: i32) -> bool {
     // a zombie still "exists"; look at the state letter
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
+            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -923,26 +837,20 @@ pub fn pid_alive(pid: i32) -> bool {
 
 /// Current hard RLIMIT_NOFILE of the test process.
 pub fn host_nofile_hard() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
     }
-    r.rlim_max as u64
+    r.rlim_max
 }
 
 /// (soft, hard) of an rlimit of the test process (RLIM_INFINITY = u64::MAX).
 pub fn host_rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     unsafe {
         libc::getrlimit(resource, &mut r);
     }
-    (r.rlim_cur as u64, r.rlim_max as u64)
+    (r.rlim_cur, r.rlim_max)
 }
 
 /// Value of a `Key:\tvalue` line in a /proc/*/status text.
@@ -999,9 +907,7 @@ pub fn cap_bit(name: &str) -> u32 {
         "CHECKPOINT_RESTORE",
     ];
     let n = name.trim_start_matches("CAP_");
-    CAPS.iter()
-        .position(|c| *c == n)
-        .unwrap_or_else(|| panic!("unknown capability {name}")) as u32
+    CAPS.iter().position(|c| *c == n).unwrap_or_else(|| panic!("unknown capability {name}")) as u32
 }
 
 /// Bitmask of a set of capability names.
@@ -1016,18 +922,12 @@ pub fn parse_hex(s: &str) -> u64 {
 
 /// Lines of /proc/self/mounts (or similar) whose mount point is `target`.
 pub fn mount_lines<'a>(mounts: &'a str, target: &str) -> Vec<&'a str> {
-    mounts
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some(target))
-        .collect()
+    mounts.lines().filter(|l| l.split_whitespace().nth(1) == Some(target)).collect()
 }
 
 /// Options field of the last mount at `target` in a /proc/mounts text.
 pub fn mount_options(mounts: &str, target: &str) -> Option<Vec<String>> {
-    mount_lines(mounts, target)
-        .last()
-        .and_then(|l| l.split_whitespace().nth(3))
-        .map(|o| o.split(',').map(|s| s.to_string()).collect())
+    mount_lines(mounts, target).last().and_then(|l| l.split_whitespace().nth(3)).map(|o| o.split(',').map(|s| s.to_string()).collect())
 }
 
 /// Write a file (creating parent dirs).
@@ -1048,11 +948,7 @@ pub fn host_cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
     for line in text.lines() {
         let mut it = line.splitn(3, ':');
         let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-        let hit = if controller.is_empty() {
-            ctrls.is_empty()
-        } else {
-            ctrls.split(',').any(|c| c == controller)
-        };
+        let hit = if controller.is_empty() { ctrls.is_empty() } else { ctrls.split(',').any(|c| c == controller) };
         if hit {
             let mount = if controller.is_empty() {
                 "unified".to_string()
@@ -1067,10 +963,7 @@ pub fn host_cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
 
 /// Trimmed content of a file in `pid`'s cgroup for `controller`.
 pub fn cg_read(pid: i32, controller: &str, file: &str) -> String {
-    host_cgroup_dir(pid, controller)
-        .and_then(|d| fs::read_to_string(d.join(file)).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    host_cgroup_dir(pid, controller).and_then(|d| fs::read_to_string(d.join(file)).ok()).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 impl Harness {

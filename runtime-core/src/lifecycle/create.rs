@@ -54,8 +54,10 @@ impl Parent for Recorder<'_> {
 }
 
 fn mkfifo(p: &Path) -> Result<()> {
-    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(|e| Error::Sys { context: format!("mkfifo {}", p.display()), source: e })?;
-    std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o622)).map_err(|e| Error::Io { context: "chmod exec fifo".into(), source: e })
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::Sys { context: format!("mkfifo {}", p.display()), source: e })?;
+    std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(|e| Error::Io { context: "chmod exec fifo".into(), source: e })
 }
 
 /// Create the container; returns the init pid. Leaves nothing behind on

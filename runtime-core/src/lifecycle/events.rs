@@ -24,14 +24,10 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
+        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
         let n: f64 = rest[..n_end].parse().map_err(|_| bad())?;
         rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let mul = match &rest[..u_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -49,21 +45,10 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 fn emit(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
     let line = serde_json::to_string(v).map_err(|e| Error::Container(e.to_string()))?;
-    writeln!(out, "{line}")
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Io {
-            context: "writing events".into(),
-            source: e,
-        })
+    writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| Error::Io { context: "writing events".into(), source: e })
 }
 
-pub fn events(
-    rt: &Runtime,
-    id: &str,
-    once: bool,
-    interval: Duration,
-    out: &mut dyn Write,
-) -> Result<()> {
+pub fn events(rt: &Runtime, id: &str, once: bool, interval: Duration, out: &mut dyn Write) -> Result<()> {
     crate::id::validate(id)?;
     // Read the state and let go of the lock: a stream must not block delete.
     let st = {
@@ -71,9 +56,7 @@ pub fn events(
         dir.load()?
     };
     if rt.status(&st, false) == Status::Stopped {
-        return Err(Error::Container(format!(
-            "container with id {id} is not running"
-        )));
+        return Err(Error::Container(format!("container with id {id} is not running")));
     }
     let pid = st.init.map(|p| p.pid);
     if once {

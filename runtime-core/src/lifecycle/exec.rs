@@ -16,24 +16,61 @@ use crate::linux::process::spawn::Parent;
 use crate::linux::tty;
 use crate::state;
 
-#[derive(Default)]
+/// runc's exec flags.
+#[derive(Default, Debug, clap::Args)]
 pub struct ExecArgs {
+    /// A JSON file with a full OCI process object (the flags describing
+    /// the process are then ignored).
+    #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
+    /// The command (set from the trailing arguments).
+    #[arg(skip)]
     pub args: Vec<String>,
+    /// Set an environment variable (KEY=value).
+    #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Working directory.
+    #[arg(long)]
     pub cwd: Option<String>,
+    /// uid[:gid].
+    #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Additional gids.
+    #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
+    /// Add a capability.
+    #[arg(short = 'c', long = "cap")]
     pub caps: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
+    /// AppArmor profile.
+    #[arg(long)]
     pub apparmor: Option<String>,
+    /// SELinux label.
+    #[arg(long = "process-label")]
     pub process_label: Option<String>,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
     pub tty: bool,
+    /// Unix socket that receives the pty master.
+    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Detach from the process.
+    #[arg(short = 'd', long)]
     pub detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
+    /// Pass N extra fds.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: i32,
+    /// Allow exec in a paused container.
+    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run in a sub-cgroup (accepted; the container's cgroup is used).
+    #[arg(long)]
+    pub cgroup: Vec<String>,
 }
 
 struct NoHooks;
@@ -120,7 +157,9 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
     drop(dir);
     match rt.status(&st, false) {
         Status::Stopped => return Err(Error::Container("cannot exec in a stopped container".into())),
-        Status::Paused if !a.ignore_paused => return Err(Error::Container("cannot exec in a paused container (use --ignore-paused)".into())),
+        Status::Paused if !a.ignore_paused => {
+            return Err(Error::Container("cannot exec in a paused container (use --ignore-paused)".into()))
+        }
         Status::Creating => return Err(Error::Container("cannot exec in a container that is being created".into())),
         _ => {}
     }

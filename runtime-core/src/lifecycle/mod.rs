@@ -138,7 +138,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     let full = format!("SIG{name}");
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse().map_err(|_| Error::Usage(format!("invalid signal {s:?}")))? };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.trim_start_matches('+').parse().map_err(|_| Error::Usage(format!("invalid signal {s:?}")))?
+        };
         return Ok(libc::SIGRTMIN() + off);
     }
     full.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| Error::Usage(format!("invalid signal {s:?}")))
@@ -153,10 +157,12 @@ pub fn owner() -> String {
     }
     std::fs::read_to_string("/etc/passwd")
         .ok()
-        .and_then(|p| p.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
-        }))
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
         .unwrap_or_else(|| uid.to_string())
 }
 

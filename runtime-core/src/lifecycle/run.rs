@@ -21,7 +21,8 @@ pub fn block_all() -> Result<SigSet> {
     for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS] {
         set.remove(s);
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| Error::Sys { context: "sigprocmask".into(), source: e })?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| Error::Sys { context: "sigprocmask".into(), source: e })?;
     Ok(set)
 }
 
@@ -37,7 +38,8 @@ pub fn run(rt: &Runtime, id: &str, mut a: CreateArgs, detach: bool, keep: bool) 
     }
     let set = block_all()?;
     // A terminal in the foreground: our own console socket.
-    let terminal = crate::bundle::Bundle::load(&a.bundle).ok().and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal())).unwrap_or(false);
+    let terminal =
+        crate::bundle::Bundle::load(&a.bundle).ok().and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal())).unwrap_or(false);
     let mut ours: Option<OwnedFd> = None;
     if terminal && a.console_socket.is_none() {
         let (x, y) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::Io { context: "socketpair".into(), source: e })?;

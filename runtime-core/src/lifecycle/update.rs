@@ -41,12 +41,8 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     if t == "-1" {
         return Ok(-1);
     }
-    let bad = || {
-        Error::Usage(format!("invalid value {s:?} for --{flag}: a size such as 512m, 1g or 1073741824 (-1 for unlimited)"))
-    };
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let bad = || Error::Usage(format!("invalid value {s:?} for --{flag}: a size such as 512m, 1g or 1073741824 (-1 for unlimited)"));
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| bad())?;
     let unit = unit.trim().to_ascii_lowercase();
@@ -72,36 +68,21 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
 /// flags are then ignored, as runc does) or from the flags.
 pub fn resources_from(f: &UpdateFlags) -> Result<Res> {
     if f.l3_cache_schema.is_some() || f.mem_bw_schema.is_some() {
-        return Err(Error::Unsupported(
-            "Intel RDT (--l3-cache-schema, --mem-bw-schema)".into(),
-        ));
+        return Err(Error::Unsupported("Intel RDT (--l3-cache-schema, --mem-bw-schema)".into()));
     }
     if let Some(src) = &f.resources {
         let mut data = Vec::new();
         if src == "-" {
-            std::io::stdin()
-                .read_to_end(&mut data)
-                .map_err(|e| Error::Io {
-                    context: "reading resources from stdin".into(),
-                    source: e,
-                })?;
+            std::io::stdin().read_to_end(&mut data).map_err(|e| Error::Io { context: "reading resources from stdin".into(), source: e })?;
         } else {
-            data = std::fs::read(Path::new(src)).map_err(|e| Error::Io {
-                context: format!("reading {src}"),
-                source: e,
-            })?;
+            data = std::fs::read(Path::new(src)).map_err(|e| Error::Io { context: format!("reading {src}"), source: e })?;
         }
-        let v: serde_json::Value = serde_json::from_slice(&data)
-            .map_err(|e| Error::Usage(format!("--resources {src}: {e}")))?;
-        let r: LinuxResources = crate::bundle::typed(Path::new(src), &v)
-            .map_err(|e| Error::Usage(format!("--resources {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("--resources {src}: {e}")))?;
+        let r: LinuxResources = crate::bundle::typed(Path::new(src), &v).map_err(|e| Error::Usage(format!("--resources {e}")))?;
         return Ok(Res::from_oci(&r));
     }
     let bytes = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
-        v.as_deref()
-            .map(|s| parse_bytes(flag, s))
-            .transpose()
-            .map(|o| o.filter(|x| *x != 0))
+        v.as_deref().map(|s| parse_bytes(flag, s)).transpose().map(|o| o.filter(|x| *x != 0))
     };
     let r = Res {
         blkio_weight: f.blkio_weight.filter(|w| *w != 0),
@@ -132,16 +113,10 @@ pub fn update(rt: &Runtime, id: &str, res: &Res) -> Result<()> {
     let st = dir.load()?;
     match rt.status(&st, false) {
         Status::Created | Status::Running | Status::Paused => {}
-        _ => {
-            return Err(Error::Container(format!(
-                "cannot update container {id}: container not running"
-            )))
-        }
+        _ => return Err(Error::Container(format!("cannot update container {id}: container not running"))),
     }
     if st.cgroups.is_empty() {
-        return Err(Error::Unsupported(
-            "update of a container without cgroups".into(),
-        ));
+        return Err(Error::Unsupported("update of a container without cgroups".into()));
     }
     resources::update(&st.cgroups, res)
 }
@@ -164,20 +139,11 @@ mod tests {
 
     #[test]
     fn flags_to_resources() {
-        let f = UpdateFlags {
-            memory: Some("64m".into()),
-            cpu_quota: Some(50000),
-            pids_limit: Some(0),
-            ..Default::default()
-        };
+        let f = UpdateFlags { memory: Some("64m".into()), cpu_quota: Some(50000), pids_limit: Some(0), ..Default::default() };
         let r = resources_from(&f).unwrap();
         assert_eq!(r.mem_limit, Some(64 << 20));
         assert_eq!(r.cpu_quota, Some(50000));
         assert_eq!(r.pids_limit, None);
-        assert!(resources_from(&UpdateFlags {
-            l3_cache_schema: Some("L3:0=f".into()),
-            ..Default::default()
-        })
-        .is_err());
+        assert!(resources_from(&UpdateFlags { l3_cache_schema: Some("L3:0=f".into()), ..Default::default() }).is_err());
     }
 }

@@ -19,10 +19,7 @@ pub struct CapSets {
 
 /// Highest capability number the running kernel knows.
 pub fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
 }
 
 fn parse_name(name: &str) -> Option<Capability> {
@@ -72,9 +69,7 @@ impl CapSets {
 
     /// Parse `--cap` style names (exec). Unknown names are an error there.
     pub fn names(list: &[String]) -> Result<Vec<Capability>> {
-        list.iter()
-            .map(|n| parse_name(n).ok_or_else(|| Error::Usage(format!("unknown capability {n:?}"))))
-            .collect()
+        list.iter().map(|n| parse_name(n).ok_or_else(|| Error::Usage(format!("unknown capability {n:?}")))).collect()
     }
 
     pub fn mask(set: &[Capability]) -> u64 {
@@ -87,8 +82,7 @@ impl CapSets {
         let keep = Self::mask(&self.bounding);
         for c in caps::all() {
             if keep & c.bitmask() == 0 && c.index() <= last_cap() {
-                caps::drop(None, CapSet::Bounding, c)
-                    .map_err(|e| Error::Container(format!("dropping {c} from the bounding set: {e}")))?;
+                caps::drop(None, CapSet::Bounding, c).map_err(|e| Error::Container(format!("dropping {c} from the bounding set: {e}")))?;
             }
         }
         Ok(())

@@ -67,7 +67,9 @@ pub fn create(rootfs: &Path, dev: &Dev, bind: bool) -> Result<()> {
     unsafe { libc::unlinkat(pfd.as_raw_fd(), cname.as_ptr(), 0) };
     if bind {
         // SAFETY: as above.
-        let f = unsafe { libc::openat(pfd.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644) };
+        let f = unsafe {
+            libc::openat(pfd.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644)
+        };
         if f < 0 {
             return Err(err("creating", std::io::Error::last_os_error()));
         }
@@ -101,7 +103,8 @@ pub fn create(rootfs: &Path, dev: &Dev, bind: bool) -> Result<()> {
 /// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx -> pts/ptmx.
 pub fn symlinks(rootfs: &Path) -> Result<()> {
     let (dfd, _) = resolve(rootfs, Path::new("/dev"), Create::Dir)?;
-    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
+    let mut links =
+        vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }

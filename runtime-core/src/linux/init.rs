@@ -67,7 +67,9 @@ pub fn lookup(arg0: &str, path_var: &str) -> Result<PathBuf> {
         let p = PathBuf::from(arg0);
         return match check(&p) {
             Ok(()) => Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Container(format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::Container(format!("exec: \"{arg0}\": stat {arg0}: no such file or directory")))
+            }
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(Error::Container(format!("exec: \"{arg0}\": permission denied"))),
             Err(e) => Err(Error::Container(format!("exec: \"{arg0}\": {e}"))),
         };
@@ -170,7 +172,10 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-            Error::Container(format!("process.oomScoreAdj {adj}: {e}{}", if adj < 0 { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" }))
+            Error::Container(format!(
+                "process.oomScoreAdj {adj}: {e}{}",
+                if adj < 0 { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" }
+            ))
         })?;
     }
     Ok(state_json)
@@ -210,8 +215,10 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
     if !(userns && gids.is_empty()) {
         nix::unistd::setgroups(&gids).ctx("process.user.additionalGids: setgroups")?;
     }
-    nix::unistd::setresgid(user.gid().into(), user.gid().into(), user.gid().into()).with_ctx(|| format!("process.user.gid {}", user.gid()))?;
-    nix::unistd::setresuid(user.uid().into(), user.uid().into(), user.uid().into()).with_ctx(|| format!("process.user.uid {}", user.uid()))?;
+    nix::unistd::setresgid(user.gid().into(), user.gid().into(), user.gid().into())
+        .with_ctx(|| format!("process.user.gid {}", user.gid()))?;
+    nix::unistd::setresuid(user.uid().into(), user.uid().into(), user.uid().into())
+        .with_ctx(|| format!("process.user.uid {}", user.uid()))?;
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
     match spec.caps {
@@ -237,7 +244,12 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
     // CVE-2024-21626: the cwd must be inside the container's root.
     match std::env::current_dir() {
         Ok(p) if p.is_absolute() && !p.as_os_str().as_bytes().starts_with(b"(unreachable)") => {}
-        _ => return Err(Error::Container(format!("process.cwd {}: current working directory is outside of the container's root", process.cwd().display()))),
+        _ => {
+            return Err(Error::Container(format!(
+                "process.cwd {}: current working directory is outside of the container's root",
+                process.cwd().display()
+            )))
+        }
     }
     let exe = lookup(&args[0], &path_var)?;
     let prog = Prog {

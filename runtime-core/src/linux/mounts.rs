@@ -23,7 +23,8 @@ pub struct Options {
 
 /// Parse `options`; unknown words become filesystem data, as with mount(8).
 pub fn parse_options(opts: &[String]) -> Options {
-    let mut o = Options { flags: MsFlags::empty(), clear: MsFlags::empty(), propagation: vec![], bind: false, recursive: false, data: vec![] };
+    let mut o =
+        Options { flags: MsFlags::empty(), clear: MsFlags::empty(), propagation: vec![], bind: false, recursive: false, data: vec![] };
     for opt in opts {
         let (set, clear, prop) = match opt.as_str() {
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty(), None),
@@ -135,7 +136,14 @@ pub fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
     match nix::mount::mount(None::<&str>, target, None::<&str>, base | flags, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => {
-            let keep = locked_flags(target) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY | MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME | MsFlags::MS_RELATIME);
+            let keep = locked_flags(target)
+                & (MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOATIME
+                    | MsFlags::MS_NODIRATIME
+                    | MsFlags::MS_RELATIME);
             mount(None, target, None, base | flags | keep, None)
         }
         Err(e) => Err(Error::Sys { context: format!("remount {} with {:?}", target.display(), flags), source: e }),

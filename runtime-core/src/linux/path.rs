@@ -90,13 +90,20 @@ pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, Pat
     }
     // SAFETY: just opened.
     let rootfd = unsafe { OwnedFd::from_raw_fd(rfd) };
-    let err = |e: std::io::Error, at: &Path| Error::Io { context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()), source: e };
+    let err = |e: std::io::Error, at: &Path| Error::Io {
+        context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()),
+        source: e,
+    };
 
-    let mut pending: Vec<PathBuf> = path.components().filter_map(|c| match c {
-        Component::Normal(n) => Some(PathBuf::from(n)),
-        Component::ParentDir => Some(PathBuf::from("..")),
-        _ => None,
-    }).rev().collect();
+    let mut pending: Vec<PathBuf> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(PathBuf::from(n)),
+            Component::ParentDir => Some(PathBuf::from("..")),
+            _ => None,
+        })
+        .rev()
+        .collect();
     let mut stack: Vec<(OwnedFd, PathBuf)> = vec![];
     let mut links = 0;
     let cur = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.0.as_raw_fd()).unwrap_or(rootfd.as_raw_fd());
@@ -117,7 +124,12 @@ pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, Pat
                     if dir {
                         libc::mkdirat(cur(&stack), name.as_ptr(), 0o755)
                     } else {
-                        let f = libc::openat(cur(&stack), name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644);
+                        let f = libc::openat(
+                            cur(&stack),
+                            name.as_ptr(),
+                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                            0o644,
+                        );
                         if f >= 0 {
                             libc::close(f);
                             0

@@ -85,7 +85,11 @@ pub fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> bool {
 pub fn cloexec_from(from: RawFd) {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: plain syscall.
-    if let Some(Ok(_)) = try_new(&CLOSE_RANGE, || unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) }, |_| ()) {
+    if let Some(Ok(_)) = try_new(
+        &CLOSE_RANGE,
+        || unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) },
+        |_| (),
+    ) {
         return;
     }
     // Fallback: walk our fd table.
@@ -113,9 +117,11 @@ pub fn openat2_in_root(root: RawFd, path: &std::ffi::CStr, flags: i32) -> Option
     const RESOLVE_IN_ROOT: u64 = 0x10;
     let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
     // SAFETY: valid pointers for the duration of the call.
-    try_new(&OPENAT2, || unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) }, |fd| unsafe {
-        OwnedFd::from_raw_fd(fd as RawFd)
-    })
+    try_new(
+        &OPENAT2,
+        || unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) },
+        |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+    )
 }
 
 /// Wait for a process that is not our child to go away: pidfd where the

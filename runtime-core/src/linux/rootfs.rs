@@ -82,14 +82,27 @@ pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<(
         let has = |d: &str| b.spec.mounts().iter().flatten().any(|m| m.destination() == Path::new(d));
         if !has("/dev/pts") {
             let (fd, _) = resolve(&b.rootfs, Path::new("/dev/pts"), Create::Dir)?;
-            mount(Some(Path::new("devpts")), &proc_fd_path(&fd), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+            mount(
+                Some(Path::new("devpts")),
+                &proc_fd_path(&fd),
+                Some("devpts"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+            )?;
         }
         if !has("/dev/shm") {
             let (fd, _) = resolve(&b.rootfs, Path::new("/dev/shm"), Create::Dir)?;
-            mount(Some(Path::new("shm")), &proc_fd_path(&fd), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))?;
+            mount(
+                Some(Path::new("shm")),
+                &proc_fd_path(&fd),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
+                Some("mode=1777,size=65536k"),
+            )?;
         }
     }
-    let config_devs: Vec<devices::Dev> = linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().map(devices::from_spec).collect::<Result<_>>()?;
+    let config_devs: Vec<devices::Dev> =
+        linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().map(devices::from_spec).collect::<Result<_>>()?;
     for d in devices::defaults() {
         if config_devs.iter().any(|c| c.path == d.path) {
             continue;
@@ -153,7 +166,8 @@ pub fn readonly(paths: &[String]) -> Result<()> {
             Err(e) => return Err(e),
         };
         let target = proc_fd_path(&fd);
-        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
+        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+            .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
         let (fd2, _) = resolve(Path::new("/"), Path::new(p), Create::No)?;
         remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
             .or_else(|_| remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY))

@@ -146,7 +146,8 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
     for (i, a) in s.architectures().iter().flatten().enumerate() {
         let name = format!("{a:?}");
         let name = serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or(name);
-        let t = arch_token(&name).ok_or_else(|| Error::Container(format!("linux.seccomp.architectures[{i}]: unknown architecture {name}")))?;
+        let t =
+            arch_token(&name).ok_or_else(|| Error::Container(format!("linux.seccomp.architectures[{i}]: unknown architecture {name}")))?;
         // SAFETY: valid ctx. EEXIST (the native arch) is fine.
         let r = unsafe { seccomp_arch_add(ctx.0, t) };
         if r < 0 && r != -libc::EEXIST {
@@ -273,7 +274,10 @@ pub fn install(p: &Program) -> Result<Option<OwnedFd>> {
     // SAFETY: prog points into p.bpf for the duration of the call.
     let r = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, p.flags, &prog as *const SockFprog) };
     if r < 0 {
-        return Err(Error::Io { context: format!("installing the seccomp filter (flags {:#x})", p.flags), source: std::io::Error::last_os_error() });
+        return Err(Error::Io {
+            context: format!("installing the seccomp filter (flags {:#x})", p.flags),
+            source: std::io::Error::last_os_error(),
+        });
     }
     if p.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
         // SAFETY: the kernel returned a new fd.

@@ -66,7 +66,8 @@ pub fn default_profile(caps: &[&str]) -> Value {
     let has = |c: &str| caps.contains(&c);
     let mut syscalls = vec![json!({"names": names(ALLOW), "action": "SCMP_ACT_ALLOW"})];
     for p in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
-        syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}]}));
+        syscalls
+            .push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}]}));
     }
     syscalls.push(json!({"names": ["arch_prctl", "modify_ldt"], "action": "SCMP_ACT_ALLOW"}));
     // Sockets of any family but AF_VSOCK.

@@ -36,11 +36,7 @@ pub fn parse_access(s: &str) -> Result<u32> {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
             'm' => ACC_MKNOD,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "invalid device access {s:?}: only r, w and m are allowed"
-                )))
-            }
+            _ => return Err(Error::Usage(format!("invalid device access {s:?}: only r, w and m are allowed"))),
         };
     }
     Ok(a)
@@ -58,10 +54,7 @@ pub struct Emulated {
 impl Emulated {
     /// A new cgroup: everything is allowed (v1 inherits "a *:* rwm").
     pub fn new() -> Emulated {
-        Emulated {
-            default_allow: true,
-            exceptions: vec![],
-        }
+        Emulated { default_allow: true, exceptions: vec![] }
     }
 
     pub fn apply(&mut self, r: Rule) {
@@ -81,28 +74,17 @@ impl Emulated {
             self.exceptions.retain(|e| e.access != 0);
             return;
         }
-        if let Some(e) = self
-            .exceptions
-            .iter_mut()
-            .find(|e| e.kind == r.kind && e.major == r.major && e.minor == r.minor)
-        {
+        if let Some(e) = self.exceptions.iter_mut().find(|e| e.kind == r.kind && e.major == r.major && e.minor == r.minor) {
             e.access |= r.access;
         } else {
-            self.exceptions.push(Rule {
-                allow: !self.default_allow,
-                ..r
-            });
+            self.exceptions.push(Rule { allow: !self.default_allow, ..r });
         }
     }
 
     /// Would the rules allow `access` on a device? (What the program does.)
     pub fn allows(&self, kind: char, major: i64, minor: i64, access: u32) -> bool {
         for e in &self.exceptions {
-            if e.kind == kind
-                && (e.major < 0 || e.major == major)
-                && (e.minor < 0 || e.minor == minor)
-                && access & !e.access == 0
-            {
+            if e.kind == kind && (e.major < 0 || e.major == major) && (e.minor < 0 || e.minor == minor) && access & !e.access == 0 {
                 return e.allow;
             }
         }
@@ -135,12 +117,7 @@ const R4: u8 = 4;
 const R5: u8 = 5;
 
 fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | (dst & 0xf),
-        off,
-        imm,
-    }
+    Insn { code, regs: (src << 4) | (dst & 0xf), off, imm }
 }
 /// dst = *(u32 *)(src + off)
 fn ldx_w(dst: u8, src: u8, off: i16) -> Insn {
@@ -219,11 +196,7 @@ pub fn compile(e: &Emulated) -> Vec<Insn> {
 
 /// A tiny interpreter of the programs `compile` makes, for tests.
 pub fn interpret(p: &[Insn], kind: char, major: u32, minor: u32, access: u32) -> u32 {
-    let ctx = [
-        (access << 16) | if kind == 'b' { 1 } else { 2 },
-        major,
-        minor,
-    ];
+    let ctx = [(access << 16) | if kind == 'b' { 1 } else { 2 }, major, minor];
     let mut r = [0u64; 11];
     let mut pc = 0usize;
     while pc < p.len() {
@@ -283,14 +256,7 @@ impl Attr {
 
 fn bpf(cmd: libc::c_int, attr: &mut Attr) -> std::io::Result<i64> {
     // SAFETY: attr is a valid, large enough buffer for every command we use.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.0.as_mut_ptr(),
-            std::mem::size_of::<Attr>(),
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), std::mem::size_of::<Attr>()) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -317,11 +283,7 @@ pub fn load(p: &[Insn]) -> Result<OwnedFd> {
             let msg = String::from_utf8_lossy(&log[..end]);
             Err(Error::Container(format!(
                 "loading the eBPF device filter: {e}{}",
-                if msg.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", msg.trim())
-                }
+                if msg.trim().is_empty() { String::new() } else { format!(": {}", msg.trim()) }
             )))
         }
     }
@@ -336,8 +298,7 @@ pub fn query(cg: &OwnedFd) -> Result<Vec<u32>> {
     a.u32(8, 0); // query_flags
     a.u64(16, ids.as_mut_ptr() as u64); // prog_ids
     a.u32(24, ids.len() as u32); // prog_cnt
-    bpf(BPF_PROG_QUERY, &mut a)
-        .map_err(|e| Error::Container(format!("querying eBPF device programs: {e}")))?;
+    bpf(BPF_PROG_QUERY, &mut a).map_err(|e| Error::Container(format!("querying eBPF device programs: {e}")))?;
     let n = a.get_u32(24) as usize;
     ids.truncate(n.min(64));
     Ok(ids)
@@ -348,10 +309,7 @@ fn open_cgroup(dir: &Path) -> Result<OwnedFd> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
-        .map_err(|e| Error::Cgroup {
-            path: dir.to_path_buf(),
-            msg: format!("open: {e}"),
-        })?;
+        .map_err(|e| Error::Cgroup { path: dir.to_path_buf(), msg: format!("open: {e}") })?;
     Ok(OwnedFd::from(f))
 }
 
@@ -373,10 +331,8 @@ pub fn apply(dir: &Path, rules: &[Rule]) -> Result<()> {
     a.u32(4, prog.as_raw_fd() as u32);
     a.u32(8, BPF_CGROUP_DEVICE);
     a.u32(12, BPF_F_ALLOW_MULTI);
-    bpf(BPF_PROG_ATTACH, &mut a).map_err(|e| Error::Cgroup {
-        path: dir.to_path_buf(),
-        msg: format!("attaching the eBPF device filter: {e}"),
-    })?;
+    bpf(BPF_PROG_ATTACH, &mut a)
+        .map_err(|e| Error::Cgroup { path: dir.to_path_buf(), msg: format!("attaching the eBPF device filter: {e}") })?;
     for id in old {
         let mut g = Attr::new();
         g.u32(0, id);
@@ -390,10 +346,7 @@ pub fn apply(dir: &Path, rules: &[Rule]) -> Result<()> {
         d.u32(4, old_fd.as_raw_fd() as u32);
         d.u32(8, BPF_CGROUP_DEVICE);
         if let Err(e) = bpf(BPF_PROG_DETACH, &mut d) {
-            crate::log::warn(&format!(
-                "detaching old eBPF device program {id} from {}: {e}",
-                dir.display()
-            ));
+            crate::log::warn(&format!("detaching old eBPF device program {id} from {}: {e}", dir.display()));
         }
     }
     Ok(())
@@ -409,13 +362,7 @@ mod tests {
     use super::*;
 
     fn r(allow: bool, kind: char, major: i64, minor: i64, acc: &str) -> Rule {
-        Rule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: parse_access(acc).unwrap(),
-        }
+        Rule { allow, kind, major, minor, access: parse_access(acc).unwrap() }
     }
 
     fn default_rules() -> Vec<Rule> {
@@ -462,11 +409,7 @@ mod tests {
                 for minor in [0u32, 1, 2, 3, 5, 7, 8, 9, 200, 229] {
                     for acc in 1..8 {
                         let want = e.allows(kind, major as i64, minor as i64, acc) as u32;
-                        assert_eq!(
-                            interpret(&p, kind, major, minor, acc),
-                            want,
-                            "{kind} {major}:{minor} acc {acc}"
-                        );
+                        assert_eq!(interpret(&p, kind, major, minor, acc), want, "{kind} {major}:{minor} acc {acc}");
                     }
                 }
             }

@@ -17,11 +17,7 @@ impl FakeTree {
         let dir = root.join("rpc").join("c1");
         std::fs::create_dir_all(&dir).unwrap();
         for d in [root.clone(), root.join("rpc")] {
-            std::fs::write(
-                d.join("cgroup.controllers"),
-                "cpuset cpu io memory hugetlb pids rdma misc\n",
-            )
-            .unwrap();
+            std::fs::write(d.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids rdma misc\n").unwrap();
             std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
             std::fs::write(d.join("cpuset.cpus.effective"), "0-1\n").unwrap();
         }
@@ -60,10 +56,7 @@ impl FakeTree {
     }
 
     pub fn read(&self, f: &str) -> String {
-        std::fs::read_to_string(self.dir.join(f))
-            .unwrap()
-            .trim()
-            .to_string()
+        std::fs::read_to_string(self.dir.join(f)).unwrap().trim().to_string()
     }
 }
 

@@ -99,11 +99,7 @@ impl Hierarchies {
             if list.iter().any(|h| h.kind == kind) {
                 continue;
             }
-            list.push(Hierarchy {
-                mountpoint: mp,
-                root,
-                kind,
-            });
+            list.push(Hierarchy { mountpoint: mp, root, kind });
         }
         Hierarchies { list }
     }
@@ -121,25 +117,19 @@ impl Hierarchies {
     /// The hierarchy a controller lives on (v1 first, else the v2 tree if
     /// it has the controller enabled).
     pub fn find(&self, controller: &str) -> Option<&Hierarchy> {
-        self.list
-            .iter()
-            .find(|h| matches!(&h.kind, Kind::V1(c) if c.iter().any(|x| x == controller)))
-            .or_else(|| {
-                self.list.iter().find(|h| {
-                    h.kind == Kind::V2
-                        && std::fs::read_to_string(h.mountpoint.join("cgroup.controllers"))
-                            .map(|s| s.split_whitespace().any(|c| c == controller))
-                            .unwrap_or(false)
-                })
+        self.list.iter().find(|h| matches!(&h.kind, Kind::V1(c) if c.iter().any(|x| x == controller))).or_else(|| {
+            self.list.iter().find(|h| {
+                h.kind == Kind::V2
+                    && std::fs::read_to_string(h.mountpoint.join("cgroup.controllers"))
+                        .map(|s| s.split_whitespace().any(|c| c == controller))
+                        .unwrap_or(false)
             })
+        })
     }
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// This process's cgroup path in a hierarchy, from /proc/self/cgroup.
@@ -164,13 +154,8 @@ fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
 
 /// Validate `linux.cgroupsPath`: no `..` components.
 pub fn validate_path(p: &Path) -> Result<()> {
-    if p.components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(Error::Cgroup {
-            path: p.to_path_buf(),
-            msg: "linux.cgroupsPath must not contain \"..\"".into(),
-        });
+    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(Error::Cgroup { path: p.to_path_buf(), msg: "linux.cgroupsPath must not contain \"..\"".into() });
     }
     Ok(())
 }
@@ -178,37 +163,23 @@ pub fn validate_path(p: &Path) -> Result<()> {
 /// The container's cgroup directory in every hierarchy. `cgroups_path` has
 /// runc's meaning: absolute is from the hierarchy root, relative is below
 /// the runtime's own cgroup; unset is the id, relative.
-pub fn container_dirs(
-    hs: &Hierarchies,
-    cgroups_path: Option<&Path>,
-    id: &str,
-) -> Result<Vec<PathBuf>> {
-    let rel = cgroups_path
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(id));
+pub fn container_dirs(hs: &Hierarchies, cgroups_path: Option<&Path>, id: &str) -> Result<Vec<PathBuf>> {
+    let rel = cgroups_path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(id));
     validate_path(&rel)?;
-    if rel
-        .to_str()
-        .is_some_and(|s| s.contains(':') && !s.starts_with('/'))
-    {
-        return Err(Error::Unsupported(format!("systemd cgroup path {rel:?} (slice:prefix:name; use --systemd-cgroup, not supported yet)")));
+    if rel.to_str().is_some_and(|s| s.contains(':') && !s.starts_with('/')) {
+        return Err(Error::Unsupported(format!(
+            "systemd cgroup path {rel:?} (slice:prefix:name; use --systemd-cgroup, not supported yet)"
+        )));
     }
     let proc_cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut out = Vec::new();
     for h in &hs.list {
-        let full = if rel.is_absolute() {
-            rel.clone()
-        } else {
-            own_path(h, &proc_cg).join(&rel)
-        };
+        let full = if rel.is_absolute() { rel.clone() } else { own_path(h, &proc_cg).join(&rel) };
         // Map the cgroup path to the mount: strip the mount's root.
         let inner = full.strip_prefix(&h.root).unwrap_or(&full);
         let inner = inner.strip_prefix("/").unwrap_or(inner);
         if inner.as_os_str().is_empty() {
-            return Err(Error::Cgroup {
-                path: full.clone(),
-                msg: "refusing to use the root cgroup".into(),
-            });
+            return Err(Error::Cgroup { path: full.clone(), msg: "refusing to use the root cgroup".into() });
         }
         out.push(h.mountpoint.join(inner));
     }
@@ -216,10 +187,7 @@ pub fn container_dirs(
 }
 
 fn write(p: &Path, v: &str) -> Result<()> {
-    std::fs::write(p, v).map_err(|e| Error::Cgroup {
-        path: p.to_path_buf(),
-        msg: format!("writing {v:?}: {e}"),
-    })
+    std::fs::write(p, v).map_err(|e| Error::Cgroup { path: p.to_path_buf(), msg: format!("writing {v:?}: {e}") })
 }
 
 /// Refuse a cgroup that already holds processes or is frozen (runc's
@@ -229,16 +197,11 @@ pub fn check_reusable(dirs: &[PathBuf]) -> Result<()> {
     for d in dirs.iter().filter(|d| d.exists()) {
         let n = pids_recursive(d).len();
         if n > 0 {
-            return Err(Error::Cgroup {
-                path: d.clone(),
-                msg: format!("container's cgroup is not empty: {n} process(es) found"),
-            });
+            return Err(Error::Cgroup { path: d.clone(), msg: format!("container's cgroup is not empty: {n} process(es) found") });
         }
     }
     if dirs.iter().any(|d| d.exists()) && is_frozen(dirs) {
-        return Err(Error::Container(
-            "container's cgroup unexpectedly frozen".into(),
-        ));
+        return Err(Error::Container("container's cgroup unexpectedly frozen".into()));
     }
     Ok(())
 }
@@ -270,20 +233,11 @@ pub fn create(dirs: &[PathBuf]) -> Result<()> {
             match std::fs::create_dir(&m) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(Error::Cgroup {
-                        path: m,
-                        msg: format!("mkdir: {e}"),
-                    })
-                }
+                Err(e) => return Err(Error::Cgroup { path: m, msg: format!("mkdir: {e}") }),
             }
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 let mine = m.join(f);
-                if mine.exists()
-                    && std::fs::read_to_string(&mine)
-                        .map(|s| s.trim().is_empty())
-                        .unwrap_or(false)
-                {
+                if mine.exists() && std::fs::read_to_string(&mine).map(|s| s.trim().is_empty()).unwrap_or(false) {
                     if let Some(parent) = m.parent() {
                         let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
                         write(&mine, v.trim())?;
@@ -328,28 +282,18 @@ pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
 }
 
 fn freezer_dirs(dirs: &[PathBuf]) -> (Option<PathBuf>, Option<PathBuf>) {
-    let v1 = dirs
-        .iter()
-        .find(|d| d.join("freezer.state").exists())
-        .cloned();
-    let v2 = dirs
-        .iter()
-        .find(|d| d.join("cgroup.freeze").exists())
-        .cloned();
+    let v1 = dirs.iter().find(|d| d.join("freezer.state").exists()).cloned();
+    let v2 = dirs.iter().find(|d| d.join("cgroup.freeze").exists()).cloned();
     (v1, v2)
 }
 
 pub fn is_frozen(dirs: &[PathBuf]) -> bool {
     let (v1, v2) = freezer_dirs(dirs);
     if let Some(d) = v1 {
-        return std::fs::read_to_string(d.join("freezer.state"))
-            .map(|s| s.trim() != "THAWED")
-            .unwrap_or(false);
+        return std::fs::read_to_string(d.join("freezer.state")).map(|s| s.trim() != "THAWED").unwrap_or(false);
     }
     if let Some(d) = v2 {
-        return std::fs::read_to_string(d.join("cgroup.freeze"))
-            .map(|s| s.trim() == "1")
-            .unwrap_or(false);
+        return std::fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1").unwrap_or(false);
     }
     false
 }
@@ -362,18 +306,12 @@ pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
         let f = d.join("freezer.state");
         for _ in 0..1000 {
             write(&f, want)?;
-            if std::fs::read_to_string(&f)
-                .map(|s| s.trim() == want)
-                .unwrap_or(false)
-            {
+            if std::fs::read_to_string(&f).map(|s| s.trim() == want).unwrap_or(false) {
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        return Err(Error::Cgroup {
-            path: f,
-            msg: format!("did not reach {want}"),
-        });
+        return Err(Error::Cgroup { path: f, msg: format!("did not reach {want}") });
     }
     if let Some(d) = v2 {
         write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
@@ -387,14 +325,9 @@ pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
                 _ => std::thread::sleep(std::time::Duration::from_millis(1)),
             }
         }
-        return Err(Error::Cgroup {
-            path: d.join("cgroup.freeze"),
-            msg: format!("did not reach \"{want}\""),
-        });
+        return Err(Error::Cgroup { path: d.join("cgroup.freeze"), msg: format!("did not reach \"{want}\"") });
     }
-    Err(Error::Unsupported(
-        "pause/resume without a freezer cgroup".into(),
-    ))
+    Err(Error::Unsupported("pause/resume without a freezer cgroup".into()))
 }
 
 /// SIGKILL everything in the container's cgroups: `cgroup.kill` where the
@@ -458,118 +391,55 @@ fn rmdir_tree(d: &Path) -> Result<()> {
                 std::thread::sleep(nap);
                 nap = (nap * 2).min(std::time::Duration::from_millis(10));
             }
-            Err(e) => {
-                return Err(Error::Cgroup {
-                    path: d.to_path_buf(),
-                    msg: format!("rmdir: {e}"),
-                })
-            }
+            Err(e) => return Err(Error::Cgroup { path: d.to_path_buf(), msg: format!("rmdir: {e}") }),
         }
     }
-    Err(Error::Cgroup {
-        path: d.to_path_buf(),
-        msg: "rmdir: still busy".into(),
-    })
+    Err(Error::Cgroup { path: d.to_path_buf(), msg: "rmdir: still busy".into() })
 }
 
 /// A `cgroup` mount inside the container. With a private cgroup namespace
 /// the hierarchies are mounted afresh (the namespace makes the container's
 /// cgroup their root); otherwise, or where the kernel refuses (a user
 /// namespace), the container's own directories are bind-mounted, as runc does.
-pub fn mount_in_container(
-    target: &Path,
-    resolved: &Path,
-    rootfs: &Path,
-    dirs: &[PathBuf],
-    typ: &str,
-    flags: MsFlags,
-) -> Result<()> {
+pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, dirs: &[PathBuf], typ: &str, flags: MsFlags) -> Result<()> {
     use crate::linux::mounts::mount;
     use crate::linux::path::{proc_fd_path, resolve, Create};
     let hs = Hierarchies::probe();
     let flags = flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let cgroupns = std::fs::read_link("/proc/self/ns/cgroup").ok()
-        != std::fs::read_link("/proc/1/ns/cgroup").ok()
-        || own_is_root();
+    let cgroupns = std::fs::read_link("/proc/self/ns/cgroup").ok() != std::fs::read_link("/proc/1/ns/cgroup").ok() || own_is_root();
     let host_dir = |h: &Hierarchy| dirs.iter().find(|d| d.starts_with(&h.mountpoint)).cloned();
     if hs.mode() == Mode::V2 || typ == "cgroup2" {
-        if cgroupns
-            && mount(
-                Some(Path::new("cgroup2")),
-                target,
-                Some("cgroup2"),
-                flags,
-                None,
-            )
-            .is_ok()
-        {
+        if cgroupns && mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), flags, None).is_ok() {
             return Ok(());
         }
-        let h = hs.list.iter().find(|h| h.kind == Kind::V2).ok_or_else(|| {
-            Error::Unsupported("cgroup2 mount without a cgroup2 hierarchy".into())
-        })?;
+        let h = hs
+            .list
+            .iter()
+            .find(|h| h.kind == Kind::V2)
+            .ok_or_else(|| Error::Unsupported("cgroup2 mount without a cgroup2 hierarchy".into()))?;
         let src = host_dir(h).unwrap_or_else(|| h.mountpoint.clone());
-        mount(
-            Some(&src),
-            target,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )?;
+        mount(Some(&src), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         return crate::linux::mounts::remount_bind(
             target,
-            flags
-                & (MsFlags::MS_RDONLY
-                    | MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC),
+            flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
         );
     }
-    mount(
-        Some(Path::new("tmpfs")),
-        target,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=755"),
-    )?;
+    mount(Some(Path::new("tmpfs")), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))?;
     for h in &hs.list {
         let Kind::V1(ctrls) = &h.kind else { continue };
-        let name = ctrls
-            .iter()
-            .map(|c| c.strip_prefix("name=").unwrap_or(c))
-            .collect::<Vec<_>>()
-            .join(",");
+        let name = ctrls.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(",");
         let (fd, _) = resolve(rootfs, &resolved.join(&name), Create::Dir)?;
         let t = proc_fd_path(&fd);
         let data = ctrls.join(",");
-        if cgroupns
-            && mount(
-                Some(Path::new("cgroup")),
-                &t,
-                Some("cgroup"),
-                flags,
-                Some(&data),
-            )
-            .is_ok()
-        {
+        if cgroupns && mount(Some(Path::new("cgroup")), &t, Some("cgroup"), flags, Some(&data)).is_ok() {
             continue;
         }
         let Some(src) = host_dir(h) else { continue };
-        mount(
-            Some(&src),
-            &t,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )?;
+        mount(Some(&src), &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         let (fd2, _) = resolve(rootfs, &resolved.join(&name), Create::No)?;
         crate::linux::mounts::remount_bind(
             &proc_fd_path(&fd2),
-            flags
-                & (MsFlags::MS_RDONLY
-                    | MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC),
+            flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
         )?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
@@ -584,9 +454,7 @@ pub fn mount_in_container(
 
 /// In a private cgroup namespace /proc/self/cgroup shows "/" paths.
 fn own_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .map(|s| s.lines().all(|l| l.ends_with(":/")))
-        .unwrap_or(false)
+    std::fs::read_to_string("/proc/self/cgroup").map(|s| s.lines().all(|l| l.ends_with(":/"))).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -607,14 +475,8 @@ mod tests {
         let hs = Hierarchies::parse(HYBRID);
         assert_eq!(hs.mode(), Mode::Hybrid);
         assert_eq!(hs.list.len(), 5);
-        assert_eq!(
-            hs.find("memory").unwrap().mountpoint,
-            Path::new("/sys/fs/cgroup/memory")
-        );
-        assert_eq!(
-            hs.find("cpuacct").unwrap().mountpoint,
-            Path::new("/sys/fs/cgroup/cpuacct")
-        );
+        assert_eq!(hs.find("memory").unwrap().mountpoint, Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(hs.find("cpuacct").unwrap().mountpoint, Path::new("/sys/fs/cgroup/cpuacct"));
         assert_eq!(hs.list[1].kind, Kind::V1(vec!["name=systemd".into()]));
     }
 

@@ -10,14 +10,8 @@ use super::stats::kv;
 use crate::error::{Error, Result};
 
 enum Kind {
-    V1 {
-        efd: OwnedFd,
-        _control: std::fs::File,
-    },
-    V2 {
-        inotify: OwnedFd,
-        last: u64,
-    },
+    V1 { efd: OwnedFd, _control: std::fs::File },
+    V2 { inotify: OwnedFd, last: u64 },
 }
 
 pub struct OomWatcher {
@@ -49,10 +43,7 @@ impl OomWatcher {
     }
 
     fn v1(d: &Path) -> Result<OomWatcher> {
-        let err = |what: &str, e: std::io::Error| Error::Cgroup {
-            path: d.to_path_buf(),
-            msg: format!("{what}: {e}"),
-        };
+        let err = |what: &str, e: std::io::Error| Error::Cgroup { path: d.to_path_buf(), msg: format!("{what}: {e}") };
         // SAFETY: plain syscall.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -60,27 +51,14 @@ impl OomWatcher {
         }
         // SAFETY: the kernel returned a new fd.
         let efd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let control = std::fs::File::open(d.join("memory.oom_control"))
-            .map_err(|e| err("opening memory.oom_control", e))?;
-        std::fs::write(
-            d.join("cgroup.event_control"),
-            format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
-        )
-        .map_err(|e| err("registering for OOM events", e))?;
-        Ok(OomWatcher {
-            kind: Kind::V1 {
-                efd,
-                _control: control,
-            },
-            dir: d.to_path_buf(),
-        })
+        let control = std::fs::File::open(d.join("memory.oom_control")).map_err(|e| err("opening memory.oom_control", e))?;
+        std::fs::write(d.join("cgroup.event_control"), format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()))
+            .map_err(|e| err("registering for OOM events", e))?;
+        Ok(OomWatcher { kind: Kind::V1 { efd, _control: control }, dir: d.to_path_buf() })
     }
 
     fn v2(d: &Path) -> Result<OomWatcher> {
-        let err = |what: &str, e: std::io::Error| Error::Cgroup {
-            path: d.to_path_buf(),
-            msg: format!("{what}: {e}"),
-        };
+        let err = |what: &str, e: std::io::Error| Error::Cgroup { path: d.to_path_buf(), msg: format!("{what}: {e}") };
         // SAFETY: plain syscall.
         let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
         if fd < 0 {
@@ -91,19 +69,11 @@ impl OomWatcher {
         let path = std::ffi::CString::new(d.join("memory.events").as_os_str().as_encoded_bytes())
             .map_err(|_| err("path", std::io::Error::from_raw_os_error(libc::EINVAL)))?;
         // SAFETY: valid fd and C string.
-        if unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) }
-            < 0
-        {
-            return Err(err(
-                "watching memory.events",
-                std::io::Error::last_os_error(),
-            ));
+        if unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) } < 0 {
+            return Err(err("watching memory.events", std::io::Error::last_os_error()));
         }
         let last = kv(d, "memory.events").get("oom_kill").copied().unwrap_or(0);
-        Ok(OomWatcher {
-            kind: Kind::V2 { inotify, last },
-            dir: d.to_path_buf(),
-        })
+        Ok(OomWatcher { kind: Kind::V2 { inotify, last }, dir: d.to_path_buf() })
     }
 
     /// Poll this for POLLIN.
@@ -135,9 +105,7 @@ impl OomWatcher {
                 let mut any = false;
                 loop {
                     // SAFETY: valid buffer.
-                    let n = unsafe {
-                        libc::read(inotify.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len())
-                    };
+                    let n = unsafe { libc::read(inotify.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len()) };
                     if n <= 0 {
                         break;
                     }
@@ -146,10 +114,7 @@ impl OomWatcher {
                 if !self.dir.join("memory.events").exists() {
                     return Notice::Gone;
                 }
-                let now = kv(&self.dir, "memory.events")
-                    .get("oom_kill")
-                    .copied()
-                    .unwrap_or(0);
+                let now = kv(&self.dir, "memory.events").get("oom_kill").copied().unwrap_or(0);
                 let new = now.saturating_sub(*last);
                 *last = now;
                 if new > 0 {
@@ -164,11 +129,7 @@ impl OomWatcher {
 
     /// Wait up to `ms` for a notice (-1: forever).
     pub fn wait(&mut self, ms: i32) -> Notice {
-        let mut p = libc::pollfd {
-            fd: self.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut p = libc::pollfd { fd: self.fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut p, 1, ms) };
         if n <= 0 {
@@ -188,24 +149,12 @@ mod tests {
         let t = FakeTree::new("oom");
         let mut w = OomWatcher::new(&[t.dir.clone()]).unwrap().unwrap();
         assert_eq!(w.wait(50), Notice::Nothing);
-        std::fs::write(
-            t.dir.join("memory.events"),
-            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
-        )
-        .unwrap();
+        std::fs::write(t.dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         assert_eq!(w.wait(2000), Notice::Oom(1));
         // a change without a new kill is nothing
-        std::fs::write(
-            t.dir.join("memory.events"),
-            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
-        )
-        .unwrap();
+        std::fs::write(t.dir.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n").unwrap();
         assert_eq!(w.wait(2000), Notice::Nothing);
-        std::fs::write(
-            t.dir.join("memory.events"),
-            "low 0\nhigh 0\nmax 4\noom 3\noom_kill 3\n",
-        )
-        .unwrap();
+        std::fs::write(t.dir.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 3\noom_kill 3\n").unwrap();
         assert_eq!(w.wait(2000), Notice::Oom(2));
     }
 }

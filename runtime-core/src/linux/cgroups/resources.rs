@@ -40,15 +40,8 @@ pub struct Layout<'a> {
 
 impl<'a> Layout<'a> {
     pub fn new(dirs: &'a [PathBuf]) -> Layout<'a> {
-        let v2 = dirs
-            .iter()
-            .map(PathBuf::as_path)
-            .find(|d| d.join("cgroup.controllers").exists());
-        let v1 = dirs
-            .iter()
-            .map(PathBuf::as_path)
-            .filter(|d| Some(*d) != v2)
-            .collect();
+        let v2 = dirs.iter().map(PathBuf::as_path).find(|d| d.join("cgroup.controllers").exists());
+        let v1 = dirs.iter().map(PathBuf::as_path).filter(|d| Some(*d) != v2).collect();
         Layout { v1, v2 }
     }
 
@@ -89,10 +82,7 @@ impl Tx {
     pub fn write(&mut self, dir: &Path, file: &str, v: &str) -> Result<()> {
         let p = dir.join(file);
         let old = std::fs::read_to_string(&p).ok();
-        std::fs::write(&p, v).map_err(|e| Error::Cgroup {
-            path: p.clone(),
-            msg: format!("writing {v:?}: {}", explain(file, &e)),
-        })?;
+        std::fs::write(&p, v).map_err(|e| Error::Cgroup { path: p.clone(), msg: format!("writing {v:?}: {}", explain(file, &e)) })?;
         if let Some(old) = old {
             self.log.push(Undo { path: p, old });
         }
@@ -128,11 +118,7 @@ impl Tx {
             }
         }
         for u in pending {
-            crate::log::warn(&format!(
-                "could not restore {} to {:?}",
-                u.path.display(),
-                u.old.trim()
-            ));
+            crate::log::warn(&format!("could not restore {} to {:?}", u.path.display(), u.old.trim()));
         }
     }
 
@@ -143,27 +129,15 @@ impl Tx {
 }
 
 fn restore(u: &Undo) -> bool {
-    let name = u
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = u.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let old = u.old.trim();
     // Per-device files list one device a line and take one line a write.
-    let per_line = name.ends_with("_device")
-        || name == "io.max"
-        || name == "rdma.max"
-        || name == "io.weight"
-        || name == "io.bfq.weight";
+    let per_line = name.ends_with("_device") || name == "io.max" || name == "rdma.max" || name == "io.weight" || name == "io.bfq.weight";
     if per_line {
         return old.lines().all(|l| std::fs::write(&u.path, l).is_ok());
     }
     // v1 reports "max" limits as a huge number: write them back as -1.
-    let v = if old == "9223372036854771712" && name.ends_with("limit_in_bytes") {
-        "-1"
-    } else {
-        old
-    };
+    let v = if old == "9223372036854771712" && name.ends_with("limit_in_bytes") { "-1" } else { old };
     std::fs::write(&u.path, v).is_ok()
 }
 
@@ -226,12 +200,7 @@ pub struct Res {
     pub unified: Vec<(String, String)>,
 }
 
-pub const THROTTLE_NAMES: [&str; 4] = [
-    "read_bps_device",
-    "write_bps_device",
-    "read_iops_device",
-    "write_iops_device",
-];
+pub const THROTTLE_NAMES: [&str; 4] = ["read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device"];
 
 fn nz_i(v: Option<i64>) -> Option<i64> {
     v.filter(|x| *x != 0)
@@ -270,12 +239,7 @@ impl Res {
         if let Some(b) = r.block_io() {
             o.blkio_weight = b.weight().filter(|x| *x != 0);
             o.blkio_leaf_weight = b.leaf_weight().filter(|x| *x != 0);
-            o.weight_devices = b
-                .weight_device()
-                .iter()
-                .flatten()
-                .map(|d| (d.major(), d.minor(), d.weight(), d.leaf_weight()))
-                .collect();
+            o.weight_devices = b.weight_device().iter().flatten().map(|d| (d.major(), d.minor(), d.weight(), d.leaf_weight())).collect();
             let lists = [
                 b.throttle_read_bps_device(),
                 b.throttle_write_bps_device(),
@@ -283,42 +247,18 @@ impl Res {
                 b.throttle_write_iops_device(),
             ];
             for (i, l) in lists.into_iter().enumerate() {
-                o.throttle[i] = l
-                    .iter()
-                    .flatten()
-                    .map(|d| (d.major(), d.minor(), d.rate()))
-                    .collect();
+                o.throttle[i] = l.iter().flatten().map(|d| (d.major(), d.minor(), d.rate())).collect();
             }
         }
-        o.hugepages = r
-            .hugepage_limits()
-            .iter()
-            .flatten()
-            .map(|h| (h.page_size().clone(), h.limit()))
-            .collect();
+        o.hugepages = r.hugepage_limits().iter().flatten().map(|h| (h.page_size().clone(), h.limit())).collect();
         if let Some(n) = r.network() {
             o.net_class_id = n.class_id().filter(|x| *x != 0);
-            o.net_priorities = n
-                .priorities()
-                .iter()
-                .flatten()
-                .map(|p| (p.name().clone(), p.priority()))
-                .collect();
+            o.net_priorities = n.priorities().iter().flatten().map(|p| (p.name().clone(), p.priority())).collect();
         }
-        let mut rdma: Vec<_> = r
-            .rdma()
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.hca_handles(), v.hca_objects()))
-            .collect();
+        let mut rdma: Vec<_> = r.rdma().iter().flatten().map(|(k, v)| (k.clone(), v.hca_handles(), v.hca_objects())).collect();
         rdma.sort_by(|a, b| a.0.cmp(&b.0));
         o.rdma = rdma;
-        let mut uni: Vec<_> = r
-            .unified()
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut uni: Vec<_> = r.unified().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
         uni.sort();
         o.unified = uni;
         o
@@ -354,8 +294,7 @@ impl Res {
 
     /// Check every value before anything is written.
     pub fn validate(&self, l: &Layout) -> Result<()> {
-        let bad =
-            |field: &str, msg: String| Err(Error::Usage(format!("linux.resources.{field}: {msg}")));
+        let bad = |field: &str, msg: String| Err(Error::Usage(format!("linux.resources.{field}: {msg}")));
         for (f, v) in [
             ("memory.limit", self.mem_limit),
             ("memory.reservation", self.mem_reservation),
@@ -365,10 +304,7 @@ impl Res {
         ] {
             if let Some(v) = v {
                 if v < -1 {
-                    return bad(
-                        f,
-                        format!("invalid value {v}: a limit is a byte count, or -1 for unlimited"),
-                    );
+                    return bad(f, format!("invalid value {v}: a limit is a byte count, or -1 for unlimited"));
                 }
             }
         }
@@ -377,10 +313,7 @@ impl Res {
                 return bad("memory.swap", format!("{s} is below memory.limit {m}: memory+swap must be at least the memory limit"));
             }
             if s > 0 && m == -1 {
-                return bad(
-                    "memory.swap",
-                    "a memory+swap limit needs a memory limit (memory.limit is -1)".into(),
-                );
+                return bad("memory.swap", "a memory+swap limit needs a memory limit (memory.limit is -1)".into());
             }
         }
         if let Some(v) = self.swappiness {
@@ -395,18 +328,12 @@ impl Res {
         }
         if let Some(q) = self.cpu_quota {
             if q < -1 || (0..1000).contains(&q) {
-                return bad(
-                    "cpu.quota",
-                    format!("invalid value {q}: -1 (unlimited) or at least 1000 microseconds"),
-                );
+                return bad("cpu.quota", format!("invalid value {q}: -1 (unlimited) or at least 1000 microseconds"));
             }
         }
         if let Some(p) = self.cpu_period {
             if !(1000..=1_000_000).contains(&p) {
-                return bad(
-                    "cpu.period",
-                    format!("{p} is out of range (1000 to 1000000 microseconds)"),
-                );
+                return bad("cpu.period", format!("{p} is out of range (1000 to 1000000 microseconds)"));
             }
         }
         if let Some(b) = self.cpu_burst {
@@ -428,45 +355,25 @@ impl Res {
             }
         }
         if let Some(c) = &self.cpus {
-            let want = parse_list(c)
-                .map_err(|m| Error::Usage(format!("linux.resources.cpu.cpus: {m}")))?;
+            let want = parse_list(c).map_err(|m| Error::Usage(format!("linux.resources.cpu.cpus: {m}")))?;
             let have = host_cpuset(l, "cpus");
             if let Some(bad_one) = want.iter().find(|c| !have.contains(c)) {
-                return bad(
-                    "cpu.cpus",
-                    format!(
-                        "CPU {bad_one} is not available on this host (available: {})",
-                        fmt_list(&have)
-                    ),
-                );
+                return bad("cpu.cpus", format!("CPU {bad_one} is not available on this host (available: {})", fmt_list(&have)));
             }
         }
         if let Some(m) = &self.mems {
-            let want = parse_list(m)
-                .map_err(|e| Error::Usage(format!("linux.resources.cpu.mems: {e}")))?;
+            let want = parse_list(m).map_err(|e| Error::Usage(format!("linux.resources.cpu.mems: {e}")))?;
             let have = host_cpuset(l, "mems");
             if let Some(bad_one) = want.iter().find(|c| !have.contains(c)) {
-                return bad(
-                    "cpu.mems",
-                    format!(
-                        "memory node {bad_one} is not available on this host (available: {})",
-                        fmt_list(&have)
-                    ),
-                );
+                return bad("cpu.mems", format!("memory node {bad_one} is not available on this host (available: {})", fmt_list(&have)));
             }
         }
         if let Some(p) = self.pids_limit {
             if p < -1 {
-                return bad(
-                    "pids.limit",
-                    format!("invalid value {p}: a process count, or -1 for unlimited"),
-                );
+                return bad("pids.limit", format!("invalid value {p}: a process count, or -1 for unlimited"));
             }
         }
-        for (f, w) in [
-            ("blockIO.weight", self.blkio_weight),
-            ("blockIO.leafWeight", self.blkio_leaf_weight),
-        ] {
+        for (f, w) in [("blockIO.weight", self.blkio_weight), ("blockIO.leafWeight", self.blkio_leaf_weight)] {
             if let Some(w) = w {
                 if !(10..=1000).contains(&w) {
                     return bad(f, format!("{w} is out of range (10 to 1000)"));
@@ -479,25 +386,21 @@ impl Res {
             }
             for w in [w, lw].into_iter().flatten() {
                 if !(10..=1000).contains(w) {
-                    return bad(
-                        "blockIO.weightDevice",
-                        format!("{ma}:{mi}: weight {w} is out of range (10 to 1000)"),
-                    );
+                    return bad("blockIO.weightDevice", format!("{ma}:{mi}: weight {w} is out of range (10 to 1000)"));
                 }
             }
         }
         for (i, t) in self.throttle.iter().enumerate() {
             for (ma, mi, _) in t {
                 if *ma < 0 || *mi < 0 {
-                    return bad(
-                        &format!("blockIO.throttle_{}", THROTTLE_NAMES[i]),
-                        format!("invalid device {ma}:{mi}"),
-                    );
+                    return bad(&format!("blockIO.throttle_{}", THROTTLE_NAMES[i]), format!("invalid device {ma}:{mi}"));
                 }
             }
         }
         for (size, limit) in &self.hugepages {
-            hugepage_kb(size).ok_or_else(|| Error::Usage(format!("linux.resources.hugepageLimits: invalid page size {size:?} (e.g. \"2MB\", \"1GB\")")))?;
+            hugepage_kb(size).ok_or_else(|| {
+                Error::Usage(format!("linux.resources.hugepageLimits: invalid page size {size:?} (e.g. \"2MB\", \"1GB\")"))
+            })?;
             if *limit < -1 {
                 return bad("hugepageLimits", format!("{size}: invalid limit {limit}"));
             }
@@ -506,8 +409,7 @@ impl Res {
             if k.contains('/')
                 || k.starts_with('.')
                 || k.is_empty()
-                || k.starts_with("cgroup.")
-                    && !matches!(k.as_str(), "cgroup.max.depth" | "cgroup.max.descendants")
+                || k.starts_with("cgroup.") && !matches!(k.as_str(), "cgroup.max.depth" | "cgroup.max.descendants")
             {
                 return bad("unified", format!("{k:?} is not a settable cgroup v2 file"));
             }
@@ -521,14 +423,8 @@ pub fn parse_list(s: &str) -> std::result::Result<Vec<u32>, String> {
     let mut v = vec![];
     for part in s.trim().split(',').filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let a: u32 = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid list {s:?}"))?;
-        let b: u32 = b
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid list {s:?}"))?;
+        let a: u32 = a.trim().parse().map_err(|_| format!("invalid list {s:?}"))?;
+        let b: u32 = b.trim().parse().map_err(|_| format!("invalid list {s:?}"))?;
         if b < a || b - a > 65536 {
             return Err(format!("invalid range {part:?} in {s:?}"));
         }
@@ -551,11 +447,7 @@ fn fmt_list(v: &[u32]) -> String {
         while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
             j += 1;
         }
-        out.push(if i == j {
-            v[i].to_string()
-        } else {
-            format!("{}-{}", v[i], v[j])
-        });
+        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
         i = j + 1;
     }
     out.join(",")
@@ -565,23 +457,11 @@ fn fmt_list(v: &[u32]) -> String {
 /// the online CPUs / nodes.
 fn host_cpuset(l: &Layout, what: &str) -> Vec<u32> {
     let (v1f, v2f, sys) = if what == "cpus" {
-        (
-            "cpuset.effective_cpus",
-            "cpuset.cpus.effective",
-            "/sys/devices/system/cpu/online",
-        )
+        ("cpuset.effective_cpus", "cpuset.cpus.effective", "/sys/devices/system/cpu/online")
     } else {
-        (
-            "cpuset.effective_mems",
-            "cpuset.mems.effective",
-            "/sys/devices/system/node/online",
-        )
+        ("cpuset.effective_mems", "cpuset.mems.effective", "/sys/devices/system/node/online")
     };
-    let from = |p: PathBuf| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| parse_list(&s).ok())
-    };
+    let from = |p: PathBuf| std::fs::read_to_string(p).ok().and_then(|s| parse_list(&s).ok());
     if let Some(d) = l.v1_with(&format!("cpuset.{what}")) {
         if let Some(v) = d.parent().and_then(|p| from(p.join(v1f))) {
             return v;
@@ -630,9 +510,9 @@ pub fn host_hugepage_sizes() -> Vec<String> {
 }
 
 pub fn kb_to_name(kb: u64) -> String {
-    if kb >= 1024 * 1024 && kb % (1024 * 1024) == 0 {
+    if kb >= 1024 * 1024 && kb.is_multiple_of(1024 * 1024) {
         format!("{}GB", kb / (1024 * 1024))
-    } else if kb >= 1024 && kb % 1024 == 0 {
+    } else if kb >= 1024 && kb.is_multiple_of(1024) {
         format!("{}MB", kb / 1024)
     } else {
         format!("{kb}KB")
@@ -641,9 +521,7 @@ pub fn kb_to_name(kb: u64) -> String {
 
 /// The spec's page size in the kernel's file names ("2MB").
 pub fn hugepage_file_name(size: &str) -> String {
-    hugepage_kb(size)
-        .map(kb_to_name)
-        .unwrap_or_else(|| size.to_string())
+    hugepage_kb(size).map(kb_to_name).unwrap_or_else(|| size.to_string())
 }
 
 fn device_rule_of(r: &LinuxDeviceCgroup) -> Result<Option<Rule>> {
@@ -656,59 +534,29 @@ fn device_rule_of(r: &LinuxDeviceCgroup) -> Result<Option<Rule>> {
     };
     let access = devices_bpf::parse_access(r.access().as_deref().unwrap_or("rwm"))
         .map_err(|e| Error::Usage(format!("linux.resources.devices: {e}")))?;
-    let (major, minor) = if kind == 'a' {
-        (-1, -1)
-    } else {
-        (r.major().unwrap_or(-1), r.minor().unwrap_or(-1))
-    };
+    let (major, minor) = if kind == 'a' { (-1, -1) } else { (r.major().unwrap_or(-1), r.minor().unwrap_or(-1)) };
     if major < -1 || minor < -1 {
-        return Err(Error::Usage(format!(
-            "linux.resources.devices: invalid device number {major}:{minor}"
-        )));
+        return Err(Error::Usage(format!("linux.resources.devices: invalid device number {major}:{minor}")));
     }
-    Ok(Some(Rule {
-        allow: r.allow(),
-        kind,
-        major,
-        minor,
-        access,
-    }))
+    Ok(Some(Rule { allow: r.allow(), kind, major, minor, access }))
 }
 
 /// The full, ordered rule list: deny everything, the config's rules, the
 /// default allow list, then the config's `linux.devices`.
 pub fn device_rules(rules: &[LinuxDeviceCgroup], extra: &[(char, i64, i64)]) -> Result<Vec<Rule>> {
     let all = devices_bpf::ACC_MKNOD | devices_bpf::ACC_READ | devices_bpf::ACC_WRITE;
-    let mut v = vec![Rule {
-        allow: false,
-        kind: 'a',
-        major: -1,
-        minor: -1,
-        access: all,
-    }];
+    let mut v = vec![Rule { allow: false, kind: 'a', major: -1, minor: -1, access: all }];
     for r in rules {
         if let Some(x) = device_rule_of(r)? {
             v.push(x);
         }
     }
     for (t, ma, mi, acc) in default_device_rules() {
-        v.push(Rule {
-            allow: true,
-            kind: t,
-            major: ma,
-            minor: mi,
-            access: devices_bpf::parse_access(acc)?,
-        });
+        v.push(Rule { allow: true, kind: t, major: ma, minor: mi, access: devices_bpf::parse_access(acc)? });
     }
     for (t, ma, mi) in extra {
         if *t == 'b' || *t == 'c' {
-            v.push(Rule {
-                allow: true,
-                kind: *t,
-                major: *ma,
-                minor: *mi,
-                access: all,
-            });
+            v.push(Rule { allow: true, kind: *t, major: *ma, minor: *mi, access: all });
         }
     }
     Ok(v)
@@ -730,11 +578,7 @@ pub fn apply_devices(l: &Layout, rules: &[Rule]) -> Result<()> {
 }
 
 /// Apply resources at create: validate, write, and the devices.
-pub fn apply(
-    dirs: &[PathBuf],
-    r: &LinuxResources,
-    extra_devices: &[(char, i64, i64)],
-) -> Result<()> {
+pub fn apply(dirs: &[PathBuf], r: &LinuxResources, extra_devices: &[(char, i64, i64)]) -> Result<()> {
     let l = Layout::new(dirs);
     let res = Res::from_oci(r);
     let rules = device_rules(r.devices().as_deref().unwrap_or(&[]), extra_devices)?;
@@ -846,55 +690,18 @@ mod tests {
         };
         ok.validate(&l).unwrap();
         for bad in [
-            Res {
-                mem_limit: Some(-5),
-                ..Default::default()
-            },
-            Res {
-                mem_limit: Some(2 << 20),
-                mem_swap: Some(1 << 20),
-                ..Default::default()
-            },
-            Res {
-                pids_limit: Some(-2),
-                ..Default::default()
-            },
-            Res {
-                cpu_quota: Some(10),
-                ..Default::default()
-            },
-            Res {
-                cpu_period: Some(10),
-                ..Default::default()
-            },
-            Res {
-                cpu_shares: Some(1),
-                ..Default::default()
-            },
-            Res {
-                cpus: Some("9999".into()),
-                ..Default::default()
-            },
-            Res {
-                cpus: Some("1-0".into()),
-                ..Default::default()
-            },
-            Res {
-                swappiness: Some(101),
-                ..Default::default()
-            },
-            Res {
-                blkio_weight: Some(5),
-                ..Default::default()
-            },
-            Res {
-                hugepages: vec![("3XB".into(), 1)],
-                ..Default::default()
-            },
-            Res {
-                unified: vec![("../x".into(), "1".into())],
-                ..Default::default()
-            },
+            Res { mem_limit: Some(-5), ..Default::default() },
+            Res { mem_limit: Some(2 << 20), mem_swap: Some(1 << 20), ..Default::default() },
+            Res { pids_limit: Some(-2), ..Default::default() },
+            Res { cpu_quota: Some(10), ..Default::default() },
+            Res { cpu_period: Some(10), ..Default::default() },
+            Res { cpu_shares: Some(1), ..Default::default() },
+            Res { cpus: Some("9999".into()), ..Default::default() },
+            Res { cpus: Some("1-0".into()), ..Default::default() },
+            Res { swappiness: Some(101), ..Default::default() },
+            Res { blkio_weight: Some(5), ..Default::default() },
+            Res { hugepages: vec![("3XB".into(), 1)], ..Default::default() },
+            Res { unified: vec![("../x".into(), "1".into())], ..Default::default() },
         ] {
             assert!(bad.validate(&l).is_err(), "{bad:?} accepted");
         }
@@ -903,21 +710,12 @@ mod tests {
     #[test]
     fn device_rule_list() {
         use oci_spec::runtime::LinuxDeviceCgroupBuilder;
-        let deny = LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .unwrap();
+        let deny = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap();
         let v = device_rules(&[deny], &[('c', 1, 1)]).unwrap();
         assert_eq!(v[0].kind, 'a');
         assert!(!v[0].allow);
         assert_eq!(v.last().unwrap().major, 1);
-        let bad = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .access("rwx")
-            .build()
-            .unwrap();
+        let bad = LinuxDeviceCgroupBuilder::default().allow(true).typ(LinuxDeviceType::C).access("rwx").build().unwrap();
         assert!(device_rules(&[bad], &[]).is_err());
     }
 }

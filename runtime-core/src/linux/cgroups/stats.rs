@@ -100,10 +100,7 @@ pub struct BlkioEntry {
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Blkio {
-    #[serde(
-        rename = "ioServiceBytesRecursive",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "ioServiceBytesRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioServicedRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
@@ -159,9 +156,7 @@ fn read(p: &Path) -> Option<String> {
 }
 
 fn read_u64(d: &Path, f: &str) -> u64 {
-    read(&d.join(f))
-        .and_then(|s| parse_u64(s.trim()))
-        .unwrap_or(0)
+    read(&d.join(f)).and_then(|s| parse_u64(s.trim())).unwrap_or(0)
 }
 
 /// A number; "max" (and v1's "unlimited" value) is u64::MAX.
@@ -187,13 +182,7 @@ pub fn kv(d: &Path, f: &str) -> BTreeMap<String, u64> {
 }
 
 fn list(d: &Path, f: &str) -> Vec<u64> {
-    read(&d.join(f))
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    read(&d.join(f)).map(|s| s.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default()
 }
 
 fn clock_ticks() -> u64 {
@@ -210,10 +199,7 @@ fn clock_ticks() -> u64 {
 /// network interfaces of a private network namespace.
 pub fn collect(dirs: &[PathBuf], pid: Option<i32>) -> Stats {
     let l = Layout::new(dirs);
-    let mut s = Stats {
-        v2: l.pure_v2(),
-        ..Default::default()
-    };
+    let mut s = Stats { v2: l.pure_v2(), ..Default::default() };
     cpu(&l, &mut s);
     memory(&l, &mut s);
     if let Some(d) = v1::pids_dir(&l).or_else(|| l.v2_with("pids.current")) {
@@ -225,18 +211,9 @@ pub fn collect(dirs: &[PathBuf], pid: Option<i32>) -> Stats {
     hugetlb(&l, &mut s);
     if let Some(d) = v1::cpuset_dir(&l).or_else(|| l.v2_with("cpuset.cpus.effective")) {
         let get = |f: &str| {
-            read(&d.join(f))
-                .and_then(|x| super::resources::parse_list(&x).ok())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|x| x as u16)
-                .collect()
+            read(&d.join(f)).and_then(|x| super::resources::parse_list(&x).ok()).unwrap_or_default().into_iter().map(|x| x as u16).collect()
         };
-        let (c, m) = if l.v2 == Some(d) {
-            ("cpuset.cpus.effective", "cpuset.mems.effective")
-        } else {
-            ("cpuset.cpus", "cpuset.mems")
-        };
+        let (c, m) = if l.v2 == Some(d) { ("cpuset.cpus.effective", "cpuset.mems.effective") } else { ("cpuset.cpus", "cpuset.mems") };
         s.cpuset.cpus = get(c);
         s.cpuset.mems = get(m);
     }
@@ -273,11 +250,8 @@ fn cpu(l: &Layout, s: &mut Stats) {
         s.cpu.usage.total = g("usage_usec") * 1000;
         s.cpu.usage.user = g("user_usec") * 1000;
         s.cpu.usage.kernel = g("system_usec") * 1000;
-        s.cpu.throttling = Throttling {
-            periods: g("nr_periods"),
-            throttled_periods: g("nr_throttled"),
-            throttled_time: g("throttled_usec") * 1000,
-        };
+        s.cpu.throttling =
+            Throttling { periods: g("nr_periods"), throttled_periods: g("nr_throttled"), throttled_time: g("throttled_usec") * 1000 };
     }
 }
 
@@ -296,10 +270,7 @@ fn memory(l: &Layout, s: &mut Stats) {
         m.swap = entry("memory.memsw.");
         m.kernel = entry("memory.kmem.");
         m.kernel_tcp = entry("memory.kmem.tcp.");
-        s.oom_kills = kv(d, "memory.oom_control")
-            .get("oom_kill")
-            .copied()
-            .unwrap_or(0);
+        s.oom_kills = kv(d, "memory.oom_control").get("oom_kill").copied().unwrap_or(0);
         return;
     }
     if let Some(d) = l.v2_with("memory.current") {
@@ -315,11 +286,7 @@ fn memory(l: &Layout, s: &mut Stats) {
         // runc shows v2 swap as memory+swap, like v1's memsw.
         let swap_lim = read_u64(d, "memory.swap.max");
         m.swap = MemoryEntry {
-            limit: if swap_lim == u64::MAX || m.usage.limit == u64::MAX {
-                u64::MAX
-            } else {
-                swap_lim + m.usage.limit
-            },
+            limit: if swap_lim == u64::MAX || m.usage.limit == u64::MAX { u64::MAX } else { swap_lim + m.usage.limit },
             usage: read_u64(d, "memory.swap.current") + m.usage.usage,
             max: 0,
             failcnt: 0,
@@ -339,12 +306,7 @@ fn blkio_v1_entries(d: &Path, f: &str) -> Vec<BlkioEntry> {
                         return None;
                     }
                     let (ma, mi) = p[0].split_once(':')?;
-                    Some(BlkioEntry {
-                        major: ma.parse().ok()?,
-                        minor: mi.parse().ok()?,
-                        op: p[1].to_string(),
-                        value: p[2].parse().ok()?,
-                    })
+                    Some(BlkioEntry { major: ma.parse().ok()?, minor: mi.parse().ok()?, op: p[1].to_string(), value: p[2].parse().ok()? })
                 })
                 .collect()
         })
@@ -357,8 +319,7 @@ fn blkio(l: &Layout, s: &mut Stats) {
             let bytes = blkio_v1_entries(d, &format!("{prefix}io_service_bytes_recursive"));
             if !bytes.is_empty() || prefix == "blkio.throttle." {
                 s.blkio.io_service_bytes_recursive = bytes;
-                s.blkio.io_serviced_recursive =
-                    blkio_v1_entries(d, &format!("{prefix}io_serviced_recursive"));
+                s.blkio.io_serviced_recursive = blkio_v1_entries(d, &format!("{prefix}io_serviced_recursive"));
                 break;
             }
         }
@@ -385,12 +346,7 @@ fn blkio(l: &Layout, s: &mut Stats) {
                     "wios" => (&mut s.blkio.io_serviced_recursive, "Write"),
                     _ => continue,
                 };
-                list.push(BlkioEntry {
-                    major,
-                    minor,
-                    op: op.into(),
-                    value,
-                });
+                list.push(BlkioEntry { major, minor, op: op.into(), value });
             }
         }
     }
@@ -417,11 +373,7 @@ fn hugetlb(l: &Layout, s: &mut Stats) {
         if let Ok(rd) = std::fs::read_dir(d) {
             for e in rd.flatten() {
                 let f = e.file_name().to_string_lossy().into_owned();
-                if let Some(n) = f
-                    .strip_prefix("hugetlb.")
-                    .and_then(|x| x.strip_suffix(".current"))
-                    .filter(|n| !n.contains('.'))
-                {
+                if let Some(n) = f.strip_prefix("hugetlb.").and_then(|x| x.strip_suffix(".current")).filter(|n| !n.contains('.')) {
                     if !names.iter().any(|x| x == n) {
                         names.push(n.to_string());
                     }
@@ -437,10 +389,7 @@ fn hugetlb(l: &Layout, s: &mut Stats) {
                 Hugetlb {
                     usage: read_u64(d, &format!("hugetlb.{n}.current")),
                     max: 0,
-                    failcnt: kv(d, &format!("hugetlb.{n}.events"))
-                        .get("max")
-                        .copied()
-                        .unwrap_or(0),
+                    failcnt: kv(d, &format!("hugetlb.{n}.events")).get("max").copied().unwrap_or(0),
                 },
             );
         }
@@ -455,10 +404,7 @@ fn network(pid: i32) -> Option<Vec<NetworkInterface>> {
         return None;
     }
     let text = read(Path::new(&format!("/proc/{pid}/net/dev")))?;
-    let v: Vec<NetworkInterface> = parse_net_dev(&text)
-        .into_iter()
-        .filter(|i| i.name != "lo")
-        .collect();
+    let v: Vec<NetworkInterface> = parse_net_dev(&text).into_iter().filter(|i| i.name != "lo").collect();
     if v.is_empty() {
         None
     } else {
@@ -471,10 +417,7 @@ pub fn parse_net_dev(text: &str) -> Vec<NetworkInterface> {
         .skip(2)
         .filter_map(|l| {
             let (name, rest) = l.split_once(':')?;
-            let n: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
+            let n: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
             if n.len() < 16 {
                 return None;
             }
@@ -697,38 +640,19 @@ impl Stats {
     pub fn to_containerd_v1(&self) -> containerd::v1::Metrics {
         use containerd::v1::*;
         let r = |k: &str| self.memory.raw.get(k).copied().unwrap_or(0);
-        let me = |e: &super::stats::MemoryEntry| MemoryEntry {
-            limit: e.limit,
-            usage: e.usage,
-            max: e.max,
-            failcnt: e.failcnt,
-        };
+        let me = |e: &super::stats::MemoryEntry| MemoryEntry { limit: e.limit, usage: e.usage, max: e.max, failcnt: e.failcnt };
         let blk = |v: &[BlkioEntry]| {
             v.iter()
-                .map(|e| BlkIoEntry {
-                    op: e.op.clone(),
-                    device: String::new(),
-                    major: e.major,
-                    minor: e.minor,
-                    value: e.value,
-                })
+                .map(|e| BlkIoEntry { op: e.op.clone(), device: String::new(), major: e.major, minor: e.minor, value: e.value })
                 .collect()
         };
         Metrics {
             hugetlb: self
                 .hugetlb
                 .iter()
-                .map(|(k, h)| HugetlbStat {
-                    usage: h.usage,
-                    max: h.max,
-                    failcnt: h.failcnt,
-                    pagesize: k.clone(),
-                })
+                .map(|(k, h)| HugetlbStat { usage: h.usage, max: h.max, failcnt: h.failcnt, pagesize: k.clone() })
                 .collect(),
-            pids: PidsStat {
-                current: self.pids.current,
-                limit: self.pids.limit,
-            },
+            pids: PidsStat { current: self.pids.current, limit: self.pids.limit },
             cpu: CpuStat {
                 usage: CpuUsage {
                     total: self.cpu.usage.total,
@@ -787,11 +711,7 @@ impl Stats {
                     tx_dropped: n.tx_dropped,
                 })
                 .collect(),
-            memory_oom_control: MemoryOomControl {
-                oom_kill_disable: 0,
-                under_oom: 0,
-                oom_kill: self.oom_kills,
-            },
+            memory_oom_control: MemoryOomControl { oom_kill_disable: 0, under_oom: 0, oom_kill: self.oom_kills },
         }
     }
 
@@ -800,16 +720,9 @@ impl Stats {
         let r = |k: &str| self.memory.raw.get(k).copied().unwrap_or(0);
         let ev = |k: &str| self.memory_events.get(k).copied().unwrap_or(0);
         let mut io: BTreeMap<(u64, u64), IoEntry> = BTreeMap::new();
-        for (list, bytes) in [
-            (&self.blkio.io_service_bytes_recursive, true),
-            (&self.blkio.io_serviced_recursive, false),
-        ] {
+        for (list, bytes) in [(&self.blkio.io_service_bytes_recursive, true), (&self.blkio.io_serviced_recursive, false)] {
             for e in list {
-                let x = io.entry((e.major, e.minor)).or_insert_with(|| IoEntry {
-                    major: e.major,
-                    minor: e.minor,
-                    ..Default::default()
-                });
+                let x = io.entry((e.major, e.minor)).or_insert_with(|| IoEntry { major: e.major, minor: e.minor, ..Default::default() });
                 match (bytes, e.op.as_str()) {
                     (true, "Read") => x.rbytes = e.value,
                     (true, "Write") => x.wbytes = e.value,
@@ -820,10 +733,7 @@ impl Stats {
             }
         }
         Metrics {
-            pids: PidsStat {
-                current: self.pids.current,
-                limit: self.pids.limit,
-            },
+            pids: PidsStat { current: self.pids.current, limit: self.pids.limit },
             cpu: CpuStat {
                 usage_usec: self.cpu.usage.total / 1000,
                 user_usec: self.cpu.usage.user / 1000,
@@ -851,34 +761,17 @@ impl Stats {
                 pgmajfault: r("pgmajfault"),
                 usage: self.memory.usage.usage,
                 usage_limit: self.memory.usage.limit,
-                swap_usage: self.memory.swap.usage.saturating_sub(if self.v2 {
-                    self.memory.usage.usage
-                } else {
-                    0
-                }),
+                swap_usage: self.memory.swap.usage.saturating_sub(if self.v2 { self.memory.usage.usage } else { 0 }),
                 swap_limit: self.memory.swap.limit,
                 max_usage: self.memory.usage.max,
             },
-            io: IoStat {
-                usage: io.into_values().collect(),
-            },
+            io: IoStat { usage: io.into_values().collect() },
             hugetlb: self
                 .hugetlb
                 .iter()
-                .map(|(k, h)| HugeTlbStat {
-                    current: h.usage,
-                    max: h.max,
-                    pagesize: k.clone(),
-                    failcnt: h.failcnt,
-                })
+                .map(|(k, h)| HugeTlbStat { current: h.usage, max: h.max, pagesize: k.clone(), failcnt: h.failcnt })
                 .collect(),
-            memory_events: MemoryEvents {
-                low: ev("low"),
-                high: ev("high"),
-                max: ev("max"),
-                oom: ev("oom"),
-                oom_kill: self.oom_kills,
-            },
+            memory_events: MemoryEvents { low: ev("low"), high: ev("high"), max: ev("max"), oom: ev("oom"), oom_kill: self.oom_kills },
         }
     }
 }
@@ -892,11 +785,7 @@ mod tests {
     fn v2_stats_from_a_fake_tree() {
         let t = FakeTree::new("stats");
         std::fs::write(t.dir.join("memory.max"), "67108864\n").unwrap();
-        std::fs::write(
-            t.dir.join("memory.events"),
-            "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n",
-        )
-        .unwrap();
+        std::fs::write(t.dir.join("memory.events"), "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n").unwrap();
         let s = collect(&[t.dir.clone()], None);
         assert!(s.v2);
         assert_eq!(s.cpu.usage.total, 1_500_000);
@@ -911,15 +800,7 @@ mod tests {
         assert_eq!(s.pids.current, 3);
         assert_eq!(s.pids.limit, 0);
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
-        assert_eq!(
-            s.blkio.io_service_bytes_recursive[1],
-            BlkioEntry {
-                major: 254,
-                minor: 0,
-                op: "Write".into(),
-                value: 8192
-            }
-        );
+        assert_eq!(s.blkio.io_service_bytes_recursive[1], BlkioEntry { major: 254, minor: 0, op: "Write".into(), value: 8192 });
         assert!(s.hugetlb.contains_key("2MB"));
         // runc's JSON names
         let j = s.event("c1");
@@ -928,10 +809,7 @@ mod tests {
         assert_eq!(j["data"]["cpu"]["throttling"]["throttledPeriods"], 1);
         assert_eq!(j["data"]["memory"]["usage"]["limit"], 67108864u64);
         assert_eq!(j["data"]["memory"]["raw"]["anon"], 4096);
-        assert_eq!(
-            j["data"]["blkio"]["ioServiceBytesRecursive"][0]["op"],
-            "Read"
-        );
+        assert_eq!(j["data"]["blkio"]["ioServiceBytesRecursive"][0]["op"], "Read");
         assert!(j["data"]["memory"]["kernelTCP"].is_object());
         assert!(j["data"]["intel_rdt"].is_object());
         // containerd's v2 metrics
@@ -940,17 +818,7 @@ mod tests {
         assert_eq!(m.memory.anon, 4096);
         assert_eq!(m.memory.usage_limit, 67108864);
         assert_eq!(m.memory.swap_usage, 0);
-        assert_eq!(
-            m.io.usage,
-            vec![containerd::v2::IoEntry {
-                major: 254,
-                minor: 0,
-                rbytes: 4096,
-                wbytes: 8192,
-                rios: 1,
-                wios: 2
-            }]
-        );
+        assert_eq!(m.io.usage, vec![containerd::v2::IoEntry { major: 254, minor: 0, rbytes: 4096, wbytes: 8192, rios: 1, wios: 2 }]);
         assert_eq!(m.memory_events.oom_kill, 1);
         assert_eq!(m.memory_events.max, 7);
         let m1 = s.to_containerd_v1();

@@ -27,23 +27,11 @@ pub fn pids_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
     l.v1_with("pids.max")
 }
 pub fn blkio_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
-    [
-        "blkio.throttle.read_bps_device",
-        "blkio.weight",
-        "blkio.bfq.weight",
-        "blkio.reset_stats",
-    ]
-    .iter()
-    .find_map(|f| l.v1_with(f))
+    ["blkio.throttle.read_bps_device", "blkio.weight", "blkio.bfq.weight", "blkio.reset_stats"].iter().find_map(|f| l.v1_with(f))
 }
 pub fn hugetlb_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
     l.v1.iter().copied().find(|d| {
-        std::fs::read_dir(d)
-            .map(|rd| {
-                rd.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("hugetlb."))
-            })
-            .unwrap_or(false)
+        std::fs::read_dir(d).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugetlb."))).unwrap_or(false)
     })
 }
 pub fn net_cls_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
@@ -73,15 +61,7 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
     }
     if let Some(d) = pids_dir(l) {
         if let Some(p) = r.pids_limit {
-            tx.write(
-                d,
-                "pids.max",
-                &if p < 0 {
-                    "max".to_string()
-                } else {
-                    p.to_string()
-                },
-            )?;
+            tx.write(d, "pids.max", &if p < 0 { "max".to_string() } else { p.to_string() })?;
         }
     }
     if let Some(d) = blkio_dir(l) {
@@ -92,13 +72,12 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
             let name = super::resources::hugepage_file_name(size);
             let f = format!("hugetlb.{name}.limit_in_bytes");
             if !d.join(&f).exists() {
-                return Err(Error::Usage(format!("linux.resources.hugepageLimits: page size {size} is not supported by this host (sizes: {})", super::resources::host_hugepage_sizes().join(", "))));
+                return Err(Error::Usage(format!(
+                    "linux.resources.hugepageLimits: page size {size} is not supported by this host (sizes: {})",
+                    super::resources::host_hugepage_sizes().join(", ")
+                )));
             }
-            let v = if *limit < 0 {
-                "-1".to_string()
-            } else {
-                limit.to_string()
-            };
+            let v = if *limit < 0 { "-1".to_string() } else { limit.to_string() };
             tx.write(d, &f, &v)?;
             let rsvd = format!("hugetlb.{name}.rsvd.limit_in_bytes");
             if d.join(&rsvd).exists() {
@@ -186,9 +165,7 @@ fn memory(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
         let cur = read_u64(d, "memory.use_hierarchy");
         if cur != Some(h as u64) {
             if let Err(e) = tx.try_write(d, "memory.use_hierarchy", if h { "1" } else { "0" }) {
-                log::warn(&format!(
-                    "linux.resources.memory.useHierarchy={h} ignored: {e} (the kernel fixes it)"
-                ));
+                log::warn(&format!("linux.resources.memory.useHierarchy={h} ignored: {e} (the kernel fixes it)"));
             }
         }
     }
@@ -205,10 +182,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
     if let Some(p) = r.cpu_period {
         if let Err(e) = tx.try_write(d, "cpu.cfs_period_us", &p.to_string()) {
             if e.raw_os_error() != Some(libc::EINVAL) || r.cpu_quota.is_none() {
-                return Err(Error::Cgroup {
-                    path: d.join("cpu.cfs_period_us"),
-                    msg: format!("writing {p}: {e}"),
-                });
+                return Err(Error::Cgroup { path: d.join("cpu.cfs_period_us"), msg: format!("writing {p}: {e}") });
             }
             period_later = Some(p);
         }
@@ -223,9 +197,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
         if d.join("cpu.cfs_burst_us").exists() {
             tx.write(d, "cpu.cfs_burst_us", &b.to_string())?;
         } else if b != 0 {
-            return Err(Error::Usage(
-                "linux.resources.cpu.burst: this kernel has no cpu.cfs_burst_us".into(),
-            ));
+            return Err(Error::Usage("linux.resources.cpu.burst: this kernel has no cpu.cfs_burst_us".into()));
         }
     }
     if let Some(p) = r.cpu_rt_period {
@@ -238,9 +210,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
         if d.join("cpu.idle").exists() {
             tx.write(d, "cpu.idle", &i.to_string())?;
         } else if i != 0 {
-            return Err(Error::Usage(
-                "linux.resources.cpu.idle: this kernel has no cpu.idle".into(),
-            ));
+            return Err(Error::Usage("linux.resources.cpu.idle: this kernel has no cpu.idle".into()));
         }
     }
     Ok(())
@@ -263,23 +233,17 @@ fn blkio(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
     }
     for (ma, mi, w, lw) in &r.weight_devices {
         if let Some(w) = w {
-            let f = pick(&["blkio.weight_device", "blkio.bfq.weight_device"])
-                .ok_or_else(|| no_weight("weightDevice"))?;
+            let f = pick(&["blkio.weight_device", "blkio.bfq.weight_device"]).ok_or_else(|| no_weight("weightDevice"))?;
             tx.write(d, f, &format!("{ma}:{mi} {w}"))?;
         }
         if let Some(w) = lw {
-            let f = pick(&["blkio.leaf_weight_device"])
-                .ok_or_else(|| no_weight("weightDevice.leafWeight"))?;
+            let f = pick(&["blkio.leaf_weight_device"]).ok_or_else(|| no_weight("weightDevice.leafWeight"))?;
             tx.write(d, f, &format!("{ma}:{mi} {w}"))?;
         }
     }
     for (i, list) in r.throttle.iter().enumerate() {
         for (ma, mi, rate) in list {
-            tx.write(
-                d,
-                &format!("blkio.throttle.{}", THROTTLE_NAMES[i]),
-                &format!("{ma}:{mi} {rate}"),
-            )?;
+            tx.write(d, &format!("blkio.throttle.{}", THROTTLE_NAMES[i]), &format!("{ma}:{mi} {rate}"))?;
         }
     }
     Ok(())
@@ -309,15 +273,7 @@ fn rule_text(r: &Rule) -> String {
 pub fn devices(d: &Path, rules: &[Rule]) -> Result<()> {
     let mut tx = Tx::new();
     for r in rules {
-        tx.write(
-            d,
-            if r.allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            },
-            &rule_text(r),
-        )?;
+        tx.write(d, if r.allow { "devices.allow" } else { "devices.deny" }, &rule_text(r))?;
     }
     tx.commit();
     Ok(())
@@ -329,29 +285,11 @@ mod tests {
 
     #[test]
     fn device_rule_text() {
-        let r = Rule {
-            allow: true,
-            kind: 'c',
-            major: 1,
-            minor: 3,
-            access: 7,
-        };
+        let r = Rule { allow: true, kind: 'c', major: 1, minor: 3, access: 7 };
         assert_eq!(rule_text(&r), "c 1:3 rwm");
-        let r = Rule {
-            allow: true,
-            kind: 'c',
-            major: 136,
-            minor: -1,
-            access: 6,
-        };
+        let r = Rule { allow: true, kind: 'c', major: 136, minor: -1, access: 6 };
         assert_eq!(rule_text(&r), "c 136:* rw");
-        let r = Rule {
-            allow: false,
-            kind: 'a',
-            major: -1,
-            minor: -1,
-            access: 7,
-        };
+        let r = Rule { allow: false, kind: 'a', major: -1, minor: -1, access: 7 };
         assert_eq!(rule_text(&r), "a");
     }
 
@@ -368,46 +306,16 @@ mod tests {
         let dirs = vec![d.clone()];
         let l = Layout::new(&dirs);
         let mut tx = Tx::new();
-        memory(
-            l.v1[0],
-            &Res {
-                mem_limit: Some(300),
-                mem_swap: Some(400),
-                ..Default::default()
-            },
-            &mut tx,
-        )
-        .unwrap();
+        memory(l.v1[0], &Res { mem_limit: Some(300), mem_swap: Some(400), ..Default::default() }, &mut tx).unwrap();
         tx.commit();
-        assert_eq!(
-            std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap(),
-            "300"
-        );
-        assert_eq!(
-            std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).unwrap(),
-            "400"
-        );
+        assert_eq!(std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap(), "300");
+        assert_eq!(std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).unwrap(), "400");
         // rollback restores both
         let mut tx = Tx::new();
-        memory(
-            l.v1[0],
-            &Res {
-                mem_limit: Some(50),
-                mem_swap: Some(60),
-                ..Default::default()
-            },
-            &mut tx,
-        )
-        .unwrap();
+        memory(l.v1[0], &Res { mem_limit: Some(50), mem_swap: Some(60), ..Default::default() }, &mut tx).unwrap();
         tx.rollback();
-        assert_eq!(
-            std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap(),
-            "300"
-        );
-        assert_eq!(
-            std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).unwrap(),
-            "400"
-        );
+        assert_eq!(std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap(), "300");
+        assert_eq!(std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).unwrap(), "400");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

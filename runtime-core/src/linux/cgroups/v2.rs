@@ -5,26 +5,22 @@
 
 use std::path::{Path, PathBuf};
 
-use super::resources::{
-    blkio_to_io_weight, host_hugepage_sizes, hugepage_file_name, shares_to_weight, Layout, Res, Tx,
-};
+use super::resources::{blkio_to_io_weight, host_hugepage_sizes, hugepage_file_name, shares_to_weight, Layout, Res, Tx};
 use super::v1;
 use crate::error::{Error, Result};
 use crate::log;
 
 /// Controllers a v2 container gets enabled on its way down the tree.
-pub const CONTROLLERS: [&str; 8] = [
-    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
-];
+pub const CONTROLLERS: [&str; 8] = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
 
 fn unavailable(what: &str, ctrl: &str) -> Error {
-    Error::Usage(format!("linux.resources.{what}: the {ctrl} controller is not available on this host (not mounted on v1, not enabled on the cgroup2 tree)"))
+    Error::Usage(format!(
+        "linux.resources.{what}: the {ctrl} controller is not available on this host (not mounted on v1, not enabled on the cgroup2 tree)"
+    ))
 }
 
 fn words(p: &Path) -> Vec<String> {
-    std::fs::read_to_string(p)
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+    std::fs::read_to_string(p).map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// The cgroup2 ancestors of `dir` (closest last), up to the mount root.
@@ -46,26 +42,14 @@ fn ancestors(dir: &Path) -> Vec<PathBuf> {
 /// that lacks it, so `dir` gets the controller's files.
 pub fn enable_controller(dir: &Path, ctrl: &str) -> Result<()> {
     for a in ancestors(dir) {
-        if !words(&a.join("cgroup.controllers"))
-            .iter()
-            .any(|c| c == ctrl)
-        {
-            return Err(Error::Cgroup {
-                path: a,
-                msg: format!("the {ctrl} controller is not available here"),
-            });
+        if !words(&a.join("cgroup.controllers")).iter().any(|c| c == ctrl) {
+            return Err(Error::Cgroup { path: a, msg: format!("the {ctrl} controller is not available here") });
         }
-        if words(&a.join("cgroup.subtree_control"))
-            .iter()
-            .any(|c| c == ctrl)
-        {
+        if words(&a.join("cgroup.subtree_control")).iter().any(|c| c == ctrl) {
             continue;
         }
         let f = a.join("cgroup.subtree_control");
-        std::fs::write(&f, format!("+{ctrl}")).map_err(|e| Error::Cgroup {
-            path: f,
-            msg: format!("enabling {ctrl}: {e}"),
-        })?;
+        std::fs::write(&f, format!("+{ctrl}")).map_err(|e| Error::Cgroup { path: f, msg: format!("enabling {ctrl}: {e}") })?;
     }
     Ok(())
 }
@@ -75,11 +59,7 @@ pub fn enable_controller(dir: &Path, ctrl: &str) -> Result<()> {
 pub fn enable_all_in(parent: &Path) {
     let have = words(&parent.join("cgroup.controllers"));
     let on = words(&parent.join("cgroup.subtree_control"));
-    let want: Vec<String> = have
-        .iter()
-        .filter(|c| CONTROLLERS.contains(&c.as_str()) && !on.contains(c))
-        .map(|c| format!("+{c}"))
-        .collect();
+    let want: Vec<String> = have.iter().filter(|c| CONTROLLERS.contains(&c.as_str()) && !on.contains(c)).map(|c| format!("+{c}")).collect();
     if want.is_empty() {
         return;
     }
@@ -122,36 +102,25 @@ pub fn swap_value(swap: i64, memory: i64) -> Result<i64> {
         return Ok(swap);
     }
     if memory == 0 || memory == -1 {
-        return Err(Error::Usage(
-            "linux.resources.memory.swap: cannot set a swap limit without a memory limit".into(),
-        ));
+        return Err(Error::Usage("linux.resources.memory.swap: cannot set a swap limit without a memory limit".into()));
     }
     if swap < memory {
-        return Err(Error::Usage(format!(
-            "linux.resources.memory.swap: {swap} is below the memory limit {memory}"
-        )));
+        return Err(Error::Usage(format!("linux.resources.memory.swap: {swap} is below the memory limit {memory}")));
     }
     Ok(swap - memory)
 }
 
 pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
     if r.has_memory() && v1::memory_dir(l).is_none() {
-        let d = l
-            .v2_with("memory.max")
-            .ok_or_else(|| unavailable("memory", "memory"))?;
+        let d = l.v2_with("memory.max").ok_or_else(|| unavailable("memory", "memory"))?;
         memory(d, r, tx)?;
     }
     if r.has_cpu() && v1::cpu_dir(l).is_none() {
-        let d = l
-            .v2_with("cpu.max")
-            .or_else(|| l.v2_with("cpu.weight"))
-            .ok_or_else(|| unavailable("cpu", "cpu"))?;
+        let d = l.v2_with("cpu.max").or_else(|| l.v2_with("cpu.weight")).ok_or_else(|| unavailable("cpu", "cpu"))?;
         cpu(d, r, tx)?;
     }
     if (r.cpus.is_some() || r.mems.is_some()) && v1::cpuset_dir(l).is_none() {
-        let d = l
-            .v2_with("cpuset.cpus")
-            .ok_or_else(|| unavailable("cpu.cpus", "cpuset"))?;
+        let d = l.v2_with("cpuset.cpus").ok_or_else(|| unavailable("cpu.cpus", "cpuset"))?;
         if let Some(c) = &r.cpus {
             tx.write(d, "cpuset.cpus", c)?;
         }
@@ -161,41 +130,30 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
     }
     if let Some(p) = r.pids_limit {
         if v1::pids_dir(l).is_none() {
-            let d = l
-                .v2_with("pids.max")
-                .ok_or_else(|| unavailable("pids", "pids"))?;
+            let d = l.v2_with("pids.max").ok_or_else(|| unavailable("pids", "pids"))?;
             tx.write(d, "pids.max", &num(p))?;
         }
     }
     if r.has_blkio() && v1::blkio_dir(l).is_none() {
         let d =
-            l.v2.filter(|d| {
-                ["io.max", "io.weight", "io.bfq.weight"]
-                    .iter()
-                    .any(|f| d.join(f).exists())
-            })
-            .ok_or_else(|| unavailable("blockIO", "io"))?;
+            l.v2.filter(|d| ["io.max", "io.weight", "io.bfq.weight"].iter().any(|f| d.join(f).exists()))
+                .ok_or_else(|| unavailable("blockIO", "io"))?;
         io(d, r, tx)?;
     }
     if !r.hugepages.is_empty() && v1::hugetlb_dir(l).is_none() {
-        let d =
-            l.v2.ok_or_else(|| unavailable("hugepageLimits", "hugetlb"))?;
-        if !std::fs::read_dir(d)
-            .map(|rd| {
-                rd.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("hugetlb."))
-            })
-            .unwrap_or(false)
-        {
+        let d = l.v2.ok_or_else(|| unavailable("hugepageLimits", "hugetlb"))?;
+        if !std::fs::read_dir(d).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugetlb."))).unwrap_or(false) {
             // Hybrid hosts keep hugetlb on the unified tree, off by default.
-            enable_controller(d, "hugetlb")
-                .map_err(|e| Error::Usage(format!("linux.resources.hugepageLimits: {e}")))?;
+            enable_controller(d, "hugetlb").map_err(|e| Error::Usage(format!("linux.resources.hugepageLimits: {e}")))?;
         }
         for (size, limit) in &r.hugepages {
             let name = hugepage_file_name(size);
             let f = format!("hugetlb.{name}.max");
             if !d.join(&f).exists() {
-                return Err(Error::Usage(format!("linux.resources.hugepageLimits: page size {size} is not supported by this host (sizes: {})", host_hugepage_sizes().join(", "))));
+                return Err(Error::Usage(format!(
+                    "linux.resources.hugepageLimits: page size {size} is not supported by this host (sizes: {})",
+                    host_hugepage_sizes().join(", ")
+                )));
             }
             tx.write(d, &f, &num(*limit))?;
             let rsvd = format!("hugetlb.{name}.rsvd.max");
@@ -205,46 +163,33 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
         }
     }
     let net = r.net_class_id.is_some() || !r.net_priorities.is_empty();
-    if net
-        && (r.net_class_id.is_some() && v1::net_cls_dir(l).is_none()
-            || !r.net_priorities.is_empty() && v1::net_prio_dir(l).is_none())
-    {
+    if net && (r.net_class_id.is_some() && v1::net_cls_dir(l).is_none() || !r.net_priorities.is_empty() && v1::net_prio_dir(l).is_none()) {
         if l.pure_v2() {
             log::warn("linux.resources.network ignored: cgroup v2 has no net_cls/net_prio (use eBPF or nftables)");
         } else {
-            let ctrl = if r.net_class_id.is_some() && v1::net_cls_dir(l).is_none() {
-                "net_cls"
-            } else {
-                "net_prio"
-            };
+            let ctrl = if r.net_class_id.is_some() && v1::net_cls_dir(l).is_none() { "net_cls" } else { "net_prio" };
             return Err(unavailable("network", ctrl));
         }
     }
     if !r.rdma.is_empty() && v1::rdma_dir(l).is_none() {
-        let d = l
-            .v2_with("rdma.max")
-            .ok_or_else(|| unavailable("rdma", "rdma"))?;
+        let d = l.v2_with("rdma.max").ok_or_else(|| unavailable("rdma", "rdma"))?;
         for (dev, h, o) in &r.rdma {
             tx.write(d, "rdma.max", &v1::rdma_line(dev, *h, *o))?;
         }
     }
     if !r.unified.is_empty() {
-        let d = l.v2.ok_or_else(|| {
-            Error::Usage("linux.resources.unified: this host has no cgroup v2 hierarchy".into())
-        })?;
+        let d = l.v2.ok_or_else(|| Error::Usage("linux.resources.unified: this host has no cgroup v2 hierarchy".into()))?;
         for (k, v) in &r.unified {
             if !d.join(k).exists() {
                 let ctrl = k.split('.').next().unwrap_or("");
-                let offered = ancestors(d)
-                    .first()
-                    .map(|root| words(&root.join("cgroup.controllers")))
-                    .unwrap_or_default();
+                let offered = ancestors(d).first().map(|root| words(&root.join("cgroup.controllers"))).unwrap_or_default();
                 if offered.iter().any(|c| c == ctrl) {
-                    enable_controller(d, ctrl)
-                        .map_err(|e| Error::Usage(format!("linux.resources.unified.{k}: {e}")))?;
+                    enable_controller(d, ctrl).map_err(|e| Error::Usage(format!("linux.resources.unified.{k}: {e}")))?;
                 }
                 if !d.join(k).exists() {
-                    return Err(Error::Usage(format!("linux.resources.unified.{k}: no such cgroup v2 file (controller {ctrl:?} not available)")));
+                    return Err(Error::Usage(format!(
+                        "linux.resources.unified.{k}: no such cgroup v2 file (controller {ctrl:?} not available)"
+                    )));
                 }
             }
             tx.write(d, k, v)?;
@@ -254,15 +199,8 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
 }
 
 fn memory(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
-    if let Some(s) = r.mem_swap.or(if r.mem_limit == Some(-1) {
-        Some(0)
-    } else {
-        None
-    }) {
-        let mem = r
-            .mem_limit
-            .or_else(|| read_limit(d, "memory.max"))
-            .unwrap_or(-1);
+    if let Some(s) = r.mem_swap.or(if r.mem_limit == Some(-1) { Some(0) } else { None }) {
+        let mem = r.mem_limit.or_else(|| read_limit(d, "memory.max")).unwrap_or(-1);
         let sw = swap_value(s, mem)?;
         if sw != 0 || s != 0 {
             if d.join("memory.swap.max").exists() {
@@ -298,10 +236,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
         // Keep what is not given.
         let cur = std::fs::read_to_string(d.join("cpu.max")).unwrap_or_default();
         let mut it = cur.split_whitespace();
-        let (cq, cp) = (
-            it.next().unwrap_or("max").to_string(),
-            it.next().unwrap_or("100000").to_string(),
-        );
+        let (cq, cp) = (it.next().unwrap_or("max").to_string(), it.next().unwrap_or("100000").to_string());
         let q = match r.cpu_quota {
             Some(q) => num(q),
             None => cq,
@@ -313,23 +248,17 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
         if d.join("cpu.max.burst").exists() {
             tx.write(d, "cpu.max.burst", &b.to_string())?;
         } else if b != 0 {
-            return Err(Error::Usage(
-                "linux.resources.cpu.burst: this kernel has no cpu.max.burst".into(),
-            ));
+            return Err(Error::Usage("linux.resources.cpu.burst: this kernel has no cpu.max.burst".into()));
         }
     }
     if r.cpu_rt_runtime.is_some() || r.cpu_rt_period.is_some() {
-        return Err(Error::Usage(
-            "linux.resources.cpu.realtimeRuntime/realtimePeriod: not supported on cgroup v2".into(),
-        ));
+        return Err(Error::Usage("linux.resources.cpu.realtimeRuntime/realtimePeriod: not supported on cgroup v2".into()));
     }
     if let Some(i) = r.cpu_idle {
         if d.join("cpu.idle").exists() {
             tx.write(d, "cpu.idle", &i.to_string())?;
         } else if i != 0 {
-            return Err(Error::Usage(
-                "linux.resources.cpu.idle: this kernel has no cpu.idle".into(),
-            ));
+            return Err(Error::Usage("linux.resources.cpu.idle: this kernel has no cpu.idle".into()));
         }
     }
     Ok(())
@@ -341,13 +270,11 @@ fn io(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
         if bfq {
             tx.write(d, "io.bfq.weight", &w.to_string())?;
         } else if d.join("io.weight").exists() {
-            tx.write(
-                d,
-                "io.weight",
-                &format!("default {}", blkio_to_io_weight(w)),
-            )?;
+            tx.write(d, "io.weight", &format!("default {}", blkio_to_io_weight(w)))?;
         } else {
-            return Err(Error::Usage("linux.resources.blockIO.weight: no io.weight or io.bfq.weight (no weight-based I/O scheduling)".into()));
+            return Err(Error::Usage(
+                "linux.resources.blockIO.weight: no io.weight or io.bfq.weight (no weight-based I/O scheduling)".into(),
+            ));
         }
     }
     if r.blkio_leaf_weight.is_some() {
@@ -358,22 +285,14 @@ fn io(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
             if bfq {
                 tx.write(d, "io.bfq.weight", &format!("{ma}:{mi} {w}"))?;
             } else {
-                tx.write(
-                    d,
-                    "io.weight",
-                    &format!("{ma}:{mi} {}", blkio_to_io_weight(*w)),
-                )?;
+                tx.write(d, "io.weight", &format!("{ma}:{mi} {}", blkio_to_io_weight(*w)))?;
             }
         }
     }
     let keys = ["rbps", "wbps", "riops", "wiops"];
     for (i, list) in r.throttle.iter().enumerate() {
         for (ma, mi, rate) in list {
-            let v = if *rate == 0 {
-                "max".to_string()
-            } else {
-                rate.to_string()
-            };
+            let v = if *rate == 0 { "max".to_string() } else { rate.to_string() };
             tx.write(d, "io.max", &format!("{ma}:{mi} {}={v}", keys[i]))?;
         }
     }
@@ -428,45 +347,17 @@ mod tests {
         assert_eq!(t.read("hugetlb.2MB.max"), (4u64 << 20).to_string());
 
         // update: only the period; the quota is kept
-        resources::update(
-            &dirs,
-            &Res {
-                cpu_period: Some(100_000),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        resources::update(&dirs, &Res { cpu_period: Some(100_000), ..Default::default() }).unwrap();
         assert_eq!(t.read("cpu.max"), "50000 100000");
         // update: unlimited memory also lifts swap
-        resources::update(
-            &dirs,
-            &Res {
-                mem_limit: Some(-1),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        resources::update(&dirs, &Res { mem_limit: Some(-1), ..Default::default() }).unwrap();
         assert_eq!(t.read("memory.max"), "max");
         assert_eq!(t.read("memory.swap.max"), "max");
         // quota -1 is max
-        resources::update(
-            &dirs,
-            &Res {
-                cpu_quota: Some(-1),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        resources::update(&dirs, &Res { cpu_quota: Some(-1), ..Default::default() }).unwrap();
         assert_eq!(t.read("cpu.max"), "max 100000");
         // pids unlimited
-        resources::update(
-            &dirs,
-            &Res {
-                pids_limit: Some(-1),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        resources::update(&dirs, &Res { pids_limit: Some(-1), ..Default::default() }).unwrap();
         assert_eq!(t.read("pids.max"), "max");
     }
 
@@ -474,62 +365,21 @@ mod tests {
     fn v2_errors_change_nothing() {
         let t = FakeTree::new("errs");
         let dirs = vec![t.dir.clone()];
-        resources::update(
-            &dirs,
-            &Res {
-                mem_limit: Some(100 << 20),
-                pids_limit: Some(10),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        resources::update(&dirs, &Res { mem_limit: Some(100 << 20), pids_limit: Some(10), ..Default::default() }).unwrap();
         // realtime is refused on v2 after memory and pids were written:
         // the writes before it are rolled back
-        let bad = Res {
-            mem_limit: Some(1 << 20),
-            pids_limit: Some(5),
-            cpu_rt_runtime: Some(1000),
-            ..Default::default()
-        };
+        let bad = Res { mem_limit: Some(1 << 20), pids_limit: Some(5), cpu_rt_runtime: Some(1000), ..Default::default() };
         assert!(resources::update(&dirs, &bad).is_err());
         assert_eq!(t.read("memory.max"), (100u64 << 20).to_string());
         assert_eq!(t.read("pids.max"), "10");
         // swap without a memory limit
         std::fs::write(t.dir.join("memory.max"), "max\n").unwrap();
-        assert!(resources::update(
-            &dirs,
-            &Res {
-                mem_swap: Some(1 << 20),
-                ..Default::default()
-            }
-        )
-        .is_err());
+        assert!(resources::update(&dirs, &Res { mem_swap: Some(1 << 20), ..Default::default() }).is_err());
         // an unknown page size, a unified key that does not exist
-        assert!(resources::update(
-            &dirs,
-            &Res {
-                hugepages: vec![("64KB".into(), 1)],
-                ..Default::default()
-            }
-        )
-        .is_err());
-        assert!(resources::update(
-            &dirs,
-            &Res {
-                unified: vec![("nope.max".into(), "1".into())],
-                ..Default::default()
-            }
-        )
-        .is_err());
+        assert!(resources::update(&dirs, &Res { hugepages: vec![("64KB".into(), 1)], ..Default::default() }).is_err());
+        assert!(resources::update(&dirs, &Res { unified: vec![("nope.max".into(), "1".into())], ..Default::default() }).is_err());
         // net_cls on pure v2 is only a warning
-        resources::update(
-            &dirs,
-            &Res {
-                net_class_id: Some(7),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        resources::update(&dirs, &Res { net_class_id: Some(7), ..Default::default() }).unwrap();
     }
 
     #[test]
@@ -537,18 +387,12 @@ mod tests {
         let t = FakeTree::new("enable");
         enable_controller(&t.dir, "hugetlb").unwrap();
         for a in [t.root.clone(), t.root.join("rpc")] {
-            assert_eq!(
-                std::fs::read_to_string(a.join("cgroup.subtree_control")).unwrap(),
-                "+hugetlb"
-            );
+            assert_eq!(std::fs::read_to_string(a.join("cgroup.subtree_control")).unwrap(), "+hugetlb");
         }
         assert!(enable_controller(&t.dir, "nope").is_err());
         enable_all_in(&t.root);
         let s = std::fs::read_to_string(t.root.join("cgroup.subtree_control")).unwrap();
-        assert!(
-            s.contains("+memory") && s.contains("+pids") && s.contains("+cpu"),
-            "{s}"
-        );
+        assert!(s.contains("+memory") && s.contains("+pids") && s.contains("+cpu"), "{s}");
     }
 
     #[test]

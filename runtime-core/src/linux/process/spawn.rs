@@ -180,7 +180,8 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
         return Err(Error::Io { context: "pipe".into(), source: std::io::Error::last_os_error() });
     }
     // SAFETY: raw clone with fork semantics; single-threaded process.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
     if pid < 0 {
         return Err(Error::Io { context: "clone init".into(), source: std::io::Error::last_os_error() });
     }
@@ -189,7 +190,9 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
         unsafe {
             libc::close(go[1]);
             let mut b = 0u8;
-            while libc::read(go[0], &mut b as *mut u8 as *mut _, 1) < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
+            while libc::read(go[0], &mut b as *mut u8 as *mut _, 1) < 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+            {}
             libc::close(go[0]);
         }
         let userns = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User);

@@ -62,7 +62,9 @@ impl Chan {
             // SAFETY: valid buffer.
             let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
             if n > 0 {
-                return serde_json::from_slice(&buf[..n as usize]).map(Some).map_err(|e| Error::Container(format!("bad sync message: {e}")));
+                return serde_json::from_slice(&buf[..n as usize])
+                    .map(Some)
+                    .map_err(|e| Error::Container(format!("bad sync message: {e}")));
             }
             if n == 0 {
                 return Ok(None);
