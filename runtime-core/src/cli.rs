@@ -287,6 +287,7 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         preserve_fds: f.preserve_fds,
         console: None,
         detached,
+        loaded: None,
     };
     match cmd {
         Cmd::Create { f, id } => {

@@ -26,6 +26,8 @@ pub struct CreateArgs {
     pub console: Option<OwnedFd>,
     /// True for `create` and `run -d`: a terminal then needs a socket.
     pub detached: bool,
+    /// The bundle, when the caller loaded it already (`run`).
+    pub loaded: Option<Bundle>,
 }
 
 struct Recorder<'a> {
@@ -62,9 +64,12 @@ fn mkfifo(p: &Path) -> Result<()> {
 
 /// Create the container; returns the init pid. Leaves nothing behind on
 /// error.
-pub fn create(rt: &Runtime, id: &str, a: CreateArgs) -> Result<i32> {
+pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     crate::id::validate(id)?;
-    let bundle = Bundle::load(&a.bundle)?;
+    let bundle = match a.loaded.take() {
+        Some(b) => b,
+        None => Bundle::load(&a.bundle)?,
+    };
     let process = bundle.spec.process().as_ref().ok_or_else(|| Error::config(bundle.dir.join("config.json"), "process", "must be set"))?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && a.detached && a.console_socket.is_none() && a.console.is_none() {
@@ -123,9 +128,9 @@ pub fn create(rt: &Runtime, id: &str, a: CreateArgs) -> Result<i32> {
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;
         let pid = rt.backend.create(&st, &bundle, std::os::fd::AsRawFd::as_raw_fd(&handle), dir.lock_fd(), opts, &mut rec)?;
-        let mut st = rec.st;
-        st.status = Recorded::Created;
-        dir.save(&st)?;
+        // No "created" write: an init that is alive after create returned
+        // said Ready (it dies with the runtime before that), so the state
+        // derives from the recorded pid and the fifo.
         if let Some(pf) = &a.pid_file {
             state::write_atomic(pf, pid.to_string().as_bytes())?;
         }

@@ -64,8 +64,8 @@ impl Runtime<'_> {
     /// The status now. `locked_by_other` is true when a create in
     /// progress holds the lock.
     pub fn status(&self, st: &State, locked_by_other: bool) -> Status {
-        if st.status == Recorded::Creating {
-            return if locked_by_other { Status::Creating } else { Status::Stopped };
+        if st.status == Recorded::Creating && locked_by_other {
+            return Status::Creating;
         }
         let Some(p) = st.init else { return Status::Stopped };
         if !process::alive(p.pid, p.start_time) {

@@ -38,8 +38,9 @@ pub fn run(rt: &Runtime, id: &str, mut a: CreateArgs, detach: bool, keep: bool) 
     }
     let set = block_all()?;
     // A terminal in the foreground: our own console socket.
-    let terminal =
-        crate::bundle::Bundle::load(&a.bundle).ok().and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal())).unwrap_or(false);
+    let bundle = crate::bundle::Bundle::load(&a.bundle)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    a.loaded = Some(bundle);
     let mut ours: Option<OwnedFd> = None;
     if terminal && a.console_socket.is_none() {
         let (x, y) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::Io { context: "socketpair".into(), source: e })?;
