@@ -177,3 +177,45 @@ fn exec_not_found_in_path() {
     let out = t.rt(&["exec", &t.id, "no-such-binary"]);
     assert!(!out.ok() && contains_ci(&out.stderr, "executable file not found"), "{}", out.describe());
 }
+
+#[test]
+fn exec_process_scheduler_io_priority_and_cpu_affinity() {
+    let Some(t) = running("ex-sched") else { return };
+    let p = t.dir.join("process.json");
+    write_file(
+        &p,
+        &json!({
+            "args": ["sleep", "200"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 5},
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6},
+            "execCPUAffinity": {"initial": "0", "final": "0"}
+        })
+        .to_string(),
+    );
+    let pf = t.dir.join("sched.pid");
+    let out = t.rt(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), "--process", p.to_str().unwrap(), &t.id]);
+    out.assert_ok();
+    let pid: i32 = std::fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
+    // SAFETY: plain syscalls about another process.
+    let (policy, ioprio) = unsafe { (libc::sched_getscheduler(pid), libc::syscall(libc::SYS_ioprio_get, 1, pid)) };
+    assert_eq!(policy, 3, "SCHED_BATCH");
+    assert_eq!(ioprio, (2 << 13) | 6);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let nice: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
+    assert_eq!(nice, 5);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("Cpus_allowed_list:\t0\n"), "{status}");
+}
+
+/// CVE-2024-21626 on exec: a cwd through /proc/self/fd/N never reaches
+/// a host directory.
+#[test]
+fn exec_cwd_through_leaked_fd_is_refused() {
+    let Some(t) = running("ex-cwd-fd") else { return };
+    for n in 3..10 {
+        let cwd = format!("/proc/self/fd/{n}");
+        let out = t.rt(&["exec", "--cwd", &cwd, &t.id, "sh", "-c", "ls -a .; cat state.json 2>/dev/null"]);
+        let all = out.all_output();
+        assert!(!all.contains("ociVersion") && !all.contains("state.json") && !all.contains("exec.fifo"), "fd {n}: {all}");
+    }
+}

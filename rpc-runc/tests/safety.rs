@@ -196,3 +196,22 @@ fn foreground_run_with_terminal() {
     assert!(text.contains("stdin-is-tty"), "{text}");
     assert_eq!(status.and_then(|s| s.code()), Some(7), "{text}");
 }
+
+/// Without CAP_SYS_ADMIN the container cannot mount, and so cannot undo
+/// masked or read-only paths by remounting or unmounting them.
+#[test]
+fn masked_and_readonly_paths_cannot_be_undone_from_inside() {
+    let mut t = harness!("sf-remount");
+    t.sh("mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED; \
+          mount -o remount,rw /proc/sys 2>/dev/null && echo REMOUNTED; \
+          umount /proc/keys 2>/dev/null && echo UNMASKED; \
+          umount -l /proc/sys 2>/dev/null && echo UNMOUNTED; \
+          echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo WROTE; \
+          cat /proc/keys | wc -c; echo done");
+    let out = t.run_ok();
+    for bad in ["MOUNTED", "REMOUNTED", "UNMASKED", "UNMOUNTED", "WROTE"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    assert!(out.contains("done"), "{out}");
+    assert!(out.lines().any(|l| l.trim() == "0"), "/proc/keys is not masked: {out}");
+}

@@ -186,6 +186,18 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
 fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Result<Prog> {
     let process = spec.process;
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    // Scheduling before the capabilities go (an RT policy needs CAP_SYS_NICE).
+    if let Some(sc) = process.scheduler() {
+        crate::linux::sched::apply_scheduler(sc)?;
+    }
+    if let Some(io) = process.io_priority() {
+        crate::linux::sched::apply_io_priority(io)?;
+    }
+    if spec.exec.is_some() {
+        if let Some(f) = process.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().clone()) {
+            crate::linux::sched::set_affinity(&f)?;
+        }
+    }
     let nnp = process.no_new_privileges().unwrap_or(false);
     let mut listener = None;
     if let (Some(p), false) = (spec.seccomp, nnp) {

@@ -12,6 +12,7 @@ pub mod probe;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod seccomp_profile;
 pub mod sysctl;

@@ -142,6 +142,12 @@ fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_
 fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
     // SAFETY: prctl with plain arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if spec.exec.is_some() {
+        // execCPUAffinity.initial: before entering the container's cgroup.
+        if let Some(i) = spec.process.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone()) {
+            crate::linux::sched::set_affinity(&i)?;
+        }
+    }
     cgroups::join(spec.cgroup_dirs, 0)?;
     let nss = match &spec.exec {
         Some(x) => &x.namespaces[..],
