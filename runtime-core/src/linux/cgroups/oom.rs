@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn v2_oom_kill_counter_via_inotify() {
         let t = FakeTree::new("oom");
-        let mut w = OomWatcher::new(&[t.dir.clone()]).unwrap().unwrap();
+        let mut w = OomWatcher::new(std::slice::from_ref(&t.dir)).unwrap().unwrap();
         assert_eq!(w.wait(50), Notice::Nothing);
         std::fs::write(t.dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         assert_eq!(w.wait(2000), Notice::Oom(1));

@@ -786,7 +786,7 @@ mod tests {
         let t = FakeTree::new("stats");
         std::fs::write(t.dir.join("memory.max"), "67108864\n").unwrap();
         std::fs::write(t.dir.join("memory.events"), "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n").unwrap();
-        let s = collect(&[t.dir.clone()], None);
+        let s = collect(std::slice::from_ref(&t.dir), None);
         assert!(s.v2);
         assert_eq!(s.cpu.usage.total, 1_500_000);
         assert_eq!(s.cpu.usage.user, 1_000_000);
