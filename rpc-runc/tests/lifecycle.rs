@@ -498,3 +498,24 @@ fn bundle_defaults_to_cwd() {
     o.assert_ok();
     assert_eq!(o.stdout, "cwd-bundle\n");
 }
+
+/// `state` while another command holds the container's lock (start,
+/// pause, delete do) reports the real status, not "creating".
+#[test]
+fn state_while_the_lock_is_held_elsewhere() {
+    let mut t = harness!("lc-state-locked");
+    t.args(&["sleep", "300"]);
+    t.create().assert_ok();
+    let dir = t.root.join(&t.id);
+    let held = |want: &str| {
+        let mut c = std::process::Command::new("flock");
+        c.arg("-x").arg(&dir).arg(runtime_path()).arg("--root").arg(&t.root).arg("state").arg(&t.id);
+        let out = t.exec(c, T);
+        out.assert_ok();
+        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(v["status"], want, "{}", out.describe());
+    };
+    held("created");
+    t.start().assert_ok();
+    held("running");
+}

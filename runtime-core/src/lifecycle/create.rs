@@ -128,9 +128,13 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;
         let pid = rt.backend.create(&st, &bundle, std::os::fd::AsRawFd::as_raw_fd(&handle), dir.lock_fd(), opts, &mut rec)?;
-        // No "created" write: an init that is alive after create returned
-        // said Ready (it dies with the runtime before that), so the state
-        // derives from the recorded pid and the fifo.
+        // Recorded so that `state` tells a finished create from one in
+        // progress: both have a live init and a fifo, and any command
+        // holding the lock (start, pause, delete) would otherwise read as
+        // a create still running.
+        let mut st = rec.st;
+        st.status = Recorded::Created;
+        dir.save(&st)?;
         if let Some(pf) = &a.pid_file {
             state::write_atomic(pf, pid.to_string().as_bytes())?;
         }
