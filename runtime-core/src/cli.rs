@@ -142,63 +142,8 @@ pub enum Cmd {
     },
     /// Update the resource limits of a container.
     Update {
-        /// LinuxResources JSON file, or "-" for stdin (the flags are then ignored).
-        #[arg(short = 'r', long)]
-        resources: Option<String>,
-        /// Block I/O weight (10 to 1000).
-        #[arg(long = "blkio-weight")]
-        blkio_weight: Option<u16>,
-        /// CPU CFS period (microseconds).
-        #[arg(long = "cpu-period")]
-        cpu_period: Option<u64>,
-        /// CPU CFS quota (microseconds), -1 for none.
-        #[arg(long = "cpu-quota", allow_negative_numbers = true)]
-        cpu_quota: Option<i64>,
-        /// CPU CFS burst (microseconds).
-        #[arg(long = "cpu-burst")]
-        cpu_burst: Option<u64>,
-        /// CPU shares (relative weight).
-        #[arg(long = "cpu-share")]
-        cpu_share: Option<u64>,
-        /// CPU realtime period (microseconds).
-        #[arg(long = "cpu-rt-period")]
-        cpu_rt_period: Option<u64>,
-        /// CPU realtime runtime (microseconds).
-        #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
-        cpu_rt_runtime: Option<i64>,
-        /// SCHED_IDLE for the cgroup (0 or 1).
-        #[arg(long = "cpu-idle", allow_negative_numbers = true)]
-        cpu_idle: Option<i64>,
-        /// CPUs to use (e.g. 0-1).
-        #[arg(long = "cpuset-cpus")]
-        cpuset_cpus: Option<String>,
-        /// Memory nodes to use.
-        #[arg(long = "cpuset-mems")]
-        cpuset_mems: Option<String>,
-        /// Memory limit (bytes, or 512m, 1g; -1 for none).
-        #[arg(long, allow_hyphen_values = true)]
-        memory: Option<String>,
-        /// Memory reservation (soft limit).
-        #[arg(long = "memory-reservation", allow_hyphen_values = true)]
-        memory_reservation: Option<String>,
-        /// Memory plus swap limit; -1 for unlimited swap.
-        #[arg(long = "memory-swap", allow_hyphen_values = true)]
-        memory_swap: Option<String>,
-        /// Obsolete: kernel memory limit.
-        #[arg(long = "kernel-memory", allow_hyphen_values = true)]
-        kernel_memory: Option<String>,
-        /// Obsolete: kernel TCP buffer limit.
-        #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
-        kernel_memory_tcp: Option<String>,
-        /// Maximum number of pids, -1 for none.
-        #[arg(long = "pids-limit", allow_negative_numbers = true)]
-        pids_limit: Option<i64>,
-        /// Intel RDT L3 cache schema.
-        #[arg(long = "l3-cache-schema")]
-        l3_cache_schema: Option<String>,
-        /// Intel RDT memory bandwidth schema.
-        #[arg(long = "mem-bw-schema")]
-        mem_bw_schema: Option<String>,
+        #[command(flatten)]
+        f: lifecycle::update::UpdateFlags,
         id: String,
     },
     /// Show container events (stats and OOM notifications).
@@ -363,49 +308,7 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         Cmd::Ps { format, id, ps_args } => {
             lifecycle::ps::ps(&rt, &id, &format, &ps_args, &mut std::io::stdout().lock())?;
         }
-        Cmd::Update {
-            resources,
-            blkio_weight,
-            cpu_period,
-            cpu_quota,
-            cpu_burst,
-            cpu_share,
-            cpu_rt_period,
-            cpu_rt_runtime,
-            cpu_idle,
-            cpuset_cpus,
-            cpuset_mems,
-            memory,
-            memory_reservation,
-            memory_swap,
-            kernel_memory,
-            kernel_memory_tcp,
-            pids_limit,
-            l3_cache_schema,
-            mem_bw_schema,
-            id,
-        } => {
-            let f = lifecycle::update::UpdateFlags {
-                resources,
-                blkio_weight,
-                cpu_period,
-                cpu_quota,
-                cpu_burst,
-                cpu_share,
-                cpu_rt_period,
-                cpu_rt_runtime,
-                cpu_idle,
-                cpuset_cpus,
-                cpuset_mems,
-                memory,
-                memory_reservation,
-                memory_swap,
-                kernel_memory,
-                kernel_memory_tcp,
-                pids_limit,
-                l3_cache_schema,
-                mem_bw_schema,
-            };
+        Cmd::Update { f, id } => {
             let res = lifecycle::update::resources_from(&f)?;
             lifecycle::update::update(&rt, &id, &res)?;
         }

@@ -56,11 +56,6 @@ pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> std:
     Ok(())
 }
 
-/// True when a `--log` file is configured (errors then go there, and to stderr).
-pub fn has_file() -> bool {
-    LOGGER.lock().map(|l| l.file.is_some()).unwrap_or(false)
-}
-
 pub fn log(level: Level, msg: &str) {
     let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     if level < l.min && !(l.file.is_none() && level >= Level::Warn) {

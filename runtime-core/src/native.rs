@@ -47,7 +47,6 @@ impl Backend for Native {
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
             extra_env: opts.extra_env,
-            skip_fifo: false,
             no_new_keyring: opts.no_new_keyring,
         };
         spawn::spawn(&spec, parent)
@@ -66,12 +65,7 @@ impl Backend for Native {
         // Join every namespace the container has, through its init.
         let mut namespaces = Vec::new();
         for n in bundle.namespaces() {
-            let name = match n.typ() {
-                oci_spec::runtime::LinuxNamespaceType::Mount => "mnt",
-                oci_spec::runtime::LinuxNamespaceType::Network => "net",
-                t => crate::bundle::ns_name(t),
-            };
-            let path = std::path::PathBuf::from(format!("/proc/{}/ns/{name}", init.pid));
+            let path = std::path::PathBuf::from(format!("/proc/{}/ns/{}", init.pid, crate::linux::namespaces::proc_name(n.typ())));
             let mut ns = n.clone();
             ns.set_path(Some(path));
             namespaces.push(ns);
@@ -95,7 +89,6 @@ impl Backend for Native {
             no_pivot: false,
             preserve_fds: opts.preserve_fds,
             extra_env: opts.extra_env,
-            skip_fifo: true,
             no_new_keyring: true,
         };
         spawn::spawn(&spec, parent)

@@ -25,8 +25,6 @@ pub const EXEC_FIFO: &str = "exec.fifo";
 pub enum Recorded {
     Creating,
     Created,
-    Running,
-    Stopped,
 }
 
 /// A process we started, identified by pid and start time (clock ticks
@@ -56,9 +54,6 @@ pub struct State {
     pub status: Recorded,
     /// The container's init (or its proxy for the VM/compat backends).
     pub init: Option<ProcRef>,
-    /// Intermediate processes create forks, recorded before they run.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub helpers: Vec<ProcRef>,
     pub created: String,
     pub owner: String,
     #[serde(default)]
@@ -74,9 +69,6 @@ pub struct State {
     pub private_pid_ns: bool,
     #[serde(default)]
     pub hooks: LateHooks,
-    /// Set when a `delete` was started, so a retry knows hooks already ran.
-    #[serde(default)]
-    pub exit_status: Option<i32>,
 }
 
 /// A locked container directory.
@@ -270,7 +262,6 @@ mod tests {
             rootfs: "/b/rootfs".into(),
             status: Recorded::Creating,
             init: None,
-            helpers: vec![],
             created: crate::log::rfc3339_now(),
             owner: "root".into(),
             annotations: Default::default(),
@@ -278,7 +269,6 @@ mod tests {
             host_mounts: vec![],
             private_pid_ns: true,
             hooks: Default::default(),
-            exit_status: None,
         }
     }
 

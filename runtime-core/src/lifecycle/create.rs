@@ -101,7 +101,6 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         rootfs: bundle.rootfs.clone(),
         status: Recorded::Creating,
         init: None,
-        helpers: vec![],
         created: crate::log::rfc3339_now(),
         owner: super::owner(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
@@ -112,7 +111,6 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             poststart: hooks::list(&bundle.spec, "poststart").to_vec(),
             poststop: hooks::list(&bundle.spec, "poststop").to_vec(),
         },
-        exit_status: None,
     };
     let result = (|| -> Result<i32> {
         dir.save(&st)?;

@@ -9,12 +9,11 @@ use super::{OciState, Runtime, Status};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::linux::probe;
-use crate::state::Recorded;
 
 pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     crate::id::validate(id)?;
     let dir = rt.store.open(id, true)?;
-    let mut st = dir.load()?;
+    let st = dir.load()?;
     match rt.status(&st, false) {
         Status::Created => {}
         Status::Stopped => return Err(Error::Container("cannot start a container that has stopped".into())),
@@ -56,7 +55,6 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     }
     // No fifo means running: no state write needed.
     let _ = std::fs::remove_file(&fifo);
-    st.status = Recorded::Running;
     if !st.hooks.poststart.is_empty() {
         let json = OciState::new(&st, Status::Running).hook_json();
         // The spec: a failing poststart hook is logged, the others still run.

@@ -12,26 +12,64 @@ use crate::error::{Error, Result};
 use crate::linux::cgroups::resources::{self, Res};
 
 /// runc's update flags, as given (None: not given).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct UpdateFlags {
+    /// LinuxResources JSON file, or "-" for stdin (the flags are then ignored).
+    #[arg(short = 'r', long)]
     pub resources: Option<String>,
+    /// Block I/O weight (10 to 1000).
+    #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
+    /// CPU CFS period (microseconds).
+    #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
+    /// CPU CFS quota (microseconds), -1 for none.
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// CPU CFS burst (microseconds).
+    #[arg(long = "cpu-burst")]
     pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
+    /// CPU realtime period (microseconds).
+    #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime (microseconds).
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
+    /// SCHED_IDLE for the cgroup (0 or 1).
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
     pub cpu_idle: Option<i64>,
+    /// CPUs to use (e.g. 0-1).
+    #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or 512m, 1g; -1 for none).
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
+    /// Memory reservation (soft limit).
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
+    /// Obsolete: kernel memory limit.
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
     pub kernel_memory: Option<String>,
+    /// Obsolete: kernel TCP buffer limit.
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
     pub kernel_memory_tcp: Option<String>,
+    /// Maximum number of pids, -1 for none.
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema.
+    #[arg(long = "l3-cache-schema")]
     pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema.
+    #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
 }
 

@@ -198,12 +198,13 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
             crate::linux::sched::set_affinity(&f)?;
         }
     }
+    // Once, before either seccomp install point.
+    reset_signals();
     let nnp = process.no_new_privileges().unwrap_or(false);
     let mut listener = None;
     if let (Some(p), false) = (spec.seccomp, nnp) {
         // Without no_new_privs, installing needs CAP_SYS_ADMIN: do it
         // before the capabilities and the user change.
-        reset_signals();
         listener = seccomp::install(p)?;
     }
     lsm::apply(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
@@ -278,7 +279,6 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
     // From here on init outlives the runtime.
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    reset_signals();
     if let (Some(p), true) = (spec.seccomp, nnp) {
         // With no_new_privs: as late as we can still report an error.
         listener = seccomp::install(p)?;
@@ -361,7 +361,7 @@ fn home_of(uid: u32) -> Option<String> {
 fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
     // No fd but stdio and the preserved ones may reach the program.
     probe::cloexec_from(3 + spec.preserve_fds);
-    if !spec.skip_fifo {
+    if spec.exec.is_none() {
         // Blocks until `start` opens the fifo for reading.
         // SAFETY: valid fd and C string.
         let fd = unsafe { libc::openat(spec.state_dir_fd, c"exec.fifo".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };

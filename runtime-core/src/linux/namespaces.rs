@@ -22,6 +22,20 @@ pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// The namespace's file name under /proc/PID/ns.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
 /// Flags of the namespaces to create (no path).
 pub fn new_flags(nss: &[LinuxNamespace]) -> CloneFlags {
     nss.iter().filter(|n| n.path().is_none()).fold(CloneFlags::empty(), |f, n| f | flag(n.typ()))

@@ -67,22 +67,6 @@ fn readlinkat(dir: RawFd, name: &CString) -> std::io::Result<PathBuf> {
 /// resolved path relative to root (for messages and fallbacks).
 pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, PathBuf)> {
     let rootc = cstr(root.as_os_str())?;
-    // Fast path: one openat2(RESOLVE_IN_ROOT) where the kernel has it and
-    // the path exists; the component walk below otherwise.
-    if let Ok(rel) = cstr(path.strip_prefix("/").unwrap_or(path).as_os_str()) {
-        // SAFETY: valid C string.
-        let rfd = unsafe { libc::open(rootc.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if rfd >= 0 {
-            // SAFETY: just opened.
-            let rootfd = unsafe { OwnedFd::from_raw_fd(rfd) };
-            if rel.as_bytes().is_empty() {
-                return Ok((rootfd, PathBuf::from("/")));
-            }
-            if let Some(Ok(fd)) = crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) {
-                return Ok((fd, Path::new("/").join(lexical(path))));
-            }
-        }
-    }
     // SAFETY: valid C string.
     let rfd = unsafe { libc::open(rootc.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
     if rfd < 0 {
@@ -90,6 +74,15 @@ pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, Pat
     }
     // SAFETY: just opened.
     let rootfd = unsafe { OwnedFd::from_raw_fd(rfd) };
+    // Fast path: one openat2(RESOLVE_IN_ROOT) where the kernel has it and
+    // the path exists; the component walk below otherwise.
+    let rel = cstr(path.strip_prefix("/").unwrap_or(path).as_os_str())?;
+    if rel.as_bytes().is_empty() {
+        return Ok((rootfd, PathBuf::from("/")));
+    }
+    if let Some(Ok(fd)) = crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) {
+        return Ok((fd, Path::new("/").join(lexical(path))));
+    }
     let err = |e: std::io::Error, at: &Path| Error::Io {
         context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()),
         source: e,

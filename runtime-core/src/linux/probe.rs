@@ -15,13 +15,6 @@ static PIDFD: AtomicU8 = AtomicU8::new(UNKNOWN);
 static CLOSE_RANGE: AtomicU8 = AtomicU8::new(UNKNOWN);
 static OPENAT2: AtomicU8 = AtomicU8::new(UNKNOWN);
 
-/// Force the old-kernel code paths (rpc-runlxc's compat mode, and tests).
-pub fn disable_all() {
-    PIDFD.store(NO, Ordering::Relaxed);
-    CLOSE_RANGE.store(NO, Ordering::Relaxed);
-    OPENAT2.store(NO, Ordering::Relaxed);
-}
-
 fn try_new<T>(flag: &AtomicU8, f: impl FnOnce() -> libc::c_long, ok: impl FnOnce(libc::c_long) -> T) -> Option<std::io::Result<T>> {
     if flag.load(Ordering::Relaxed) == NO {
         return None;

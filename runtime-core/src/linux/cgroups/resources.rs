@@ -61,6 +61,18 @@ impl<'a> Layout<'a> {
     }
 }
 
+/// cpu.idle, which v1 (cpu controller) and v2 name and write alike.
+pub(super) fn cpu_idle(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
+    if let Some(i) = r.cpu_idle {
+        if d.join("cpu.idle").exists() {
+            tx.write(d, "cpu.idle", &i.to_string())?;
+        } else if i != 0 {
+            return Err(Error::Usage("linux.resources.cpu.idle: this kernel has no cpu.idle".into()));
+        }
+    }
+    Ok(())
+}
+
 /// A recorded write, for rollback.
 struct Undo {
     path: PathBuf,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::devices_bpf::Rule;
-use super::resources::{Layout, Res, Tx, THROTTLE_NAMES};
+use super::resources::{cpu_idle, Layout, Res, Tx, THROTTLE_NAMES};
 use crate::error::{Error, Result};
 use crate::log;
 
@@ -206,14 +206,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
     if let Some(rt) = r.cpu_rt_runtime {
         tx.write(d, "cpu.rt_runtime_us", &rt.to_string())?;
     }
-    if let Some(i) = r.cpu_idle {
-        if d.join("cpu.idle").exists() {
-            tx.write(d, "cpu.idle", &i.to_string())?;
-        } else if i != 0 {
-            return Err(Error::Usage("linux.resources.cpu.idle: this kernel has no cpu.idle".into()));
-        }
-    }
-    Ok(())
+    cpu_idle(d, r, tx)
 }
 
 fn blkio(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {

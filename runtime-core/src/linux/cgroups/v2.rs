@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::resources::{blkio_to_io_weight, host_hugepage_sizes, hugepage_file_name, shares_to_weight, Layout, Res, Tx};
+use super::resources::{blkio_to_io_weight, cpu_idle, host_hugepage_sizes, hugepage_file_name, shares_to_weight, Layout, Res, Tx};
 use super::v1;
 use crate::error::{Error, Result};
 use crate::log;
@@ -254,14 +254,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
     if r.cpu_rt_runtime.is_some() || r.cpu_rt_period.is_some() {
         return Err(Error::Usage("linux.resources.cpu.realtimeRuntime/realtimePeriod: not supported on cgroup v2".into()));
     }
-    if let Some(i) = r.cpu_idle {
-        if d.join("cpu.idle").exists() {
-            tx.write(d, "cpu.idle", &i.to_string())?;
-        } else if i != 0 {
-            return Err(Error::Usage("linux.resources.cpu.idle: this kernel has no cpu.idle".into()));
-        }
-    }
-    Ok(())
+    cpu_idle(d, r, tx)
 }
 
 fn io(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {

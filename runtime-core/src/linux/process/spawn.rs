@@ -39,8 +39,6 @@ pub struct InitSpec<'a> {
     pub preserve_fds: i32,
     /// Extra environment (LISTEN_FDS/LISTEN_PID).
     pub extra_env: Vec<String>,
-    /// Run the process without waiting on the exec fifo (exec, not create).
-    pub skip_fifo: bool,
     /// The compiled seccomp filter, if any.
     pub seccomp: Option<&'a crate::linux::seccomp::Program>,
     /// Connected socket to the seccomp agent (listenerPath).
