@@ -235,16 +235,29 @@ pub fn create(dirs: &[PathBuf]) -> Result<()> {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::Cgroup { path: m, msg: format!("mkdir: {e}") }),
             }
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                let mine = m.join(f);
-                if mine.exists() && std::fs::read_to_string(&mine).map(|s| s.trim().is_empty()).unwrap_or(false) {
-                    if let Some(parent) = m.parent() {
-                        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
-                        write(&mine, v.trim())?;
-                    }
-                }
-            }
+            init_cpuset(&m)?;
         }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with empty cpus and mems, and no task
+/// can join it until they are set: copy the parent's. A parent that is
+/// still empty (made by a concurrent create that has not filled it yet)
+/// is filled first, so parallel creates under one new parent cannot race.
+fn init_cpuset(d: &Path) -> Result<()> {
+    let empty = |p: &Path| std::fs::read_to_string(p).map(|s| s.trim().is_empty()).unwrap_or(false);
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = d.join(f);
+        if !mine.exists() || !empty(&mine) {
+            continue;
+        }
+        let Some(parent) = d.parent() else { continue };
+        if empty(&parent.join(f)) {
+            init_cpuset(parent)?;
+        }
+        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+        write(&mine, v.trim())?;
     }
     Ok(())
 }
@@ -487,6 +500,24 @@ mod tests {
         assert_eq!(own_path(&hs.list[0], pc), Path::new("/user.slice"));
         assert_eq!(own_path(&hs.list[2], pc), Path::new("/a/b"));
         assert_eq!(own_path(&hs.list[1], pc), Path::new("/sd"));
+    }
+
+    #[test]
+    fn cpuset_fills_an_empty_parent_first() {
+        let root = std::env::temp_dir().join(format!("rpc-cpuset-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let leaf = root.join("a/b");
+        std::fs::create_dir_all(&leaf).unwrap();
+        for (d, cpus, mems) in [(root.clone(), "0-1", "0"), (root.join("a"), "", ""), (leaf.clone(), "", "")] {
+            std::fs::write(d.join("cpuset.cpus"), cpus).unwrap();
+            std::fs::write(d.join("cpuset.mems"), mems).unwrap();
+        }
+        init_cpuset(&leaf).unwrap();
+        for d in [root.join("a"), leaf.clone()] {
+            assert_eq!(std::fs::read_to_string(d.join("cpuset.cpus")).unwrap(), "0-1");
+            assert_eq!(std::fs::read_to_string(d.join("cpuset.mems")).unwrap(), "0");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
