@@ -3,7 +3,7 @@
 //! the user's program. It never returns.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -13,18 +13,19 @@ use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::linux::process::spawn::InitSpec;
 use crate::linux::process::sync::{Chan, Msg};
+use crate::linux::process::trampoline::Trampoline;
 use crate::linux::{lsm, probe, rlimits, rootfs, seccomp, sysctl, tty};
 use crate::log;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Entry of the init process; never returns.
-pub fn run(spec: &InitSpec, ch: &Chan, userns: bool) -> ! {
+pub fn run(spec: &InitSpec, ch: &Chan, userns: bool, tramp: Option<&Trampoline>) -> ! {
     let r = setup(spec, ch, userns);
     match r {
         Ok(prog) => {
             // After Ready: failures can only be logged.
-            let e = park_and_exec(spec, prog);
+            let e = park_and_exec(spec, prog, tramp);
             log::error(&e.to_string());
             // SAFETY: leave at once.
             unsafe { libc::_exit(127) }
@@ -201,11 +202,12 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
     // Once, before either seccomp install point.
     reset_signals();
     let nnp = process.no_new_privileges().unwrap_or(false);
-    let mut listener = None;
     if let (Some(p), false) = (spec.seccomp, nnp) {
         // Without no_new_privs, installing needs CAP_SYS_ADMIN: do it
-        // before the capabilities and the user change.
-        listener = seccomp::install(p)?;
+        // before the capabilities and the user change. The agent gets the
+        // listener at once: our own calls from here on may be notified.
+        let listener = seccomp::install(p)?;
+        send_listener(spec, listener, p, &state_json)?;
     }
     lsm::apply(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
     // The environment and the program.
@@ -281,13 +283,8 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     if let (Some(p), true) = (spec.seccomp, nnp) {
         // With no_new_privs: as late as we can still report an error.
-        listener = seccomp::install(p)?;
-    }
-    if let (Some(fd), Some(p)) = (listener, spec.seccomp) {
-        let sock = spec.seccomp_listener.as_ref().ok_or_else(|| Error::Container("linux.seccomp.listenerPath: not connected".into()))?;
-        let st = prog_state(&prog.state_json);
-        let pid = serde_json::from_str::<serde_json::Value>(&st).ok().and_then(|v| v["pid"].as_i64()).unwrap_or(0) as i32;
-        seccomp::send_listener(sock.as_raw_fd(), fd.as_raw_fd(), p, &st, pid)?;
+        let listener = seccomp::install(p)?;
+        send_listener(spec, listener, p, &prog.state_json)?;
     }
     ch.send(&Msg::Ready)?;
     Ok(prog)
@@ -339,14 +336,14 @@ fn reset_signals() {
     }
 }
 
-/// The state the seccomp agent receives (the created state from the
-/// runtime; empty for exec).
-fn prog_state(state_json: &str) -> String {
-    if state_json.is_empty() {
-        "{}".to_string()
-    } else {
-        state_json.to_string()
-    }
+/// Hand a NOTIFY filter's listener to the seccomp agent (listenerPath)
+/// with the state: the created state from the runtime, `{}` for exec.
+fn send_listener(spec: &InitSpec, listener: Option<OwnedFd>, p: &seccomp::Program, state_json: &str) -> Result<()> {
+    let Some(fd) = listener else { return Ok(()) };
+    let sock = spec.seccomp_listener.as_ref().ok_or_else(|| Error::Container("linux.seccomp.listenerPath: not connected".into()))?;
+    let st = if state_json.is_empty() { "{}" } else { state_json };
+    let pid = serde_json::from_str::<serde_json::Value>(st).ok().and_then(|v| v["pid"].as_i64()).unwrap_or(0) as i32;
+    seccomp::send_listener(sock.as_raw_fd(), fd.as_raw_fd(), p, st, pid)
 }
 
 /// $HOME from the container's /etc/passwd.
@@ -358,7 +355,7 @@ fn home_of(uid: u32) -> Option<String> {
     })
 }
 
-fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
+fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Error {
     // No fd but stdio and the preserved ones may reach the program.
     probe::cloexec_from(3 + spec.preserve_fds);
     if spec.exec.is_none() {
@@ -387,8 +384,13 @@ fn park_and_exec(spec: &InitSpec, prog: Prog) -> Error {
     unsafe {
         let argv: Vec<*const libc::c_char> = prog.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         let envp: Vec<*const libc::c_char> = prog.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-        libc::execve(prog.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        let e = match tramp {
+            Some(t) => t.exec(&prog.path, &argv, &envp),
+            None => {
+                libc::execve(prog.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                std::io::Error::last_os_error()
+            }
+        };
+        Error::Container(format!("exec {:?}: {e}", prog.path))
     }
-    let e = std::io::Error::last_os_error();
-    Error::Container(format!("exec {:?}: {e}", prog.path))
 }

@@ -178,10 +178,16 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
     } else {
         Create::Dir
     };
-    let (fd, resolved) = path::resolve(rootfs, dest, create)?;
-    let target = path::proc_fd_path(&fd);
     let what = src.as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
     let named = |e: Error| Error::Container(format!("mounting {what} on {}: {e}", dest.display()));
+    if typ == "proc" || typ == "sysfs" {
+        on_ordinary_directory(rootfs, dest, typ).map_err(named)?;
+    }
+    let (fd, resolved) = path::resolve(rootfs, dest, create)?;
+    if typ != "proc" {
+        check_proc_destination(&resolved, bind.then_some(src.as_deref()).flatten()).map_err(named)?;
+    }
+    let target = path::proc_fd_path(&fd);
     let mut data = opts.data.join(",");
     if let Some(l) = label.filter(|l| !l.is_empty() && !bind) {
         if !data.is_empty() {
@@ -222,6 +228,72 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
     Ok(())
 }
 
+/// CVE-2019-19921 / CVE-2023-27561: proc and sysfs go on an ordinary
+/// directory of the rootfs, never through a symlink (which could send them
+/// over another mount, or leave /proc pointing where the image likes).
+fn on_ordinary_directory(rootfs: &Path, dest: &Path, typ: &str) -> Result<()> {
+    let mut at = rootfs.to_path_buf();
+    for c in dest.components() {
+        if let std::path::Component::Normal(n) = c {
+            at.push(n);
+            match std::fs::symlink_metadata(&at) {
+                Ok(md) if md.file_type().is_symlink() || (!md.is_dir()) => {
+                    return Err(Error::Container(format!(
+                        "filesystem {typ:?} must be mounted on an ordinary directory, and {} is {}",
+                        Path::new("/").join(at.strip_prefix(rootfs).unwrap_or(&at)).display(),
+                        if md.file_type().is_symlink() { "a symlink" } else { "not a directory" }
+                    )))
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Entries under /proc that may be bind-mounted over (lxcfs's views), as
+/// runc allows.
+const PROC_BIND_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// CVE-2019-16884 / CVE-2019-19921: nothing but procfs may cover /proc,
+/// and nothing may be mounted inside it (where LSM labels and the
+/// runtime's own /proc/self writes go) but lxcfs-style file views. The
+/// check is on the destination as resolved in the rootfs, so a symlink
+/// cannot carry a mount into /proc. `bind_src` is the source of a bind.
+fn check_proc_destination(resolved: &Path, bind_src: Option<&Path>) -> Result<()> {
+    let Ok(rest) = resolved.strip_prefix("/proc") else { return Ok(()) };
+    if rest.as_os_str().is_empty() {
+        if bind_src.is_some_and(is_procfs) {
+            return Ok(());
+        }
+        return Err(Error::Container(format!("{} cannot be mounted because it is not of type proc", resolved.display())));
+    }
+    if bind_src.is_some() && PROC_BIND_ALLOWED.iter().any(|a| Path::new(a) == resolved) {
+        return Ok(());
+    }
+    Err(Error::Container(format!("{} cannot be mounted because it is inside /proc", resolved.display())))
+}
+
+/// Whether `p` is on a procfs (statfs), following symlinks.
+pub fn is_procfs(p: &Path) -> bool {
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else { return false };
+    // SAFETY: valid C string and buffer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::PROC_SUPER_MAGIC }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +311,20 @@ mod tests {
         assert!(x.bind && x.recursive);
         assert_eq!(x.flags, MsFlags::empty());
         assert_eq!(x.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn proc_destinations() {
+        let p = Path::new;
+        assert!(check_proc_destination(p("/tmp"), None).is_ok());
+        assert!(check_proc_destination(p("/procfoo"), None).is_ok());
+        let e = check_proc_destination(p("/proc"), None).unwrap_err().to_string();
+        assert!(e.contains("/proc cannot be mounted because it is not of type proc"), "{e}");
+        assert!(check_proc_destination(p("/proc"), Some(p("/tmp"))).is_err());
+        assert!(check_proc_destination(p("/proc"), Some(p("/proc"))).is_ok());
+        let e = check_proc_destination(p("/proc/self/attr"), Some(p("/tmp"))).unwrap_err().to_string();
+        assert!(e.contains("inside /proc"), "{e}");
+        assert!(check_proc_destination(p("/proc/meminfo"), Some(p("/tmp"))).is_ok());
+        assert!(check_proc_destination(p("/proc/meminfo"), None).is_err(), "only a bind may cover an lxcfs file");
     }
 }

@@ -81,7 +81,12 @@ pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, Pat
         return Ok((rootfd, PathBuf::from("/")));
     }
     if let Some(Ok(fd)) = crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) {
-        return Ok((fd, Path::new("/").join(lexical(path))));
+        // The kernel followed the symlinks: ask it where we are.
+        let real = std::fs::read_link(proc_fd_path(&fd))
+            .ok()
+            .and_then(|p| p.strip_prefix(root).ok().map(|r| Path::new("/").join(r)))
+            .unwrap_or_else(|| Path::new("/").join(lexical(path)));
+        return Ok((fd, real));
     }
     let err = |e: std::io::Error, at: &Path| Error::Io {
         context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()),

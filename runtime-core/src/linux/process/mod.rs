@@ -7,12 +7,14 @@
 //! init with CLONE_PARENT so init is the runtime's own child (the runtime
 //! can reap it) and, once the runtime exits, the child of the caller's
 //! subreaper (containerd's shim, conmon). Nothing is re-executed: init is a
-//! fork of the runtime that execs the user's program straight away, so
-//! /proc/self/exe never points at our binary from inside a running
-//! container, and both stages are non-dumpable while they hold host state.
+//! fork of the runtime that execs the user's program through a sealed
+//! trampoline (trampoline.rs), so /proc/self/exe never points at our binary
+//! from inside a running container, and both stages are non-dumpable while
+//! they hold host state.
 
 pub mod spawn;
 pub mod sync;
+pub mod trampoline;
 
 /// Start time of `pid` in clock ticks since boot (field 22 of stat), and
 /// its state letter. None when it does not exist.

@@ -10,6 +10,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::linux::process::sync::{Chan, Msg};
+use crate::linux::process::trampoline::Trampoline;
 use crate::linux::{cgroups, init, namespaces};
 
 /// `exec`: join a running container instead of making one.
@@ -68,6 +69,7 @@ fn fork() -> Result<i32> {
 /// Start the container's init; returns its pid once it is parked.
 pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
     let (mine, theirs) = Chan::pair()?;
+    let tramp = Trampoline::new(spec.state_dir_fd)?;
     // SAFETY: plain call.
     let me = unsafe { libc::getpid() };
     let stage1 = fork()?;
@@ -83,7 +85,7 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
                 libc::_exit(1);
             }
         }
-        let code = match stage_one(spec, &theirs) {
+        let code = match stage_one(spec, &theirs, tramp.as_ref()) {
             Ok(()) => 0,
             Err(e) => {
                 let _ = theirs.send(&Msg::Error(e.to_string()));
@@ -137,7 +139,7 @@ fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_
 }
 
 /// stage-1: cgroups, namespaces, then clone init.
-fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
+fn stage_one(spec: &InitSpec, ch: &Chan, tramp: Option<&Trampoline>) -> Result<()> {
     // SAFETY: prctl with plain arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if spec.exec.is_some() {
@@ -200,7 +202,7 @@ fn stage_one(spec: &InitSpec, ch: &Chan) -> Result<()> {
             libc::close(go[0]);
         }
         let userns = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User);
-        init::run(spec, ch, userns);
+        init::run(spec, ch, userns, tramp);
     }
     // SAFETY: closing our read end.
     unsafe { libc::close(go[0]) };

@@ -1,0 +1,310 @@
+//! The security regression suite: one test per known runc escape (and the
+//! protections around them), each showing the attack fails here. The rest
+//! of the suite lives in safety.rs (CVE-2021-30465, CVE-2024-21626, the
+//! parked init's /proc/1/exe, masked paths) and seccomp.rs.
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+/// Compile a small static C program into the rootfs, or None (printed)
+/// when this machine has no C compiler with a static libc.
+fn compile_into(t: &Harness, name: &str, src: &str) -> Option<std::path::PathBuf> {
+    let c = t.dir.join(format!("{name}.c"));
+    write_file(&c, src);
+    let out = t.rootfs.join(name);
+    match Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&c).output() {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => {
+            eprintln!("skip: gcc -static failed: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("skip: no gcc to build the test program ({e})");
+            None
+        }
+    }
+}
+
+fn write_script(path: &Path, text: &str) {
+    write_file(path, text);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// What our binary prints when it runs with arguments it does not know.
+fn ran_the_runtime(out: &Out) -> bool {
+    let all = out.all_output();
+    all.contains("Usage:") || all.contains(&runtime_version_line()) || all.contains("unrecognized subcommand")
+}
+
+/// CVE-2019-5736 on run: the image's program is a script whose interpreter
+/// is /proc/self/exe. The kernel resolves that while the runtime's process
+/// execs it, so a runtime that execs from its own binary would run the
+/// host's runtime binary inside the container, to be overwritten through
+/// /proc/<pid>/exe. Here the interpreter is a sealed trampoline instead.
+#[test]
+fn cve_2019_5736_proc_self_exe_interpreter_on_run() {
+    if is_reference_runc() {
+        eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
+        return;
+    }
+    let mut t = harness!("sec-5736-run");
+    write_script(&t.rootfs.join("evil"), "#!/proc/self/exe --version\n");
+    t.args(&["/evil"]);
+    let before = std::fs::read(runtime_path()).unwrap();
+    let out = t.run();
+    assert!(!ran_the_runtime(&out), "the runtime binary ran inside the container: {}", out.describe());
+    assert!(!out.ok(), "{}", out.describe());
+    assert!(std::fs::read(runtime_path()).unwrap() == before, "the runtime binary changed");
+}
+
+/// CVE-2019-5736 on exec, with a watcher inside that grabs every new
+/// process's /proc/<pid>/exe and tries to write through it.
+#[test]
+fn cve_2019_5736_proc_self_exe_interpreter_on_exec() {
+    if is_reference_runc() {
+        eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
+        return;
+    }
+    let mut t = harness!("sec-5736-exec");
+    write_script(&t.rootfs.join("evil"), "#!/proc/self/exe --version\n");
+    t.share();
+    t.sh("while :; do for e in /proc/[0-9]*/exe; do \
+            case $(readlink $e 2>/dev/null) in *busybox*|'') ;; *) echo \"$(readlink $e)\" >> /shared/seen; \
+            echo x 2>/dev/null >> $e && echo WROTE >> /shared/seen;; esac; done; done");
+    t.run_detached().assert_ok();
+    for _ in 0..5 {
+        let out = t.rt(&["exec", &t.id, "/evil"]);
+        assert!(!ran_the_runtime(&out), "the runtime binary ran inside the container: {}", out.describe());
+        assert!(!out.ok(), "{}", out.describe());
+    }
+    let seen = std::fs::read_to_string(t.shared.join("seen")).unwrap_or_default();
+    assert!(!seen.contains("WROTE"), "wrote through /proc/<pid>/exe: {seen}");
+    assert!(!seen.contains("rpc-runc"), "the runtime binary was visible as a process's exe: {seen}");
+}
+
+/// CVE-2023-27561 (and CVE-2019-19921's original form): /proc and /sys
+/// must not be symlinks in the rootfs, or procfs and sysfs would land where
+/// the image points. Refused, and nothing is left behind.
+#[test]
+fn cve_2023_27561_proc_or_sys_as_symlink_is_refused() {
+    for dir in ["proc", "sys"] {
+        let mut t = harness!("sec-27561");
+        let p = t.rootfs.join(dir);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(t.rootfs.join("tmp/elsewhere")).unwrap();
+        std::os::unix::fs::symlink("tmp/elsewhere", &p).unwrap();
+        if dir == "sys" {
+            t.add_mount(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+        }
+        let marker = format!("{}-m", t.id);
+        t.marked_sleep(&marker);
+        let out = t.create();
+        assert!(!out.ok(), "{dir}: {}", out.describe());
+        assert!(out.stderr.contains(&format!("/{dir}")) && out.stderr.contains("symlink"), "{dir}: {}", out.describe());
+        t.assert_no_leftovers(&t.id.clone(), &marker);
+        assert_eq!(std::fs::read_dir(t.rootfs.join("tmp/elsewhere")).unwrap().count(), 0, "something was mounted through the link");
+    }
+}
+
+/// CVE-2019-16884: an image (or volume) providing a fake /proc, so the
+/// LSM label write lands in a plain file. Only procfs may cover /proc.
+#[test]
+fn cve_2019_16884_fake_proc_is_refused() {
+    for (name, m) in [
+        ("bind", json!({"destination": "/proc", "type": "bind", "source": "fakeproc", "options": ["rbind"]})),
+        ("tmpfs", json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"})),
+    ] {
+        let mut t = harness!("sec-16884");
+        let fake = t.bundle.join("fakeproc/self/attr");
+        std::fs::create_dir_all(&fake).unwrap();
+        write_file(&fake.join("exec"), "");
+        t.add_mount(m);
+        t.config["process"]["apparmorProfile"] = json!("rpc-test-profile");
+        let marker = format!("{}-m", t.id);
+        t.marked_sleep(&marker);
+        let out = t.create();
+        assert!(!out.ok(), "{name}: {}", out.describe());
+        assert!(out.stderr.contains("/proc") && out.stderr.contains("not of type proc"), "{name}: {}", out.describe());
+        t.assert_no_leftovers(&t.id.clone(), &marker);
+        assert_eq!(std::fs::read_to_string(fake.join("exec")).unwrap(), "", "{name}: the label went to the fake /proc");
+    }
+}
+
+/// CVE-2019-19921: a symlink in the image carries a mount into /proc (over
+/// /proc itself, or inside it where the runtime writes /proc/self/attr).
+#[test]
+fn cve_2019_19921_symlink_into_proc_is_refused() {
+    for (link, target, dest, word) in
+        [("evil", "/proc", "/evil", "not of type proc"), ("evil2", "/proc/self", "/evil2/attr", "inside /proc")]
+    {
+        let mut t = harness!("sec-19921");
+        std::os::unix::fs::symlink(target, t.rootfs.join(link)).unwrap();
+        t.add_mount(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"}));
+        let marker = format!("{}-m", t.id);
+        t.marked_sleep(&marker);
+        let out = t.create();
+        assert!(!out.ok(), "{dest}: {}", out.describe());
+        assert!(out.stderr.contains(word), "{dest}: {}", out.describe());
+        t.assert_no_leftovers(&t.id.clone(), &marker);
+    }
+}
+
+/// What the /proc rules still allow: lxcfs-style bind mounts over the few
+/// files lxcfs emulates, and procfs itself.
+#[test]
+fn lxcfs_style_views_over_proc_files_are_allowed() {
+    let mut t = harness!("sec-lxcfs");
+    let view = t.dir.join("meminfo");
+    write_file(&view, "MemTotal:        1024 kB\n");
+    t.add_mount(json!({"destination": "/proc/meminfo", "type": "bind", "source": view.to_str().unwrap(), "options": ["bind", "ro"]}));
+    t.sh("head -1 /proc/meminfo");
+    let out = t.run_ok();
+    assert!(out.contains("MemTotal:        1024 kB"), "{out}");
+}
+
+const EUID_C: &str = "#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"euid=%d\\n\", (int)geteuid());return 0;}\n";
+
+/// no_new_privs: a setuid-root program run by uid 1000 gains euid 0
+/// without it, and does not with it.
+#[test]
+fn no_new_privs_blocks_setuid_gain() {
+    for nnp in [false, true] {
+        let mut t = harness!("sec-nnp");
+        let Some(prog) = compile_into(&t, "euid", EUID_C) else {
+            return;
+        };
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        t.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        t.config["process"]["noNewPrivileges"] = json!(nnp);
+        t.args(&["/euid"]);
+        let out = t.run_ok();
+        let want = if nnp { "euid=1000" } else { "euid=0" };
+        assert!(out.contains(want), "noNewPrivileges {nnp}: {out}");
+    }
+}
+
+/// The default profile `spec` writes blocks keyctl (the kernel keyring is
+/// not namespaced) and unshare(CLONE_NEWUSER); without it both work.
+#[test]
+fn default_seccomp_profile_blocks_keyctl_and_user_namespaces() {
+    let mut t = harness!("sec-keyctl");
+    let src = "#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+               int main(void){long r = syscall(SYS_keyctl, 0 /*GET_KEYRING_ID*/, -3 /*SESSION*/, 1);\
+               printf(\"keyctl=%ld errno=%d\\n\", r, r < 0 ? errno : 0);return 0;}\n";
+    if compile_into(&t, "keyctl", src).is_none() {
+        return;
+    }
+    let spec_dir = t.dir.join("specdir");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    t.rt(&["spec", "--bundle", spec_dir.to_str().unwrap()]).assert_ok();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(spec_dir.join("config.json")).unwrap()).unwrap();
+    assert!(!v["linux"]["seccomp"].is_null(), "spec wrote no seccomp profile");
+    t.sh("/keyctl; unshare -U true 2>/dev/null; echo unshare=$?");
+    let open = t.run_ok();
+    assert!(open.contains("errno=0") && open.contains("unshare=0"), "without a profile both work: {open}");
+    t.config["linux"]["seccomp"] = v["linux"]["seccomp"].clone();
+    let out = t.run_ok();
+    assert!(out.contains("keyctl=-1 errno=1"), "keyctl not blocked with EPERM: {out}");
+    assert!(out.contains("unshare=1"), "unshare -U not blocked: {out}");
+}
+
+/// While `exec` is inside the container's namespaces (here held there by a
+/// seccomp NOTIFY nobody answers, just before it would exec), a process of
+/// the container cannot read the runtime's memory, environment, fds or
+/// binary: the runtime is non-dumpable until it execs. A process of the
+/// container itself is readable the same way (the control).
+#[test]
+fn exec_in_progress_cannot_be_ptraced_from_inside() {
+    let mut t = harness!("sec-ptrace");
+    let sock = t.dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut p = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_NOTIFY"}]});
+    p["listenerPath"] = json!(sock.to_str().unwrap());
+    t.config["linux"]["seccomp"] = p;
+    // Without no_new_privs the filter goes in before the user and the
+    // capabilities change, so chdir (the cwd) comes after it.
+    t.config["process"]["noNewPrivileges"] = json!(false);
+    t.share();
+    t.sh("while [ ! -s /shared/target ]; do sleep 0.05; done; p=$(cat /shared/target); \
+          { for f in environ maps; do cat /proc/$p/$f >/dev/null 2>&1 && echo \"read $f\"; done; \
+            ( exec 3</proc/$p/mem ) 2>/dev/null && echo 'read mem'; \
+            for l in exe cwd root; do readlink /proc/$p/$l >/dev/null 2>&1 && echo \"read $l\"; done; \
+            for f in /proc/$p/fd/*; do readlink $f >/dev/null 2>&1 && echo \"read $f\"; ( exec 3<$f ) 2>/dev/null && echo \"read (open) $f\"; done; \
+            cat /proc/1/environ >/dev/null 2>&1 && echo control-ok; test -e /proc/$p/status && echo target-alive; \
+          } > /shared/result.tmp; mv /shared/result.tmp /shared/result; sleep 300");
+    // The agent answers the container's own notifications (its init's
+    // chdir) with "continue", and never reads exec's listener.
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let Ok((conn, _)) = listener.accept() else { return };
+        let mut buf = [0u8; 8192];
+        let mut cmsg = [0u8; 64];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: buf.len() };
+        // SAFETY: a zeroed msghdr with our buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr() as *mut _;
+        msg.msg_controllen = cmsg.len();
+        // SAFETY: valid msghdr; the first cmsg carries one fd.
+        let fd = unsafe {
+            if libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) <= 0 {
+                return;
+            }
+            *(libc::CMSG_DATA(libc::CMSG_FIRSTHDR(&msg)) as *const i32)
+        };
+        const RECV: libc::c_ulong = 0xc0502100;
+        const SEND: libc::c_ulong = 0xc0182101;
+        loop {
+            let mut req = [0u8; 80];
+            // SAFETY: ioctls on the listener with correctly sized buffers.
+            if unsafe { libc::ioctl(fd, RECV, req.as_mut_ptr()) } != 0 {
+                return;
+            }
+            let mut resp = [0u8; 24];
+            resp[..8].copy_from_slice(&req[..8]);
+            resp[20..24].copy_from_slice(&1u32.to_ne_bytes()); // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+                                                               // SAFETY: as above.
+            unsafe { libc::ioctl(fd, SEND, resp.as_mut_ptr()) };
+        }
+    });
+    t.run_detached().assert_ok();
+    let init = t.pid();
+    let (mut child, op, ep) = t.spawn(&["exec", &t.id, "true"]);
+    let rt = child.id() as i32;
+    // exec's process: a child of the runtime, in the container's pid
+    // namespace, blocked in the seccomp notification.
+    let mut target = None;
+    wait_until(T, || {
+        target = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).find(|&p| {
+            let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            status_field(&st, "PPid").as_deref() == Some(&rt.to_string()) && pid_ns(p, "pid") == pid_ns(init, "pid")
+        });
+        target.is_some()
+    });
+    let Some(target) = target else {
+        let _ = child.kill();
+        let out = t.wait_spawned(child, op, ep, T);
+        panic!("exec's process never appeared in the container: {}", out.describe());
+    };
+    let st = std::fs::read_to_string(format!("/proc/{target}/status")).unwrap();
+    let nspid = status_field(&st, "NSpid").unwrap_or_default();
+    let inner = nspid.split_whitespace().last().unwrap_or("").to_string();
+    std::fs::write(t.shared.join("target"), &inner).unwrap();
+    let done = wait_until(T, || t.shared.join("result").exists());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(done, "the container never reported");
+    let log = std::fs::read_to_string(t.shared.join("result")).unwrap_or_default();
+    assert!(log.contains("control-ok") && log.contains("target-alive"), "the probe did not run as planned: {log}");
+    assert!(!log.contains("read "), "the container reached exec's process (pid {inner} inside): {log}");
+}
