@@ -34,8 +34,15 @@ pub fn list<'a>(spec: &'a Spec, kind: &str) -> &'a [Hook] {
 
 /// Run each hook in order; the first failure stops the list.
 pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_all_via(kind, hooks, state_json, None)
+}
+
+/// As [`run_all`], each hook exec'd through `via` (the exec trampoline,
+/// argv[0] the hook's path): for hooks whose path is resolved in the
+/// container, so an image cannot make them run the runtime's binary.
+pub fn run_all_via(kind: &'static str, hooks: &[Hook], state_json: &[u8], via: Option<&std::path::Path>) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run(kind, i, h, state_json)?;
+        run_via(kind, i, h, state_json, via)?;
     }
     Ok(())
 }
@@ -63,12 +70,31 @@ pub fn with_own_pid(state_json: &str) -> String {
 /// hook that daemonises must not keep the caller's stdio open) and shown
 /// on failure.
 pub fn run(kind: &'static str, index: usize, h: &Hook, state_json: &[u8]) -> Result<()> {
+    run_via(kind, index, h, state_json, None)
+}
+
+fn run_via(kind: &'static str, index: usize, h: &Hook, state_json: &[u8], via: Option<&std::path::Path>) -> Result<()> {
     let path = h.path().display().to_string();
     let fail = |msg: String| Error::Hook { kind, index, path: path.clone(), msg };
-    let mut cmd = Command::new(h.path());
-    if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
-        cmd.arg0(&args[0]).args(&args[1..]);
-    }
+    let args = h.args().as_deref().filter(|a| !a.is_empty());
+    let mut cmd = match via {
+        Some(t) => {
+            let mut c = Command::new(t);
+            c.arg0(h.path());
+            match args {
+                Some(a) => c.args(a),
+                None => c.arg(h.path()),
+            };
+            c
+        }
+        None => {
+            let mut c = Command::new(h.path());
+            if let Some(a) = args {
+                c.arg0(&a[0]).args(&a[1..]);
+            }
+            c
+        }
+    };
     cmd.env_clear();
     for e in h.env().iter().flatten() {
         if let Some((k, v)) = e.split_once('=') {

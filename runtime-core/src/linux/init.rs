@@ -376,7 +376,9 @@ fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Err
     }
     let start_hooks = if spec.exec.is_some() { &[][..] } else { hooks::list(&spec.bundle.spec, "startContainer") };
     if !start_hooks.is_empty() {
-        if let Err(e) = hooks::run_all("startContainer", start_hooks, prog.state_json.as_bytes()) {
+        // Their paths are the image's: through the trampoline, as the program.
+        let via = tramp.map(|t| t.proc_path()).filter(|p| p.exists());
+        if let Err(e) = hooks::run_all_via("startContainer", start_hooks, prog.state_json.as_bytes(), via.as_deref()) {
             return e;
         }
     }

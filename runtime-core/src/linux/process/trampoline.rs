@@ -21,6 +21,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 
 use crate::error::{Error, Result};
 
@@ -169,6 +170,11 @@ impl Trampoline {
         r
     }
 
+    /// Its path through procfs: exec it with argv[0] the program's path.
+    pub fn proc_path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("/proc/self/fd/{}", self.0.as_raw_fd()))
+    }
+
     /// Exec `path` with `argv` and `envp` through the trampoline. Returns
     /// only on failure. execve of /proc/self/fd/N first (a seccomp profile
     /// that lets the program start allows execve), execveat without /proc.
@@ -176,7 +182,7 @@ impl Trampoline {
         let mut targv: Vec<*const libc::c_char> = Vec::with_capacity(argv.len() + 1);
         targv.push(path.as_ptr());
         targv.extend_from_slice(argv);
-        let Ok(via_proc) = CString::new(format!("/proc/self/fd/{}", self.0.as_raw_fd())) else {
+        let Ok(via_proc) = CString::new(self.proc_path().into_os_string().into_vec()) else {
             return std::io::Error::from_raw_os_error(libc::EINVAL);
         };
         // SAFETY: NUL-terminated pointer arrays into live CStrings.
