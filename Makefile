@@ -5,7 +5,7 @@ CARGO ?= cargo
 BUNDLE ?= /tmp/rpc-demo-bundle
 APT_PACKAGES = busybox-static libseccomp-dev runc crun python3
 
-.PHONY: all build deps run test unit bench conformance fmt clippy clean
+.PHONY: all build deps run test unit bench conformance fmt clippy clean link-order
 
 # Runtimes the conformance page compares (ours as they exist, and peers).
 CONFORMANCE_RUNTIMES = $(foreach r,rpc-runc rpc-runlxc rpc-runv,$(if $(wildcard target/release/$(r)),--runtime $(r)=target/release/$(r))) \
@@ -46,6 +46,12 @@ unit:
 
 bench: deps build
 	python3 bench/bench.py
+
+# Re-profile the hot path (valgrind) into rpc-runc/link-order.txt, which
+# the linker uses to pack hot functions together (see rpc-runc/build.rs).
+link-order: build
+	scripts/link-order.sh
+	$(MAKE) build
 
 # The conformance table of our runtimes, runc and crun -> conformance/RESULTS.md
 conformance: deps build
