@@ -30,6 +30,8 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     };
     let status = rt.status(&st, false);
     match status {
+        // A create that died: its init may still be on its way out.
+        Status::Stopped if st.status == crate::state::Recorded::Creating => kill_and_wait(rt, &st, false)?,
         Status::Stopped => {}
         Status::Created | Status::Creating => kill_and_wait(rt, &st, false)?,
         Status::Running | Status::Paused if force => kill_and_wait(rt, &st, status == Status::Paused)?,

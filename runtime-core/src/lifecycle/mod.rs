@@ -64,8 +64,11 @@ impl Runtime<'_> {
     /// The status now. `locked_by_other` is true when a create in
     /// progress holds the lock.
     pub fn status(&self, st: &State, locked_by_other: bool) -> Status {
-        if st.status == Recorded::Creating && locked_by_other {
-            return Status::Creating;
+        if st.status == Recorded::Creating {
+            // A create in progress, or one that died before it finished:
+            // its init is not ready and dies with it (PDEATHSIG), maybe a
+            // moment after the runtime, so it is stopped already.
+            return if locked_by_other { Status::Creating } else { Status::Stopped };
         }
         let Some(p) = st.init else { return Status::Stopped };
         if !process::alive(p.pid, p.start_time) {

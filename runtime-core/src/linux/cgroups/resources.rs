@@ -32,27 +32,51 @@ pub fn default_device_rules() -> Vec<(char, i64, i64, &'static str)> {
 }
 
 /// The container's directories sorted by version: the unified (cgroup2)
-/// directory is the one with `cgroup.controllers`.
+/// directory is the one with `cgroup.controllers`. Each directory is
+/// listed once, so finding which one holds a file costs no more system
+/// calls (probing every directory for every file was ~200 statx a create).
 pub struct Layout<'a> {
     pub v1: Vec<&'a Path>,
     pub v2: Option<&'a Path>,
+    names: Vec<(&'a Path, Vec<String>)>,
 }
 
 impl<'a> Layout<'a> {
     pub fn new(dirs: &'a [PathBuf]) -> Layout<'a> {
-        let v2 = dirs.iter().map(PathBuf::as_path).find(|d| d.join("cgroup.controllers").exists());
-        let v1 = dirs.iter().map(PathBuf::as_path).filter(|d| Some(*d) != v2).collect();
-        Layout { v1, v2 }
+        let names: Vec<(&Path, Vec<String>)> = dirs
+            .iter()
+            .map(|d| {
+                let mut n: Vec<String> = std::fs::read_dir(d)
+                    .map(|rd| rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+                    .unwrap_or_default();
+                n.sort_unstable();
+                (d.as_path(), n)
+            })
+            .collect();
+        let mut l = Layout { v1: vec![], v2: None, names };
+        l.v2 = dirs.iter().map(PathBuf::as_path).find(|d| l.has(d, "cgroup.controllers"));
+        l.v1 = dirs.iter().map(PathBuf::as_path).filter(|d| Some(*d) != l.v2).collect();
+        l
+    }
+
+    /// Whether directory `d` (one of ours) held `file` when listed.
+    pub fn has(&self, d: &Path, file: &str) -> bool {
+        self.names.iter().find(|(p, _)| *p == d).is_some_and(|(_, n)| n.binary_search_by(|x| x.as_str().cmp(file)).is_ok())
+    }
+
+    /// Whether any v1 directory has a file starting with `prefix`.
+    pub fn v1_with_prefix(&self, prefix: &str) -> Option<&'a Path> {
+        self.v1.iter().copied().find(|d| self.names.iter().any(|(p, n)| p == d && n.iter().any(|x| x.starts_with(prefix))))
     }
 
     /// The v1 directory holding `file`.
     pub fn v1_with(&self, file: &str) -> Option<&'a Path> {
-        self.v1.iter().copied().find(|d| d.join(file).exists())
+        self.v1.iter().copied().find(|d| self.has(d, file))
     }
 
     /// The unified directory, if it holds `file`.
     pub fn v2_with(&self, file: &str) -> Option<&'a Path> {
-        self.v2.filter(|d| d.join(file).exists())
+        self.v2.filter(|d| self.has(d, file))
     }
 
     /// Pure v2: no v1 directory at all.

@@ -30,9 +30,7 @@ pub fn blkio_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
     ["blkio.throttle.read_bps_device", "blkio.weight", "blkio.bfq.weight", "blkio.reset_stats"].iter().find_map(|f| l.v1_with(f))
 }
 pub fn hugetlb_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
-    l.v1.iter().copied().find(|d| {
-        std::fs::read_dir(d).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugetlb."))).unwrap_or(false)
-    })
+    l.v1_with_prefix("hugetlb.")
 }
 pub fn net_cls_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
     l.v1_with("net_cls.classid")
@@ -262,13 +260,22 @@ fn rule_text(r: &Rule) -> String {
     format!("{} {}:{} {acc}", r.kind, n(r.major), n(r.minor))
 }
 
-/// The v1 devices cgroup: the rules in order.
+/// The v1 devices cgroup: the rules in order, one write(2) each (the
+/// kernel parses one rule per write) through one open file per list.
+/// Both files are write-only: there is nothing to roll back to.
 pub fn devices(d: &Path, rules: &[Rule]) -> Result<()> {
-    let mut tx = Tx::new();
+    use std::io::Write;
+    let mut files: [Option<std::fs::File>; 2] = [None, None];
     for r in rules {
-        tx.write(d, if r.allow { "devices.allow" } else { "devices.deny" }, &rule_text(r))?;
+        let (i, name) = if r.allow { (0, "devices.allow") } else { (1, "devices.deny") };
+        let p = d.join(name);
+        let err = |e: std::io::Error| Error::Cgroup { path: p.clone(), msg: format!("writing {:?}: {e}", rule_text(r)) };
+        let f = match &mut files[i] {
+            Some(f) => f,
+            slot => slot.insert(std::fs::OpenOptions::new().write(true).open(&p).map_err(err)?),
+        };
+        f.write_all(rule_text(r).as_bytes()).map_err(err)?;
     }
-    tx.commit();
     Ok(())
 }
 
