@@ -61,12 +61,19 @@ impl<'a> Layout<'a> {
 
     /// Whether directory `d` (one of ours) held `file` when listed.
     pub fn has(&self, d: &Path, file: &str) -> bool {
-        self.names.iter().find(|(p, _)| *p == d).is_some_and(|(_, n)| n.binary_search_by(|x| x.as_str().cmp(file)).is_ok())
+        // Byte comparison: Path's == walks components, which was slow.
+        self.names
+            .iter()
+            .find(|(p, _)| p.as_os_str() == d.as_os_str())
+            .is_some_and(|(_, n)| n.binary_search_by(|x| x.as_str().cmp(file)).is_ok())
     }
 
     /// Whether any v1 directory has a file starting with `prefix`.
     pub fn v1_with_prefix(&self, prefix: &str) -> Option<&'a Path> {
-        self.v1.iter().copied().find(|d| self.names.iter().any(|(p, n)| p == d && n.iter().any(|x| x.starts_with(prefix))))
+        self.v1
+            .iter()
+            .copied()
+            .find(|d| self.names.iter().any(|(p, n)| p.as_os_str() == d.as_os_str() && n.iter().any(|x| x.starts_with(prefix))))
     }
 
     /// The v1 directory holding `file`.
