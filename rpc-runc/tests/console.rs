@@ -18,29 +18,7 @@ const T: Duration = Duration::from_secs(10);
 
 /// Receive one fd sent with SCM_RIGHTS.
 fn recv_fd(sock: &UnixStream) -> std::io::Result<RawFd> {
-    let mut buf = [0u8; 4096];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-    let mut cbuf = [0u64; 16]; // 8-byte aligned control buffer
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let p = libc::CMSG_DATA(c) as *const RawFd;
-                return Ok(std::ptr::read_unaligned(p));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no SCM_RIGHTS fd in message"))
+    recv_fd_msg(sock).map(|(_, fd)| fd)
 }
 
 /// Listen on a socket in the harness dir; a thread accepts one connection and

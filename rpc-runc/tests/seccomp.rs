@@ -184,23 +184,8 @@ fn notify_delivers_the_listener_to_an_agent_that_answers() {
     t.config["linux"]["seccomp"] = p;
     t.sh("mkdir /tmp/x; echo rc=$?");
     let agent = std::thread::spawn(move || -> (String, bool) {
-        use std::os::fd::AsRawFd;
         let (conn, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 8192];
-        let mut cmsg = [0u8; 64];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: buf.len() };
-        // SAFETY: a zeroed msghdr with our buffers.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr() as *mut _;
-        msg.msg_controllen = cmsg.len();
-        // SAFETY: valid msghdr.
-        let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) };
-        assert!(n > 0);
-        let payload = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
-        // SAFETY: the first cmsg carries one fd.
-        let fd = unsafe { *(libc::CMSG_DATA(libc::CMSG_FIRSTHDR(&msg)) as *const i32) };
+        let (payload, fd) = recv_fd_msg(&conn).unwrap();
         // struct seccomp_notif (80 bytes) / seccomp_notif_resp (24 bytes)
         let mut req = [0u8; 80];
         const RECV: libc::c_ulong = 0xc0502100;

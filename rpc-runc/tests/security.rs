@@ -266,24 +266,8 @@ fn exec_in_progress_cannot_be_ptraced_from_inside() {
     // The agent answers the container's own notifications (its init's
     // chdir) with "continue", and never reads exec's listener.
     std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
         let Ok((conn, _)) = listener.accept() else { return };
-        let mut buf = [0u8; 8192];
-        let mut cmsg = [0u8; 64];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: buf.len() };
-        // SAFETY: a zeroed msghdr with our buffers.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr() as *mut _;
-        msg.msg_controllen = cmsg.len();
-        // SAFETY: valid msghdr; the first cmsg carries one fd.
-        let fd = unsafe {
-            if libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) <= 0 {
-                return;
-            }
-            *(libc::CMSG_DATA(libc::CMSG_FIRSTHDR(&msg)) as *const i32)
-        };
+        let Ok((_, fd)) = recv_fd_msg(&conn) else { return };
         const RECV: libc::c_ulong = 0xc0502100;
         const SEND: libc::c_ulong = 0xc0182101;
         loop {

@@ -990,3 +990,35 @@ impl Harness {
         self
     }
 }
+
+/// Receive one message with an fd (SCM_RIGHTS) on a unix socket: the
+/// payload and the fd (console sockets, seccomp agents).
+pub fn recv_fd_msg(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<(String, std::os::fd::RawFd)> {
+    let mut buf = [0u8; 8192];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut cbuf = [0u64; 16]; // 8-byte aligned control buffer
+                               // SAFETY: a zeroed msghdr pointing at our buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: valid msghdr.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let payload = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    // SAFETY: walking the control messages recvmsg filled in.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let p = libc::CMSG_DATA(c) as *const std::os::fd::RawFd;
+                return Ok((payload, std::ptr::read_unaligned(p)));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no SCM_RIGHTS fd in message"))
+}
