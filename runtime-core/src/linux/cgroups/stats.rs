@@ -521,18 +521,6 @@ pub mod containerd {
             pub io_serviced_recursive: Vec<BlkIoEntry>,
         }
         #[derive(Debug, Default, Serialize, PartialEq)]
-        pub struct NetworkStat {
-            pub name: String,
-            pub rx_bytes: u64,
-            pub rx_packets: u64,
-            pub rx_errors: u64,
-            pub rx_dropped: u64,
-            pub tx_bytes: u64,
-            pub tx_packets: u64,
-            pub tx_errors: u64,
-            pub tx_dropped: u64,
-        }
-        #[derive(Debug, Default, Serialize, PartialEq)]
         pub struct MemoryOomControl {
             pub oom_kill_disable: u64,
             pub under_oom: u64,
@@ -545,7 +533,8 @@ pub mod containerd {
             pub cpu: CpuStat,
             pub memory: MemoryStat,
             pub blkio: BlkIoStat,
-            pub network: Vec<NetworkStat>,
+            /// containerd's NetworkStat has runc's field names.
+            pub network: Vec<NetworkInterface>,
             pub memory_oom_control: MemoryOomControl,
         }
     }
@@ -695,22 +684,7 @@ impl Stats {
                 io_service_bytes_recursive: blk(&self.blkio.io_service_bytes_recursive),
                 io_serviced_recursive: blk(&self.blkio.io_serviced_recursive),
             },
-            network: self
-                .network_interfaces
-                .iter()
-                .flatten()
-                .map(|n| NetworkStat {
-                    name: n.name.clone(),
-                    rx_bytes: n.rx_bytes,
-                    rx_packets: n.rx_packets,
-                    rx_errors: n.rx_errors,
-                    rx_dropped: n.rx_dropped,
-                    tx_bytes: n.tx_bytes,
-                    tx_packets: n.tx_packets,
-                    tx_errors: n.tx_errors,
-                    tx_dropped: n.tx_dropped,
-                })
-                .collect(),
+            network: self.network_interfaces.clone().unwrap_or_default(),
             memory_oom_control: MemoryOomControl { oom_kill_disable: 0, under_oom: 0, oom_kill: self.oom_kills },
         }
     }
