@@ -197,13 +197,19 @@ fn write(p: &Path, v: &str) -> Result<()> {
 /// rule: a container's cgroup is its own). An existing empty one is joined.
 /// Runs before the paths are recorded, so a refusal touches nothing.
 pub fn check_reusable(dirs: &[PathBuf]) -> Result<()> {
-    for d in dirs.iter().filter(|d| d.exists()) {
+    // No stat first: a missing directory simply lists no processes.
+    let mut any = false;
+    for d in dirs {
+        if std::fs::read_dir(d).is_err() {
+            continue;
+        }
+        any = true;
         let n = pids_recursive(d).len();
         if n > 0 {
             return Err(Error::Cgroup { path: d.clone(), msg: format!("container's cgroup is not empty: {n} process(es) found") });
         }
     }
-    if dirs.iter().any(|d| d.exists()) && is_frozen(dirs) {
+    if any && is_frozen(dirs) {
         return Err(Error::Container("container's cgroup unexpectedly frozen".into()));
     }
     Ok(())
@@ -214,8 +220,23 @@ pub fn check_reusable(dirs: &[PathBuf]) -> Result<()> {
 pub fn create(dirs: &[PathBuf]) -> Result<()> {
     let pure_v2 = dirs.len() == 1 && Hierarchies::probe().mode() == Mode::V2;
     for d in dirs {
-        if d.exists() {
-            continue;
+        if pure_v2 {
+            // Each new level needs the controllers enabled above it first.
+            if d.exists() {
+                continue;
+            }
+        } else {
+            // mkdir first (one system call in the common case); walk up
+            // only when the parent is missing.
+            match std::fs::create_dir(d) {
+                Ok(()) => {
+                    init_cpuset(d)?;
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Cgroup { path: d.clone(), msg: format!("mkdir: {e}") }),
+            }
         }
         // Create level by level so cpuset children are initialised.
         let mut missing = vec![];
@@ -252,7 +273,8 @@ fn init_cpuset(d: &Path) -> Result<()> {
     let empty = |p: &Path| std::fs::read_to_string(p).map(|s| s.trim().is_empty()).unwrap_or(false);
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let mine = d.join(f);
-        if !mine.exists() || !empty(&mine) {
+        // Not a cpuset directory (no such file), or already filled.
+        if !empty(&mine) {
             continue;
         }
         let Some(parent) = d.parent() else { continue };
@@ -297,9 +319,10 @@ pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
     v
 }
 
+/// The v1 freezer directory, or else the v2 one (callers prefer v1).
 fn freezer_dirs(dirs: &[PathBuf]) -> (Option<PathBuf>, Option<PathBuf>) {
     let v1 = dirs.iter().find(|d| d.join("freezer.state").exists()).cloned();
-    let v2 = dirs.iter().find(|d| d.join("cgroup.freeze").exists()).cloned();
+    let v2 = if v1.is_none() { dirs.iter().find(|d| d.join("cgroup.freeze").exists()).cloned() } else { None };
     (v1, v2)
 }
 
