@@ -74,11 +74,7 @@ fn open_output(path: &str) -> Result<File> {
 /// Opens the stdin fifo without waiting for a writer, then makes reads
 /// blocking (the copy thread waits for data or EOF).
 fn open_stdin(path: &str) -> Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io(format!("opening stdin fifo {path}")))?;
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io(format!("opening stdin fifo {path}")))?;
     let flags = fcntl(&f, FcntlArg::F_GETFL).map_err(|e| io("F_GETFL")(e.into()))?;
     let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
     fcntl(&f, FcntlArg::F_SETFL(flags)).map_err(|e| io("F_SETFL")(e.into()))?;

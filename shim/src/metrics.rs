@@ -114,9 +114,7 @@ fn entry(e: &Entry) -> MemoryEntry {
 }
 
 fn blkio(v: &[BlkioEntry]) -> Vec<BlkIOEntry> {
-    v.iter()
-        .map(|e| BlkIOEntry { op: e.op.clone(), major: e.major, minor: e.minor, value: e.value, ..Default::default() })
-        .collect()
+    v.iter().map(|e| BlkIOEntry { op: e.op.clone(), major: e.major, minor: e.minor, value: e.value, ..Default::default() }).collect()
 }
 
 /// Parses the first stats event of `runtime events --stats` output.

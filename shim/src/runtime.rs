@@ -62,10 +62,7 @@ impl Runtime {
     /// Runs `runtime ARGS`, feeding `input` on stdin; returns stdout.
     pub fn output<S: AsRef<OsStr>>(&self, args: &[S], input: Option<&[u8]>) -> Result<Vec<u8>> {
         let mut cmd = self.command();
-        cmd.args(args)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args).stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
         let verb = verb(args);
         let log_from = self.log_len();
         let (code, out, err) = spawn_wait(cmd, input).map_err(io(format!("running {}", self.binary.display())))?;
@@ -139,7 +136,11 @@ pub fn log_errors(text: &str) -> Vec<String> {
 }
 
 fn verb<S: AsRef<OsStr>>(args: &[S]) -> String {
-    args.iter().map(|a| a.as_ref().to_os_string()).find(|a| !a.to_string_lossy().starts_with('-')).map(|a: OsString| a.to_string_lossy().into_owned()).unwrap_or_default()
+    args.iter()
+        .map(|a| a.as_ref().to_os_string())
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|a: OsString| a.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Spawns `cmd` and waits for it through the exit monitor (see the module

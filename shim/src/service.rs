@@ -7,9 +7,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use containerd_shim::api::{
-    CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest, DeleteResponse,
-    Empty, ExecProcessRequest, KillRequest, Options, PidsRequest, PidsResponse, ResizePtyRequest, ShutdownRequest,
-    StartRequest, StartResponse, StateRequest, StateResponse, Status, UpdateTaskRequest, WaitRequest, WaitResponse,
+    CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest, DeleteResponse, Empty,
+    ExecProcessRequest, KillRequest, Options, PidsRequest, PidsResponse, ResizePtyRequest, ShutdownRequest, StartRequest, StartResponse,
+    StateRequest, StateResponse, Status, UpdateTaskRequest, WaitRequest, WaitResponse,
 };
 use containerd_shim::event::Event;
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
@@ -20,8 +20,8 @@ use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField};
 use containerd_shim::protos::shim::shim::{CheckpointTaskRequest, PauseRequest, ResumeRequest, StatsRequest, StatsResponse};
-use containerd_shim::protos::types::task::ProcessInfo;
 use containerd_shim::protos::ttrpc;
+use containerd_shim::protos::types::task::ProcessInfo;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use log::{debug, warn};
@@ -55,9 +55,9 @@ pub fn resolve_binary(name: &str) -> PathBuf {
 /// The runc.v1 Options containerd sends with Create, if any.
 pub fn decode_options(any: Option<&Any>) -> Result<Options> {
     let Some(any) = any else { return Ok(Options::default()) };
+    debug!("runtime options of type {}", any.type_url);
     if any.type_url.ends_with("containerd.runc.v1.Options") {
-        return Options::parse_from_bytes(&any.value)
-            .map_err(|source| Error::Protobuf { context: "decoding runc options".into(), source });
+        return Options::parse_from_bytes(&any.value).map_err(|source| Error::Protobuf { context: "decoding runc options".into(), source });
     }
     // CRI sends other option types (runtimeoptions.v1.Options) for
     // non-runc runtime types; they carry nothing this shim uses.
@@ -551,12 +551,7 @@ impl Service {
         p.pid = pid;
         p.io = pio;
         p.state = PState::Running;
-        self.publish(TaskExecStarted {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-            pid: pid as u32,
-            ..Default::default()
-        });
+        self.publish(TaskExecStarted { container_id: id.to_string(), exec_id: exec_id.to_string(), pid: pid as u32, ..Default::default() });
         if let Some(code) = early {
             // exited before the runtime told us its pid
             self.process_exited(id, p, code);
@@ -615,7 +610,8 @@ impl Service {
             if c.init.state == PState::Stopped {
                 return Err(Error::FailedPrecondition(format!("container {} is stopped", req.id)));
             }
-            let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+            let stdio =
+                StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
             let mut p = Process::new(&req.exec_id, stdio);
             p.spec = spec;
             c.execs.insert(req.exec_id.clone(), p);
@@ -660,8 +656,7 @@ impl Service {
             }
             let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
                 .map_err(|_| Error::InvalidArgument(format!("invalid signal {}", req.signal)))?;
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig)
-                .map_err(|e| Error::NotFound(format!("process {}: {e}", p.pid)))
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig).map_err(|e| Error::NotFound(format!("process {}: {e}", p.pid)))
         })
     }
 
@@ -699,8 +694,8 @@ impl Service {
     fn do_pids(&self, req: PidsRequest) -> Result<PidsResponse> {
         let runtime = self.runtime_of(&req.id)?;
         let out = runtime.output(&["ps", "--format", "json", &req.id], None)?;
-        let pids: Vec<i64> = serde_json::from_slice(&out)
-            .map_err(|source| Error::Json { context: "decoding the runtime's ps output".into(), source })?;
+        let pids: Vec<i64> =
+            serde_json::from_slice(&out).map_err(|source| Error::Json { context: "decoding the runtime's ps output".into(), source })?;
         let execs: HashMap<i32, String> =
             self.with_container(&req.id, |c| Ok(c.execs.values().map(|p| (p.pid, p.exec_id.clone())).collect()))?;
         let mut resp = PidsResponse::default();

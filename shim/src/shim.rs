@@ -35,6 +35,7 @@ pub fn runtime_id_for(argv0: &str) -> String {
 
 pub struct RpcShim {
     id: String,
+    socket: String,
     namespace: String,
     bundle: String,
     binary: String,
@@ -55,12 +56,24 @@ fn grouping(bundle: &Path, id: &str) -> String {
     id.to_string()
 }
 
+fn remove_socket(address: &str) {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    if path.is_empty() {
+        return;
+    }
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 impl containerd_shim::Shim for RpcShim {
     type T = Service;
 
     fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
         RpcShim {
             id: args.id.clone(),
+            socket: args.socket.clone(),
             namespace: args.namespace.clone(),
             bundle: args.bundle.clone(),
             binary: binary_for(runtime_id),
@@ -91,6 +104,10 @@ impl containerd_shim::Shim for RpcShim {
             Err(e) => warn!("cleaning up {}: {e}", self.id),
         }
         unmount_rootfs(&bundle);
+        // The dead shim's socket (its address file is in the bundle).
+        if let Ok(address) = containerd_shim::util::read_address() {
+            remove_socket(&address);
+        }
         Ok(DeleteResponse {
             pid: 0,
             exit_status: 137,
@@ -101,6 +118,9 @@ impl containerd_shim::Shim for RpcShim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // containerd may have removed the bundle (and the address file the
+        // library reads to find the socket) already: remove it here.
+        remove_socket(&self.socket);
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {

@@ -72,6 +72,7 @@ pub struct Daemon {
     /// rpc-runc's --root for this test (`ctr run --runc-root`).
     pub runc_root: PathBuf,
     pub bin: PathBuf,
+    pub fifo_dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -84,8 +85,8 @@ impl Daemon {
             eprintln!("SKIP {name}: needs root (containerd, mounts, namespaces)");
             return None;
         }
-        let containerd = which("containerd")
-            .unwrap_or_else(|| panic!("containerd is not installed: `make deps` (apt-get install containerd) first"));
+        let containerd =
+            which("containerd").unwrap_or_else(|| panic!("containerd is not installed: `make deps` (apt-get install containerd) first"));
         assert!(which("ctr").is_some(), "ctr is not installed (Debian's containerd package ships it)");
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = PathBuf::from(format!("/tmp/rpc-shim-{}-{}-{n}", name, std::process::id()));
@@ -96,6 +97,7 @@ impl Daemon {
             ns: format!("t{}x{n}", std::process::id()),
             runc_root: dir.join("runc-root"),
             bin: dir.join("bin"),
+            fifo_dir: dir.join("fifo"),
             dir,
             child: None,
         };
@@ -188,9 +190,22 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `ctr run` flags for our shim with this test's private runtime root.
+    /// `ctr run --runtime RUNTIME`, with ctr's fifos in our temp dir.
     pub fn run_args<'a>(&'a self, runtime: &'a str) -> Vec<&'a str> {
-        vec!["run", "--runtime", runtime, "--runc-root", self.runc_root.to_str().expect("utf-8 path")]
+        vec!["run", "--fifo-dir", self.fifo_dir.to_str().expect("utf-8 path"), "--runtime", runtime]
+    }
+
+    /// `ctr task exec` with ctr's fifos in our temp dir.
+    pub fn exec_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["task", "exec", "--fifo-dir", self.fifo_dir.to_str().expect("utf-8 path")];
+        a.extend_from_slice(extra);
+        a
+    }
+
+    /// Our shim's runtime root for this daemon's namespace (ctr sends no
+    /// runc options to a non-runc runtime type, so the default applies).
+    pub fn runtime_root(&self) -> PathBuf {
+        PathBuf::from("/run/containerd/rpc-runc").join(&self.ns)
     }
 
     /// Status column of `ctr task ls` for `id` (None: no task).
@@ -229,9 +244,7 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
     /// Pids of live processes whose command line mentions this daemon's
     /// socket and that run the given program (shims).
     pub fn shim_pids(&self) -> Vec<i32> {
-        processes_matching(|cmdline| {
-            cmdline.contains("containerd-shim") && cmdline.contains(self.sock.to_str().unwrap_or("\u{0}"))
-        })
+        processes_matching(|cmdline| cmdline.contains("containerd-shim") && cmdline.contains(self.sock.to_str().unwrap_or("\u{0}")))
     }
 
     /// Waits until no shim of this daemon is left.
@@ -273,7 +286,17 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
         let blobs = img.join("oci/blobs/sha256");
         fs::create_dir_all(&blobs).expect("blobs");
         let layer_tar = img.join("layer.tar");
-        run_ok(Command::new("tar").arg("--numeric-owner").arg("--owner=0").arg("--group=0").arg("-C").arg(&layer).arg("-cf").arg(&layer_tar).arg("."));
+        run_ok(
+            Command::new("tar")
+                .arg("--numeric-owner")
+                .arg("--owner=0")
+                .arg("--group=0")
+                .arg("-C")
+                .arg(&layer)
+                .arg("-cf")
+                .arg(&layer_tar)
+                .arg("."),
+        );
         let layer_digest = sha256(&layer_tar);
         let layer_size = fs::metadata(&layer_tar).expect("layer").len();
         fs::rename(&layer_tar, blobs.join(&layer_digest)).expect("layer blob");
@@ -352,14 +375,17 @@ impl Drop for Daemon {
             self.cleanup_tasks();
         }
         // Containers whose shim died: force-delete through the runtime.
-        let rt = self.runc_root.join(&self.ns);
-        if rt.is_dir() {
+        for rt in [self.runc_root.join(&self.ns), self.runtime_root()] {
+            if !rt.is_dir() {
+                continue;
+            }
             let out = Command::new(runc_bin()).arg("--root").arg(&rt).args(["list", "-q"]).output();
             if let Ok(out) = out {
                 for id in String::from_utf8_lossy(&out.stdout).lines() {
                     let _ = Command::new(runc_bin()).arg("--root").arg(&rt).args(["delete", "--force", id]).status();
                 }
             }
+            let _ = fs::remove_dir_all(&rt);
         }
         if let Some(mut c) = self.child.take() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
