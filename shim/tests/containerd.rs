@@ -289,3 +289,70 @@ fn go_shim_drives_rpc_runc() {
     assert_eq!(code, Some(6), "{text}");
     assert!(text.contains("/dev/pts/"), "{text}");
 }
+
+/// What ctr 1.6 cannot ask (Update, Checkpoint, Connect, raw State and
+/// Stats), asked over the shim's own ttrpc socket; plus quick execs that
+/// exit before the runtime has reported their pid.
+#[test]
+fn task_api_over_ttrpc_and_quick_execs() {
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::protobuf::MessageField;
+    use containerd_shim_protos::shim::shim::{CheckpointTaskRequest, ConnectRequest, StateRequest, StatsRequest, UpdateTaskRequest};
+    use containerd_shim_protos::ttrpc::context::with_timeout;
+    use containerd_shim_protos::{Client, TaskClient};
+
+    let d = daemon!("ttrpc");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "u1", "sleep", "1000"]));
+    d.wait_status("u1", "RUNNING", Duration::from_secs(10));
+    let init_pid = d.task_pid("u1").expect("pid");
+
+    // exits faster than `exec --detach` can print its pid: status exact
+    for i in 0..12 {
+        let id = format!("q{i}");
+        let script = format!("exit {i}");
+        let out = d.ctr(&d.exec_args(&["--exec-id", &id, "u1", "sh", "-c", &script]));
+        assert_eq!(out.status.code(), Some(i), "{}", out_str(&out));
+    }
+
+    let addr_file = d.dir.join(format!("state/io.containerd.runtime.v2.task/{}/u1/address", d.ns));
+    let address = std::fs::read_to_string(&addr_file).expect("shim address file");
+    let client = TaskClient::new(Client::connect(address.trim()).expect("connect to the shim"));
+    let ctx = || with_timeout(10_000_000_000);
+
+    let c = client.connect(ctx(), &ConnectRequest { id: "u1".into(), ..Default::default() }).expect("Connect");
+    assert_eq!(c.task_pid as i32, init_pid);
+    assert_eq!(d.shim_pids(), vec![c.shim_pid as i32]);
+
+    let st = client.state(ctx(), &StateRequest { id: "u1".into(), ..Default::default() }).expect("State");
+    assert_eq!(st.pid as i32, init_pid);
+    assert_eq!(format!("{:?}", st.status.enum_value()), "Ok(RUNNING)");
+
+    // Update: containerd sends the OCI LinuxResources as JSON in an Any
+    let res = Any {
+        type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+        value: br#"{"memory":{"limit":50331648},"pids":{"limit":77}}"#.to_vec(),
+        ..Default::default()
+    };
+    client.update(ctx(), &UpdateTaskRequest { id: "u1".into(), resources: MessageField::some(res), ..Default::default() }).expect("Update");
+    let s = client.stats(ctx(), &StatsRequest { id: "u1".into(), ..Default::default() }).expect("Stats");
+    assert_eq!(s.stats.type_url, "io.containerd.cgroups.v1.Metrics");
+    let m = d.ctr_ok(&["task", "metrics", "u1"]);
+    assert!(m.contains("50331648"), "memory limit not updated: {m}");
+    assert!(m.lines().any(|l| l.starts_with("pids.limit") && l.contains("77")), "pids limit not updated: {m}");
+
+    let err = client
+        .checkpoint(ctx(), &CheckpointTaskRequest { id: "u1".into(), ..Default::default() })
+        .expect_err("checkpoint is not supported");
+    let text = format!("{err:?}");
+    assert!(text.contains("UNIMPLEMENTED") && text.contains("checkpoint"), "{text}");
+
+    let err = client.state(ctx(), &StateRequest { id: "nope".into(), ..Default::default() }).expect_err("no such task");
+    assert!(format!("{err:?}").contains("NOT_FOUND"), "{err:?}");
+
+    drop(client);
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "u1"]);
+    d.wait_status("u1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "u1"]);
+    d.ctr_ok(&["containers", "delete", "u1"]);
+    d.assert_no_shims();
+}
