@@ -50,6 +50,7 @@ unit:
 
 bench: deps build
 	python3 bench/bench.py
+	python3 bench/shim_bench.py
 
 # The conformance table of our runtimes, runc and crun -> conformance/RESULTS.md
 conformance: deps build

@@ -122,7 +122,16 @@ fn shared(f: File) -> Arc<Mutex<Option<File>>> {
 /// Sets up the stdio of a process about to be created: returns what the
 /// runtime gets and what the shim keeps. Pipe copies start at once; a
 /// terminal's start in [`ProcessIo::attach_console`].
-pub fn prepare(paths: &StdioPaths, socket_dir: &Path, tag: &str) -> Result<(RuntimeStdio, ProcessIo)> {
+/// `owner` (runc.v1 Options IoUid/IoGid) owns the container's pipe ends,
+/// for containers whose root is not the host's root.
+pub fn prepare(paths: &StdioPaths, socket_dir: &Path, tag: &str, owner: Option<(u32, u32)>) -> Result<(RuntimeStdio, ProcessIo)> {
+    let chown = |f: &File| -> Result<()> {
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(f, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| io("chown of a stdio pipe to IoUid/IoGid")(e.into()))?;
+        }
+        Ok(())
+    };
     let mut pio = ProcessIo { paths: paths.clone(), ..Default::default() };
     if paths.terminal {
         let sock = ConsoleSocket::new(socket_dir, tag)?;
@@ -134,6 +143,7 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, tag: &str) -> Result<(Runt
     } else {
         let fifo = open_stdin(&paths.stdin)?;
         let (r, w) = pipe()?;
+        chown(&r)?;
         pio.stdin = shared(w);
         pio.copiers.push(spawn_copy("stdin", fifo, pio.stdin.clone())?);
         Stdio::from(OwnedFd::from(r))
@@ -144,6 +154,7 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, tag: &str) -> Result<(Runt
         }
         let dest = open_output(path)?;
         let (r, w) = pipe()?;
+        chown(&w)?;
         pio.copiers.push(spawn_copy(name, r, shared(dest))?);
         Ok(Stdio::from(OwnedFd::from(w)))
     };

@@ -30,6 +30,9 @@ pub struct Runtime {
     pub no_new_keyring: bool,
     /// The runtime's `--log` file (JSON lines).
     pub log: PathBuf,
+    /// Owner of the container's stdio pipes (Options IoUid/IoGid).
+    #[serde(default)]
+    pub io_owner: Option<(u32, u32)>,
 }
 
 pub const SAVED: &str = "rpc-shim.json";

@@ -65,6 +65,36 @@ pub fn decode_options(any: Option<&Any>) -> Result<Options> {
     Ok(Options::default())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_options_decode() {
+        let opts = Options {
+            binary_name: "/opt/bin/rpc-runv".into(),
+            root: "/run/x".into(),
+            systemd_cgroup: true,
+            no_pivot_root: true,
+            io_uid: 1000,
+            ..Default::default()
+        };
+        let any =
+            Any { type_url: "containerd.runc.v1.Options".into(), value: opts.write_to_bytes().expect("encode"), ..Default::default() };
+        let got = decode_options(Some(&any)).expect("decode");
+        assert_eq!(got.binary_name, "/opt/bin/rpc-runv");
+        assert_eq!(got.root, "/run/x");
+        assert!(got.systemd_cgroup && got.no_pivot_root);
+        assert_eq!(got.io_uid, 1000);
+        // other option types (CRI's runtimeoptions) are ignored, garbage is an error
+        let other = Any { type_url: "runtimeoptions.v1.Options".into(), value: vec![1, 2, 3], ..Default::default() };
+        assert_eq!(decode_options(Some(&other)).expect("ignored").binary_name, "");
+        let bad = Any { type_url: "containerd.runc.v1.Options".into(), value: vec![0xff, 0xff], ..Default::default() };
+        assert!(decode_options(Some(&bad)).is_err());
+        assert_eq!(decode_options(None).expect("none").root, "");
+    }
+}
+
 fn now() -> Timestamp {
     containerd_shim::util::timestamp().unwrap_or_default()
 }
@@ -332,7 +362,13 @@ impl Service {
             no_pivot_root: opts.no_pivot_root,
             no_new_keyring: opts.no_new_keyring,
             log: bundle.join("log.json"),
+            io_owner: (opts.io_uid != 0 || opts.io_gid != 0).then_some((opts.io_uid, opts.io_gid)),
         };
+        if !opts.shim_cgroup.is_empty() {
+            if let Err(e) = containerd_shim::cgroup::add_task_to_cgroup(&opts.shim_cgroup, std::process::id()) {
+                warn!("moving the shim to {}: {e}", opts.shim_cgroup);
+            }
+        }
         runtime.save(&bundle)?;
 
         // Mount the snapshot (overlay etc.) on bundle/rootfs.
@@ -405,7 +441,7 @@ impl Service {
 
     /// `runtime create`; leaves one in-flight mark for the caller to end.
     fn create_init(&self, id: &str, bundle: &Path, runtime: &Runtime, stdio: &StdioPaths) -> Result<(i32, ProcessIo)> {
-        let (rt, mut pio) = prepare(stdio, &self.inner.socket_dir, id)?;
+        let (rt, mut pio) = prepare(stdio, &self.inner.socket_dir, id, runtime.io_owner)?;
         let pid_file = bundle.join("init.pid");
         let _ = std::fs::remove_file(&pid_file);
         let mut args: Vec<std::ffi::OsString> =
@@ -515,7 +551,7 @@ impl Service {
         let pid_file = bundle.join(format!(".exec-{safe}.pid"));
         std::fs::write(&spec_file, &spec).map_err(io(format!("writing {}", spec_file.display())))?;
         let _ = std::fs::remove_file(&pid_file);
-        let (rt, mut pio) = prepare(&stdio, &self.inner.socket_dir, &format!("{id}-{safe}"))?;
+        let (rt, mut pio) = prepare(&stdio, &self.inner.socket_dir, &format!("{id}-{safe}"), runtime.io_owner)?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "exec".into(),
             "--process".into(),
