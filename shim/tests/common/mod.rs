@@ -16,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "docker.io/rpc/busybox:test";
+/// Same busybox, whose default command sleeps: a pause image for CRI.
+pub const PAUSE_IMAGE: &str = "docker.io/rpc/pause:test";
 pub const RUNTIME: &str = "io.containerd.rpc-runc.v2";
 
 /// `let d = daemon!("name");`: a started daemon, or return from the test
@@ -94,7 +96,8 @@ impl Daemon {
         fs::create_dir_all(&dir).expect("temp dir");
         let mut d = Daemon {
             sock: dir.join("c.sock"),
-            ns: format!("t{}x{n}", std::process::id()),
+            // CRI works in the k8s.io namespace
+            ns: if cri { "k8s.io".to_string() } else { format!("t{}x{n}", std::process::id()) },
             runc_root: dir.join("runc-root"),
             bin: dir.join("bin"),
             fifo_dir: dir.join("fifo"),
@@ -148,7 +151,10 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
             assert!(Instant::now() < deadline, "containerd did not come up:\n{}", d.log());
             std::thread::sleep(Duration::from_millis(50));
         }
-        d.import_image();
+        d.import_image(IMAGE, &["/bin/sh"]);
+        if cri {
+            d.import_image(PAUSE_IMAGE, &["/bin/sleep", "2147483647"]);
+        }
         Some(d)
     }
 
@@ -261,8 +267,8 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
     }
 
     /// Builds an OCI image tarball of busybox-static and imports it.
-    fn import_image(&self) {
-        let img = self.dir.join("image");
+    fn import_image(&self, name: &str, cmd: &[&str]) {
+        let img = self.dir.join("image").join(name.rsplit(':').next().unwrap_or("x"));
         let layer = img.join("layer");
         let bin = layer.join("bin");
         fs::create_dir_all(&bin).expect("layer dir");
@@ -303,7 +309,7 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
         let config = serde_json::json!({
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+            "config": {"Env": ["PATH=/bin"], "Cmd": cmd, "WorkingDir": "/"},
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
         });
         let (config_digest, config_size) = write_blob(&blobs, &serde_json::to_vec(&config).expect("json"));
@@ -321,7 +327,7 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
                 "digest": format!("sha256:{man_digest}"),
                 "size": man_size,
                 "platform": {"architecture": "amd64", "os": "linux"},
-                "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "test"},
+                "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "test"},
             }],
         });
         fs::write(img.join("oci/index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
@@ -330,7 +336,7 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
         run_ok(Command::new("tar").arg("-C").arg(img.join("oci")).arg("-cf").arg(&tarball).arg("."));
         self.ctr_ok(&["images", "import", tarball.to_str().expect("utf-8")]);
         let ls = self.ctr_ok(&["images", "ls", "-q"]);
-        assert!(ls.lines().any(|l| l == IMAGE), "image not imported: {ls}");
+        assert!(ls.lines().any(|l| l == name), "image not imported: {ls}");
     }
 
     /// Kills and deletes every task and container of this namespace.
@@ -354,11 +360,13 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
 pub fn cri_config(dir: &Path) -> String {
     format!(
         r#"[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{IMAGE}"
+  sandbox_image = "{PAUSE_IMAGE}"
   restrict_oom_score_adj = true
+  disable_apparmor = true
   disable_cgroup = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
+    default_runtime_name = "rpc-runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rpc-runc]
       runtime_type = "{RUNTIME}"
   [plugins."io.containerd.grpc.v1.cri".cni]
