@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 BUNDLE ?= /tmp/rpc-demo-bundle
-APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler
+APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler podman
 
 .PHONY: all build deps run test unit bench conformance fmt clippy clean
 

@@ -268,72 +268,7 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
 
     /// Builds an OCI image tarball of busybox-static and imports it.
     fn import_image(&self, name: &str, cmd: &[&str]) {
-        let img = self.dir.join("image").join(name.rsplit(':').next().unwrap_or("x"));
-        let layer = img.join("layer");
-        let bin = layer.join("bin");
-        fs::create_dir_all(&bin).expect("layer dir");
-        for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
-            fs::create_dir_all(layer.join(d)).expect("layer dir");
-        }
-        fs::write(layer.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
-        fs::write(layer.join("etc/group"), "root:x:0:\n").expect("group");
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .iter()
-            .map(Path::new)
-            .find(|p| p.is_file())
-            .expect("busybox-static is not installed (apt-get install busybox-static)");
-        fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
-        let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" && !applet.is_empty() {
-                let _ = symlink("busybox", bin.join(applet));
-            }
-        }
-        let blobs = img.join("oci/blobs/sha256");
-        fs::create_dir_all(&blobs).expect("blobs");
-        let layer_tar = img.join("layer.tar");
-        run_ok(
-            Command::new("tar")
-                .arg("--numeric-owner")
-                .arg("--owner=0")
-                .arg("--group=0")
-                .arg("-C")
-                .arg(&layer)
-                .arg("-cf")
-                .arg(&layer_tar)
-                .arg("."),
-        );
-        let layer_digest = sha256(&layer_tar);
-        let layer_size = fs::metadata(&layer_tar).expect("layer").len();
-        fs::rename(&layer_tar, blobs.join(&layer_digest)).expect("layer blob");
-        let config = serde_json::json!({
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Env": ["PATH=/bin"], "Cmd": cmd, "WorkingDir": "/"},
-            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
-        });
-        let (config_digest, config_size) = write_blob(&blobs, &serde_json::to_vec(&config).expect("json"));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_digest}"), "size": config_size},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_digest}"), "size": layer_size}],
-        });
-        let (man_digest, man_size) = write_blob(&blobs, &serde_json::to_vec(&manifest).expect("json"));
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{man_digest}"),
-                "size": man_size,
-                "platform": {"architecture": "amd64", "os": "linux"},
-                "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "test"},
-            }],
-        });
-        fs::write(img.join("oci/index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
-        fs::write(img.join("oci/oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("layout");
-        let tarball = img.join("busybox.tar");
-        run_ok(Command::new("tar").arg("-C").arg(img.join("oci")).arg("-cf").arg(&tarball).arg("."));
+        let tarball = build_image(&self.dir.join("image"), name, cmd);
         self.ctr_ok(&["images", "import", tarball.to_str().expect("utf-8")]);
         let ls = self.ctr_ok(&["images", "ls", "-q"]);
         assert!(ls.lines().any(|l| l == name), "image not imported: {ls}");
@@ -355,6 +290,78 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
             let _ = self.ctr(&["containers", "delete", id]);
         }
     }
+}
+
+/// Builds an OCI image tarball (image layout, one uncompressed layer) of
+/// busybox-static named `name` with default command `cmd`, under `dir`.
+pub fn build_image(dir: &Path, name: &str, cmd: &[&str]) -> PathBuf {
+    let img = dir.join(name.rsplit(':').next().unwrap_or("x"));
+    let layer = img.join("layer");
+    let bin = layer.join("bin");
+    fs::create_dir_all(&bin).expect("layer dir");
+    for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
+        fs::create_dir_all(layer.join(d)).expect("layer dir");
+    }
+    fs::write(layer.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    fs::write(layer.join("etc/group"), "root:x:0:\n").expect("group");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
+    fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = symlink("busybox", bin.join(applet));
+        }
+    }
+    let blobs = img.join("oci/blobs/sha256");
+    fs::create_dir_all(&blobs).expect("blobs");
+    let layer_tar = img.join("layer.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("--numeric-owner")
+            .arg("--owner=0")
+            .arg("--group=0")
+            .arg("-C")
+            .arg(&layer)
+            .arg("-cf")
+            .arg(&layer_tar)
+            .arg("."),
+    );
+    let layer_digest = sha256(&layer_tar);
+    let layer_size = fs::metadata(&layer_tar).expect("layer").len();
+    fs::rename(&layer_tar, blobs.join(&layer_digest)).expect("layer blob");
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": cmd, "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
+    });
+    let (config_digest, config_size) = write_blob(&blobs, &serde_json::to_vec(&config).expect("json"));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_digest}"), "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_digest}"), "size": layer_size}],
+    });
+    let (man_digest, man_size) = write_blob(&blobs, &serde_json::to_vec(&manifest).expect("json"));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{man_digest}"),
+            "size": man_size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "test"},
+        }],
+    });
+    fs::write(img.join("oci/index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
+    fs::write(img.join("oci/oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("layout");
+    let tarball = img.join("busybox.tar");
+    run_ok(Command::new("tar").arg("-C").arg(img.join("oci")).arg("-cf").arg(&tarball).arg("."));
+    tarball
 }
 
 pub fn cri_config(dir: &Path) -> String {
