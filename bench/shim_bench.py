@@ -152,6 +152,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         except subprocess.TimeoutExpired:
             self.proc.kill()
         subprocess.run(["umount", "-R", "-l", self.tmp], capture_output=True)
+        # the runtimes' state dirs for this namespace (both shims' defaults)
+        for rt in ("rpc-runc", "runc"):
+            shutil.rmtree(os.path.join("/run/containerd", rt, self.ns), ignore_errors=True)
 
 
 def vmrss(pid: str) -> int:
