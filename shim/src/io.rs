@@ -4,15 +4,20 @@
 //! non-blocking so create never waits for a writer. Handing the fifos
 //! straight to the runtime is known to stall.
 //!
-//! Besides fifo paths, `file://PATH` appends output to a file.
+//! Besides fifo paths, `file://PATH` appends output to a file and
+//! `binary:///PATH?ARGS` hands it to a logging binary (nerdctl-style log
+//! drivers, containerd's contract: the container's stdout and stderr on its
+//! fds 3 and 4, fd 5 closed once it is ready, CONTAINER_ID and
+//! CONTAINER_NAMESPACE in its environment).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -66,7 +71,7 @@ fn open_output(path: &str) -> Result<File> {
         return OpenOptions::new().append(true).create(true).open(p).map_err(io(format!("opening {p}")));
     }
     if path.contains("://") {
-        return Err(Error::InvalidArgument(format!("unsupported stdio URI {path:?} (fifos and file:// are)")));
+        return Err(Error::InvalidArgument(format!("unsupported stdio URI {path:?} (fifos, file:// and binary:// are)")));
     }
     OpenOptions::new().read(true).write(true).open(path).map_err(io(format!("opening fifo {path}")))
 }
@@ -119,12 +124,106 @@ fn shared(f: File) -> Arc<Mutex<Option<File>>> {
     Arc::new(Mutex::new(Some(f)))
 }
 
+/// Decodes `%XX` escapes of a URI query part (and `+` as space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The program and arguments of a `binary://` URI, the way containerd's Go
+/// shim reads them: the path, then each query key and its non-empty value.
+pub fn parse_binary_uri(uri: &str) -> Result<(String, Vec<String>)> {
+    let rest = uri.strip_prefix("binary://").ok_or_else(|| Error::InvalidArgument(format!("not a binary:// URI: {uri}")))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.starts_with('/') {
+        return Err(Error::InvalidArgument(format!("binary:// log driver needs an absolute path: {uri}")));
+    }
+    let mut args = Vec::new();
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        args.push(unescape(k));
+        if !v.is_empty() {
+            args.push(unescape(v));
+        }
+    }
+    Ok((unescape(path), args))
+}
+
+/// Starts a `binary://` logging driver and waits until it says it is
+/// ready; returns the container's stdout and stderr write ends.
+fn spawn_logger(uri: &str, namespace: &str, id: &str) -> Result<(File, File)> {
+    let (path, args) = parse_binary_uri(uri)?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (mut ready_r, ready_w) = pipe()?;
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = Command::new(&path);
+    cmd.args(&args)
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", namespace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // via high duplicates, so a source fd that is 3..5 is not clobbered
+            let mut tmp = [0; 3];
+            for (t, fd) in tmp.iter_mut().zip(fds) {
+                *t = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                if *t < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, t) in tmp.iter().enumerate() {
+                if libc::dup2(*t, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(io(format!("starting the logging binary {path}")))?;
+    drop(cmd);
+    drop((out_r, err_r, ready_w));
+    // EOF (or a byte) once the driver closed fd 5: it is ready
+    let mut b = [0u8; 1];
+    let _ = ready_r.read(&mut b);
+    Ok((out_w, err_w))
+}
+
 /// Sets up the stdio of a process about to be created: returns what the
 /// runtime gets and what the shim keeps. Pipe copies start at once; a
 /// terminal's start in [`ProcessIo::attach_console`].
 /// `owner` (runc.v1 Options IoUid/IoGid) owns the container's pipe ends,
 /// for containers whose root is not the host's root.
-pub fn prepare(paths: &StdioPaths, socket_dir: &Path, tag: &str, owner: Option<(u32, u32)>) -> Result<(RuntimeStdio, ProcessIo)> {
+pub fn prepare(
+    paths: &StdioPaths,
+    socket_dir: &Path,
+    tag: &str,
+    owner: Option<(u32, u32)>,
+    ids: (&str, &str),
+) -> Result<(RuntimeStdio, ProcessIo)> {
     let chown = |f: &File| -> Result<()> {
         if let Some((uid, gid)) = owner {
             nix::unistd::fchown(f, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
@@ -148,6 +247,16 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, tag: &str, owner: Option<(
         pio.copiers.push(spawn_copy("stdin", fifo, pio.stdin.clone())?);
         Stdio::from(OwnedFd::from(r))
     };
+    if paths.stdout.starts_with("binary://") {
+        if paths.terminal {
+            return Err(Error::InvalidArgument("a binary:// log driver cannot take a terminal".into()));
+        }
+        let (out, err) = spawn_logger(&paths.stdout, ids.0, ids.1)?;
+        chown(&out)?;
+        chown(&err)?;
+        let stdout = Stdio::from(OwnedFd::from(out));
+        return Ok((RuntimeStdio { stdin, stdout, stderr: Stdio::from(OwnedFd::from(err)), console_socket: None }, pio));
+    }
     let mut output = |path: &str, name: &str| -> Result<Stdio> {
         if path.is_empty() {
             return Ok(Stdio::null());
@@ -247,5 +356,19 @@ impl ConsoleSocket {
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_uri_like_containerd() {
+        let (p, a) = parse_binary_uri("binary:///usr/bin/logger?dir=%2Fvar%2Flog&debug").expect("parse");
+        assert_eq!(p, "/usr/bin/logger");
+        assert_eq!(a, vec!["dir", "/var/log", "debug"]);
+        assert!(parse_binary_uri("binary://relative").is_err());
+        assert_eq!(unescape("a%2"), "a%2");
     }
 }

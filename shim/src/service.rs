@@ -441,7 +441,7 @@ impl Service {
 
     /// `runtime create`; leaves one in-flight mark for the caller to end.
     fn create_init(&self, id: &str, bundle: &Path, runtime: &Runtime, stdio: &StdioPaths) -> Result<(i32, ProcessIo)> {
-        let (rt, mut pio) = prepare(stdio, &self.inner.socket_dir, id, runtime.io_owner)?;
+        let (rt, mut pio) = prepare(stdio, &self.inner.socket_dir, id, runtime.io_owner, (&self.inner.namespace, id))?;
         let pid_file = bundle.join("init.pid");
         let _ = std::fs::remove_file(&pid_file);
         let mut args: Vec<std::ffi::OsString> =
@@ -551,7 +551,8 @@ impl Service {
         let pid_file = bundle.join(format!(".exec-{safe}.pid"));
         std::fs::write(&spec_file, &spec).map_err(io(format!("writing {}", spec_file.display())))?;
         let _ = std::fs::remove_file(&pid_file);
-        let (rt, mut pio) = prepare(&stdio, &self.inner.socket_dir, &format!("{id}-{safe}"), runtime.io_owner)?;
+        let (rt, mut pio) =
+            prepare(&stdio, &self.inner.socket_dir, &format!("{id}-{safe}"), runtime.io_owner, (&self.inner.namespace, id))?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "exec".into(),
             "--process".into(),

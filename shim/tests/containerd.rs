@@ -356,3 +356,39 @@ fn task_api_over_ttrpc_and_quick_execs() {
     d.ctr_ok(&["containers", "delete", "u1"]);
     d.assert_no_shims();
 }
+
+/// `binary://` stdio: the container's output goes to a logging binary
+/// (ctr --log-uri), which gets it on fds 3 and 4.
+#[test]
+fn binary_log_driver_gets_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = daemon!("binlog");
+    let logs = d.dir.join("driver-logs");
+    std::fs::create_dir_all(&logs).expect("dir");
+    let driver = d.dir.join("log-driver.sh");
+    std::fs::write(
+        &driver,
+        "#!/bin/sh\n\
+         dir=\"$2\"\n\
+         echo \"$CONTAINER_NAMESPACE $CONTAINER_ID\" > \"$dir/env\"\n\
+         cat <&3 > \"$dir/out\" 5>&- &\n\
+         cat <&4 > \"$dir/err\" 5>&- &\n\
+         exec 5>&-\n\
+         wait\n\
+         touch \"$dir/done\"\n",
+    )
+    .expect("driver");
+    std::fs::set_permissions(&driver, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let uri = format!("binary://{}?dir={}", driver.display(), logs.display());
+    let out = d.ctr(&run(&d, &["--rm", "--log-uri", &uri, IMAGE, "bl1", "sh", "-c", "echo to-out; echo to-err >&2; exit 2"]));
+    assert_eq!(out.status.code(), Some(2), "{}", out_str(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logs.join("done").exists() {
+        assert!(Instant::now() < deadline, "the log driver did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(logs.join("out")).unwrap_or_default(), "to-out\n");
+    assert_eq!(std::fs::read_to_string(logs.join("err")).unwrap_or_default(), "to-err\n");
+    assert_eq!(std::fs::read_to_string(logs.join("env")).unwrap_or_default(), format!("{} bl1\n", d.ns));
+    d.assert_no_shims();
+}
