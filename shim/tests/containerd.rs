@@ -81,6 +81,7 @@ fn stdin_is_copied_until_eof() {
 #[test]
 fn detached_task_exec_ps_pause_metrics_kill() {
     let d = daemon!("detached");
+    let events = EventLog::start(&d);
     d.ctr_ok(&run(&d, &["-d", IMAGE, "c1", "sleep", "1000"]));
     d.wait_status("c1", "RUNNING", Duration::from_secs(10));
     let init_pid = d.task_pid("c1").expect("task pid");
@@ -119,6 +120,48 @@ fn detached_task_exec_ps_pause_metrics_kill() {
     d.ctr_ok(&["containers", "delete", "c1"]);
     assert!(!alive(init_pid));
     d.assert_no_shims();
+    let text = events.stop();
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        assert!(text.contains(topic), "no {topic} event: {text}");
+    }
+}
+
+/// `ctr events` running in the background.
+struct EventLog {
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl EventLog {
+    fn start(d: &Daemon) -> EventLog {
+        let mut child = d.ctr_cmd(&["events"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("ctr events");
+        let mut out = child.stdout.take().expect("events stdout");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        // let it subscribe before anything happens
+        std::thread::sleep(Duration::from_millis(300));
+        EventLog { child, reader }
+    }
+
+    fn stop(mut self) -> String {
+        // events reach ctr asynchronously
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reader.join().unwrap_or_default()
+    }
 }
 
 fn freezer_frozen(pid: i32) -> bool {
@@ -184,28 +227,27 @@ fn tty_with_resize() {
     assert_eq!(code, Some(4), "{text}");
     assert!(text.contains("/dev/pts/"), "no terminal in the container: {text:?}");
     assert!(text.contains("33 101"), "ResizePty did not reach the container: {text:?}");
+
+    // an exec with its own terminal
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "tty2", "sleep", "1000"]));
+    d.wait_status("tty2", "RUNNING", Duration::from_secs(10));
+    let (code, text) = run_on_pty(&d, &d.exec_args(&["-t", "--exec-id", "x1", "tty2", "sh", "-c", "tty; sleep 1; stty size; exit 5"]));
+    assert_eq!(code, Some(5), "{text}");
+    assert!(text.contains("/dev/pts/") && text.contains("33 101"), "exec terminal: {text:?}");
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "tty2"]);
+    d.wait_status("tty2", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "tty2"]);
+    d.ctr_ok(&["containers", "delete", "tty2"]);
     d.assert_no_shims();
 }
 
 #[test]
 fn oom_kill_publishes_task_oom() {
     let d = daemon!("oom");
-    let mut events = d.ctr_cmd(&["events"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("ctr events");
-    let ev_out = events.stdout.take().expect("events stdout");
-    let collector = std::thread::spawn(move || {
-        let mut s = String::new();
-        let mut r = ev_out;
-        let _ = r.read_to_string(&mut s);
-        s
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let events = EventLog::start(&d);
     let out = d.ctr(&run(&d, &["--rm", "--memory-limit", "33554432", IMAGE, "oom1", "sh", "-c", "sleep 0.5; tail /dev/zero"]));
     assert_eq!(out.status.code(), Some(137), "the memory hog should be OOM-killed: {}", out_str(&out));
-    // the events reach ctr asynchronously
-    std::thread::sleep(Duration::from_millis(1000));
-    let _ = events.kill();
-    let _ = events.wait();
-    let text = collector.join().unwrap_or_default();
+    let text = events.stop();
     assert!(text.contains("/tasks/oom") && text.contains("oom1"), "no TaskOOM event: {text}");
     for topic in ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"] {
         assert!(text.contains(topic), "no {topic} event: {text}");
