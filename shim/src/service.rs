@@ -65,36 +65,6 @@ pub fn decode_options(any: Option<&Any>) -> Result<Options> {
     Ok(Options::default())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runc_options_decode() {
-        let opts = Options {
-            binary_name: "/opt/bin/rpc-runv".into(),
-            root: "/run/x".into(),
-            systemd_cgroup: true,
-            no_pivot_root: true,
-            io_uid: 1000,
-            ..Default::default()
-        };
-        let any =
-            Any { type_url: "containerd.runc.v1.Options".into(), value: opts.write_to_bytes().expect("encode"), ..Default::default() };
-        let got = decode_options(Some(&any)).expect("decode");
-        assert_eq!(got.binary_name, "/opt/bin/rpc-runv");
-        assert_eq!(got.root, "/run/x");
-        assert!(got.systemd_cgroup && got.no_pivot_root);
-        assert_eq!(got.io_uid, 1000);
-        // other option types (CRI's runtimeoptions) are ignored, garbage is an error
-        let other = Any { type_url: "runtimeoptions.v1.Options".into(), value: vec![1, 2, 3], ..Default::default() };
-        assert_eq!(decode_options(Some(&other)).expect("ignored").binary_name, "");
-        let bad = Any { type_url: "containerd.runc.v1.Options".into(), value: vec![0xff, 0xff], ..Default::default() };
-        assert!(decode_options(Some(&bad)).is_err());
-        assert_eq!(decode_options(None).expect("none").root, "");
-    }
-}
-
 fn now() -> Timestamp {
     containerd_shim::util::timestamp().unwrap_or_default()
 }
@@ -574,6 +544,14 @@ impl Service {
             Ok(pid) => pid,
             Err(e) => {
                 self.end_flight(None);
+                // It never ran: release whoever waits on it (ctr waits
+                // before it starts an exec), with runc's status for that.
+                let _ = self.with_container(id, |c| {
+                    let p = c.process_mut(exec_id)?;
+                    p.state = PState::Stopped;
+                    p.exit.set(255, now());
+                    Ok(())
+                });
                 return Err(e);
             }
         };
@@ -603,7 +581,12 @@ impl Service {
                 if p.state == PState::Running {
                     return Err(Error::FailedPrecondition(format!("exec {} is still running", req.exec_id)));
                 }
-                let (code, at) = p.exit.get().unwrap_or((0, now()));
+                let (code, at) = p.exit.get().unwrap_or_else(|| {
+                    // never started: release its waiters
+                    let at = now();
+                    p.exit.set(255, at.clone());
+                    (255, at)
+                });
                 let pid = p.pid as u32;
                 c.execs.remove(&req.exec_id);
                 Ok(DeleteResponse { pid, exit_status: code, exited_at: MessageField::some(at), ..Default::default() })
@@ -618,6 +601,12 @@ impl Service {
         let (code, at) = exit.wait_timeout(std::time::Duration::from_secs(2)).unwrap_or((137, now()));
         let c = lock(&self.inner.containers).remove(&req.id);
         let Some(c) = c else { return Err(Error::NotFound(format!("container {} not found", req.id))) };
+        // Release waiters of processes that will never report an exit now.
+        for p in c.execs.values().chain(std::iter::once(&c.init)) {
+            if p.exit.get().is_none() {
+                p.exit.set(if p.state == PState::Created { 255 } else { 137 }, at.clone());
+            }
+        }
         if let Some(pid) = c.events_pid {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
@@ -869,5 +858,35 @@ impl containerd_shim::Task for Service {
             self.inner.exit_signal.signal();
         }
         Ok(Empty::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_options_decode() {
+        let opts = Options {
+            binary_name: "/opt/bin/rpc-runv".into(),
+            root: "/run/x".into(),
+            systemd_cgroup: true,
+            no_pivot_root: true,
+            io_uid: 1000,
+            ..Default::default()
+        };
+        let any =
+            Any { type_url: "containerd.runc.v1.Options".into(), value: opts.write_to_bytes().expect("encode"), ..Default::default() };
+        let got = decode_options(Some(&any)).expect("decode");
+        assert_eq!(got.binary_name, "/opt/bin/rpc-runv");
+        assert_eq!(got.root, "/run/x");
+        assert!(got.systemd_cgroup && got.no_pivot_root);
+        assert_eq!(got.io_uid, 1000);
+        // other option types (CRI's runtimeoptions) are ignored, garbage is an error
+        let other = Any { type_url: "runtimeoptions.v1.Options".into(), value: vec![1, 2, 3], ..Default::default() };
+        assert_eq!(decode_options(Some(&other)).expect("ignored").binary_name, "");
+        let bad = Any { type_url: "containerd.runc.v1.Options".into(), value: vec![0xff, 0xff], ..Default::default() };
+        assert!(decode_options(Some(&bad)).is_err());
+        assert_eq!(decode_options(None).expect("none").root, "");
     }
 }

@@ -92,6 +92,12 @@ fn detached_task_exec_ps_pause_metrics_kill() {
     assert_eq!(out.status.code(), Some(3), "{}", out_str(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from-exec\n");
 
+    // an exec that cannot start says why (the runtime's error)
+    let out = d.ctr(&d.exec_args(&["--exec-id", "bad", "c1", "/no/such/exec"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/exec") && err.contains("rpc-runc exec failed"), "{err}");
+
     // a detached exec shows up in ps
     d.ctr_ok(&d.exec_args(&["-d", "--exec-id", "bg", "c1", "sleep", "500"]));
     let ps = d.ctr_ok(&["task", "ps", "c1"]);
