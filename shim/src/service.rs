@@ -197,11 +197,35 @@ impl Service {
     pub fn new(namespace: &str, default_binary: &str, publisher: RemotePublisher, exit_signal: Arc<ExitSignal>) -> Service {
         let (tx, rx) = channel::<(String, Box<dyn MessageDyn>)>();
         let ns = namespace.to_string();
+        // containerd's ttrpc address, to reconnect after containerd restarts
+        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         // One thread publishes, in the order events happened.
         let _ = std::thread::Builder::new().name("publisher".into()).stack_size(256 * 1024).spawn(move || {
+            let mut publisher = Some(publisher);
             for (topic, ev) in rx {
-                if let Err(e) = publisher.publish(ttrpc::context::Context::default(), &topic, &ns, ev) {
-                    warn!("publishing {topic}: {e}");
+                let mut sent = false;
+                for attempt in 0..4 {
+                    if publisher.is_none() {
+                        publisher = RemotePublisher::new(&address).ok();
+                    }
+                    let Some(p) = publisher.as_ref() else {
+                        std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                        continue;
+                    };
+                    match p.publish(ttrpc::context::Context::default(), &topic, &ns, ev.clone_box()) {
+                        Ok(()) => {
+                            sent = true;
+                            break;
+                        }
+                        Err(e) => {
+                            // containerd restarted (or is restarting): reconnect
+                            debug!("publishing {topic}: {e}; reconnecting");
+                            publisher = None;
+                        }
+                    }
+                }
+                if !sent {
+                    warn!("could not publish {topic}");
                 }
             }
         });

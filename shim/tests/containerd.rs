@@ -440,3 +440,26 @@ fn binary_log_driver_gets_the_output() {
     assert_eq!(std::fs::read_to_string(logs.join("env")).unwrap_or_default(), format!("{} bl1\n", d.ns));
     d.assert_no_shims();
 }
+
+/// containerd restarts while a task runs: it reconnects to our shim, and
+/// the shim's events (here the exit) still reach the new containerd.
+#[test]
+fn containerd_restart_keeps_task_and_events() {
+    let mut d = daemon!("restart");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "r1", "sleep", "1000"]));
+    d.wait_status("r1", "RUNNING", Duration::from_secs(10));
+    let pid = d.task_pid("r1");
+    let shims = d.shim_pids();
+    d.restart();
+    assert_eq!(d.task_status("r1").as_deref(), Some("RUNNING"));
+    assert_eq!(d.task_pid("r1"), pid);
+    assert_eq!(d.shim_pids(), shims, "the same shim serves the task");
+    let events = EventLog::start(&d);
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "r1"]);
+    d.wait_status("r1", "STOPPED", Duration::from_secs(10));
+    let text = events.stop();
+    assert!(text.contains("/tasks/exit") && text.contains("r1"), "no TaskExit after the restart: {text}");
+    d.ctr_ok(&["task", "delete", "r1"]);
+    d.ctr_ok(&["containers", "delete", "r1"]);
+    d.assert_no_shims();
+}

@@ -87,8 +87,7 @@ impl Daemon {
             eprintln!("SKIP {name}: needs root (containerd, mounts, namespaces)");
             return None;
         }
-        let containerd =
-            which("containerd").unwrap_or_else(|| panic!("containerd is not installed: `make deps` (apt-get install containerd) first"));
+        assert!(which("containerd").is_some(), "containerd is not installed: `make deps` (apt-get install containerd) first");
         assert!(which("ctr").is_some(), "ctr is not installed (Debian's containerd package ships it)");
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = PathBuf::from(format!("/tmp/rpc-shim-{}-{}-{n}", name, std::process::id()));
@@ -131,31 +130,48 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
             ) + &if cri { cri_config(&d.dir) } else { String::new() },
         )
         .expect("config");
-        let log = fs::File::create(d.dir.join("containerd.log")).expect("log");
-        let path = format!("{}:{}", d.bin.display(), std::env::var("PATH").unwrap_or_default());
+        d.launch();
+        d.import_image(IMAGE, &["/bin/sh"]);
+        if cri {
+            d.import_image(PAUSE_IMAGE, &["/bin/sleep", "2147483647"]);
+        }
+        Some(d)
+    }
+
+    /// Starts containerd on this daemon's config and waits for it.
+    fn launch(&mut self) {
+        let containerd = which("containerd").expect("containerd");
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("containerd.log")).expect("log");
+        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default());
         let child = Command::new(containerd)
             .arg("--config")
-            .arg(&cfg)
+            .arg(self.dir.join("config.toml"))
             .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("starting containerd");
-        d.child = Some(child);
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if d.sock.exists() && d.ctr(&["version"]).status.success() {
+            if self.sock.exists() && self.ctr(&["version"]).status.success() {
                 break;
             }
-            assert!(Instant::now() < deadline, "containerd did not come up:\n{}", d.log());
+            assert!(Instant::now() < deadline, "containerd did not come up:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
-        d.import_image(IMAGE, &["/bin/sh"]);
-        if cri {
-            d.import_image(PAUSE_IMAGE, &["/bin/sleep", "2147483647"]);
+    }
+
+    /// Stops containerd (SIGTERM; shims and tasks live on) and starts it
+    /// again on the same state.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = c.wait();
         }
-        Some(d)
+        let _ = fs::remove_file(&self.sock);
+        self.launch();
     }
 
     fn install_bins(&self) {
