@@ -55,7 +55,6 @@ pub fn resolve_binary(name: &str) -> PathBuf {
 /// The runc.v1 Options containerd sends with Create, if any.
 pub fn decode_options(any: Option<&Any>) -> Result<Options> {
     let Some(any) = any else { return Ok(Options::default()) };
-    debug!("runtime options of type {}", any.type_url);
     if any.type_url.ends_with("containerd.runc.v1.Options") {
         return Options::parse_from_bytes(&any.value).map_err(|source| Error::Protobuf { context: "decoding runc options".into(), source });
     }
