@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 BUNDLE ?= /tmp/rpc-demo-bundle
-APT_PACKAGES = busybox-static libseccomp-dev runc crun python3
+APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler podman
 
 .PHONY: all build deps run test unit bench conformance fmt clippy clean link-order
 
@@ -23,11 +23,15 @@ deps:
 # Cargo builds for an explicit target (see .cargo/config.toml); the
 # binaries are linked into target/release, where everything looks for them.
 OUT = target/x86_64-unknown-linux-gnu/release
-BINS = rpc-runc rpc-conformance
+BINS = rpc-runc rpc-conformance containerd-shim-rpc-v2
+# One shim binary under the names containerd derives from the runtime
+# types io.containerd.rpc-{runc,runlxc,runv}.v2.
+SHIM_NAMES = containerd-shim-rpc-runc-v2 containerd-shim-rpc-runlxc-v2 containerd-shim-rpc-runv-v2
 
 build:
 	$(CARGO) build --release --workspace
 	@mkdir -p target/release && for b in $(BINS); do ln -f $(OUT)/$$b target/release/$$b; done
+	@for n in $(SHIM_NAMES); do ln -f $(OUT)/containerd-shim-rpc-v2 target/release/$$n; done
 
 # Build, then run one busybox container on each runtime that exists.
 run: deps build
@@ -46,6 +50,7 @@ unit:
 
 bench: deps build
 	python3 bench/bench.py
+	python3 bench/shim_bench.py
 
 # Re-profile the hot path (valgrind) into rpc-runc/link-order.txt, which
 # the linker uses to pack hot functions together (see rpc-runc/build.rs).

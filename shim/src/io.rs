@@ -1,0 +1,374 @@
+//! A process's stdio, copied between containerd's fifos and the container
+//! the way containerd's Go shim does: the runtime gets pipes (or a pty
+//! through a console socket) and the shim copies; the stdin fifo is opened
+//! non-blocking so create never waits for a writer. Handing the fifos
+//! straight to the runtime is known to stall.
+//!
+//! Besides fifo paths, `file://PATH` appends output to a file and
+//! `binary:///PATH?ARGS` hands it to a logging binary (nerdctl-style log
+//! drivers, containerd's contract: the container's stdout and stderr on its
+//! fds 3 and 4, fd 5 closed once it is ready, CONTAINER_ID and
+//! CONTAINER_NAMESPACE in its environment).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+
+use crate::error::{io, Error, Result};
+
+const COPY_STACK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// The runtime's side of a process's stdio, for one create/exec call.
+pub struct RuntimeStdio {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// `--console-socket` for a terminal.
+    pub console_socket: Option<ConsoleSocket>,
+}
+
+/// The shim's side, kept with the process.
+#[derive(Default)]
+pub struct ProcessIo {
+    /// The write end of the container's stdin (pipe or a dup of the pty
+    /// master); CloseIO drops it.
+    stdin: Arc<Mutex<Option<File>>>,
+    /// The pty master of a terminal process (for ResizePty).
+    console: Option<File>,
+    copiers: Vec<JoinHandle<()>>,
+    paths: StdioPaths,
+}
+
+fn pipe() -> Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io("creating a pipe")(e.into()))?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Opens an output destination: a fifo (read-write, so it never blocks and
+/// a vanished reader does not kill the copy with EPIPE) or `file://`.
+fn open_output(path: &str) -> Result<File> {
+    if let Some(p) = path.strip_prefix("file://") {
+        if let Some(dir) = Path::new(p).parent() {
+            std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        return OpenOptions::new().append(true).create(true).open(p).map_err(io(format!("opening {p}")));
+    }
+    if path.contains("://") {
+        return Err(Error::InvalidArgument(format!("unsupported stdio URI {path:?} (fifos, file:// and binary:// are)")));
+    }
+    OpenOptions::new().read(true).write(true).open(path).map_err(io(format!("opening fifo {path}")))
+}
+
+/// Opens the stdin fifo without waiting for a writer, then makes reads
+/// blocking (the copy thread waits for data or EOF).
+fn open_stdin(path: &str) -> Result<File> {
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io(format!("opening stdin fifo {path}")))?;
+    let flags = fcntl(&f, FcntlArg::F_GETFL).map_err(|e| io("F_GETFL")(e.into()))?;
+    let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    fcntl(&f, FcntlArg::F_SETFL(flags)).map_err(|e| io("F_SETFL")(e.into()))?;
+    Ok(f)
+}
+
+fn spawn_copy(name: &str, mut from: File, to: Arc<Mutex<Option<File>>>) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(COPY_STACK)
+        .spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break, // EIO: the pty's last slave closed
+                };
+                let mut guard = match to.lock() {
+                    Ok(g) => g,
+                    Err(_) => break,
+                };
+                match guard.as_mut() {
+                    Some(w) => {
+                        if w.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
+            }
+            // EOF: close the destination so the reader sees EOF too.
+            if let Ok(mut g) = to.lock() {
+                g.take();
+            }
+        })
+        .map_err(io("spawning a copy thread"))
+}
+
+fn shared(f: File) -> Arc<Mutex<Option<File>>> {
+    Arc::new(Mutex::new(Some(f)))
+}
+
+/// Decodes `%XX` escapes of a URI query part (and `+` as space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The program and arguments of a `binary://` URI, the way containerd's Go
+/// shim reads them: the path, then each query key and its non-empty value.
+pub fn parse_binary_uri(uri: &str) -> Result<(String, Vec<String>)> {
+    let rest = uri.strip_prefix("binary://").ok_or_else(|| Error::InvalidArgument(format!("not a binary:// URI: {uri}")))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.starts_with('/') {
+        return Err(Error::InvalidArgument(format!("binary:// log driver needs an absolute path: {uri}")));
+    }
+    let mut args = Vec::new();
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        args.push(unescape(k));
+        if !v.is_empty() {
+            args.push(unescape(v));
+        }
+    }
+    Ok((unescape(path), args))
+}
+
+/// Starts a `binary://` logging driver and waits until it says it is
+/// ready; returns the container's stdout and stderr write ends.
+fn spawn_logger(uri: &str, namespace: &str, id: &str) -> Result<(File, File)> {
+    let (path, args) = parse_binary_uri(uri)?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (mut ready_r, ready_w) = pipe()?;
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = Command::new(&path);
+    cmd.args(&args)
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", namespace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // via high duplicates, so a source fd that is 3..5 is not clobbered
+            let mut tmp = [0; 3];
+            for (t, fd) in tmp.iter_mut().zip(fds) {
+                *t = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                if *t < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, t) in tmp.iter().enumerate() {
+                if libc::dup2(*t, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(io(format!("starting the logging binary {path}")))?;
+    drop(cmd);
+    drop((out_r, err_r, ready_w));
+    // EOF (or a byte) once the driver closed fd 5: it is ready
+    let mut b = [0u8; 1];
+    let _ = ready_r.read(&mut b);
+    Ok((out_w, err_w))
+}
+
+/// Sets up the stdio of a process about to be created: returns what the
+/// runtime gets and what the shim keeps. Pipe copies start at once; a
+/// terminal's start in [`ProcessIo::attach_console`].
+/// `owner` (runc.v1 Options IoUid/IoGid) owns the container's pipe ends,
+/// for containers whose root is not the host's root.
+pub fn prepare(
+    paths: &StdioPaths,
+    socket_dir: &Path,
+    tag: &str,
+    owner: Option<(u32, u32)>,
+    ids: (&str, &str),
+) -> Result<(RuntimeStdio, ProcessIo)> {
+    let chown = |f: &File| -> Result<()> {
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(f, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| io("chown of a stdio pipe to IoUid/IoGid")(e.into()))?;
+        }
+        Ok(())
+    };
+    let mut pio = ProcessIo { paths: paths.clone(), ..Default::default() };
+    if paths.terminal {
+        let sock = ConsoleSocket::new(socket_dir, tag)?;
+        let rt = RuntimeStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null(), console_socket: Some(sock) };
+        return Ok((rt, pio));
+    }
+    let stdin = if paths.stdin.is_empty() {
+        Stdio::null()
+    } else {
+        let fifo = open_stdin(&paths.stdin)?;
+        let (r, w) = pipe()?;
+        chown(&r)?;
+        pio.stdin = shared(w);
+        pio.copiers.push(spawn_copy("stdin", fifo, pio.stdin.clone())?);
+        Stdio::from(OwnedFd::from(r))
+    };
+    if paths.stdout.starts_with("binary://") {
+        if paths.terminal {
+            return Err(Error::InvalidArgument("a binary:// log driver cannot take a terminal".into()));
+        }
+        let (out, err) = spawn_logger(&paths.stdout, ids.0, ids.1)?;
+        chown(&out)?;
+        chown(&err)?;
+        let stdout = Stdio::from(OwnedFd::from(out));
+        return Ok((RuntimeStdio { stdin, stdout, stderr: Stdio::from(OwnedFd::from(err)), console_socket: None }, pio));
+    }
+    let mut output = |path: &str, name: &str| -> Result<Stdio> {
+        if path.is_empty() {
+            return Ok(Stdio::null());
+        }
+        let dest = open_output(path)?;
+        let (r, w) = pipe()?;
+        chown(&w)?;
+        pio.copiers.push(spawn_copy(name, r, shared(dest))?);
+        Ok(Stdio::from(OwnedFd::from(w)))
+    };
+    let stdout = output(&paths.stdout, "stdout")?;
+    let stderr = output(&paths.stderr, "stderr")?;
+    Ok((RuntimeStdio { stdin, stdout, stderr, console_socket: None }, pio))
+}
+
+impl ProcessIo {
+    /// After a successful create/exec with a terminal: take the pty master
+    /// the runtime sent and copy stdin fifo -> master -> stdout fifo.
+    pub fn attach_console(&mut self, sock: &ConsoleSocket) -> Result<()> {
+        let master = sock.receive()?;
+        let out = master.try_clone().map_err(io("dup pty master"))?;
+        let input = master.try_clone().map_err(io("dup pty master"))?;
+        if !self.paths.stdout.is_empty() {
+            let dest = open_output(&self.paths.stdout)?;
+            self.copiers.push(spawn_copy("console-out", out, shared(dest))?);
+        }
+        if !self.paths.stdin.is_empty() {
+            let fifo = open_stdin(&self.paths.stdin)?;
+            self.stdin = shared(input);
+            self.copiers.push(spawn_copy("console-in", fifo, self.stdin.clone())?);
+        }
+        self.console = Some(master);
+        Ok(())
+    }
+
+    pub fn close_stdin(&self) {
+        if let Ok(mut g) = self.stdin.lock() {
+            g.take();
+        }
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        let console = self.console.as_ref().ok_or_else(|| Error::NotFound("the process has no terminal".into()))?;
+        let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        let rc = unsafe { libc::ioctl(console.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        if rc < 0 {
+            return Err(io("resizing the pty")(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+}
+
+/// A `--console-socket`: the runtime connects and sends the pty master.
+pub struct ConsoleSocket {
+    listener: UnixListener,
+    pub path: PathBuf,
+}
+
+impl ConsoleSocket {
+    fn new(dir: &Path, tag: &str) -> Result<ConsoleSocket> {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let path = dir.join(format!("pty-{}-{tag}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(io(format!("binding {}", path.display())))?;
+        Ok(ConsoleSocket { listener, path })
+    }
+
+    /// Called once the runtime has exited successfully: it has connected
+    /// and sent the master already, so nothing blocks here.
+    fn receive(&self) -> Result<File> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        self.listener.set_nonblocking(true).map_err(io("console socket"))?;
+        let (stream, _) = self
+            .listener
+            .accept()
+            .map_err(|e| Error::FailedPrecondition(format!("the runtime sent no terminal on the console socket: {e}")))?;
+        stream.set_nonblocking(false).map_err(io("console socket"))?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(|e| io("receiving the pty master")(e.into()))?;
+        let cmsgs = msg.cmsgs().map_err(|e| io("receiving the pty master")(e.into()))?;
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: the kernel just gave us this descriptor.
+                    return Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+                }
+            }
+        }
+        Err(Error::FailedPrecondition("the runtime sent no file descriptor on the console socket".into()))
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_uri_like_containerd() {
+        let (p, a) = parse_binary_uri("binary:///usr/bin/logger?dir=%2Fvar%2Flog&debug").expect("parse");
+        assert_eq!(p, "/usr/bin/logger");
+        assert_eq!(a, vec!["dir", "/var/log", "debug"]);
+        assert!(parse_binary_uri("binary://relative").is_err());
+        assert_eq!(unescape("a%2"), "a%2");
+    }
+}

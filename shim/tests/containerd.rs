@@ -1,0 +1,465 @@
+//! Our shim under a real containerd, driven with `ctr`: every test starts
+//! its own daemon (see common/mod.rs) and checks what a user would see.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn run<'a>(d: &'a Daemon, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = d.run_args(RUNTIME);
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn run_rm_echo_prints_hi() {
+    let d = daemon!("echo");
+    let out = d.ctr(&run(&d, &["--rm", IMAGE, "echo1", "echo", "hi"]));
+    assert!(out.status.success(), "{}\n{}", out_str(&out), tail(&d.log(), 40));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    d.assert_no_shims();
+    assert!(d.ctr_ok(&["containers", "ls", "-q"]).trim().is_empty());
+}
+
+#[test]
+fn exit_codes_are_exact() {
+    let d = daemon!("exitcodes");
+    for (code, script) in [(0, "exit 0"), (7, "exit 7"), (255, "exit 255"), (137, "sleep 100 & kill -9 $! ; wait $!; exit $?")] {
+        let id = format!("ec{code}");
+        let out = d.ctr(&run(&d, &["--rm", IMAGE, &id, "sh", "-c", script]));
+        assert_eq!(out.status.code(), Some(code), "{script}: {}", out_str(&out));
+    }
+    // init killed by a signal from outside: 128 + 9
+    let child = d
+        .ctr_cmd(&run(&d, &["--rm", IMAGE, "sig", "sleep", "1000"]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr");
+    d.wait_status("sig", "RUNNING", Duration::from_secs(10));
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "sig"]);
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(137), "{}", out_str(&out));
+    d.assert_no_shims();
+}
+
+#[test]
+fn runtime_errors_surface_in_ctr() {
+    let d = daemon!("errors");
+    let out = d.ctr(&run(&d, &["--rm", IMAGE, "bad", "/no/such/program"]));
+    assert!(!out.status.success(), "{}", out_str(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // the runtime's --log error line, through the shim, containerd and ctr
+    assert!(err.contains("/no/such/program") && err.contains("rpc-runc"), "error does not carry the runtime's message: {err}");
+    let _ = d.ctr(&["containers", "delete", "bad"]);
+    d.assert_no_shims();
+}
+
+#[test]
+fn stdin_is_copied_until_eof() {
+    let d = daemon!("stdin");
+    let mut child = d
+        .ctr_cmd(&run(&d, &["--rm", IMAGE, "cat1", "sh", "-c", "cat; echo done"]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"line one\nline two\n").expect("write");
+    drop(stdin);
+    let out = wait_output(child, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out_str(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "line one\nline two\ndone\n");
+    d.assert_no_shims();
+}
+
+#[test]
+fn detached_task_exec_ps_pause_metrics_kill() {
+    let d = daemon!("detached");
+    let events = EventLog::start(&d);
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "c1", "sleep", "1000"]));
+    d.wait_status("c1", "RUNNING", Duration::from_secs(10));
+    let init_pid = d.task_pid("c1").expect("task pid");
+    assert!(alive(init_pid));
+
+    // exec: output and exact exit code
+    let out = d.ctr(&d.exec_args(&["--exec-id", "e1", "c1", "sh", "-c", "echo from-exec; exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", out_str(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-exec\n");
+
+    // an exec that cannot start says why (the runtime's error)
+    let out = d.ctr(&d.exec_args(&["--exec-id", "bad", "c1", "/no/such/exec"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/exec") && err.contains("rpc-runc exec failed"), "{err}");
+
+    // a detached exec shows up in ps
+    d.ctr_ok(&d.exec_args(&["-d", "--exec-id", "bg", "c1", "sleep", "500"]));
+    let ps = d.ctr_ok(&["task", "ps", "c1"]);
+    assert!(ps.contains(&init_pid.to_string()), "ps lacks the init pid: {ps}");
+    assert!(ps.lines().count() >= 3, "ps should list init and the exec: {ps}");
+    assert!(ps.contains("bg"), "ps should name the exec: {ps}");
+
+    // pause / resume
+    d.ctr_ok(&["task", "pause", "c1"]);
+    assert_eq!(d.task_status("c1").as_deref(), Some("PAUSED"));
+    assert!(freezer_frozen(init_pid), "init is not frozen");
+    d.ctr_ok(&["task", "resume", "c1"]);
+    assert_eq!(d.task_status("c1").as_deref(), Some("RUNNING"));
+    assert!(!freezer_frozen(init_pid));
+
+    // metrics from the container's cgroups
+    let m = d.ctr_ok(&["task", "metrics", "c1"]);
+    assert!(m.contains("memory.usage_in_bytes") && m.contains("pids.current"), "metrics: {m}");
+    let pids_line = m.lines().find(|l| l.starts_with("pids.current")).unwrap_or_default().to_string();
+    assert!(pids_line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 2), "pids: {m}");
+
+    // kill --all, the task stops, delete leaves no shim
+    d.ctr_ok(&["task", "kill", "-a", "-s", "SIGKILL", "c1"]);
+    d.wait_status("c1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "c1"]);
+    d.ctr_ok(&["containers", "delete", "c1"]);
+    assert!(!alive(init_pid));
+    d.assert_no_shims();
+    let text = events.stop();
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        assert!(text.contains(topic), "no {topic} event: {text}");
+    }
+}
+
+/// `ctr events` running in the background.
+struct EventLog {
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl EventLog {
+    fn start(d: &Daemon) -> EventLog {
+        let mut child = d.ctr_cmd(&["events"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("ctr events");
+        let mut out = child.stdout.take().expect("events stdout");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        // let it subscribe before anything happens
+        std::thread::sleep(Duration::from_millis(300));
+        EventLog { child, reader }
+    }
+
+    fn stop(mut self) -> String {
+        // events reach ctr asynchronously
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reader.join().unwrap_or_default()
+    }
+}
+
+fn freezer_frozen(pid: i32) -> bool {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    cg.lines()
+        .filter(|l| l.contains(":freezer:"))
+        .filter_map(|l| l.split(':').nth(2))
+        .any(|p| std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{p}/freezer.state")).is_ok_and(|s| s.trim() == "FROZEN"))
+}
+
+fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
+    let deadline = Instant::now() + timeout;
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let h = std::thread::spawn(move || {
+        let mut o = Vec::new();
+        let mut e = Vec::new();
+        if let Some(s) = so.as_mut() {
+            let _ = s.read_to_end(&mut o);
+        }
+        if let Some(s) = se.as_mut() {
+            let _ = s.read_to_end(&mut e);
+        }
+        (o, e)
+    });
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let (stdout, stderr) = h.join().unwrap_or_default();
+            return std::process::Output { status, stdout, stderr };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ctr did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `ctr run --rm -t` on a pty of ours sized 33x101; returns (exit
+/// code, what the terminal showed).
+fn run_on_pty(d: &Daemon, args: &[&str]) -> (Option<i32>, String) {
+    let pty = nix::pty::openpty(Some(&nix::pty::Winsize { ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 }), None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let child =
+        d.ctr_cmd(args).stdin(slave.try_clone().expect("dup")).stdout(slave.try_clone().expect("dup")).stderr(slave).spawn().expect("ctr");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = master.read_to_end(&mut buf); // EIO once ctr exits
+        buf
+    });
+    let out = wait_output(child, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    (out.status.code(), text)
+}
+
+#[test]
+fn tty_with_resize() {
+    let d = daemon!("tty");
+    // ctr resizes after start: give the ResizePty a moment to land
+    let (code, text) = run_on_pty(&d, &run(&d, &["--rm", "-t", IMAGE, "tty1", "sh", "-c", "tty; sleep 1; stty size; exit 4"]));
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("/dev/pts/"), "no terminal in the container: {text:?}");
+    assert!(text.contains("33 101"), "ResizePty did not reach the container: {text:?}");
+
+    // an exec with its own terminal
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "tty2", "sleep", "1000"]));
+    d.wait_status("tty2", "RUNNING", Duration::from_secs(10));
+    let (code, text) = run_on_pty(&d, &d.exec_args(&["-t", "--exec-id", "x1", "tty2", "sh", "-c", "tty; sleep 1; stty size; exit 5"]));
+    assert_eq!(code, Some(5), "{text}");
+    assert!(text.contains("/dev/pts/") && text.contains("33 101"), "exec terminal: {text:?}");
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "tty2"]);
+    d.wait_status("tty2", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "tty2"]);
+    d.ctr_ok(&["containers", "delete", "tty2"]);
+    d.assert_no_shims();
+}
+
+#[test]
+fn oom_kill_publishes_task_oom() {
+    let d = daemon!("oom");
+    let events = EventLog::start(&d);
+    let out = d.ctr(&run(&d, &["--rm", "--memory-limit", "33554432", IMAGE, "oom1", "sh", "-c", "sleep 0.5; tail /dev/zero"]));
+    assert_eq!(out.status.code(), Some(137), "the memory hog should be OOM-killed: {}", out_str(&out));
+    let text = events.stop();
+    assert!(text.contains("/tasks/oom") && text.contains("oom1"), "no TaskOOM event: {text}");
+    for topic in ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"] {
+        assert!(text.contains(topic), "no {topic} event: {text}");
+    }
+    d.assert_no_shims();
+}
+
+#[test]
+fn shim_killed_with_sigkill_is_cleaned_up() {
+    let d = daemon!("shimkill");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "k1", "sleep", "1000"]));
+    d.wait_status("k1", "RUNNING", Duration::from_secs(10));
+    let pid = d.task_pid("k1").expect("pid");
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1, "one shim expected: {shims:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[0]), nix::sys::signal::Signal::SIGKILL).expect("kill shim");
+    // containerd sees the shim go, runs `shim delete`, which force-deletes
+    // the container through the runtime
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "container init {pid} survived its shim\n{}", tail(&d.log(), 40));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = d.task_status("k1");
+        if st.is_none() || st.as_deref() == Some("STOPPED") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "task still {st:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = d.ctr(&["task", "delete", "k1"]);
+    d.ctr_ok(&["containers", "delete", "k1"]);
+    assert!(d.task_status("k1").is_none());
+    // nothing left in the runtime's state either
+    let list =
+        std::process::Command::new(runc_bin()).arg("--root").arg(d.runtime_root()).args(["list", "-q"]).output().expect("rpc-runc list");
+    assert!(String::from_utf8_lossy(&list.stdout).trim().is_empty(), "runtime still lists: {}", out_str(&list));
+    d.assert_no_shims();
+}
+
+/// The Docker path: containerd's Go shim (io.containerd.runc.v2) driving
+/// rpc-runc through the BinaryName option, as dockerd --add-runtime does.
+#[test]
+fn go_shim_drives_rpc_runc() {
+    let d = daemon!("goshim");
+    let bin = runc_bin();
+    let bin = bin.to_str().expect("utf-8");
+    let root = d.runc_root.to_str().expect("utf-8");
+    let fifo = d.fifo_dir.to_str().expect("utf-8");
+    let go = |extra: &[&'static str]| {
+        let mut a = vec!["run", "--fifo-dir", fifo, "--runtime", "io.containerd.runc.v2", "--runc-binary", bin, "--runc-root", root];
+        a.extend_from_slice(extra);
+        a
+    };
+    let out = d.ctr(&go(&["--rm", IMAGE, "g1", "echo", "hi"]));
+    assert!(out.status.success(), "{}\n{}", out_str(&out), tail(&d.log(), 30));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = d.ctr(&go(&["--rm", IMAGE, "g0", "sh", "-c", "exit 9"]));
+    assert_eq!(out.status.code(), Some(9), "{}", out_str(&out));
+    d.ctr_ok(&go(&["-d", IMAGE, "g2", "sleep", "1000"]));
+    d.wait_status("g2", "RUNNING", Duration::from_secs(10));
+    let out = d.ctr(&d.exec_args(&["--exec-id", "x", "g2", "sh", "-c", "echo in; exit 5"]));
+    assert_eq!(out.status.code(), Some(5), "{}", out_str(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "in\n");
+    let ps = d.ctr_ok(&["task", "ps", "g2"]);
+    assert!(ps.lines().count() >= 2, "{ps}");
+    d.ctr_ok(&["task", "pause", "g2"]);
+    assert_eq!(d.task_status("g2").as_deref(), Some("PAUSED"));
+    d.ctr_ok(&["task", "resume", "g2"]);
+    assert_eq!(d.task_status("g2").as_deref(), Some("RUNNING"));
+    let m = d.ctr_ok(&["task", "metrics", "g2"]);
+    assert!(m.contains("memory.usage_in_bytes"), "{m}");
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "g2"]);
+    d.wait_status("g2", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "g2"]);
+    d.ctr_ok(&["containers", "delete", "g2"]);
+    assert!(d.runc_root.is_dir(), "the Go shim did not use --runc-root");
+    let (code, text) = run_on_pty(&d, &go(&["--rm", "-t", IMAGE, "gt", "sh", "-c", "tty; exit 6"]));
+    assert_eq!(code, Some(6), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+}
+
+/// What ctr 1.6 cannot ask (Update, Checkpoint, Connect, raw State and
+/// Stats), asked over the shim's own ttrpc socket; plus quick execs that
+/// exit before the runtime has reported their pid.
+#[test]
+fn task_api_over_ttrpc_and_quick_execs() {
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::protobuf::MessageField;
+    use containerd_shim_protos::shim::shim::{CheckpointTaskRequest, ConnectRequest, StateRequest, StatsRequest, UpdateTaskRequest};
+    use containerd_shim_protos::ttrpc::context::with_timeout;
+    use containerd_shim_protos::{Client, TaskClient};
+
+    let d = daemon!("ttrpc");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "u1", "sleep", "1000"]));
+    d.wait_status("u1", "RUNNING", Duration::from_secs(10));
+    let init_pid = d.task_pid("u1").expect("pid");
+
+    // exits faster than `exec --detach` can print its pid: status exact
+    for i in 0..12 {
+        let id = format!("q{i}");
+        let script = format!("exit {i}");
+        let out = d.ctr(&d.exec_args(&["--exec-id", &id, "u1", "sh", "-c", &script]));
+        assert_eq!(out.status.code(), Some(i), "{}", out_str(&out));
+    }
+
+    let addr_file = d.dir.join(format!("state/io.containerd.runtime.v2.task/{}/u1/address", d.ns));
+    let address = std::fs::read_to_string(&addr_file).expect("shim address file");
+    let client = TaskClient::new(Client::connect(address.trim()).expect("connect to the shim"));
+    let ctx = || with_timeout(10_000_000_000);
+
+    let c = client.connect(ctx(), &ConnectRequest { id: "u1".into(), ..Default::default() }).expect("Connect");
+    assert_eq!(c.task_pid as i32, init_pid);
+    assert_eq!(d.shim_pids(), vec![c.shim_pid as i32]);
+
+    let st = client.state(ctx(), &StateRequest { id: "u1".into(), ..Default::default() }).expect("State");
+    assert_eq!(st.pid as i32, init_pid);
+    assert_eq!(format!("{:?}", st.status.enum_value()), "Ok(RUNNING)");
+
+    // Update: containerd sends the OCI LinuxResources as JSON in an Any
+    let res = Any {
+        type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+        value: br#"{"memory":{"limit":50331648},"pids":{"limit":77}}"#.to_vec(),
+        ..Default::default()
+    };
+    client.update(ctx(), &UpdateTaskRequest { id: "u1".into(), resources: MessageField::some(res), ..Default::default() }).expect("Update");
+    let s = client.stats(ctx(), &StatsRequest { id: "u1".into(), ..Default::default() }).expect("Stats");
+    assert_eq!(s.stats.type_url, "io.containerd.cgroups.v1.Metrics");
+    let m = d.ctr_ok(&["task", "metrics", "u1"]);
+    assert!(m.contains("50331648"), "memory limit not updated: {m}");
+    assert!(m.lines().any(|l| l.starts_with("pids.limit") && l.contains("77")), "pids limit not updated: {m}");
+
+    let err = client
+        .checkpoint(ctx(), &CheckpointTaskRequest { id: "u1".into(), ..Default::default() })
+        .expect_err("checkpoint is not supported");
+    let text = format!("{err:?}");
+    assert!(text.contains("UNIMPLEMENTED") && text.contains("checkpoint"), "{text}");
+
+    let err = client.state(ctx(), &StateRequest { id: "nope".into(), ..Default::default() }).expect_err("no such task");
+    assert!(format!("{err:?}").contains("NOT_FOUND"), "{err:?}");
+
+    drop(client);
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "u1"]);
+    d.wait_status("u1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "u1"]);
+    d.ctr_ok(&["containers", "delete", "u1"]);
+    d.assert_no_shims();
+}
+
+/// `binary://` stdio: the container's output goes to a logging binary
+/// (ctr --log-uri), which gets it on fds 3 and 4.
+#[test]
+fn binary_log_driver_gets_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = daemon!("binlog");
+    let logs = d.dir.join("driver-logs");
+    std::fs::create_dir_all(&logs).expect("dir");
+    let driver = d.dir.join("log-driver.sh");
+    std::fs::write(
+        &driver,
+        "#!/bin/sh\n\
+         dir=\"$2\"\n\
+         echo \"$CONTAINER_NAMESPACE $CONTAINER_ID\" > \"$dir/env\"\n\
+         cat <&3 > \"$dir/out\" 5>&- &\n\
+         cat <&4 > \"$dir/err\" 5>&- &\n\
+         exec 5>&-\n\
+         wait\n\
+         touch \"$dir/done\"\n",
+    )
+    .expect("driver");
+    std::fs::set_permissions(&driver, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let uri = format!("binary://{}?dir={}", driver.display(), logs.display());
+    let out = d.ctr(&run(&d, &["--rm", "--log-uri", &uri, IMAGE, "bl1", "sh", "-c", "echo to-out; echo to-err >&2; exit 2"]));
+    assert_eq!(out.status.code(), Some(2), "{}", out_str(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logs.join("done").exists() {
+        assert!(Instant::now() < deadline, "the log driver did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(logs.join("out")).unwrap_or_default(), "to-out\n");
+    assert_eq!(std::fs::read_to_string(logs.join("err")).unwrap_or_default(), "to-err\n");
+    assert_eq!(std::fs::read_to_string(logs.join("env")).unwrap_or_default(), format!("{} bl1\n", d.ns));
+    d.assert_no_shims();
+}
+
+/// containerd restarts while a task runs: it reconnects to our shim, and
+/// the shim's events (here the exit) still reach the new containerd.
+#[test]
+fn containerd_restart_keeps_task_and_events() {
+    let mut d = daemon!("restart");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "r1", "sleep", "1000"]));
+    d.wait_status("r1", "RUNNING", Duration::from_secs(10));
+    let pid = d.task_pid("r1");
+    let shims = d.shim_pids();
+    d.restart();
+    assert_eq!(d.task_status("r1").as_deref(), Some("RUNNING"));
+    assert_eq!(d.task_pid("r1"), pid);
+    assert_eq!(d.shim_pids(), shims, "the same shim serves the task");
+    let events = EventLog::start(&d);
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "r1"]);
+    d.wait_status("r1", "STOPPED", Duration::from_secs(10));
+    let text = events.stop();
+    assert!(text.contains("/tasks/exit") && text.contains("r1"), "no TaskExit after the restart: {text}");
+    d.ctr_ok(&["task", "delete", "r1"]);
+    d.ctr_ok(&["containers", "delete", "r1"]);
+    d.assert_no_shims();
+}
