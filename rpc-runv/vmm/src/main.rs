@@ -69,10 +69,7 @@ fn config(args: &Args) -> anyhow::Result<VmConfig> {
             Some(p) => (p, true),
             None => (d.strip_suffix(",rw").unwrap_or(d), false),
         };
-        c.block.push(BlockConfig {
-            path: path.into(),
-            read_only,
-        });
+        c.block.push(BlockConfig { path: path.into(), read_only });
     }
     c.console_socket = args.console_socket.clone();
     Ok(c)

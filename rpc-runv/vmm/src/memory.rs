@@ -17,10 +17,7 @@ pub fn ram_ranges(size: u64) -> Vec<(GuestAddress, usize)> {
     if size <= MMIO_GAP_START {
         vec![(GuestAddress(0), size as usize)]
     } else {
-        vec![
-            (GuestAddress(0), MMIO_GAP_START as usize),
-            (GuestAddress(MMIO_GAP_END), (size - MMIO_GAP_START) as usize),
-        ]
+        vec![(GuestAddress(0), MMIO_GAP_START as usize), (GuestAddress(MMIO_GAP_END), (size - MMIO_GAP_START) as usize)]
     }
 }
 
@@ -29,18 +26,14 @@ pub fn create(mem_mib: u64) -> Result<GuestMemoryMmap> {
     if mem_mib < 8 {
         return Err(Error::Config(format!("memory: {mem_mib} MiB, need at least 8")));
     }
-    let size = mem_mib
-        .checked_mul(1 << 20)
-        .ok_or_else(|| Error::Config(format!("memory: {mem_mib} MiB is too large")))?;
+    let size = mem_mib.checked_mul(1 << 20).ok_or_else(|| Error::Config(format!("memory: {mem_mib} MiB is too large")))?;
     GuestMemoryMmap::from_ranges(&ram_ranges(size)).map_err(|e| Error::Memory(e.to_string()))
 }
 
 /// Registers every region of `mem` as a KVM memory slot.
 pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<()> {
     for (slot, region) in mem.iter().enumerate() {
-        let host = mem
-            .get_host_address(region.start_addr())
-            .map_err(|e| Error::Memory(e.to_string()))?;
+        let host = mem.get_host_address(region.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
         let desc = kvm_userspace_memory_region {
             slot: slot as u32,
             flags: 0,
@@ -57,9 +50,5 @@ pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<()> {
 
 /// The end of RAM below the MMIO gap (exclusive).
 pub fn low_ram_end(mem: &GuestMemoryMmap) -> u64 {
-    mem.iter()
-        .filter(|r| r.start_addr().raw_value() < MMIO_GAP_START)
-        .map(|r| r.start_addr().raw_value() + r.len())
-        .max()
-        .unwrap_or(0)
+    mem.iter().filter(|r| r.start_addr().raw_value() < MMIO_GAP_START).map(|r| r.start_addr().raw_value() + r.len()).max().unwrap_or(0)
 }

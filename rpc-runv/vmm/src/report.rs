@@ -17,10 +17,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(verbose: bool) -> Self {
-        Reporter {
-            counts: Mutex::new(BTreeMap::new()),
-            verbose,
-        }
+        Reporter { counts: Mutex::new(BTreeMap::new()), verbose }
     }
 
     /// Records a guest fault of `kind`, printing it if it is among the
@@ -49,6 +46,10 @@ impl Reporter {
         }
     }
 
+    pub fn verbose(&self) -> bool {
+        self.verbose
+    }
+
     /// Total of the counts of `kind`.
     pub fn count(&self, kind: &str) -> u64 {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -58,11 +59,7 @@ impl Reporter {
     /// One line: `kind=N, kind=N` (empty if nothing was reported).
     pub fn summary(&self) -> String {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        counts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -27,11 +27,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(exit_evt: EventFd) -> Self {
-        Shared {
-            stopping: AtomicBool::new(false),
-            exit: Mutex::new(None),
-            exit_evt,
-        }
+        Shared { stopping: AtomicBool::new(false), exit: Mutex::new(None), exit_evt }
     }
 
     /// Records why the VM stops (the first reason wins) and wakes the
@@ -70,7 +66,7 @@ fn crash_detail(vcpu: &VcpuFd, what: &str) -> String {
 }
 
 /// The body of vCPU thread `id`.
-pub fn run(id: u8, mut vcpu: VcpuFd, devices: Arc<Devices>, shared: Arc<Shared>) {
+pub fn run(id: u8, mut vcpu: VcpuFd, devices: Arc<Devices>, shared: Arc<Shared>, verbose: bool) {
     while !shared.stopping() {
         let next = match vcpu.run() {
             Ok(exit) => match exit {
@@ -98,9 +94,7 @@ pub fn run(id: u8, mut vcpu: VcpuFd, devices: Arc<Devices>, shared: Arc<Shared>)
                     other => Next::Crash(format!("system event {other}")),
                 },
                 VcpuExit::Intr | VcpuExit::IrqWindowOpen => Next::Continue,
-                VcpuExit::FailEntry(reason, cpu) => {
-                    Next::Crash(format!("VM entry failed on cpu {cpu}: reason {reason:#x}"))
-                }
+                VcpuExit::FailEntry(reason, cpu) => Next::Crash(format!("VM entry failed on cpu {cpu}: reason {reason:#x}")),
                 VcpuExit::InternalError => Next::Crash("KVM internal error (emulation failure)".into()),
                 other => Next::Crash(format!("unhandled exit {other:?}")),
             },
@@ -117,6 +111,11 @@ pub fn run(id: u8, mut vcpu: VcpuFd, devices: Arc<Devices>, shared: Arc<Shared>)
                 shared.stop(VmExit::GuestCrash(format!("vCPU {id}: {}", crash_detail(&vcpu, &what))));
                 break;
             }
+        }
+    }
+    if verbose {
+        if let Ok(r) = vcpu.get_regs() {
+            eprintln!("rpc-vmm: vCPU {id} stopped at rip {:#x} rsp {:#x}", r.rip, r.rsp);
         }
     }
 }

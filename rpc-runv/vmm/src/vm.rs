@@ -27,7 +27,7 @@ use crate::layout::*;
 use crate::memory::{self, GuestMemoryMmap};
 use crate::report::Reporter;
 use crate::vcpu::{self, Shared};
-use crate::x86::{boot, cpuid, msr, mptable, regs};
+use crate::x86::{boot, cpuid, mptable, msr, regs};
 use crate::{Error, Result};
 
 /// Exit status: the guest powered off, reset or halted.
@@ -133,13 +133,9 @@ impl Vm {
         let kvm = Kvm::new().map_err(Error::Kvm)?;
         check_caps(&kvm)?;
         let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
-        vm.set_tss_address(KVM_TSS_ADDRESS)
-            .map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+        vm.set_tss_address(KVM_TSS_ADDRESS).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
         vm.create_irq_chip().map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
-        let pit = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
+        let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
         vm.create_pit2(pit).map_err(Error::kvm("KVM_CREATE_PIT2"))?;
 
         let mem = memory::create(config.mem_mib)?;
@@ -154,10 +150,7 @@ impl Vm {
         let out: Box<dyn Write + Send> = match &config.serial_output {
             SerialOutput::Stdout => Box::new(std::io::stdout()),
             SerialOutput::Sink => Box::new(std::io::sink()),
-            SerialOutput::File(p) => Box::new(File::create(p).map_err(|source| Error::File {
-                path: p.clone(),
-                source,
-            })?),
+            SerialOutput::File(p) => Box::new(File::create(p).map_err(|source| Error::File { path: p.clone(), source })?),
         };
         let serial = SerialConsole::new(irq(SERIAL_IRQ)?, out);
 
@@ -184,10 +177,7 @@ impl Vm {
         let console = match &config.console_socket {
             Some(path) => {
                 let _ = std::fs::remove_file(path);
-                let listener = UnixListener::bind(path).map_err(|source| Error::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let listener = UnixListener::bind(path).map_err(|source| Error::File { path: path.clone(), source })?;
                 listener.set_nonblocking(true).map_err(Error::io("console socket"))?;
                 let host = Arc::new(Mutex::new(ConsoleHost::default()));
                 let t = add(Box::new(Console::new(host.clone())), &mut cmdline)?;
@@ -196,13 +186,7 @@ impl Vm {
             None => None,
         };
 
-        let entry = boot::load(
-            &mem,
-            &config.kernel.path,
-            config.initrd.as_deref(),
-            &cmdline,
-            config.pvh,
-        )?;
+        let entry = boot::load(&mem, &config.kernel.path, config.initrd.as_deref(), &cmdline, config.pvh)?;
         mptable::setup(&mem, config.vcpus)?;
 
         let base_cpuid = cpuid::supported(&kvm)?;
@@ -210,8 +194,7 @@ impl Vm {
         let mut vcpus = Vec::new();
         for id in 0..config.vcpus {
             let vcpu = vm.create_vcpu(u64::from(id)).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
-            vcpu.set_cpuid2(&cpuid::for_vcpu(&base_cpuid, id, config.vcpus, tsc_deadline))
-                .map_err(Error::kvm("KVM_SET_CPUID2"))?;
+            vcpu.set_cpuid2(&cpuid::for_vcpu(&base_cpuid, id, config.vcpus, tsc_deadline)).map_err(Error::kvm("KVM_SET_CPUID2"))?;
             msr::setup(&vcpu)?;
             regs::setup_fpu(&vcpu)?;
             regs::setup_lapic(&vcpu)?;
@@ -222,21 +205,8 @@ impl Vm {
             vcpus.push(vcpu);
         }
 
-        let devices = Arc::new(Devices {
-            serial: Mutex::new(serial),
-            virtio,
-            reporter: reporter.clone(),
-        });
-        Ok(Vm {
-            _kvm: kvm,
-            _vm: vm,
-            _mem: mem,
-            vcpus,
-            devices,
-            reporter,
-            console,
-            serial_input: config.serial_input,
-        })
+        let devices = Arc::new(Devices { serial: Mutex::new(serial), virtio, reporter: reporter.clone() });
+        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, serial_input: config.serial_input })
     }
 
     /// Runs the VM until it stops; returns why. Blocks SIGTERM, SIGINT
@@ -244,10 +214,9 @@ impl Vm {
     pub fn run(mut self) -> Result<VmExit> {
         let sigfd = block_stop_signals()?;
         install_kick_handler()?;
-        let shared = Arc::new(Shared::new(
-            EventFd::new(EFD_NONBLOCK).map_err(Error::io("eventfd"))?,
-        ));
+        let shared = Arc::new(Shared::new(EventFd::new(EFD_NONBLOCK).map_err(Error::io("eventfd"))?));
 
+        let verbose = self.reporter.verbose();
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         for (id, vcpu) in self.vcpus.drain(..).enumerate() {
             let devices = self.devices.clone();
@@ -256,7 +225,7 @@ impl Vm {
                 .name(format!("vcpu{id}"))
                 .spawn(move || {
                     unblock_kick_signal();
-                    vcpu::run(id as u8, vcpu, devices, shared2)
+                    vcpu::run(id as u8, vcpu, devices, shared2, verbose)
                 })
                 .map_err(|e| Error::Thread(e.to_string()))?;
             threads.push(t);
@@ -277,9 +246,7 @@ impl Vm {
             s.flush();
         }
         result?;
-        let exit = shared
-            .take_exit()
-            .unwrap_or_else(|| VmExit::VmmError("no exit reason".into()));
+        let exit = shared.take_exit().unwrap_or_else(|| VmExit::VmmError("no exit reason".into()));
         let summary = self.reporter.summary();
         if !summary.is_empty() {
             eprintln!("rpc-vmm: guest faults: {summary}");
@@ -295,9 +262,7 @@ impl Vm {
         const CLIENT: u64 = 4;
         let epoll = Epoll::new().map_err(Error::io("epoll"))?;
         let add = |fd: i32, token: u64| {
-            epoll
-                .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token))
-                .map_err(Error::io("epoll_ctl"))
+            epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token)).map_err(Error::io("epoll_ctl"))
         };
         add(shared.exit_evt.as_raw_fd(), EXIT)?;
         add(sigfd.as_raw_fd(), SIGNAL)?;
@@ -432,10 +397,7 @@ fn block_stop_signals() -> Result<File> {
     unsafe {
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
-            return Err(Error::Io {
-                what: "pthread_sigmask",
-                source: std::io::Error::from_raw_os_error(rc),
-            });
+            return Err(Error::Io { what: "pthread_sigmask", source: std::io::Error::from_raw_os_error(rc) });
         }
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         if fd < 0 {

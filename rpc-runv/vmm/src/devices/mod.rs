@@ -42,8 +42,7 @@ impl Devices {
             I8042_DATA_PORT | I8042_COMMAND_PORT => data.fill(i8042::read(port)),
             _ => {
                 data.fill(0xff);
-                self.reporter
-                    .quiet("port read of no device", format_args!("{port:#x}"));
+                self.reporter.quiet("port read of no device", format_args!("{port:#x}"));
             }
         }
     }
@@ -56,8 +55,7 @@ impl Devices {
                 let mut s = lock(&self.serial);
                 for b in data {
                     if let Err(e) = s.write((p - SERIAL_PORT) as u8, *b) {
-                        self.reporter
-                            .quiet("serial output failed", format_args!("{e}"));
+                        self.reporter.quiet("serial output failed", format_args!("{e}"));
                     }
                 }
                 None
@@ -68,8 +66,7 @@ impl Devices {
             },
             EXIT_PORT => Some(VmExit::Status(first)),
             _ => {
-                self.reporter
-                    .quiet("port write to no device", format_args!("{port:#x} <- {first:#x}"));
+                self.reporter.quiet("port write to no device", format_args!("{port:#x} <- {first:#x}"));
                 None
             }
         }

@@ -22,9 +22,7 @@ pub struct SerialConsole {
 
 impl SerialConsole {
     pub fn new(irq: EventFd, out: Box<dyn Write + Send>) -> Self {
-        SerialConsole {
-            uart: Serial::new(IrqTrigger(irq), out),
-        }
+        SerialConsole { uart: Serial::new(IrqTrigger(irq), out) }
     }
 
     /// A guest read of register `offset` (0..8).
@@ -34,9 +32,7 @@ impl SerialConsole {
 
     /// A guest write; an error means the output or the IRQ failed.
     pub fn write(&mut self, offset: u8, value: u8) -> std::io::Result<()> {
-        self.uart
-            .write(offset, value)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        self.uart.write(offset, value).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         // Make the console visible as the guest writes it.
         if offset == 0 {
             self.uart.writer_mut().flush()?;

@@ -51,43 +51,26 @@ fn is_elf(file: &mut File) -> std::io::Result<bool> {
 }
 
 fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<Loaded> {
-    let file_err = |source| Error::File {
-        path: path.to_owned(),
-        source,
-    };
+    let file_err = |source| Error::File { path: path.to_owned(), source };
     let mut file = File::open(path).map_err(file_err)?;
-    let load_err = |source| Error::KernelLoad {
-        path: path.to_owned(),
-        source,
-    };
+    let load_err = |source| Error::KernelLoad { path: path.to_owned(), source };
     if is_elf(&mut file).map_err(file_err)? {
         let r = Elf::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
         let pvh_entry = match r.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(addr) => Some(addr.raw_value()),
             _ => None,
         };
-        Ok(Loaded {
-            entry: r.kernel_load.raw_value(),
-            pvh_entry,
-            setup_header: None,
-        })
+        Ok(Loaded { entry: r.kernel_load.raw_value(), pvh_entry, setup_header: None })
     } else {
         let r = BzImage::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
         // The 64-bit entry point of a bzImage is 0x200 past its start.
-        Ok(Loaded {
-            entry: r.kernel_load.raw_value() + 0x200,
-            pvh_entry: None,
-            setup_header: r.setup_header,
-        })
+        Ok(Loaded { entry: r.kernel_load.raw_value() + 0x200, pvh_entry: None, setup_header: r.setup_header })
     }
 }
 
 /// Loads the initrd at the top of low RAM; returns (address, size).
 fn load_initrd(mem: &GuestMemoryMmap, path: &Path, kernel_end_hint: u64) -> Result<(u64, u64)> {
-    let err = |msg: String| Error::Initrd {
-        path: path.to_owned(),
-        msg,
-    };
+    let err = |msg: String| Error::Initrd { path: path.to_owned(), msg };
     let mut file = File::open(path).map_err(|e| err(e.to_string()))?;
     let size = file.metadata().map_err(|e| err(e.to_string()))?.len();
     let top = low_ram_end(mem).min(INITRD_ADDR_MAX);
@@ -98,8 +81,7 @@ fn load_initrd(mem: &GuestMemoryMmap, path: &Path, kernel_end_hint: u64) -> Resu
         .ok_or_else(|| err(format!("{size} bytes do not fit in guest memory")))?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf).map_err(|e| err(e.to_string()))?;
-    mem.write_slice(&buf, GuestAddress(addr))
-        .map_err(|source| Error::GuestMemoryAccess { addr, source })?;
+    mem.write_slice(&buf, GuestAddress(addr)).map_err(|source| Error::GuestMemoryAccess { addr, source })?;
     Ok((addr, size))
 }
 
@@ -118,18 +100,9 @@ fn ram_map(mem: &GuestMemoryMmap) -> Vec<(u64, u64, u32)> {
 
 /// Loads the kernel, initrd and command line and writes the boot
 /// information. `cmdline` is complete (device declarations included).
-pub fn load(
-    mem: &GuestMemoryMmap,
-    kernel: &Path,
-    initrd: Option<&Path>,
-    cmdline: &Cmdline,
-    allow_pvh: bool,
-) -> Result<BootEntry> {
+pub fn load(mem: &GuestMemoryMmap, kernel: &Path, initrd: Option<&Path>, cmdline: &Cmdline, allow_pvh: bool) -> Result<BootEntry> {
     let loaded = load_kernel(mem, kernel)?;
-    load_cmdline(mem, GuestAddress(CMDLINE_START), cmdline).map_err(|source| Error::KernelLoad {
-        path: kernel.to_owned(),
-        source,
-    })?;
+    load_cmdline(mem, GuestAddress(CMDLINE_START), cmdline).map_err(|source| Error::KernelLoad { path: kernel.to_owned(), source })?;
     let cmdline_len = cmdline.as_cstring().map(|c| c.as_bytes().len()).unwrap_or(0) as u32;
     let initrd = match initrd {
         Some(p) => Some(load_initrd(mem, p, HIMEM_START)?),
@@ -150,39 +123,20 @@ pub fn load(
             ..Default::default()
         };
         for (i, (addr, size, type_)) in map.iter().enumerate() {
-            let e = hvm_memmap_table_entry {
-                addr: *addr,
-                size: *size,
-                type_: *type_,
-                reserved: 0,
-            };
+            let e = hvm_memmap_table_entry { addr: *addr, size: *size, type_: *type_, reserved: 0 };
             let at = PVH_MEMMAP_START + (i * std::mem::size_of::<hvm_memmap_table_entry>()) as u64;
-            mem.write_obj(e, GuestAddress(at))
-                .map_err(|source| Error::GuestMemoryAccess { addr: at, source })?;
+            mem.write_obj(e, GuestAddress(at)).map_err(|source| Error::GuestMemoryAccess { addr: at, source })?;
         }
         if let Some((addr, size)) = initrd {
             let modlist = PVH_MEMMAP_START + (PVH_MEMMAP_MAX * std::mem::size_of::<hvm_memmap_table_entry>()) as u64;
-            let m = hvm_modlist_entry {
-                paddr: addr,
-                size,
-                ..Default::default()
-            };
-            mem.write_obj(m, GuestAddress(modlist))
-                .map_err(|source| Error::GuestMemoryAccess { addr: modlist, source })?;
+            let m = hvm_modlist_entry { paddr: addr, size, ..Default::default() };
+            mem.write_obj(m, GuestAddress(modlist)).map_err(|source| Error::GuestMemoryAccess { addr: modlist, source })?;
             info.nr_modules = 1;
             info.modlist_paddr = modlist;
         }
-        mem.write_obj(info, GuestAddress(PVH_INFO_START))
-            .map_err(|source| Error::GuestMemoryAccess {
-                addr: PVH_INFO_START,
-                source,
-            })?;
+        mem.write_obj(info, GuestAddress(PVH_INFO_START)).map_err(|source| Error::GuestMemoryAccess { addr: PVH_INFO_START, source })?;
         let _ = cmdline_len;
-        return Ok(BootEntry {
-            entry: pvh_entry,
-            mode: EntryMode::Pvh,
-            boot_info: PVH_INFO_START,
-        });
+        return Ok(BootEntry { entry: pvh_entry, mode: EntryMode::Pvh, boot_info: PVH_INFO_START });
     }
 
     let mut params = boot_params::default();
@@ -206,21 +160,9 @@ pub fn load(
         return Err(Error::Config("e820 map too long".into()));
     }
     for (i, (addr, size, type_)) in map.iter().enumerate() {
-        params.e820_table[i] = boot_e820_entry {
-            addr: *addr,
-            size: *size,
-            r#type: *type_,
-        };
+        params.e820_table[i] = boot_e820_entry { addr: *addr, size: *size, r#type: *type_ };
     }
     params.e820_entries = map.len() as u8;
-    mem.write_obj(params, GuestAddress(ZERO_PAGE_START))
-        .map_err(|source| Error::GuestMemoryAccess {
-            addr: ZERO_PAGE_START,
-            source,
-        })?;
-    Ok(BootEntry {
-        entry: loaded.entry,
-        mode: EntryMode::Linux64,
-        boot_info: ZERO_PAGE_START,
-    })
+    mem.write_obj(params, GuestAddress(ZERO_PAGE_START)).map_err(|source| Error::GuestMemoryAccess { addr: ZERO_PAGE_START, source })?;
+    Ok(BootEntry { entry: loaded.entry, mode: EntryMode::Linux64, boot_info: ZERO_PAGE_START })
 }

@@ -11,8 +11,7 @@ const ECX_TSC_DEADLINE: u32 = 1 << 24;
 
 /// The CPUID KVM supports, fetched once per VM.
 pub fn supported(kvm: &Kvm) -> Result<CpuId> {
-    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-        .map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))
+    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))
 }
 
 /// Our tweaks of the supported CPUID for vCPU `id` of `count`:

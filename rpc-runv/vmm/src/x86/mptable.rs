@@ -90,8 +90,7 @@ pub fn build(vcpus: u8) -> Result<Vec<u8>> {
 /// Writes the MP table for `vcpus` processors into guest memory.
 pub fn setup(mem: &GuestMemoryMmap, vcpus: u8) -> Result<()> {
     let bytes = build(vcpus)?;
-    mem.write_slice(&bytes, GuestAddress(EBDA_START))
-        .map_err(|source| Error::GuestMemoryAccess { addr: EBDA_START, source })
+    mem.write_slice(&bytes, GuestAddress(EBDA_START)).map_err(|source| Error::GuestMemoryAccess { addr: EBDA_START, source })
 }
 
 #[cfg(test)]

@@ -18,11 +18,7 @@ const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
 const MISC_ENABLE_FAST_STRING: u64 = 1;
 
 fn entry(index: u32, data: u64) -> kvm_msr_entry {
-    kvm_msr_entry {
-        index,
-        data,
-        ..Default::default()
-    }
+    kvm_msr_entry { index, data, ..Default::default() }
 }
 
 /// Sets the boot MSRs of `vcpu`.

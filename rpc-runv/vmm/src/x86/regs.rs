@@ -63,8 +63,7 @@ fn segment(entry: u64, index: u16) -> kvm_segment {
 }
 
 fn write<T: vm_memory::ByteValued>(mem: &GuestMemoryMmap, val: T, addr: u64) -> Result<()> {
-    mem.write_obj(val, GuestAddress(addr))
-        .map_err(|source| Error::GuestMemoryAccess { addr, source })
+    mem.write_obj(val, GuestAddress(addr)).map_err(|source| Error::GuestMemoryAccess { addr, source })
 }
 
 /// Identity-maps the first 4 GiB with 2 MiB pages: one PML4 entry, four
@@ -85,18 +84,12 @@ fn setup_page_tables(mem: &GuestMemoryMmap) -> Result<()> {
 /// Writes the GDT and sets segments and control registers for `mode`.
 pub fn setup_sregs(mem: &GuestMemoryMmap, vcpu: &VcpuFd, mode: EntryMode) -> Result<()> {
     let gdt: [u64; 4] = match mode {
-        EntryMode::Linux64 => [
-            gdt_entry(0, 0, 0),
-            gdt_entry(0xa09b, 0, 0xfffff),
-            gdt_entry(0xc093, 0, 0xfffff),
-            gdt_entry(0x808b, 0, 0xfffff),
-        ],
-        EntryMode::Pvh => [
-            gdt_entry(0, 0, 0),
-            gdt_entry(0xc09b, 0, 0xffff_ffff),
-            gdt_entry(0xc093, 0, 0xffff_ffff),
-            gdt_entry(0x008b, 0, 0x67),
-        ],
+        EntryMode::Linux64 => {
+            [gdt_entry(0, 0, 0), gdt_entry(0xa09b, 0, 0xfffff), gdt_entry(0xc093, 0, 0xfffff), gdt_entry(0x808b, 0, 0xfffff)]
+        }
+        EntryMode::Pvh => {
+            [gdt_entry(0, 0, 0), gdt_entry(0xc09b, 0, 0xffff_ffff), gdt_entry(0xc093, 0, 0xffff_ffff), gdt_entry(0x008b, 0, 0x67)]
+        }
     };
     for (i, e) in gdt.iter().enumerate() {
         write(mem, *e, GDT_START + i as u64 * 8)?;
@@ -137,11 +130,7 @@ pub fn setup_sregs(mem: &GuestMemoryMmap, vcpu: &VcpuFd, mode: EntryMode) -> Res
 
 /// General registers of the boot vCPU.
 pub fn setup_regs(vcpu: &VcpuFd, entry: u64, mode: EntryMode, boot_info: u64) -> Result<()> {
-    let mut regs = kvm_regs {
-        rflags: 0x2,
-        rip: entry,
-        ..Default::default()
-    };
+    let mut regs = kvm_regs { rflags: 0x2, rip: entry, ..Default::default() };
     match mode {
         EntryMode::Linux64 => {
             regs.rsp = BOOT_STACK_POINTER;
@@ -155,11 +144,7 @@ pub fn setup_regs(vcpu: &VcpuFd, entry: u64, mode: EntryMode, boot_info: u64) ->
 
 /// x87 control word and MXCSR at their reset values.
 pub fn setup_fpu(vcpu: &VcpuFd) -> Result<()> {
-    let fpu = kvm_fpu {
-        fcw: 0x37f,
-        mxcsr: 0x1f80,
-        ..Default::default()
-    };
+    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
     vcpu.set_fpu(&fpu).map_err(Error::kvm("KVM_SET_FPU"))
 }
 

@@ -51,32 +51,14 @@ pub struct Block {
 
 impl Block {
     pub fn new(path: &Path, read_only: bool, index: usize) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .open(path)
-            .map_err(|source| Error::File {
-                path: path.to_owned(),
-                source,
-            })?;
-        let len = file
-            .metadata()
-            .map_err(|source| Error::File {
-                path: path.to_owned(),
-                source,
-            })?
-            .len();
+        let file =
+            OpenOptions::new().read(true).write(!read_only).open(path).map_err(|source| Error::File { path: path.to_owned(), source })?;
+        let len = file.metadata().map_err(|source| Error::File { path: path.to_owned(), source })?.len();
         let capacity = len / SECTOR_SIZE;
         let mut id = [0u8; ID_LEN];
         let s = format!("rpc-vmm-blk{index}");
         id[..s.len().min(ID_LEN)].copy_from_slice(&s.as_bytes()[..s.len().min(ID_LEN)]);
-        Ok(Block {
-            file,
-            capacity,
-            read_only,
-            id,
-            config: capacity.to_le_bytes(),
-        })
+        Ok(Block { file, capacity, read_only, id, config: capacity.to_le_bytes() })
     }
 
     /// The byte range of a transfer, if it lies within the disk.

@@ -44,12 +44,7 @@ pub struct MmioTransport {
 }
 
 impl MmioTransport {
-    pub fn new(
-        device: Box<dyn VirtioDevice>,
-        mem: GuestMemoryMmap,
-        irq: EventFd,
-        report: Arc<Reporter>,
-    ) -> crate::Result<Self> {
+    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: EventFd, report: Arc<Reporter>) -> crate::Result<Self> {
         let queues = device
             .queue_max_sizes()
             .iter()
@@ -145,10 +140,7 @@ impl MmioTransport {
         if !self.ready_to_process(index) {
             return;
         }
-        if self
-            .device
-            .process_queue(index, &mut self.queues, &self.mem, &self.report)
-        {
+        if self.device.process_queue(index, &mut self.queues, &self.mem, &self.report) {
             self.signal_used();
         }
     }
@@ -239,7 +231,12 @@ impl MmioTransport {
                     }
                 }
                 if self.driver_features & !offered != 0 {
-                    guest_fault!(self.report, "virtio bad feature", "{name}: driver asked for {:#x}, offered {offered:#x}", self.driver_features);
+                    guest_fault!(
+                        self.report,
+                        "virtio bad feature",
+                        "{name}: driver asked for {:#x}, offered {offered:#x}",
+                        self.driver_features
+                    );
                     self.driver_features &= offered;
                 }
             }

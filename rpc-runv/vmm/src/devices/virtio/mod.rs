@@ -46,11 +46,6 @@ pub trait VirtioDevice: Send {
 /// Copies `src` into `data` from `offset`, zero past the end.
 pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
     for (i, b) in data.iter_mut().enumerate() {
-        *b = usize::try_from(offset)
-            .ok()
-            .and_then(|o| o.checked_add(i))
-            .and_then(|o| src.get(o))
-            .copied()
-            .unwrap_or(0);
+        *b = usize::try_from(offset).ok().and_then(|o| o.checked_add(i)).and_then(|o| src.get(o)).copied().unwrap_or(0);
     }
 }
