@@ -94,6 +94,9 @@ impl std::fmt::Display for VmExit {
 /// Stop signals the event loop turns into [`VmExit::Signal`].
 const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
+/// The console's listening socket, host side and transport.
+type ConsoleParts = (UnixListener, Arc<Mutex<ConsoleHost>>, Arc<Mutex<MmioTransport>>);
+
 /// A VM ready to run.
 pub struct Vm {
     _kvm: Kvm,
@@ -102,7 +105,7 @@ pub struct Vm {
     vcpus: Vec<VcpuFd>,
     devices: Arc<Devices>,
     reporter: Arc<Reporter>,
-    console: Option<(UnixListener, Arc<Mutex<ConsoleHost>>, Arc<Mutex<MmioTransport>>)>,
+    console: Option<ConsoleParts>,
     serial_input: bool,
 }
 

@@ -164,7 +164,7 @@ impl MmioTransport {
             self.device.read_config(offset - 0x100, data);
             return;
         }
-        if data.len() != 4 || offset % 4 != 0 {
+        if data.len() != 4 || !offset.is_multiple_of(4) {
             let name = self.device.name();
             guest_fault!(self.report, "virtio bad register access", "{name}: read of {} bytes at {offset:#x}", data.len());
             data.fill(0xff);
@@ -207,7 +207,7 @@ impl MmioTransport {
             guest_fault!(self.report, "virtio bad register access", "{name}: write of {} bytes at {offset:#x}", data.len());
             return;
         };
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             guest_fault!(self.report, "virtio bad register access", "{name}: unaligned write at {offset:#x}");
             return;
         }
