@@ -6,6 +6,10 @@
 #   $RPC_GUEST_CACHE/guest/<key>/{vmlinux,bzImage,System.map,config,initramfs.cpio}
 #   $RPC_GUEST_CACHE/guest/current -> <key>
 #
+# The key covers the kernel's inputs (package version, fragment, patches,
+# KERNEL_RECIPE below); the initramfs is rebuilt in place, in a second,
+# whenever init/init.c changes.
+#
 # RPC_GUEST_CACHE defaults to /var/cache/rpc-runtimes. A cached build is
 # reused at once; otherwise this takes ~6.5 min on 2 cores (niced). The
 # last line printed is the output directory. Needs linux-source-6.1, gcc,
@@ -25,11 +29,39 @@ for a in "$@"; do
 	esac
 done
 
+# Bump when the kernel build steps below change.
+KERNEL_RECIPE=1
+
 srcver="$(dpkg-query -W -f '${Version}' linux-source-6.1 2>/dev/null || echo missing)"
-key="$( { echo "linux-source-6.1 $srcver"; cat "$here/build.sh" "$here/linux-6.1.config" \
-	"$here"/patches/*.patch "$here/init/init.c"; } | sha256sum | cut -c1-16)"
+key="$( { echo "linux-source-6.1 $srcver recipe $KERNEL_RECIPE"; cat "$here/linux-6.1.config" \
+	"$here"/patches/*.patch; } | sha256sum | cut -c1-16)"
 out="$cache/guest/$key"
+
+# initramfs: an uncompressed cpio (a compressed one costs ~40 s per MB to
+# unpack where ring 0 is emulated) with /dev/console and a tiny /init.
+make_initramfs() { # DIR (holding gen_init_cpio)
+	local d="$1"
+	gcc -ffreestanding -static -nostdlib -Os -fno-pie -no-pie -fno-stack-protector -fno-asynchronous-unwind-tables \
+		-Wl,--build-id=none -o "$d/init" "$here/init/init.c"
+	cat >"$d/initramfs.list" <<LIST
+dir /dev 0755 0 0
+nod /dev/console 0600 0 0 c 5 1
+dir /proc 0755 0 0
+dir /sys 0755 0 0
+file /init $d/init 0755 0 0
+LIST
+	"$d/gen_init_cpio" "$d/initramfs.list" >"$d/initramfs.cpio.new"
+	mv "$d/initramfs.cpio.new" "$d/initramfs.cpio"
+	cp "$here/init/init.c" "$d/init.c"
+	rm -f "$d/initramfs.list"
+}
+
 if [ -f "$out/.complete" ]; then
+	if ! cmp -s "$here/init/init.c" "$out/init.c"; then
+		[ $check = 0 ] || exit 1
+		echo "guest: init changed, rebuilding the initramfs" >&2
+		make_initramfs "$out"
+	fi
 	ln -sfn "$key" "$cache/guest/current"
 	[ $check = 1 ] || echo "$out"
 	exit 0
@@ -71,20 +103,8 @@ rm -rf "$tmp" && mkdir -p "$tmp"
 cp vmlinux arch/x86/boot/bzImage System.map "$tmp/"
 cp .config "$tmp/config"
 
-# initramfs: an uncompressed cpio (a compressed one costs ~40 s per MB to
-# unpack where ring 0 is emulated) with /dev/console and a tiny /init.
 gcc -O2 -o "$tmp/gen_init_cpio" usr/gen_init_cpio.c
-gcc -static -nostdlib -Os -fno-pie -no-pie -fno-stack-protector -fno-asynchronous-unwind-tables \
-	-Wl,--build-id=none -o "$tmp/init" "$here/init/init.c"
-cat >"$tmp/initramfs.list" <<LIST
-dir /dev 0755 0 0
-nod /dev/console 0600 0 0 c 5 1
-dir /proc 0755 0 0
-dir /sys 0755 0 0
-file /init $tmp/init 0755 0 0
-LIST
-"$tmp/gen_init_cpio" "$tmp/initramfs.list" >"$tmp/initramfs.cpio"
-rm -f "$tmp/gen_init_cpio" "$tmp/initramfs.list"
+make_initramfs "$tmp"
 echo "guest: built in $(($(date +%s) - start)) s" >"$tmp/build-info"
 echo "linux-source-6.1 $srcver" >>"$tmp/build-info"
 touch "$tmp/.complete"

@@ -9,6 +9,8 @@
 
 mod common;
 
+use std::io::Read;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -48,13 +50,40 @@ fn boot(kernel: &Path, initrd: &Path, extra: &[&str]) -> Run {
     run(&args, T)
 }
 
+/// Linux's own virtio drivers on our devices: init prints the first line
+/// of /dev/vda (virtio-blk, read-only) and writes a marker to /dev/hvc0
+/// (virtio-console), which the host reads from the console socket.
 #[test]
-fn linux_vmlinux_pvh_boots_to_init() {
-    let Some(g) = guest_dir("linux_vmlinux_pvh_boots_to_init") else { return };
-    let r = boot(&g.join("vmlinux"), &g.join("initramfs.cpio"), &[]);
-    eprintln!("vmlinux (PVH) to init and reset: {:.1} s", r.elapsed.as_secs_f64());
+fn linux_vmlinux_pvh_boots_to_init_with_virtio_disk_and_console() {
+    let Some(g) = guest_dir("linux_vmlinux_pvh_boots_to_init_with_virtio_disk_and_console") else { return };
+    let d = TempDir::new("linux");
+    let disk = d.path().join("disk.img");
+    let mut img = b"disk made by the linux test\n".to_vec();
+    img.resize(1 << 20, 0);
+    std::fs::write(&disk, &img).unwrap();
+    let disk_arg = format!("{},ro", disk.display());
+    let sock = d.path().join("console.sock");
+    let sock2 = sock.clone();
+    let reader = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut conn = loop {
+            match UnixStream::connect(&sock2) {
+                Ok(c) => break c,
+                Err(_) if start.elapsed() < T => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return format!("connect: {e}"),
+            }
+        };
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let r = boot(&g.join("vmlinux"), &g.join("initramfs.cpio"), &["--disk", &disk_arg, "--console-socket", sock.to_str().unwrap()]);
+    eprintln!("vmlinux (PVH) with disk and console to init and reset: {:.1} s", r.elapsed.as_secs_f64());
     assert!(r.stdout.contains(MARKER), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.code(), Some(0), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("vda: disk made by the linux test\r\n"), "stdout: {}", r.stdout);
+    let console = reader.join().unwrap();
+    assert!(console.contains("RPC-GUEST-HVC0-OK"), "console socket got: {console:?}");
 }
 
 #[test]
