@@ -19,6 +19,14 @@ pub struct BlockConfig {
     pub read_only: bool,
 }
 
+/// A virtio-net interface on a host tap device.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// The tap's name; rpc-vmm attaches to it (creating it if missing).
+    pub tap: String,
+    pub mac: [u8; 6],
+}
+
 /// Where the 8250 serial console goes.
 #[derive(Clone, Debug, Default)]
 pub enum SerialOutput {
@@ -53,6 +61,8 @@ pub struct VmConfig {
     /// virtio-console (the agent channel): a unix socket rpc-vmm listens
     /// on; one client at a time is the other end of the guest's hvc0.
     pub console_socket: Option<PathBuf>,
+    /// virtio-net on a tap.
+    pub net: Option<NetConfig>,
 }
 
 impl VmConfig {
@@ -69,6 +79,7 @@ impl VmConfig {
             serial_input: false,
             block: Vec::new(),
             console_socket: None,
+            net: None,
         }
     }
 }

@@ -19,6 +19,6 @@ pub mod vcpu;
 pub mod vm;
 pub mod x86;
 
-pub use config::{BlockConfig, KernelImage, VmConfig};
+pub use config::{BlockConfig, KernelImage, NetConfig, VmConfig};
 pub use error::{Error, Result};
 pub use vm::{Vm, VmExit};

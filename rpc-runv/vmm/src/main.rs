@@ -10,7 +10,7 @@ use clap::Parser;
 use vmm::config::SerialOutput;
 use vmm::report::Reporter;
 use vmm::vm::EXIT_VMM_ERROR;
-use vmm::{BlockConfig, Vm, VmConfig};
+use vmm::{BlockConfig, NetConfig, Vm, VmConfig};
 
 /// Boot a kernel in a KVM micro-VM.
 #[derive(Parser, Debug)]
@@ -40,6 +40,12 @@ struct Args {
     /// virtio-console: unix socket to listen on for the host end.
     #[arg(long)]
     console_socket: Option<PathBuf>,
+    /// virtio-net on this tap device (created if missing).
+    #[arg(long)]
+    net_tap: Option<String>,
+    /// MAC address of the virtio-net interface.
+    #[arg(long, default_value = "52:54:00:12:34:56")]
+    mac: String,
     /// Serial output to a file instead of stdout ("-" for stdout, "none" to drop it).
     #[arg(long, default_value = "-")]
     serial: String,
@@ -72,6 +78,10 @@ fn config(args: &Args) -> anyhow::Result<VmConfig> {
         c.block.push(BlockConfig { path: path.into(), read_only });
     }
     c.console_socket = args.console_socket.clone();
+    if let Some(tap) = &args.net_tap {
+        let mac = vmm::devices::virtio::net::parse_mac(&args.mac).with_context(|| format!("--mac {}: not a MAC address", args.mac))?;
+        c.net = Some(NetConfig { tap: tap.clone(), mac });
+    }
     Ok(c)
 }
 

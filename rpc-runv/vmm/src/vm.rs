@@ -21,6 +21,7 @@ use crate::devices::serial::SerialConsole;
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::{Console, ConsoleHost, INPUT_MAX};
 use crate::devices::virtio::mmio::MmioTransport;
+use crate::devices::virtio::net::{open_tap, Net, NetHost};
 use crate::devices::virtio::VirtioDevice;
 use crate::devices::Devices;
 use crate::layout::*;
@@ -97,6 +98,9 @@ const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 /// The console's listening socket, host side and transport.
 type ConsoleParts = (UnixListener, Arc<Mutex<ConsoleHost>>, Arc<Mutex<MmioTransport>>);
 
+/// The tap's host side and the net transport.
+type NetParts = (Arc<Mutex<NetHost>>, Arc<Mutex<MmioTransport>>);
+
 /// A VM ready to run.
 pub struct Vm {
     _kvm: Kvm,
@@ -106,6 +110,7 @@ pub struct Vm {
     devices: Arc<Devices>,
     reporter: Arc<Reporter>,
     console: Option<ConsoleParts>,
+    net: Option<NetParts>,
     serial_input: bool,
 }
 
@@ -189,6 +194,15 @@ impl Vm {
             None => None,
         };
 
+        let net = match &config.net {
+            Some(n) => {
+                let host = Arc::new(Mutex::new(NetHost::new(open_tap(&n.tap)?)));
+                let t = add(Box::new(Net::new(host.clone(), n.mac)), &mut cmdline)?;
+                Some((host, t))
+            }
+            None => None,
+        };
+
         let entry = boot::load(&mem, &config.kernel.path, config.initrd.as_deref(), &cmdline, config.pvh)?;
         mptable::setup(&mem, config.vcpus)?;
 
@@ -209,7 +223,7 @@ impl Vm {
         }
 
         let devices = Arc::new(Devices { serial: Mutex::new(serial), virtio, reporter: reporter.clone() });
-        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, serial_input: config.serial_input })
+        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, net, serial_input: config.serial_input })
     }
 
     /// Runs the VM until it stops; returns why. Blocks SIGTERM, SIGINT
@@ -263,6 +277,7 @@ impl Vm {
         const STDIN: u64 = 2;
         const LISTEN: u64 = 3;
         const CLIENT: u64 = 4;
+        const TAP: u64 = 5;
         let epoll = Epoll::new().map_err(Error::io("epoll"))?;
         let add = |fd: i32, token: u64| {
             epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token)).map_err(Error::io("epoll_ctl"))
@@ -275,6 +290,14 @@ impl Vm {
         }
         if let Some((l, _, _)) = &self.console {
             add(l.as_raw_fd(), LISTEN)?;
+        }
+        if let Some((host, _)) = &self.net {
+            // Edge-triggered: a frame the guest has no buffer for waits in
+            // the device, which reads on when the guest adds buffers.
+            let fd = lock(host).tap.as_raw_fd();
+            epoll
+                .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN | EventSet::EDGE_TRIGGERED, TAP))
+                .map_err(Error::io("epoll_ctl"))?;
         }
         let mut client_fd: Option<i32> = None;
         let mut client_paused = false;
@@ -366,6 +389,11 @@ impl Vm {
                                     }
                                 }
                             }
+                        }
+                    }
+                    TAP => {
+                        if let Some((_, transport)) = &self.net {
+                            lock(transport).host_event();
                         }
                     }
                     _ => {}

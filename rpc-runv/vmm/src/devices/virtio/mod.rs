@@ -4,6 +4,7 @@
 pub mod block;
 pub mod console;
 pub mod mmio;
+pub mod net;
 
 use virtio_queue::Queue;
 
