@@ -61,6 +61,9 @@ pub struct VmConfig {
     /// virtio-console (the agent channel): a unix socket rpc-vmm listens
     /// on; one client at a time is the other end of the guest's hvc0.
     pub console_socket: Option<PathBuf>,
+    /// Named virtio-console ports 1.. (multiport), each with the unix
+    /// socket rpc-vmm listens on for its host end.
+    pub console_ports: Vec<(String, PathBuf)>,
     /// virtio-net on a tap.
     pub net: Option<NetConfig>,
 }
@@ -79,6 +82,7 @@ impl VmConfig {
             serial_input: false,
             block: Vec::new(),
             console_socket: None,
+            console_ports: Vec::new(),
             net: None,
         }
     }

@@ -40,6 +40,9 @@ struct Args {
     /// virtio-console: unix socket to listen on for the host end.
     #[arg(long)]
     console_socket: Option<PathBuf>,
+    /// Named virtio-console port (multiport): --port NAME=SOCKET, repeatable.
+    #[arg(long = "port")]
+    ports: Vec<String>,
     /// virtio-net on this tap device (created if missing).
     #[arg(long)]
     net_tap: Option<String>,
@@ -78,6 +81,10 @@ fn config(args: &Args) -> anyhow::Result<VmConfig> {
         c.block.push(BlockConfig { path: path.into(), read_only });
     }
     c.console_socket = args.console_socket.clone();
+    for p in &args.ports {
+        let (name, path) = p.split_once('=').with_context(|| format!("--port {p}: want NAME=SOCKET"))?;
+        c.console_ports.push((name.to_string(), path.into()));
+    }
     if let Some(tap) = &args.net_tap {
         let mac = vmm::devices::virtio::net::parse_mac(&args.mac).with_context(|| format!("--mac {}: not a MAC address", args.mac))?;
         c.net = Some(NetConfig { tap: tap.clone(), mac });

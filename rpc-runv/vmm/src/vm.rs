@@ -19,7 +19,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::config::{SerialOutput, VmConfig};
 use crate::devices::serial::SerialConsole;
 use crate::devices::virtio::block::Block;
-use crate::devices::virtio::console::{Console, ConsoleHost, INPUT_MAX};
+use crate::devices::virtio::console::{Console, ConsoleHost, INPUT_MAX, MAX_PORTS};
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::{open_tap, Net, NetHost};
 use crate::devices::virtio::VirtioDevice;
@@ -95,8 +95,24 @@ impl std::fmt::Display for VmExit {
 /// Stop signals the event loop turns into [`VmExit::Signal`].
 const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
-/// The console's listening socket, host side and transport.
-type ConsoleParts = (UnixListener, Arc<Mutex<ConsoleHost>>, Arc<Mutex<MmioTransport>>);
+/// The host end of one virtio-console port: its listening socket (port 0
+/// may have none), shared state and connected client.
+struct PortIo {
+    listener: Option<UnixListener>,
+    host: Arc<Mutex<ConsoleHost>>,
+    client_fd: Option<i32>,
+    paused: bool,
+}
+
+/// The console's ports and transport.
+type ConsoleParts = (Vec<PortIo>, Arc<Mutex<MmioTransport>>);
+
+fn listen(path: &std::path::Path) -> Result<UnixListener> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(|source| Error::File { path: path.to_owned(), source })?;
+    listener.set_nonblocking(true).map_err(Error::io("console socket"))?;
+    Ok(listener)
+}
 
 /// The tap's host side and the net transport.
 type NetParts = (Arc<Mutex<NetHost>>, Arc<Mutex<MmioTransport>>);
@@ -182,16 +198,29 @@ impl Vm {
         for (i, b) in config.block.iter().enumerate() {
             add(Box::new(Block::new(&b.path, b.read_only, i)?), &mut cmdline)?;
         }
-        let console = match &config.console_socket {
-            Some(path) => {
-                let _ = std::fs::remove_file(path);
-                let listener = UnixListener::bind(path).map_err(|source| Error::File { path: path.clone(), source })?;
-                listener.set_nonblocking(true).map_err(Error::io("console socket"))?;
-                let host = Arc::new(Mutex::new(ConsoleHost::default()));
-                let t = add(Box::new(Console::new(host.clone())), &mut cmdline)?;
-                Some((listener, host, t))
+        let console = if config.console_socket.is_some() || !config.console_ports.is_empty() {
+            let new_port = |path: Option<&std::path::Path>| -> Result<PortIo> {
+                Ok(PortIo {
+                    listener: path.map(listen).transpose()?,
+                    host: Arc::new(Mutex::new(ConsoleHost::default())),
+                    client_fd: None,
+                    paused: false,
+                })
+            };
+            let mut ports = vec![new_port(config.console_socket.as_deref())?];
+            let mut named = Vec::new();
+            for (name, path) in &config.console_ports {
+                let port = new_port(Some(path))?;
+                named.push((name.clone(), port.host.clone()));
+                ports.push(port);
             }
-            None => None,
+            if ports.len() > MAX_PORTS {
+                return Err(Error::Config(format!("at most {} console ports", MAX_PORTS - 1)));
+            }
+            let t = add(Box::new(Console::with_ports(ports[0].host.clone(), named)), &mut cmdline)?;
+            Some((ports, t))
+        } else {
+            None
         };
 
         let net = match &config.net {
@@ -275,9 +304,9 @@ impl Vm {
         const EXIT: u64 = 0;
         const SIGNAL: u64 = 1;
         const STDIN: u64 = 2;
-        const LISTEN: u64 = 3;
-        const CLIENT: u64 = 4;
         const TAP: u64 = 5;
+        // Console port p: listener 100 + 2p, client 101 + 2p.
+        const PORT_BASE: u64 = 100;
         let epoll = Epoll::new().map_err(Error::io("epoll"))?;
         let add = |fd: i32, token: u64| {
             epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token)).map_err(Error::io("epoll_ctl"))
@@ -288,8 +317,14 @@ impl Vm {
         if self.serial_input {
             stdin_open = add(libc::STDIN_FILENO, STDIN).is_ok();
         }
-        if let Some((l, _, _)) = &self.console {
-            add(l.as_raw_fd(), LISTEN)?;
+        let (mut ports, console) = match self.console.take() {
+            Some((ports, t)) => (ports, Some(t)),
+            None => (Vec::new(), None),
+        };
+        for (p, port) in ports.iter().enumerate() {
+            if let Some(l) = &port.listener {
+                add(l.as_raw_fd(), PORT_BASE + 2 * p as u64)?;
+            }
         }
         if let Some((host, _)) = &self.net {
             // Edge-triggered: a frame the guest has no buffer for waits in
@@ -299,21 +334,21 @@ impl Vm {
                 .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN | EventSet::EDGE_TRIGGERED, TAP))
                 .map_err(Error::io("epoll_ctl"))?;
         }
-        let mut client_fd: Option<i32> = None;
-        let mut client_paused = false;
         let mut events = vec![EpollEvent::default(); 8];
         loop {
             if shared.stopping() {
                 return Ok(());
             }
-            // Resume reading the console client once the guest took input.
-            if let (Some(fd), true, Some((_, host, _))) = (client_fd, client_paused, &self.console) {
-                if lock(host).input.len() < INPUT_MAX {
-                    add(fd, CLIENT)?;
-                    client_paused = false;
+            // Resume reading console clients once the guest took input.
+            for (p, port) in ports.iter_mut().enumerate() {
+                if let (Some(fd), true) = (port.client_fd, port.paused) {
+                    if lock(&port.host).input.len() < INPUT_MAX {
+                        add(fd, PORT_BASE + 2 * p as u64 + 1)?;
+                        port.paused = false;
+                    }
                 }
             }
-            let timeout = if client_paused { 20 } else { -1 };
+            let timeout = if ports.iter().any(|p| p.paused) { 20 } else { -1 };
             let n = match epoll.wait(timeout, &mut events) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -345,48 +380,52 @@ impl Vm {
                             }
                         }
                     }
-                    LISTEN => {
-                        if let Some((l, host, _)) = &self.console {
+                    t if t >= PORT_BASE && ((t - PORT_BASE) / 2) < ports.len() as u64 => {
+                        let p = ((t - PORT_BASE) / 2) as usize;
+                        let Some(transport) = &console else { continue };
+                        let port = &mut ports[p];
+                        if (t - PORT_BASE) % 2 == 0 {
+                            let Some(l) = &port.listener else { continue };
                             if let Ok((stream, _)) = l.accept() {
-                                if let Some(old) = client_fd.take() {
+                                if let Some(old) = port.client_fd.take() {
                                     let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
                                 }
                                 let fd = stream.as_raw_fd();
                                 let _ = stream.set_nonblocking(false);
-                                lock(host).connect(stream);
-                                add(fd, CLIENT)?;
-                                client_fd = Some(fd);
-                                client_paused = false;
+                                lock(&port.host).connect(stream);
+                                add(fd, t + 1)?;
+                                port.client_fd = Some(fd);
+                                port.paused = false;
+                                lock(transport).host_event();
                             }
+                            continue;
                         }
-                    }
-                    CLIENT => {
-                        if let (Some(fd), Some((_, host, transport))) = (client_fd, &self.console) {
-                            let mut buf = [0u8; 4096];
-                            let read = {
-                                let h = lock(host);
-                                match h.client.as_ref() {
-                                    Some(mut c) => c.read(&mut buf).ok(),
-                                    None => None,
-                                }
-                            };
-                            match read {
-                                Some(0) | None => {
+                        let Some(fd) = port.client_fd else { continue };
+                        let mut buf = [0u8; 4096];
+                        let read = {
+                            let h = lock(&port.host);
+                            match h.client.as_ref() {
+                                Some(mut c) => c.read(&mut buf).ok(),
+                                None => None,
+                            }
+                        };
+                        match read {
+                            Some(0) | None => {
+                                let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
+                                lock(&port.host).disconnect();
+                                port.client_fd = None;
+                                lock(transport).host_event();
+                            }
+                            Some(k) => {
+                                let full = {
+                                    let mut h = lock(&port.host);
+                                    h.input.extend(&buf[..k]);
+                                    h.input.len() >= INPUT_MAX
+                                };
+                                lock(transport).host_event();
+                                if full && lock(&port.host).input.len() >= INPUT_MAX {
                                     let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
-                                    lock(host).client = None;
-                                    client_fd = None;
-                                }
-                                Some(k) => {
-                                    let full = {
-                                        let mut h = lock(host);
-                                        h.input.extend(&buf[..k]);
-                                        h.input.len() >= INPUT_MAX
-                                    };
-                                    lock(transport).host_event();
-                                    if full && lock(host).input.len() >= INPUT_MAX {
-                                        let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
-                                        client_paused = true;
-                                    }
+                                    port.paused = true;
                                 }
                             }
                         }

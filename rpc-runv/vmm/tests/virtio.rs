@@ -120,3 +120,66 @@ fn hostile_guest_cannot_crash_the_vmm() {
     }
     assert!(r.stderr.contains("rpc-vmm: guest faults: "), "{}", r.stderr);
 }
+
+/// Reads from `path` (connecting as soon as it exists) until `want` bytes
+/// came, then writes `reply`; returns what was read.
+fn port_client(path: std::path::PathBuf, want: usize, reply: &'static [u8]) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut conn = loop {
+            match UnixStream::connect(&path) {
+                Ok(c) => break c,
+                Err(_) if start.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("connect {}: {e}", path.display()),
+            }
+        };
+        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < want {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        if !reply.is_empty() {
+            conn.write_all(reply).unwrap();
+        }
+        // Hold the connection until the VM is gone.
+        let _ = conn.read_to_end(&mut Vec::new());
+        got
+    })
+}
+
+#[test]
+fn console_multiport_named_ports() {
+    if skip("console_multiport_named_ports") {
+        return;
+    }
+    let d = TempDir::new("multiport");
+    let g = build_guest("multiport", d.path());
+    let agent = d.path().join("agent.sock");
+    let stdio = d.path().join("stdio.sock");
+    let child = spawn(&[
+        "--kernel",
+        g.to_str().unwrap(),
+        "--port",
+        &format!("agent={}", agent.display()),
+        "--port",
+        &format!("stdio={}", stdio.display()),
+    ]);
+    let a = port_client(agent, 12, b"reply on agent");
+    let s = port_client(stdio, 12, b"");
+    let r = wait(child, T);
+    assert_eq!(r.code(), Some(0), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    let expected = "max_nr_ports 3\n\
+                    event 1 port 0\n\
+                    event 1 port 1\n\
+                    event 1 port 2\n\
+                    port 1 name agent\n\
+                    port 2 name stdio\n\
+                    agent rx: reply on agent\n";
+    assert_eq!(r.stdout, expected, "stderr: {}", r.stderr);
+    assert_eq!(a.join().unwrap(), b"hello agent\n");
+    assert_eq!(s.join().unwrap(), b"hello stdio\n");
+}

@@ -57,8 +57,8 @@ static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo),
 static void fail(const char *why) { puts_("FAIL: "); puts_(why); putc_('\n'); guest_exit(99); }
 
 /* Resets the device at `base`, checks it is a `type` device and
- * negotiates VIRTIO_F_VERSION_1 only. */
-static void vdev_begin(u64 base, u32 type) {
+ * negotiates VIRTIO_F_VERSION_1 and the device features `lo` (bits 0-31). */
+static void vdev_begin_features(u64 base, u32 type, u32 lo) {
 	if (mmio_r32(base + R_MAGIC) != 0x74726976) fail("magic");
 	if (mmio_r32(base + R_VERSION) != 2) fail("version");
 	if (mmio_r32(base + R_DEVICE_ID) != type) fail("device id");
@@ -70,10 +70,12 @@ static void vdev_begin(u64 base, u32 type) {
 	mmio_w32(base + R_DRV_FEATURES_SEL, 1);
 	mmio_w32(base + R_DRV_FEATURES, 1);
 	mmio_w32(base + R_DRV_FEATURES_SEL, 0);
-	mmio_w32(base + R_DRV_FEATURES, 0);
+	mmio_w32(base + R_DRV_FEATURES, lo);
 	mmio_w32(base + R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	if (!(mmio_r32(base + R_STATUS) & S_FEATURES_OK)) fail("FEATURES_OK refused");
 }
+
+static void vdev_begin(u64 base, u32 type) { vdev_begin_features(base, type, 0); }
 
 /* Sets queue `index` up with `size` entries in guest memory at `mem`. */
 static void vq_init(struct vq *q, u64 base, u32 index, u16 size, u64 mem) {
