@@ -384,7 +384,7 @@ impl Vm {
                         let p = ((t - PORT_BASE) / 2) as usize;
                         let Some(transport) = &console else { continue };
                         let port = &mut ports[p];
-                        if (t - PORT_BASE) % 2 == 0 {
+                        if (t - PORT_BASE).is_multiple_of(2) {
                             let Some(l) = &port.listener else { continue };
                             if let Ok((stream, _)) = l.accept() {
                                 if let Some(old) = port.client_fd.take() {
