@@ -64,6 +64,9 @@ pub struct VmConfig {
     /// Named virtio-console ports 1.. (multiport), each with the unix
     /// socket rpc-vmm listens on for its host end.
     pub console_ports: Vec<(String, PathBuf)>,
+    /// virtio-vsock: the guest's CID and the host unix socket path (see
+    /// `devices::virtio::vsock`).
+    pub vsock: Option<(u64, PathBuf)>,
     /// virtio-net on a tap.
     pub net: Option<NetConfig>,
 }
@@ -84,6 +87,7 @@ impl VmConfig {
             console_socket: None,
             console_ports: Vec::new(),
             net: None,
+            vsock: None,
         }
     }
 }

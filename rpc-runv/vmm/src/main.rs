@@ -43,6 +43,10 @@ struct Args {
     /// Named virtio-console port (multiport): --port NAME=SOCKET, repeatable.
     #[arg(long = "port")]
     ports: Vec<String>,
+    /// virtio-vsock: CID,SOCKET (guest connects to port P reach SOCKET_P;
+    /// host clients of SOCKET say "CONNECT P\n").
+    #[arg(long)]
+    vsock: Option<String>,
     /// virtio-net on this tap device (created if missing).
     #[arg(long)]
     net_tap: Option<String>,
@@ -84,6 +88,11 @@ fn config(args: &Args) -> anyhow::Result<VmConfig> {
     for p in &args.ports {
         let (name, path) = p.split_once('=').with_context(|| format!("--port {p}: want NAME=SOCKET"))?;
         c.console_ports.push((name.to_string(), path.into()));
+    }
+    if let Some(v) = &args.vsock {
+        let (cid, path) = v.split_once(',').with_context(|| format!("--vsock {v}: want CID,SOCKET"))?;
+        let cid = cid.parse().with_context(|| format!("--vsock {v}: bad CID"))?;
+        c.vsock = Some((cid, path.into()));
     }
     if let Some(tap) = &args.net_tap {
         let mac = vmm::devices::virtio::net::parse_mac(&args.mac).with_context(|| format!("--mac {}: not a MAC address", args.mac))?;

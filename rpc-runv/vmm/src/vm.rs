@@ -22,6 +22,7 @@ use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::{Console, ConsoleHost, INPUT_MAX, MAX_PORTS};
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::{open_tap, Net, NetHost};
+use crate::devices::virtio::vsock::{Vsock, VsockHost, CONN_TOKEN, LISTEN_TOKEN};
 use crate::devices::virtio::VirtioDevice;
 use crate::devices::Devices;
 use crate::layout::*;
@@ -117,6 +118,9 @@ fn listen(path: &std::path::Path) -> Result<UnixListener> {
 /// The tap's host side and the net transport.
 type NetParts = (Arc<Mutex<NetHost>>, Arc<Mutex<MmioTransport>>);
 
+/// The vsock's host side and transport.
+type VsockParts = (Arc<Mutex<VsockHost>>, Arc<Mutex<MmioTransport>>);
+
 /// A VM ready to run.
 pub struct Vm {
     _kvm: Kvm,
@@ -127,6 +131,8 @@ pub struct Vm {
     reporter: Arc<Reporter>,
     console: Option<ConsoleParts>,
     net: Option<NetParts>,
+    vsock: Option<VsockParts>,
+    epoll: Epoll,
     serial_input: bool,
 }
 
@@ -232,6 +238,19 @@ impl Vm {
             None => None,
         };
 
+        let epoll = Epoll::new().map_err(Error::io("epoll"))?;
+        let vsock = match &config.vsock {
+            Some((cid, uds)) => {
+                if *cid < 3 || *cid > u64::from(u32::MAX) {
+                    return Err(Error::Config(format!("vsock guest CID {cid}: need 3..2^32")));
+                }
+                let host = Arc::new(Mutex::new(VsockHost::new(uds.clone(), *cid, epoll.as_raw_fd())?));
+                let t = add(Box::new(Vsock::new(host.clone(), *cid)), &mut cmdline)?;
+                Some((host, t))
+            }
+            None => None,
+        };
+
         let entry = boot::load(&mem, &config.kernel.path, config.initrd.as_deref(), &cmdline, config.pvh)?;
         mptable::setup(&mem, config.vcpus)?;
 
@@ -252,7 +271,7 @@ impl Vm {
         }
 
         let devices = Arc::new(Devices { serial: Mutex::new(serial), virtio, reporter: reporter.clone() });
-        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, net, serial_input: config.serial_input })
+        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, net, vsock, epoll, serial_input: config.serial_input })
     }
 
     /// Runs the VM until it stops; returns why. Blocks SIGTERM, SIGINT
@@ -307,7 +326,7 @@ impl Vm {
         const TAP: u64 = 5;
         // Console port p: listener 100 + 2p, client 101 + 2p.
         const PORT_BASE: u64 = 100;
-        let epoll = Epoll::new().map_err(Error::io("epoll"))?;
+        let epoll = &self.epoll;
         let add = |fd: i32, token: u64| {
             epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token)).map_err(Error::io("epoll_ctl"))
         };
@@ -316,6 +335,9 @@ impl Vm {
         let mut stdin_open = false;
         if self.serial_input {
             stdin_open = add(libc::STDIN_FILENO, STDIN).is_ok();
+        }
+        if let Some((host, _)) = &self.vsock {
+            add(lock(host).listener.as_raw_fd(), LISTEN_TOKEN)?;
         }
         let (mut ports, console) = match self.console.take() {
             Some((ports, t)) => (ports, Some(t)),
@@ -428,6 +450,17 @@ impl Vm {
                                     port.paused = true;
                                 }
                             }
+                        }
+                    }
+                    LISTEN_TOKEN => {
+                        if let Some((host, _)) = &self.vsock {
+                            lock(host).accept();
+                        }
+                    }
+                    t if t & CONN_TOKEN != 0 => {
+                        if let Some((host, transport)) = &self.vsock {
+                            lock(host).host_readable((t & !CONN_TOKEN) as i32);
+                            lock(transport).host_event();
                         }
                     }
                     TAP => {

@@ -111,11 +111,21 @@ fn hostile_guest_cannot_crash_the_vmm() {
     let disk = d.path().join("disk.img");
     make_disk(&disk, 4);
     let sock = d.path().join("console.sock");
-    let r = run(&["--kernel", g.to_str().unwrap(), "--disk", disk.to_str().unwrap(), "--console-socket", sock.to_str().unwrap()], T);
+    let vsock = format!("3,{}", d.path().join("vsock.sock").display());
+    let r = run(
+        &["--kernel", g.to_str().unwrap(), "--disk", disk.to_str().unwrap(), "--console-socket", sock.to_str().unwrap(), "--vsock", &vsock],
+        T,
+    );
     assert_eq!(r.code(), Some(42), "stdout: {} stderr: {}", r.stdout, r.stderr);
     assert!(r.stdout.ends_with("disk after reset: status 0\nsurvived\n"), "{}", r.stdout);
     // Reported, by kind, and summed up at the end.
-    for kind in ["virtio bad register access", "virtio invalid queue", "virtio-blk bad descriptor chain", "MMIO write to no device"] {
+    for kind in [
+        "virtio bad register access",
+        "virtio invalid queue",
+        "virtio-blk bad descriptor chain",
+        "vsock bad descriptor chain",
+        "MMIO write to no device",
+    ] {
         assert!(r.stderr.contains(kind), "no report of {kind}: {}", r.stderr);
     }
     assert!(r.stderr.contains("rpc-vmm: guest faults: "), "{}", r.stderr);

@@ -1,5 +1,6 @@
 /* A hostile guest: garbage to every register of every device (serial,
- * i8042, ports of nothing, virtio-mmio windows of a disk and a console,
+ * i8042, ports of nothing, virtio-mmio windows of a disk, a console and
+ * a vsock,
  * MMIO of nothing), then virtqueues whose rings or descriptors point
  * outside memory, loop, or lie about lengths. The VMM must survive:
  * this guest then exits with status 42. */
@@ -38,7 +39,7 @@ static void bad_queues(u64 base, u32 type) {
 	/* Valid rings, poisonous descriptors. */
 	vdev_begin(base, type);
 	vq_init(&q, base, 0, 8, QMEM);
-	if (type == 3) vq_init(&q, base, 1, 8, QMEM + 0x10000);
+	if (type == 3 || type == 19) vq_init(&q, base, 1, 8, QMEM + 0x10000); /* transmit queue */
 	vdev_live(base);
 	vq_desc(&q, 0, 0xffffffff000UL, 0xffffffff, D_NEXT, 1);   /* outside memory, huge */
 	vq_desc(&q, 1, 0x300000, 16, D_NEXT, 1);                    /* loops on itself */
@@ -71,10 +72,12 @@ void _start(void)
 
 	garbage_window(VIRTIO_SLOT(0));
 	garbage_window(VIRTIO_SLOT(1));
+	garbage_window(VIRTIO_SLOT(2));
 	puts_("registers done\n");
 
 	bad_queues(VIRTIO_SLOT(0), 2);
 	bad_queues(VIRTIO_SLOT(1), 3);
+	bad_queues(VIRTIO_SLOT(2), 19);
 	puts_("queues done\n");
 
 	/* The disk still works after a reset. */

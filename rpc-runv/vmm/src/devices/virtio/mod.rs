@@ -5,6 +5,7 @@ pub mod block;
 pub mod console;
 pub mod mmio;
 pub mod net;
+pub mod vsock;
 
 use virtio_queue::Queue;
 
