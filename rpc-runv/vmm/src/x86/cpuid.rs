@@ -21,6 +21,8 @@ pub fn supported(kvm: &Kvm) -> Result<CpuId> {
 /// - leaf 4: cores per package = vCPU count, one thread each;
 /// - leaf 6 (thermal and power) and 0xa (PMU): empty, we emulate neither;
 /// - leaf 0xb: x2APIC topology, one thread per core;
+/// - leaves 0x8000_0008 and 0x8000_001e (AMD topology): `count` cores,
+///   one thread each, one node;
 /// - the brand string is left as the host's.
 pub fn for_vcpu(base: &CpuId, id: u8, count: u8, tsc_deadline: bool) -> CpuId {
     let mut cpuid = base.clone();
@@ -69,6 +71,16 @@ pub fn for_vcpu(base: &CpuId, id: u8, count: u8, tsc_deadline: bool) -> CpuId {
                         e.ecx = e.index;
                     }
                 }
+            }
+            // AMD: core count and APIC id size, and the extended APIC
+            // id / core id (one thread per core, one node).
+            0x8000_0008 => {
+                e.ecx = (e.ecx & !0xf0ff) | (bits_for(count) << 12) | u32::from(count).saturating_sub(1);
+            }
+            0x8000_001e => {
+                e.eax = u32::from(id);
+                e.ebx = u32::from(id) & 0xff;
+                e.ecx = 0;
             }
             _ => {}
         }
