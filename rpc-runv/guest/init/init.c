@@ -1,0 +1,72 @@
+/*
+ * The test initramfs's /init. Mounts devtmpfs, prints the first line of
+ * /dev/vda if there is a disk, writes a marker to /dev/hvc0 if there is
+ * a virtio console, prints RPC-GUEST-INIT-OK on its console, and reboots,
+ * which with `reboot=k` is an i8042 reset that rpc-vmm (and QEMU with
+ * -no-reboot) turns into a clean exit. Freestanding: no libc, so the
+ * uncompressed initramfs stays a few KiB.
+ */
+static long sys5(long nr, long a, long b, long c, long d, long e)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define SYS_read 0
+#define SYS_write 1
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_exit 60
+#define SYS_mount 165
+#define SYS_reboot 169
+#define O_RDONLY 0
+#define O_WRONLY 1
+#define O_NOCTTY 0400
+
+static unsigned long len(const char *s)
+{
+	unsigned long n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+static void say(int fd, const char *s)
+{
+	sys5(SYS_write, fd, (long)s, len(s), 0, 0);
+}
+
+void _start(void)
+{
+	static char buf[80];
+	long fd, n, i;
+
+	sys5(SYS_mount, (long)"devtmpfs", (long)"/dev", (long)"devtmpfs", 0, 0);
+	fd = sys5(SYS_open, (long)"/dev/vda", O_RDONLY, 0, 0, 0);
+	if (fd >= 0) {
+		n = sys5(SYS_read, fd, (long)buf, sizeof(buf) - 1, 0, 0);
+		for (i = 0; i < n && buf[i] != '\n' && buf[i] != 0; i++)
+			;
+		buf[i] = 0;
+		say(1, "vda: ");
+		say(1, buf);
+		say(1, "\n");
+		sys5(SYS_close, fd, 0, 0, 0, 0);
+	}
+	fd = sys5(SYS_open, (long)"/dev/hvc0", O_WRONLY | O_NOCTTY, 0, 0, 0);
+	if (fd >= 0) {
+		say(fd, "RPC-GUEST-HVC0-OK\n");
+		sys5(SYS_close, fd, 0, 0, 0, 0);
+	}
+	say(1, "RPC-GUEST-INIT-OK\n");
+	/* LINUX_REBOOT_MAGIC1, MAGIC2, LINUX_REBOOT_CMD_RESTART */
+	sys5(SYS_reboot, 0xfee1dead, 672274793, 0x01234567, 0, 0);
+	for (;;)
+		sys5(SYS_exit, 1, 0, 0, 0, 0);
+}

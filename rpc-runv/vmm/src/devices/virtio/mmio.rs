@@ -1,0 +1,305 @@
+//! The virtio-mmio transport, version 2 ("modern"): one 4 KiB register
+//! window and one IRQ per device, declared to Linux on its command line.
+//! Every register access is checked: a bad width, offset, queue index or
+//! state is reported and ignored.
+
+use std::sync::Arc;
+
+use virtio_queue::{Queue, QueueT};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::{VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::guest_fault;
+use crate::memory::GuestMemoryMmap;
+use crate::report::Reporter;
+
+const MAGIC: u32 = 0x7472_6976; // "virt"
+const VERSION: u32 = 2;
+const VENDOR_ID: u32 = 0x5250_4356; // "VCPR"
+
+pub const STATUS_ACKNOWLEDGE: u32 = 1;
+pub const STATUS_DRIVER: u32 = 2;
+pub const STATUS_DRIVER_OK: u32 = 4;
+pub const STATUS_FEATURES_OK: u32 = 8;
+pub const STATUS_DEVICE_NEEDS_RESET: u32 = 0x40;
+pub const STATUS_FAILED: u32 = 0x80;
+
+const INT_USED_RING: u32 = 1;
+const INT_CONFIG: u32 = 2;
+
+/// One virtio device as the guest sees it at its MMIO window.
+pub struct MmioTransport {
+    device: Box<dyn VirtioDevice>,
+    queues: Vec<Queue>,
+    mem: GuestMemoryMmap,
+    irq: EventFd,
+    report: Arc<Reporter>,
+    status: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    queue_sel: u32,
+    interrupt_status: u32,
+    config_generation: u32,
+}
+
+impl MmioTransport {
+    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: EventFd, report: Arc<Reporter>) -> crate::Result<Self> {
+        let queues = device
+            .queue_max_sizes()
+            .iter()
+            .map(|&max| Queue::new(max).map_err(|e| crate::Error::Config(format!("virtqueue: {e}"))))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(MmioTransport {
+            device,
+            queues,
+            mem,
+            irq,
+            report,
+            status: 0,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            queue_sel: 0,
+            interrupt_status: 0,
+            config_generation: 0,
+        })
+    }
+
+    pub fn device_name(&self) -> &'static str {
+        self.device.name()
+    }
+
+    fn device_features(&self) -> u64 {
+        self.device.features() | VIRTIO_F_VERSION_1
+    }
+
+    fn reset(&mut self) {
+        for q in &mut self.queues {
+            q.reset();
+        }
+        self.device.reset();
+        self.status = 0;
+        self.driver_features = 0;
+        self.driver_features_sel = 0;
+        self.device_features_sel = 0;
+        self.queue_sel = 0;
+        self.interrupt_status = 0;
+    }
+
+    fn selected_queue(&mut self) -> Option<&mut Queue> {
+        let sel = self.queue_sel as usize;
+        match self.queues.get_mut(sel) {
+            Some(q) => Some(q),
+            None => {
+                let name = self.device.name();
+                guest_fault!(self.report, "virtio bad queue index", "{name}: queue {sel}");
+                None
+            }
+        }
+    }
+
+    fn signal_used(&mut self) {
+        self.interrupt_status |= INT_USED_RING;
+        if let Err(e) = self.irq.write(1) {
+            self.report.quiet("virtio irq failed", format_args!("{e}"));
+        }
+    }
+
+    /// Marks the device broken after a fatal guest error, as the spec
+    /// allows (DEVICE_NEEDS_RESET and a configuration interrupt).
+    fn needs_reset(&mut self) {
+        self.status |= STATUS_DEVICE_NEEDS_RESET;
+        self.interrupt_status |= INT_CONFIG;
+        let _ = self.irq.write(1);
+    }
+
+    fn ready_to_process(&mut self, index: usize) -> bool {
+        let name = self.device.name();
+        if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_DEVICE_NEEDS_RESET != 0 {
+            guest_fault!(self.report, "virtio notify while not live", "{name}: queue {index}, status {:#x}", self.status);
+            return false;
+        }
+        let Some(q) = self.queues.get(index) else {
+            guest_fault!(self.report, "virtio bad queue index", "{name}: notify of queue {index}");
+            return false;
+        };
+        if !q.ready() {
+            return false;
+        }
+        if !q.is_valid(&self.mem) {
+            guest_fault!(self.report, "virtio invalid queue", "{name}: queue {index} (size or rings outside memory)");
+            self.needs_reset();
+            return false;
+        }
+        true
+    }
+
+    /// The guest notified queue `index`.
+    fn notify(&mut self, index: usize) {
+        if !self.ready_to_process(index) {
+            return;
+        }
+        if self.device.process_queue(index, &mut self.queues, &self.mem, &self.report) {
+            self.signal_used();
+        }
+    }
+
+    /// The host side has data for the guest (called by the event loop).
+    pub fn host_event(&mut self) {
+        if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_DEVICE_NEEDS_RESET != 0 {
+            return;
+        }
+        if self.queues.iter().any(|q| q.ready() && !q.is_valid(&self.mem)) {
+            return;
+        }
+        if self.device.host_event(&mut self.queues, &self.mem, &self.report) {
+            self.signal_used();
+        }
+    }
+
+    /// A guest read at `offset` in the window.
+    pub fn read(&mut self, offset: u64, data: &mut [u8]) {
+        if offset >= 0x100 {
+            self.device.read_config(offset - 0x100, data);
+            return;
+        }
+        if data.len() != 4 || !offset.is_multiple_of(4) {
+            let name = self.device.name();
+            guest_fault!(self.report, "virtio bad register access", "{name}: read of {} bytes at {offset:#x}", data.len());
+            data.fill(0xff);
+            return;
+        }
+        let features = self.device_features();
+        let v: u32 = match offset {
+            0x000 => MAGIC,
+            0x004 => VERSION,
+            0x008 => self.device.device_type(),
+            0x00c => VENDOR_ID,
+            0x010 => match self.device_features_sel {
+                0 => features as u32,
+                1 => (features >> 32) as u32,
+                _ => 0,
+            },
+            0x034 => self.selected_queue().map(|q| u32::from(q.max_size())).unwrap_or(0),
+            0x044 => self.selected_queue().map(|q| u32::from(q.ready())).unwrap_or(0),
+            0x060 => self.interrupt_status,
+            0x070 => self.status,
+            0x0fc => self.config_generation,
+            _ => {
+                let name = self.device.name();
+                guest_fault!(self.report, "virtio bad register access", "{name}: read of {offset:#x}");
+                0
+            }
+        };
+        data.copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A guest write at `offset` in the window.
+    pub fn write(&mut self, offset: u64, data: &[u8]) {
+        let name = self.device.name();
+        if offset >= 0x100 {
+            self.device.write_config(offset - 0x100, data);
+            self.config_generation = self.config_generation.wrapping_add(1);
+            return;
+        }
+        let Ok(bytes) = <[u8; 4]>::try_from(data) else {
+            guest_fault!(self.report, "virtio bad register access", "{name}: write of {} bytes at {offset:#x}", data.len());
+            return;
+        };
+        if !offset.is_multiple_of(4) {
+            guest_fault!(self.report, "virtio bad register access", "{name}: unaligned write at {offset:#x}");
+            return;
+        }
+        let v = u32::from_le_bytes(bytes);
+        // Queue setup is allowed only while the driver sets the device up.
+        let setting_up = self.status & STATUS_DRIVER_OK == 0;
+        match offset {
+            0x014 => self.device_features_sel = v,
+            0x020 => {
+                if self.status & STATUS_FEATURES_OK != 0 {
+                    guest_fault!(self.report, "virtio bad state", "{name}: features written after FEATURES_OK");
+                    return;
+                }
+                let offered = self.device_features();
+                match self.driver_features_sel {
+                    0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
+                    1 => self.driver_features = (self.driver_features & 0xffff_ffff) | (u64::from(v) << 32),
+                    sel => {
+                        guest_fault!(self.report, "virtio bad register access", "{name}: driver features page {sel}");
+                        return;
+                    }
+                }
+                if self.driver_features & !offered != 0 {
+                    guest_fault!(
+                        self.report,
+                        "virtio bad feature",
+                        "{name}: driver asked for {:#x}, offered {offered:#x}",
+                        self.driver_features
+                    );
+                    self.driver_features &= offered;
+                }
+            }
+            0x024 => self.driver_features_sel = v,
+            0x030 => self.queue_sel = v,
+            0x038 | 0x044 | 0x080 | 0x084 | 0x090 | 0x094 | 0x0a0 | 0x0a4 => {
+                if !setting_up {
+                    guest_fault!(self.report, "virtio bad state", "{name}: queue register {offset:#x} written while live");
+                    return;
+                }
+                let report = self.report.clone();
+                let Some(q) = self.selected_queue() else { return };
+                match offset {
+                    0x038 => {
+                        if v == 0 || v > u32::from(q.max_size()) || !v.is_power_of_two() {
+                            guest_fault!(report, "virtio bad queue size", "{name}: {v}");
+                        } else {
+                            q.set_size(v as u16);
+                        }
+                    }
+                    0x044 => q.set_ready(v == 1),
+                    0x080 => q.set_desc_table_address(Some(v), None),
+                    0x084 => q.set_desc_table_address(None, Some(v)),
+                    0x090 => q.set_avail_ring_address(Some(v), None),
+                    0x094 => q.set_avail_ring_address(None, Some(v)),
+                    0x0a0 => q.set_used_ring_address(Some(v), None),
+                    _ => q.set_used_ring_address(None, Some(v)),
+                }
+            }
+            0x050 => self.notify(v as usize),
+            0x064 => self.interrupt_status &= !v,
+            0x070 => self.set_status(v),
+            _ => guest_fault!(self.report, "virtio bad register access", "{name}: write of {v:#x} to {offset:#x}"),
+        }
+    }
+
+    fn set_status(&mut self, v: u32) {
+        let name = self.device.name();
+        if v == 0 {
+            self.reset();
+            return;
+        }
+        // The driver only adds bits, one step at a time.
+        if v & self.status != self.status {
+            guest_fault!(self.report, "virtio bad state", "{name}: status {:#x} -> {v:#x}", self.status);
+            return;
+        }
+        let new = v & !self.status;
+        if new & STATUS_FEATURES_OK != 0 && self.driver_features & VIRTIO_F_VERSION_1 == 0 {
+            guest_fault!(self.report, "virtio bad feature", "{name}: driver did not accept VIRTIO_F_VERSION_1");
+            self.status = v & !STATUS_FEATURES_OK;
+            return;
+        }
+        if new & STATUS_DRIVER_OK != 0 {
+            if self.status & STATUS_FEATURES_OK == 0 {
+                guest_fault!(self.report, "virtio bad state", "{name}: DRIVER_OK before FEATURES_OK");
+                return;
+            }
+            let event_idx = self.driver_features & (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX) != 0;
+            for q in &mut self.queues {
+                q.set_event_idx(event_idx);
+            }
+        }
+        self.status = v;
+    }
+}

@@ -1,0 +1,53 @@
+//! virtio devices over the virtio-mmio transport (version 2), with split
+//! virtqueues from the `virtio-queue` crate.
+
+pub mod block;
+pub mod console;
+pub mod mmio;
+pub mod net;
+pub mod vsock;
+
+use virtio_queue::Queue;
+
+use crate::memory::GuestMemoryMmap;
+use crate::report::Reporter;
+
+/// VIRTIO_F_VERSION_1: the only transport version we offer.
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+
+pub const TYPE_NET: u32 = 1;
+pub const TYPE_BLOCK: u32 = 2;
+pub const TYPE_CONSOLE: u32 = 3;
+
+/// A device model behind a [`mmio::MmioTransport`].
+pub trait VirtioDevice: Send {
+    /// The virtio device id.
+    fn device_type(&self) -> u32;
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+    /// The maximum size of each of its queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// Feature bits offered (VIRTIO_F_VERSION_1 is added by the transport).
+    fn features(&self) -> u64;
+    /// A read of its configuration space at `offset`; bytes past the end
+    /// read as zero.
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// A write to its configuration space (ignored by default).
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+    /// The driver notified queue `index`: process what it made available.
+    /// Returns whether used buffers were added (an interrupt is due).
+    fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool;
+    /// The host side has something for the guest (console input).
+    fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
+        false
+    }
+    /// The driver reset the device.
+    fn reset(&mut self) {}
+}
+
+/// Copies `src` into `data` from `offset`, zero past the end.
+pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = usize::try_from(offset).ok().and_then(|o| o.checked_add(i)).and_then(|o| src.get(o)).copied().unwrap_or(0);
+    }
+}

@@ -1,0 +1,147 @@
+//! Shared by the integration tests: skipping without /dev/kvm or gcc,
+//! building the freestanding test guests (tests/guests/*.c) with gcc, and
+//! running rpc-vmm with a deadline.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why the tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        return Some(format!("/dev/kvm: {e}"));
+    }
+    match Command::new("gcc").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("gcc not found (needed to build the test guests)".into()),
+    }
+}
+
+/// Returns true (after printing why) if the test must be skipped.
+pub fn skip(test: &str) -> bool {
+    match skip_reason() {
+        Some(why) => {
+            eprintln!("skipping {test}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("rpc-vmm-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Compiles tests/guests/NAME.c into DIR/NAME: a static ELF linked at
+/// 1 MiB, entered in long mode at `_start`.
+pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests").join(format!("{name}.c"));
+    let out = dir.join(name);
+    let o = Command::new("gcc")
+        .args([
+            "-ffreestanding",
+            "-nostdlib",
+            "-static",
+            "-fno-pic",
+            "-no-pie",
+            "-mno-red-zone",
+            "-mgeneral-regs-only",
+            "-fno-stack-protector",
+            "-fno-asynchronous-unwind-tables",
+            "-Os",
+            "-Wall",
+            "-Werror",
+            "-Wno-unused-function",
+            "-Wl,-Ttext=0x100000",
+            "-Wl,--build-id=none",
+            "-Wl,-e,_start",
+            "-Wl,-z,noexecstack",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("run gcc");
+    assert!(o.status.success(), "gcc {name}: {}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// rpc-vmm, as built by cargo for this test run.
+pub fn vmm_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rpc-vmm")
+}
+
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Waits for `child` at most `timeout`, killing it past that (and failing
+/// the test).
+pub fn wait(mut child: Child, timeout: Duration) -> Run {
+    let start = Instant::now();
+    let mut out = child.stdout.take().expect("stdout piped");
+    let mut err = child.stderr.take().expect("stderr piped");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait rpc-vmm") {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = out_t.join().unwrap_or_default();
+            let stderr = err_t.join().unwrap_or_default();
+            panic!("rpc-vmm still running after {timeout:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default(), elapsed: start.elapsed() }
+}
+
+/// Starts rpc-vmm with `args`, stdout and stderr piped, stdin null.
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(vmm_bin()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rpc-vmm")
+}
+
+/// Runs rpc-vmm with `args` to completion (at most `timeout`).
+pub fn run(args: &[&str], timeout: Duration) -> Run {
+    wait(spawn(args), timeout)
+}
