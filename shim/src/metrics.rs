@@ -1,4 +1,6 @@
-//! runc's `events --stats` JSON -> containerd's cgroups v1 `Metrics`
+//! runc's `events --stats` JSON -> containerd's cgroups v1 `Metrics`, or
+//! on a pure cgroup v2 host its v2 `Metrics` (as containerd's runc shim
+//! picks by the host's cgroup mode),
 //! (what `ctr task metrics` and the CRI stats read), mapped the way
 //! containerd's Go runc shim maps runc's stats.
 
@@ -7,6 +9,7 @@ use std::collections::BTreeMap;
 use containerd_shim::protos::cgroups::metrics::{
     BlkIOEntry, BlkIOStat, CPUStat, CPUUsage, HugetlbStat, MemoryEntry, MemoryStat, Metrics, PidsStat, Throttle,
 };
+use containerd_shim::protos::cgroups_v2::metrics as v2;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -117,15 +120,107 @@ fn blkio(v: &[BlkioEntry]) -> Vec<BlkIOEntry> {
     v.iter().map(|e| BlkIOEntry { op: e.op.clone(), major: e.major, minor: e.minor, value: e.value, ..Default::default() }).collect()
 }
 
-/// Parses the first stats event of `runtime events --stats` output.
-pub fn from_runtime_stats(out: &[u8]) -> Result<Metrics> {
+fn first_stats(out: &[u8]) -> Result<Stats> {
     let text = String::from_utf8_lossy(out);
-    let ev = text
-        .lines()
+    text.lines()
         .filter_map(|l| serde_json::from_str::<Event>(l).ok())
         .find(|e| e.kind == "stats")
-        .ok_or_else(|| Error::FailedPrecondition(format!("the runtime printed no stats event: {}", text.trim())))?;
-    Ok(convert(&ev.data))
+        .map(|e| e.data)
+        .ok_or_else(|| Error::FailedPrecondition(format!("the runtime printed no stats event: {}", text.trim())))
+}
+
+/// Parses the first stats event of `runtime events --stats` output.
+pub fn from_runtime_stats(out: &[u8]) -> Result<Metrics> {
+    first_stats(out).map(|s| convert(&s))
+}
+
+/// The same, as containerd's cgroups v2 `Metrics`.
+pub fn from_runtime_stats_v2(out: &[u8]) -> Result<v2::Metrics> {
+    first_stats(out).map(|s| convert_v2(&s))
+}
+
+/// Whether this host is pure cgroup v2 (cgroup2 mounted at /sys/fs/cgroup):
+/// containerd then expects v2 metrics. Hybrid hosts get v1 ones.
+pub fn host_is_unified() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// runc reports v2 usage in the v1-shaped JSON (times in ns, memory.stat
+/// keys in `raw`, io.stat as Read/Write entries); containerd's v2 message
+/// wants microseconds, named memory fields and one entry per device.
+fn convert_v2(s: &Stats) -> v2::Metrics {
+    let raw = |k: &str| s.memory.raw.get(k).copied().unwrap_or(0);
+    let mut m = v2::Metrics::new();
+    m.pids = protobuf_some(v2::PidsStat { current: s.pids.current, limit: s.pids.limit, ..Default::default() });
+    m.cpu = protobuf_some(v2::CPUStat {
+        usage_usec: s.cpu.usage.total / 1000,
+        user_usec: s.cpu.usage.user / 1000,
+        system_usec: s.cpu.usage.kernel / 1000,
+        nr_periods: s.cpu.throttling.periods,
+        nr_throttled: s.cpu.throttling.throttled_periods,
+        throttled_usec: s.cpu.throttling.throttled_time / 1000,
+        ..Default::default()
+    });
+    m.memory = protobuf_some(v2::MemoryStat {
+        anon: raw("anon"),
+        file: raw("file"),
+        kernel_stack: raw("kernel_stack"),
+        slab: raw("slab"),
+        sock: raw("sock"),
+        shmem: raw("shmem"),
+        file_mapped: raw("file_mapped"),
+        file_dirty: raw("file_dirty"),
+        file_writeback: raw("file_writeback"),
+        anon_thp: raw("anon_thp"),
+        inactive_anon: raw("inactive_anon"),
+        active_anon: raw("active_anon"),
+        inactive_file: raw("inactive_file"),
+        active_file: raw("active_file"),
+        unevictable: raw("unevictable"),
+        slab_reclaimable: raw("slab_reclaimable"),
+        slab_unreclaimable: raw("slab_unreclaimable"),
+        pgfault: raw("pgfault"),
+        pgmajfault: raw("pgmajfault"),
+        workingset_refault: raw("workingset_refault"),
+        workingset_activate: raw("workingset_activate"),
+        workingset_nodereclaim: raw("workingset_nodereclaim"),
+        pgrefill: raw("pgrefill"),
+        pgscan: raw("pgscan"),
+        pgsteal: raw("pgsteal"),
+        pgactivate: raw("pgactivate"),
+        pgdeactivate: raw("pgdeactivate"),
+        pglazyfree: raw("pglazyfree"),
+        pglazyfreed: raw("pglazyfreed"),
+        thp_fault_alloc: raw("thp_fault_alloc"),
+        thp_collapse_alloc: raw("thp_collapse_alloc"),
+        usage: s.memory.usage.usage,
+        usage_limit: s.memory.usage.limit,
+        swap_usage: s.memory.swap.usage,
+        swap_limit: s.memory.swap.limit,
+        max_usage: s.memory.usage.max,
+        swap_max_usage: s.memory.swap.max,
+        ..Default::default()
+    });
+    let mut io: BTreeMap<(u64, u64), v2::IOEntry> = BTreeMap::new();
+    for (list, bytes) in [(&s.blkio.io_service_bytes_recursive, true), (&s.blkio.io_serviced_recursive, false)] {
+        for e in list {
+            let d = io.entry((e.major, e.minor)).or_insert_with(|| v2::IOEntry { major: e.major, minor: e.minor, ..Default::default() });
+            match (e.op.to_ascii_lowercase().as_str(), bytes) {
+                ("read", true) => d.rbytes = e.value,
+                ("write", true) => d.wbytes = e.value,
+                ("read", false) => d.rios = e.value,
+                ("write", false) => d.wios = e.value,
+                _ => {}
+            }
+        }
+    }
+    m.io = protobuf_some(v2::IOStat { usage: io.into_values().collect(), ..Default::default() });
+    m.hugetlb = s
+        .hugetlb
+        .iter()
+        .map(|(size, h)| v2::HugeTlbStat { pagesize: size.clone(), current: h.usage, max: h.max, failcnt: h.failcnt, ..Default::default() })
+        .collect();
+    m
 }
 
 fn convert(s: &Stats) -> Metrics {
@@ -223,6 +318,23 @@ mod tests {
         assert_eq!(m.pids.limit, 10);
         assert_eq!(m.hugetlb.len(), 1);
         assert_eq!(m.hugetlb[0].pagesize, "2MB");
+    }
+
+    #[test]
+    fn runc_stats_of_a_v2_host_map_to_v2_metrics() {
+        let out = br#"{"type":"stats","id":"c1","data":{"cpu":{"usage":{"total":5000000,"kernel":1000000,"user":4000000},"throttling":{"periods":9,"throttledPeriods":2,"throttledTime":3000}},"memory":{"usage":{"limit":1048576,"usage":4096,"max":8192},"swap":{"usage":10,"limit":20},"raw":{"anon":111,"file":222,"pgmajfault":3}},"pids":{"current":3,"limit":10},"blkio":{"ioServiceBytesRecursive":[{"major":8,"minor":0,"op":"Read","value":512},{"major":8,"minor":0,"op":"Write","value":1024}],"ioServicedRecursive":[{"major":8,"minor":0,"op":"Read","value":1},{"major":8,"minor":0,"op":"Write","value":2}]},"hugetlb":{"2MB":{"usage":4,"max":5,"failcnt":1}}}}"#;
+        let m = from_runtime_stats_v2(out).expect("stats parse");
+        assert_eq!((m.cpu.usage_usec, m.cpu.user_usec, m.cpu.system_usec), (5000, 4000, 1000));
+        assert_eq!((m.cpu.nr_periods, m.cpu.nr_throttled, m.cpu.throttled_usec), (9, 2, 3));
+        assert_eq!((m.memory.anon, m.memory.file, m.memory.pgmajfault), (111, 222, 3));
+        assert_eq!((m.memory.usage, m.memory.usage_limit, m.memory.max_usage), (4096, 1048576, 8192));
+        assert_eq!((m.memory.swap_usage, m.memory.swap_limit), (10, 20));
+        assert_eq!((m.pids.current, m.pids.limit), (3, 10));
+        assert_eq!(m.io.usage.len(), 1);
+        let d = &m.io.usage[0];
+        assert_eq!((d.major, d.minor, d.rbytes, d.wbytes, d.rios, d.wios), (8, 0, 512, 1024, 1, 2));
+        assert_eq!(m.hugetlb.len(), 1);
+        assert_eq!((m.hugetlb[0].pagesize.as_str(), m.hugetlb[0].current, m.hugetlb[0].max), ("2MB", 4, 5));
     }
 
     #[test]

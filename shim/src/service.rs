@@ -789,9 +789,12 @@ impl Service {
     fn do_stats(&self, req: StatsRequest) -> Result<StatsResponse> {
         let runtime = self.runtime_of(&req.id)?;
         let out = runtime.output(&["events", "--stats", &req.id], None)?;
-        let metrics = crate::metrics::from_runtime_stats(&out)?;
-        let any = containerd_shim::util::convert_to_any(Box::new(metrics))
-            .map_err(|source| Error::Shim { context: "encoding metrics".into(), source })?;
+        let any = if crate::metrics::host_is_unified() {
+            containerd_shim::util::convert_to_any(Box::new(crate::metrics::from_runtime_stats_v2(&out)?))
+        } else {
+            containerd_shim::util::convert_to_any(Box::new(crate::metrics::from_runtime_stats(&out)?))
+        }
+        .map_err(|source| Error::Shim { context: "encoding metrics".into(), source })?;
         Ok(StatsResponse { stats: MessageField::some(any), ..Default::default() })
     }
 }
