@@ -441,6 +441,19 @@ fn binary_log_driver_gets_the_output() {
     d.assert_no_shims();
 }
 
+/// `file://PATH` log URIs: stdout and stderr are appended to the file.
+#[test]
+fn file_log_uri_gets_the_output() {
+    let d = daemon!("filelog");
+    let log = d.dir.join("task.log");
+    let uri = format!("file://{}", log.display());
+    let out = d.ctr(&run(&d, &["--rm", "--log-uri", &uri, IMAGE, "fl1", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", out_str(&out));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("to-out\n") && text.contains("to-err\n"), "log file: {text:?}");
+    d.assert_no_shims();
+}
+
 /// containerd restarts while a task runs: it reconnects to our shim, and
 /// the shim's events (here the exit) still reach the new containerd.
 #[test]
