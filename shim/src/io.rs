@@ -99,17 +99,19 @@ fn spawn_copy(name: &str, mut from: File, to: Arc<Mutex<Option<File>>>) -> Resul
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break, // EIO: the pty's last slave closed
                 };
-                let mut guard = match to.lock() {
-                    Ok(g) => g,
+                // Write through a dup, not under the lock: a write that
+                // blocks (a full pipe nobody reads) must not block
+                // close_stdin, which runs under the shim's container lock.
+                // A close meanwhile takes effect when this write ends.
+                let w = match to.lock() {
+                    Ok(g) => match g.as_ref().map(File::try_clone) {
+                        Some(Ok(w)) => w,
+                        _ => break,
+                    },
                     Err(_) => break,
                 };
-                match guard.as_mut() {
-                    Some(w) => {
-                        if w.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    None => break,
+                if (&w).write_all(&buf[..n]).is_err() {
+                    break;
                 }
             }
             // EOF: close the destination so the reader sees EOF too.
@@ -217,13 +219,7 @@ fn spawn_logger(uri: &str, namespace: &str, id: &str) -> Result<(File, File)> {
 /// terminal's start in [`ProcessIo::attach_console`].
 /// `owner` (runc.v1 Options IoUid/IoGid) owns the container's pipe ends,
 /// for containers whose root is not the host's root.
-pub fn prepare(
-    paths: &StdioPaths,
-    socket_dir: &Path,
-    tag: &str,
-    owner: Option<(u32, u32)>,
-    ids: (&str, &str),
-) -> Result<(RuntimeStdio, ProcessIo)> {
+pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>, ids: (&str, &str)) -> Result<(RuntimeStdio, ProcessIo)> {
     let chown = |f: &File| -> Result<()> {
         if let Some((uid, gid)) = owner {
             nix::unistd::fchown(f, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
@@ -233,7 +229,7 @@ pub fn prepare(
     };
     let mut pio = ProcessIo { paths: paths.clone(), ..Default::default() };
     if paths.terminal {
-        let sock = ConsoleSocket::new(socket_dir, tag)?;
+        let sock = ConsoleSocket::new(socket_dir)?;
         let rt = RuntimeStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null(), console_socket: Some(sock) };
         return Ok((rt, pio));
     }
@@ -317,12 +313,36 @@ pub struct ConsoleSocket {
 }
 
 impl ConsoleSocket {
-    fn new(dir: &Path, tag: &str) -> Result<ConsoleSocket> {
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        let path = dir.join(format!("pty-{}-{tag}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(io(format!("binding {}", path.display())))?;
-        Ok(ConsoleSocket { listener, path })
+    /// A socket in a fresh directory of our own (mode 0700, random name,
+    /// as containerd's NewTempConsoleSocket does): nobody else can create
+    /// or swap the socket the runtime hands the pty master to, and the
+    /// path stays short whatever the container and exec ids (a unix
+    /// socket path is limited to 108 bytes).
+    fn new(base: &Path) -> Result<ConsoleSocket> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::create_dir_all(base).map_err(io(format!("creating {}", base.display())))?;
+        for _ in 0..16 {
+            let mut r = [0u8; 8];
+            // SAFETY: getrandom fills the buffer it is given.
+            if unsafe { libc::getrandom(r.as_mut_ptr() as *mut libc::c_void, r.len(), 0) } != r.len() as isize {
+                return Err(io("getrandom")(std::io::Error::last_os_error()));
+            }
+            let dir = base.join(format!("pty{}", u64::from_ne_bytes(r)));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(format!("creating {}", dir.display()))(e)),
+            }
+            let path = dir.join("pty.sock");
+            return match UnixListener::bind(&path) {
+                Ok(listener) => Ok(ConsoleSocket { listener, path }),
+                Err(e) => {
+                    let _ = std::fs::remove_dir(&dir);
+                    Err(io(format!("binding {}", path.display()))(e))
+                }
+            };
+        }
+        Err(Error::FailedPrecondition(format!("no free console socket directory under {}", base.display())))
     }
 
     /// Called once the runtime has exited successfully: it has connected
@@ -356,12 +376,33 @@ impl ConsoleSocket {
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each console socket gets a private 0700 directory and a short path,
+    /// gone when the socket is dropped.
+    #[test]
+    fn console_sockets_are_private_and_short() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("rpc-shim-test-{}", std::process::id()));
+        let a = ConsoleSocket::new(&base).expect("socket");
+        let b = ConsoleSocket::new(&base).expect("socket");
+        assert_ne!(a.path, b.path);
+        let dir = a.path.parent().expect("dir").to_path_buf();
+        assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
+        assert!(a.path.as_os_str().len() < 108, "{}", a.path.display());
+        drop(a);
+        assert!(!dir.exists(), "the socket's directory was left behind");
+        drop(b);
+        let _ = std::fs::remove_dir(&base);
+    }
 
     #[test]
     fn binary_uri_like_containerd() {

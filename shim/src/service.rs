@@ -236,7 +236,9 @@ impl Service {
                 exits: Mutex::new(Exits::default()),
                 events: Mutex::new(tx),
                 exit_signal,
-                socket_dir: std::env::temp_dir().join("rpc-shim"),
+                // The temp dir itself (sticky, root's): a subdirectory
+                // someone else made first could have our entries swapped.
+                socket_dir: std::env::temp_dir(),
             }),
         };
         svc.start_reaper_listener();
@@ -272,6 +274,12 @@ impl Service {
     fn on_exit(&self, pid: i32, code: i32) {
         let mut containers = lock(&self.inner.containers);
         for c in containers.values_mut() {
+            // The OOM watcher (`runtime events`) ends with the container:
+            // forget its pid, so delete never signals a reused one.
+            if c.events_pid == Some(pid) {
+                c.events_pid = None;
+                return;
+            }
             let cid = c.id.clone();
             let procs = std::iter::once(&mut c.init).chain(c.execs.values_mut());
             for p in procs {
@@ -434,7 +442,7 @@ impl Service {
 
     /// `runtime create`; leaves one in-flight mark for the caller to end.
     fn create_init(&self, id: &str, bundle: &Path, runtime: &Runtime, stdio: &StdioPaths) -> Result<(i32, ProcessIo)> {
-        let (rt, mut pio) = prepare(stdio, &self.inner.socket_dir, id, runtime.io_owner, (&self.inner.namespace, id))?;
+        let (rt, mut pio) = prepare(stdio, &self.inner.socket_dir, runtime.io_owner, (&self.inner.namespace, id))?;
         let pid_file = bundle.join("init.pid");
         let _ = std::fs::remove_file(&pid_file);
         let mut args: Vec<std::ffi::OsString> =
@@ -544,8 +552,7 @@ impl Service {
         let pid_file = bundle.join(format!(".exec-{safe}.pid"));
         std::fs::write(&spec_file, &spec).map_err(io(format!("writing {}", spec_file.display())))?;
         let _ = std::fs::remove_file(&pid_file);
-        let (rt, mut pio) =
-            prepare(&stdio, &self.inner.socket_dir, &format!("{id}-{safe}"), runtime.io_owner, (&self.inner.namespace, id))?;
+        let (rt, mut pio) = prepare(&stdio, &self.inner.socket_dir, runtime.io_owner, (&self.inner.namespace, id))?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "exec".into(),
             "--process".into(),
@@ -799,9 +806,14 @@ impl Service {
     }
 }
 
+/// A pid file the runtime wrote. 0 and negative values are refused: kill()
+/// would take them as "my process group" or "every process".
 fn read_pid(path: &Path) -> Result<i32> {
     let s = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
-    s.trim().parse::<i32>().map_err(|_| Error::FailedPrecondition(format!("bad pid {s:?} in {}", path.display())))
+    match s.trim().parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(Error::FailedPrecondition(format!("bad pid {s:?} in {}", path.display()))),
+    }
 }
 
 pub fn unmount_rootfs(bundle: &Path) {
@@ -914,5 +926,17 @@ mod tests {
         let bad = Any { type_url: "containerd.runc.v1.Options".into(), value: vec![0xff, 0xff], ..Default::default() };
         assert!(decode_options(Some(&bad)).is_err());
         assert_eq!(decode_options(None).expect("none").root, "");
+    }
+
+    #[test]
+    fn pid_files_with_zero_or_negative_pids_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rpc-shim-pid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("p");
+        for (text, ok) in [("1234\n", true), ("0", false), ("-1", false), ("x", false)] {
+            std::fs::write(&f, text).expect("write");
+            assert_eq!(read_pid(&f).is_ok(), ok, "{text:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -441,6 +441,62 @@ fn binary_log_driver_gets_the_output() {
     d.assert_no_shims();
 }
 
+/// CloseIO while the stdin copy is stuck on a full pipe (the container
+/// never reads stdin) returns at once, and the shim keeps answering.
+#[test]
+fn close_io_does_not_wait_for_a_stuck_stdin_copy() {
+    use containerd_shim_protos::shim::shim::{CloseIORequest, StateRequest};
+    use containerd_shim_protos::ttrpc::context::with_timeout;
+    use containerd_shim_protos::{Client, TaskClient};
+
+    let d = daemon!("closeio");
+    let mut child = d
+        .ctr_cmd(&run(&d, &["--rm", IMAGE, "ci1", "sleep", "1000"]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // More than the fifo and the container's pipe hold: the copy blocks.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..32 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    d.wait_status("ci1", "RUNNING", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let addr_file = d.dir.join(format!("state/io.containerd.runtime.v2.task/{}/ci1/address", d.ns));
+    let address = std::fs::read_to_string(&addr_file).expect("shim address file");
+    let client = TaskClient::new(Client::connect(address.trim()).expect("connect to the shim"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = client.close_io(with_timeout(5_000_000_000), &CloseIORequest { id: "ci1".into(), stdin: true, ..Default::default() });
+        let st = client.state(with_timeout(5_000_000_000), &StateRequest { id: "ci1".into(), ..Default::default() });
+        let _ = tx.send(format!("close_io {:?}, state {:?}", r.map(|_| ()), st.map(|_| ())));
+    });
+    match rx.recv_timeout(Duration::from_secs(8)) {
+        Ok(r) => assert_eq!(r, "close_io Ok(()), state Ok(())"),
+        Err(_) => {
+            // A deadlocked shim: kill it so the daemon's cleanup can run.
+            for p in d.shim_pids() {
+                // SAFETY: plain kill of the shim we started.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            panic!("CloseIO and State did not answer within 8 s: the shim is stuck behind the stdin copy");
+        }
+    }
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "ci1"]);
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(137), "{}", out_str(&out));
+    let _ = writer.join();
+    d.assert_no_shims();
+}
+
 /// `file://PATH` log URIs: stdout and stderr are appended to the file.
 #[test]
 fn file_log_uri_gets_the_output() {
