@@ -118,6 +118,8 @@ fn hostile_guest_cannot_crash_the_vmm() {
     );
     assert_eq!(r.code(), Some(42), "stdout: {} stderr: {}", r.stdout, r.stderr);
     assert!(r.stdout.ends_with("disk after reset: status 0\nsurvived\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("aliased console chain done\n"), "{}", r.stdout);
+    assert!(r.stderr.contains("virtio-console oversize descriptor chain"), "{}", r.stderr);
     // Reported, by kind, and summed up at the end.
     for kind in [
         "virtio bad register access",

@@ -23,6 +23,11 @@ const VIRTIO_CONSOLE_F_MULTIPORT: u64 = 1 << 1;
 const BACKLOG_MAX: usize = 1 << 20;
 /// Host input buffered for the guest before we stop reading the socket.
 pub const INPUT_MAX: usize = 64 * 1024;
+/// The most bytes one transmit chain may carry; longer chains are a
+/// guest error and dropped.
+const MAX_CHAIN_BYTES: usize = 1 << 20;
+/// Transmit data is copied to the host in pieces of at most this size.
+const CHUNK: usize = 64 * 1024;
 /// The most ports a device may have.
 pub const MAX_PORTS: usize = 16;
 
@@ -152,11 +157,24 @@ impl Console {
             let head = chain.head_index();
             match chain.reader(mem) {
                 Ok(mut r) => {
-                    let mut buf = Vec::with_capacity(r.available_bytes().min(1 << 16));
-                    if let Err(e) = std::io::Read::read_to_end(&mut r, &mut buf) {
-                        guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
+                    let total = r.available_bytes();
+                    if total > MAX_CHAIN_BYTES {
+                        // Descriptors may alias one buffer up to the queue
+                        // size: never trust the sum of their lengths.
+                        guest_fault!(report, "virtio-console oversize descriptor chain", "head {head}: {total} bytes");
+                    } else {
+                        let mut chunk = vec![0u8; total.min(CHUNK)];
+                        loop {
+                            match std::io::Read::read(&mut r, &mut chunk) {
+                                Ok(0) => break,
+                                Ok(n) => lock(&host).output(&chunk[..n], report),
+                                Err(e) => {
+                                    guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
+                                    break;
+                                }
+                            }
+                        }
                     }
-                    lock(&host).output(&buf, report);
                 }
                 Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
             }
