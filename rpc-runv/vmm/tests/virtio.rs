@@ -188,6 +188,7 @@ fn console_multiport_named_ports() {
                     event 1 port 0\n\
                     event 1 port 1\n\
                     event 1 port 2\n\
+                    repeated DEVICE_READY ignored\n\
                     port 1 name agent\n\
                     port 2 name stdio\n\
                     agent rx: reply on agent\n";

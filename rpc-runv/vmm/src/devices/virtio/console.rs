@@ -99,6 +99,8 @@ pub struct Console {
     queue_sizes: Vec<u16>,
     /// Control messages waiting for a control receive buffer.
     control: VecDeque<Vec<u8>>,
+    /// The driver said DEVICE_READY (until it resets the device).
+    device_ready: bool,
 }
 
 fn lock(m: &Mutex<ConsoleHost>) -> std::sync::MutexGuard<'_, ConsoleHost> {
@@ -124,7 +126,7 @@ impl Console {
         let mut ports = vec![Port { name: None, host: console, ready: false }];
         ports.extend(named.into_iter().take(MAX_PORTS - 1).map(|(name, host)| Port { name: Some(name), host, ready: false }));
         let nq = if ports.len() > 1 { 2 * ports.len() + 2 } else { 2 };
-        Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new() }
+        Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new(), device_ready: false }
     }
 
     fn multiport(&self) -> bool {
@@ -262,7 +264,10 @@ impl Console {
                     let event = u16::from_le_bytes([m[4], m[5]]);
                     let value = u16::from_le_bytes([m[6], m[7]]);
                     match event {
+                        // Once only: a repeat would queue every DEVICE_ADD again.
+                        DEVICE_READY if value == 1 && self.device_ready => {}
                         DEVICE_READY if value == 1 => {
+                            self.device_ready = true;
                             for p in 0..self.ports.len() {
                                 self.control.push_back(control_msg(p as u32, DEVICE_ADD, 0));
                             }
@@ -340,6 +345,13 @@ impl VirtioDevice for Console {
             self.transmit(p, q, mem, report)
         } else {
             self.receive(p, q, mem, report)
+        }
+    }
+    fn reset(&mut self) {
+        self.device_ready = false;
+        self.control.clear();
+        for p in &mut self.ports {
+            p.ready = false;
         }
     }
     fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
