@@ -102,6 +102,40 @@ fn console_round_trip() {
 }
 
 #[test]
+fn console_client_dying_while_input_is_paused() {
+    if skip("console_client_dying_while_input_is_paused") {
+        return;
+    }
+    let d = TempDir::new("consoledead");
+    let g = build_guest("consoledead", d.path());
+    let sock = d.path().join("console.sock");
+    let child = spawn(&["--kernel", g.to_str().unwrap(), "--console-socket", sock.to_str().unwrap()]);
+    let start = Instant::now();
+    let mut conn = loop {
+        match UnixStream::connect(&sock) {
+            Ok(c) => break c,
+            Err(_) if start.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("connect {}: {e}", sock.display()),
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"ready\n") {
+        let n = conn.read(&mut buf).expect("read from the guest");
+        assert!(n > 0, "console closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // More than the VMM buffers: it stops reading us, then we hang up.
+    conn.write_all(&[b'x'; 80 * 1024]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(conn);
+    let r = wait(child, T);
+    assert_eq!(r.code(), Some(0), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "took 4096 bytes, alive\n", "stderr: {}", r.stderr);
+}
+
+#[test]
 fn hostile_guest_cannot_crash_the_vmm() {
     if skip("hostile_guest_cannot_crash_the_vmm") {
         return;

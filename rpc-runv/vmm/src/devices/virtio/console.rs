@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
@@ -78,6 +79,12 @@ impl ConsoleHost {
         }
         self.client = Some(client);
         self.connection_changed = true;
+    }
+
+    /// The connected client's fd: the event loop watches it only while
+    /// this is still its fd (output drops a client it cannot write to).
+    pub fn client_fd(&self) -> Option<RawFd> {
+        self.client.as_ref().map(|c| c.as_raw_fd())
     }
 
     /// The client went away.
