@@ -362,11 +362,27 @@ impl Vm {
                 return Ok(());
             }
             // Resume reading console clients once the guest took input.
+            // The device may have dropped the client meanwhile (a failed
+            // write): its fd is closed, maybe reused, and not ours to add.
             for (p, port) in ports.iter_mut().enumerate() {
                 if let (Some(fd), true) = (port.client_fd, port.paused) {
-                    if lock(&port.host).input.len() < INPUT_MAX {
-                        add(fd, PORT_BASE + 2 * p as u64 + 1)?;
+                    let (current, room) = {
+                        let h = lock(&port.host);
+                        (h.client_fd() == Some(fd), h.input.len() < INPUT_MAX)
+                    };
+                    if !current {
+                        port.client_fd = None;
                         port.paused = false;
+                    } else if room {
+                        port.paused = false;
+                        // Not a VMM error: the client is gone for the guest.
+                        if add(fd, PORT_BASE + 2 * p as u64 + 1).is_err() {
+                            lock(&port.host).disconnect();
+                            port.client_fd = None;
+                            if let Some(transport) = &console {
+                                lock(transport).host_event();
+                            }
+                        }
                     }
                 }
             }
@@ -410,7 +426,9 @@ impl Vm {
                             let Some(l) = &port.listener else { continue };
                             if let Ok((stream, _)) = l.accept() {
                                 if let Some(old) = port.client_fd.take() {
-                                    let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
+                                    if lock(&port.host).client_fd() == Some(old) {
+                                        let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
+                                    }
                                 }
                                 let fd = stream.as_raw_fd();
                                 let _ = stream.set_nonblocking(false);
@@ -423,6 +441,12 @@ impl Vm {
                             continue;
                         }
                         let Some(fd) = port.client_fd else { continue };
+                        if lock(&port.host).client_fd() != Some(fd) {
+                            // Dropped by the device: closed, so out of epoll.
+                            port.client_fd = None;
+                            port.paused = false;
+                            continue;
+                        }
                         let mut buf = [0u8; 4096];
                         let read = {
                             let h = lock(&port.host);

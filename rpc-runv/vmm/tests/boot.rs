@@ -130,3 +130,26 @@ fn boot_params_cmdline_e820_and_mptable() {
     );
     assert!(r.stdout.contains("mptable: checksums 0 0 cpus 3\n"), "{}", r.stdout);
 }
+
+#[test]
+fn initrd_never_overlaps_the_kernel() {
+    if skip("initrd_never_overlaps_the_kernel") {
+        return;
+    }
+    let d = TempDir::new("initrd");
+    let g = build_guest("hello", d.path());
+    // hello is linked at 1 MiB; its read-only data (the message) is in
+    // the page at 0x101000. In 8 MiB the initrd goes at 8 MiB - size.
+    let initrd = d.path().join("initrd");
+    let mem_top = 8u64 << 20;
+    std::fs::write(&initrd, vec![0u8; (mem_top - 0x10_1000) as usize]).unwrap();
+    let args = ["--kernel", g.to_str().unwrap(), "--mem", "8", "--initrd", initrd.to_str().unwrap()];
+    let r = run(&args, T);
+    assert_eq!(r.code(), Some(125), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("do not fit in guest memory"), "{}", r.stderr);
+    // One page smaller, it fits right after the kernel.
+    std::fs::write(&initrd, vec![0u8; (mem_top - 0x10_2000) as usize]).unwrap();
+    let r = run(&args, T);
+    assert_eq!(r.code(), Some(7), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "hello from a test guest\n", "stderr: {}", r.stderr);
+}

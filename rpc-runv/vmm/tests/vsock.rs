@@ -60,3 +60,19 @@ fn vsock_both_directions() {
         run.stderr
     );
 }
+
+#[test]
+fn vsock_guest_cannot_queue_unbounded_replies() {
+    if skip("vsock_guest_cannot_queue_unbounded_replies") {
+        return;
+    }
+    let d = TempDir::new("vsockflood");
+    let g = build_guest("vsockflood", d.path());
+    let uds = d.path().join("vsock.sock");
+    let r = run(&["--kernel", g.to_str().unwrap(), "--vsock", &format!("3,{}", uds.display())], Duration::from_secs(120));
+    assert_eq!(r.code(), Some(0), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    // The device takes packets while fewer than 1024 replies wait, and
+    // resumes once the guest gave receive buffers (the guest fails
+    // otherwise).
+    assert!(r.stdout.starts_with("tx stalled after 1024\ntx resumed after "), "{}", r.stdout);
+}

@@ -39,6 +39,8 @@ pub struct BootEntry {
 struct Loaded {
     entry: u64,
     pvh_entry: Option<u64>,
+    /// The first address past the kernel (and the room it needs).
+    kernel_end: u64,
     setup_header: Option<linux_loader::loader::bootparam::setup_header>,
 }
 
@@ -60,16 +62,21 @@ fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<Loaded> {
             PvhBootCapability::PvhEntryPresent(addr) => Some(addr.raw_value()),
             _ => None,
         };
-        Ok(Loaded { entry: r.kernel_load.raw_value(), pvh_entry, setup_header: None })
+        Ok(Loaded { entry: r.kernel_load.raw_value(), pvh_entry, kernel_end: r.kernel_end, setup_header: None })
     } else {
         let r = BzImage::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
+        // A bzImage decompresses in place: it needs init_size bytes from
+        // its load address, more than the image.
+        let init_end = r.kernel_load.raw_value() + r.setup_header.map(|h| u64::from(h.init_size)).unwrap_or(0);
+        let kernel_end = r.kernel_end.max(init_end);
         // The 64-bit entry point of a bzImage is 0x200 past its start.
-        Ok(Loaded { entry: r.kernel_load.raw_value() + 0x200, pvh_entry: None, setup_header: r.setup_header })
+        Ok(Loaded { entry: r.kernel_load.raw_value() + 0x200, pvh_entry: None, kernel_end, setup_header: r.setup_header })
     }
 }
 
-/// Loads the initrd at the top of low RAM; returns (address, size).
-fn load_initrd(mem: &GuestMemoryMmap, path: &Path, kernel_end_hint: u64) -> Result<(u64, u64)> {
+/// Loads the initrd at the top of low RAM, above `kernel_end`; returns
+/// (address, size).
+fn load_initrd(mem: &GuestMemoryMmap, path: &Path, kernel_end: u64) -> Result<(u64, u64)> {
     let err = |msg: String| Error::Initrd { path: path.to_owned(), msg };
     let mut file = File::open(path).map_err(|e| err(e.to_string()))?;
     let size = file.metadata().map_err(|e| err(e.to_string()))?.len();
@@ -77,7 +84,7 @@ fn load_initrd(mem: &GuestMemoryMmap, path: &Path, kernel_end_hint: u64) -> Resu
     let addr = top
         .checked_sub(size)
         .map(|a| a & !0xfff)
-        .filter(|a| *a > kernel_end_hint)
+        .filter(|a| *a >= kernel_end)
         .ok_or_else(|| err(format!("{size} bytes do not fit in guest memory")))?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf).map_err(|e| err(e.to_string()))?;
@@ -105,7 +112,7 @@ pub fn load(mem: &GuestMemoryMmap, kernel: &Path, initrd: Option<&Path>, cmdline
     load_cmdline(mem, GuestAddress(CMDLINE_START), cmdline).map_err(|source| Error::KernelLoad { path: kernel.to_owned(), source })?;
     let cmdline_len = cmdline.as_cstring().map(|c| c.as_bytes().len()).unwrap_or(0) as u32;
     let initrd = match initrd {
-        Some(p) => Some(load_initrd(mem, p, HIMEM_START)?),
+        Some(p) => Some(load_initrd(mem, p, loaded.kernel_end.max(HIMEM_START))?),
         None => None,
     };
 
@@ -135,7 +142,6 @@ pub fn load(mem: &GuestMemoryMmap, kernel: &Path, initrd: Option<&Path>, cmdline
             info.modlist_paddr = modlist;
         }
         mem.write_obj(info, GuestAddress(PVH_INFO_START)).map_err(|source| Error::GuestMemoryAccess { addr: PVH_INFO_START, source })?;
-        let _ = cmdline_len;
         return Ok(BootEntry { entry: pvh_entry, mode: EntryMode::Pvh, boot_info: PVH_INFO_START });
     }
 

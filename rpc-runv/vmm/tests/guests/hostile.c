@@ -80,6 +80,22 @@ void _start(void)
 	bad_queues(VIRTIO_SLOT(2), 19);
 	puts_("queues done\n");
 
+	/* A console transmit chain of 255 descriptors that all point at the
+	 * same 16 MiB: about 4 GiB if the VMM sums and buffers them. */
+	{
+		struct vq rxq, txq;
+		u64 cbase = VIRTIO_SLOT(1);
+		vdev_begin(cbase, 3);
+		vq_init(&rxq, cbase, 0, 256, QMEM);
+		vq_init(&txq, cbase, 1, 256, QMEM + 0x10000);
+		vdev_live(cbase);
+		for (u16 i = 0; i < 255; i++)
+			vq_desc(&txq, i, 0x1000000, 0x1000000, i < 254 ? D_NEXT : 0, i + 1);
+		vq_kick(&txq, 0);
+		vq_wait(&txq, 2000);
+		puts_("aliased console chain done\n");
+	}
+
 	/* The disk still works after a reset. */
 	struct vq q;
 	u64 base = VIRTIO_SLOT(0);

@@ -70,6 +70,14 @@ void _start(void)
 		struct ctrl m = next_ctrl(0);
 		puts_("event "); putdec(m.event); puts_(" port "); putdec(m.id); putc_('\n');
 	}
+	/* A repeated DEVICE_READY must not queue the DEVICE_ADDs again. */
+	send_ctrl(0, 0, 1);
+	{
+		u64 deadline = rdtsc() + 200UL * 1000000UL * 3;
+		while (q[2].used->idx == q[2].last_used && rdtsc() < deadline) barrier();
+		if (q[2].used->idx == q[2].last_used) puts_("repeated DEVICE_READY ignored\n");
+		else { struct ctrl m = next_ctrl(0); puts_("repeated DEVICE_READY: event "); putdec(m.event); putc_('\n'); }
+	}
 	char name[32];
 	for (u32 p = 1; p <= 2; p++) {
 		send_ctrl(p, 3, 1); /* PORT_READY */

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +24,11 @@ const VIRTIO_CONSOLE_F_MULTIPORT: u64 = 1 << 1;
 const BACKLOG_MAX: usize = 1 << 20;
 /// Host input buffered for the guest before we stop reading the socket.
 pub const INPUT_MAX: usize = 64 * 1024;
+/// The most bytes one transmit chain may carry; longer chains are a
+/// guest error and dropped.
+const MAX_CHAIN_BYTES: usize = 1 << 20;
+/// Transmit data is copied to the host in pieces of at most this size.
+const CHUNK: usize = 64 * 1024;
 /// The most ports a device may have.
 pub const MAX_PORTS: usize = 16;
 
@@ -75,6 +81,12 @@ impl ConsoleHost {
         self.connection_changed = true;
     }
 
+    /// The connected client's fd: the event loop watches it only while
+    /// this is still its fd (output drops a client it cannot write to).
+    pub fn client_fd(&self) -> Option<RawFd> {
+        self.client.as_ref().map(|c| c.as_raw_fd())
+    }
+
     /// The client went away.
     pub fn disconnect(&mut self) {
         self.client = None;
@@ -94,6 +106,8 @@ pub struct Console {
     queue_sizes: Vec<u16>,
     /// Control messages waiting for a control receive buffer.
     control: VecDeque<Vec<u8>>,
+    /// The driver said DEVICE_READY (until it resets the device).
+    device_ready: bool,
 }
 
 fn lock(m: &Mutex<ConsoleHost>) -> std::sync::MutexGuard<'_, ConsoleHost> {
@@ -119,7 +133,7 @@ impl Console {
         let mut ports = vec![Port { name: None, host: console, ready: false }];
         ports.extend(named.into_iter().take(MAX_PORTS - 1).map(|(name, host)| Port { name: Some(name), host, ready: false }));
         let nq = if ports.len() > 1 { 2 * ports.len() + 2 } else { 2 };
-        Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new() }
+        Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new(), device_ready: false }
     }
 
     fn multiport(&self) -> bool {
@@ -152,11 +166,24 @@ impl Console {
             let head = chain.head_index();
             match chain.reader(mem) {
                 Ok(mut r) => {
-                    let mut buf = Vec::with_capacity(r.available_bytes().min(1 << 16));
-                    if let Err(e) = std::io::Read::read_to_end(&mut r, &mut buf) {
-                        guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
+                    let total = r.available_bytes();
+                    if total > MAX_CHAIN_BYTES {
+                        // Descriptors may alias one buffer up to the queue
+                        // size: never trust the sum of their lengths.
+                        guest_fault!(report, "virtio-console oversize descriptor chain", "head {head}: {total} bytes");
+                    } else {
+                        let mut chunk = vec![0u8; total.min(CHUNK)];
+                        loop {
+                            match std::io::Read::read(&mut r, &mut chunk) {
+                                Ok(0) => break,
+                                Ok(n) => lock(&host).output(&chunk[..n], report),
+                                Err(e) => {
+                                    guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
+                                    break;
+                                }
+                            }
+                        }
                     }
-                    lock(&host).output(&buf, report);
                 }
                 Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
             }
@@ -244,7 +271,10 @@ impl Console {
                     let event = u16::from_le_bytes([m[4], m[5]]);
                     let value = u16::from_le_bytes([m[6], m[7]]);
                     match event {
+                        // Once only: a repeat would queue every DEVICE_ADD again.
+                        DEVICE_READY if value == 1 && self.device_ready => {}
                         DEVICE_READY if value == 1 => {
+                            self.device_ready = true;
                             for p in 0..self.ports.len() {
                                 self.control.push_back(control_msg(p as u32, DEVICE_ADD, 0));
                             }
@@ -322,6 +352,13 @@ impl VirtioDevice for Console {
             self.transmit(p, q, mem, report)
         } else {
             self.receive(p, q, mem, report)
+        }
+    }
+    fn reset(&mut self) {
+        self.device_ready = false;
+        self.control.clear();
+        for p in &mut self.ports {
+            p.ready = false;
         }
     }
     fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {

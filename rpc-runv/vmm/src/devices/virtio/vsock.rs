@@ -41,6 +41,10 @@ const OP_CREDIT_UPDATE: u16 = 6;
 const OP_CREDIT_REQUEST: u16 = 7;
 /// Our receive buffer per connection, as advertised to the guest.
 const BUF_ALLOC: u32 = 256 * 1024;
+/// Packets queued for the guest above which we stop taking its transmit
+/// queue (every guest packet may queue a reply): the guest has to give
+/// receive buffers first, as in Firecracker.
+pub const RX_QUEUE_MAX: usize = 1024;
 /// Largest payload of one packet we send.
 const MAX_PKT: usize = 4096;
 /// epoll tokens of connection sockets: this bit plus the fd.
@@ -180,7 +184,7 @@ impl VsockHost {
         let c = Conn {
             stream,
             state,
-            peer_buf_alloc: hdr.map(|h| h.buf_alloc).unwrap_or(0),
+            peer_buf_alloc: hdr.map(|h| h.buf_alloc.min(BUF_ALLOC)).unwrap_or(0),
             peer_fwd_cnt: hdr.map(|h| h.fwd_cnt).unwrap_or(0),
             tx_cnt: 0,
             fwd_cnt: 0,
@@ -206,7 +210,8 @@ impl VsockHost {
             return;
         }
         if let Some(c) = self.conns.get_mut(&key) {
-            c.peer_buf_alloc = h.buf_alloc;
+            // Never queue more for a connection than we would take.
+            c.peer_buf_alloc = h.buf_alloc.min(BUF_ALLOC);
             c.peer_fwd_cnt = h.fwd_cnt;
         }
         match op {
@@ -330,11 +335,14 @@ impl VsockHost {
 pub struct Vsock {
     host: Arc<Mutex<VsockHost>>,
     config: [u8; 8],
+    /// The transmit queue has packets we left because too many replies
+    /// wait for receive buffers.
+    tx_stalled: bool,
 }
 
 impl Vsock {
     pub fn new(host: Arc<Mutex<VsockHost>>, guest_cid: u64) -> Self {
-        Vsock { host, config: guest_cid.to_le_bytes() }
+        Vsock { host, config: guest_cid.to_le_bytes(), tx_stalled: false }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VsockHost> {
@@ -343,7 +351,13 @@ impl Vsock {
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        self.tx_stalled = false;
+        loop {
+            if self.lock().rx.len() >= RX_QUEUE_MAX {
+                self.tx_stalled = true;
+                break;
+            }
+            let Some(chain) = queue.pop_descriptor_chain(mem) else { break };
             let head = chain.head_index();
             match chain.reader(mem) {
                 Ok(mut r) => match r.read_obj::<Header>() {
@@ -369,6 +383,26 @@ impl Vsock {
             used = true;
         }
         used && queue.needs_notification(mem).unwrap_or(true)
+    }
+
+    /// Moves packets to the receive queue and, while the guest's
+    /// transmit queue waits on that, takes more of it.
+    fn pump(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+        let mut used = false;
+        loop {
+            if let Some(q) = queues.get_mut(RX) {
+                if q.ready() {
+                    used |= self.receive(q, mem, report);
+                }
+            }
+            if !self.tx_stalled || self.lock().rx.len() >= RX_QUEUE_MAX {
+                return used;
+            }
+            match queues.get_mut(TX) {
+                Some(q) if q.ready() => used |= self.transmit(q, mem, report),
+                _ => return used,
+            }
+        }
     }
 
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
@@ -425,16 +459,11 @@ impl VirtioDevice for Vsock {
         }
         // Replies (and anything the host had) go out on the receive queue.
         if index == TX || index == RX {
-            if let Some(q) = queues.get_mut(RX) {
-                used |= self.receive(q, mem, report);
-            }
+            used |= self.pump(queues, mem, report);
         }
         used
     }
     fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        match queues.get_mut(RX) {
-            Some(q) if q.ready() => self.receive(q, mem, report),
-            _ => false,
-        }
+        self.pump(queues, mem, report)
     }
 }
