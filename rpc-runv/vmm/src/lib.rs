@@ -20,5 +20,11 @@ pub mod vm;
 pub mod x86;
 
 pub use config::{BlockConfig, KernelImage, NetConfig, VmConfig};
+
+/// Lock a mutex shared between vCPU threads and the event loop. Poison is
+/// ignored: a device's state stays usable even if a thread died holding it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 pub use error::{Error, Result};
 pub use vm::{Vm, VmExit};

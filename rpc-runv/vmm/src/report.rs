@@ -24,7 +24,7 @@ impl Reporter {
     /// first of its kind (or always, when verbose).
     pub fn guest_fault(&self, kind: &'static str, detail: std::fmt::Arguments<'_>) {
         let n = {
-            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut counts = crate::lock(&self.counts);
             let n = counts.entry(kind).or_insert(0);
             *n += 1;
             *n
@@ -39,7 +39,7 @@ impl Reporter {
     /// Records an access the VMM ignores quietly (probes of absent
     /// hardware are normal during a Linux boot), printed only when verbose.
     pub fn quiet(&self, kind: &'static str, detail: std::fmt::Arguments<'_>) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = crate::lock(&self.counts);
         *counts.entry(kind).or_insert(0) += 1;
         if self.verbose {
             eprintln!("rpc-vmm: guest: {kind}: {detail}");
@@ -52,13 +52,13 @@ impl Reporter {
 
     /// Total of the counts of `kind`.
     pub fn count(&self, kind: &str) -> u64 {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = crate::lock(&self.counts);
         counts.get(kind).copied().unwrap_or(0)
     }
 
     /// One line: `kind=N, kind=N` (empty if nothing was reported).
     pub fn summary(&self) -> String {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = crate::lock(&self.counts);
         counts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
     }
 }

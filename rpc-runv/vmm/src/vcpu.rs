@@ -34,7 +34,7 @@ impl Shared {
     /// event loop.
     pub fn stop(&self, why: VmExit) {
         {
-            let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
+            let mut exit = crate::lock(&self.exit);
             if exit.is_none() {
                 *exit = Some(why);
             }
@@ -48,7 +48,7 @@ impl Shared {
     }
 
     pub fn take_exit(&self) -> Option<VmExit> {
-        self.exit.lock().unwrap_or_else(|e| e.into_inner()).take()
+        crate::lock(&self.exit).take()
     }
 }
 

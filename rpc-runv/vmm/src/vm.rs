@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -497,10 +499,6 @@ impl Vm {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn sigset(signals: &[i32]) -> libc::sigset_t {

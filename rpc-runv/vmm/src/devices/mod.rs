@@ -6,7 +6,9 @@ pub mod i8042;
 pub mod serial;
 pub mod virtio;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 
 use crate::guest_fault;
 use crate::layout::{EXIT_PORT, I8042_COMMAND_PORT, I8042_DATA_PORT, SERIAL_PORT};
@@ -21,11 +23,6 @@ pub struct Devices {
     /// virtio-mmio devices at increasing 4 KiB slots.
     pub virtio: Vec<Arc<Mutex<MmioTransport>>>,
     pub reporter: Arc<Reporter>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A device's state stays usable even if a thread died holding it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Devices {

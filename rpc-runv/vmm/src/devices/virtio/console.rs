@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
+use crate::lock;
+
 use virtio_queue::{Queue, QueueT};
 
 use super::{read_config_bytes, VirtioDevice, TYPE_CONSOLE};
@@ -108,10 +110,6 @@ pub struct Console {
     control: VecDeque<Vec<u8>>,
     /// The driver said DEVICE_READY (until it resets the device).
     device_ready: bool,
-}
-
-fn lock(m: &Mutex<ConsoleHost>) -> std::sync::MutexGuard<'_, ConsoleHost> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn control_msg(id: u32, event: u16, value: u16) -> Vec<u8> {

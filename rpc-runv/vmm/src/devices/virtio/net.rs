@@ -88,7 +88,7 @@ impl Net {
                     let mut buf = Vec::with_capacity(r.available_bytes());
                     match r.read_to_end(&mut buf) {
                         Ok(_) => {
-                            let mut host = self.host.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut host = crate::lock(&self.host);
                             if let Err(e) = host.tap.write(&buf[HDR_LEN..]) {
                                 report.quiet("virtio-net tap write failed", format_args!("{e}"));
                             }
@@ -110,7 +110,7 @@ impl Net {
 
     /// Moves frames from the tap into receive buffers while both last.
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let mut host = self.host.lock().unwrap_or_else(|e| e.into_inner());
+        let mut host = crate::lock(&self.host);
         let mut used = false;
         loop {
             let frame = match host.pending.take() {

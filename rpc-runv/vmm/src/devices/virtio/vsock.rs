@@ -346,7 +346,7 @@ impl Vsock {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VsockHost> {
-        self.host.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.host)
     }
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
@@ -407,7 +407,7 @@ impl Vsock {
 
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let host = self.host.clone();
-        let mut host = host.lock().unwrap_or_else(|e| e.into_inner());
+        let mut host = crate::lock(&host);
         let mut used = false;
         while let Some((h, payload)) = host.rx.pop_front() {
             let Some(chain) = queue.pop_descriptor_chain(mem) else {
