@@ -131,6 +131,28 @@ fn pids_limit_stops_a_fork_loop() {
 }
 
 #[test]
+fn without_a_cgroup_namespace_the_mount_shows_only_the_containers_own_cgroups() {
+    // runc's rule: no cgroup namespace, so each hierarchy is the
+    // container's own directory bind-mounted, never the host's whole tree
+    // (a fresh cgroup mount in the host's namespace shows its root).
+    let mut t = harness!("cg-no-ns");
+    t.remove_namespace("cgroup");
+    t.resource("memory", json!({"limit": 48 << 20}));
+    t.sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ls /sys/fs/cgroup/pids; \
+         grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo");
+    let out = t.run();
+    out.assert_ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some((48u64 << 20).to_string().as_str()), "{}", out.stdout);
+    // the container's cgroup has no child cgroups; the host's root has ours
+    assert!(!out.stdout.contains(&format!("\n{}\n", t.id)), "the host's tree is visible: {}", out.stdout);
+    let mnt = out.stdout.lines().find(|l| l.contains(" /sys/fs/cgroup/memory ")).unwrap_or_default().to_string();
+    let root = mnt.split_whitespace().nth(3).unwrap_or_default();
+    assert!(root.ends_with(&format!("/{}", t.id)), "memory mount root {root:?}: {mnt}");
+    assert!(mnt.split_whitespace().nth(5).unwrap_or_default().split(',').any(|o| o == "ro"), "{mnt}");
+}
+
+#[test]
 fn cpu_quota_and_cpuset_in_the_files_and_inside() {
     let mut t = harness!("cg-cpu");
     t.share().cgroupns(false);

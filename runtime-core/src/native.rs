@@ -137,6 +137,10 @@ impl Backend for Native {
         cgroups::destroy(&st.cgroups)
     }
 
+    fn destroy_if_empty(&self, st: &State) -> bool {
+        cgroups::remove_if_empty(&st.cgroups)
+    }
+
     fn pause(&self, st: &State, frozen: bool) -> Result<()> {
         cgroups::freeze(&st.cgroups, frozen)
     }

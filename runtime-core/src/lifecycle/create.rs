@@ -79,8 +79,8 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         return Err(Error::Usage("cannot use console socket if runc will not detach or allocate tty".into()));
     }
     let linux = bundle.spec.linux().as_ref();
-    let hs = cgroups::Hierarchies::probe();
-    let cgroup_dirs = cgroups::container_dirs(&hs, linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    let hs = cgroups::Hierarchies::cached();
+    let cgroup_dirs = cgroups::container_dirs(hs, linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     // Connect the console socket before anything exists.
     let console = match (&a.console_socket, a.console) {
         (_, Some(fd)) if terminal => Some(fd),

@@ -37,11 +37,15 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         Status::Running | Status::Paused if force => kill_and_wait(rt, &st, status == Status::Paused)?,
         s => return Err(Error::Container(format!("cannot delete container {id} that is not stopped: {s}"))),
     }
-    // Whatever is left in the cgroup (no pid namespace, or escaped helpers).
-    if !st.private_pid_ns || status == Status::Stopped {
-        let _ = rt.backend.signal(&st, libc::SIGKILL, true);
+    // Empty cgroups (the usual case: the pid namespace died with init) go
+    // at once; otherwise kill whatever is left in them (no pid namespace,
+    // or escaped helpers) first.
+    if !rt.backend.destroy_if_empty(&st) {
+        if !st.private_pid_ns || status == Status::Stopped {
+            let _ = rt.backend.signal(&st, libc::SIGKILL, true);
+        }
+        rt.backend.destroy(&st)?;
     }
-    rt.backend.destroy(&st)?;
     if !st.hooks.poststop.is_empty() {
         let json = OciState::new(&st, Status::Stopped).hook_json();
         hooks::run_all_warn("poststop", &st.hooks.poststop, &json);

@@ -20,7 +20,7 @@ pub struct CapSets {
 /// Highest capability number the running kernel knows (read once).
 pub fn last_cap() -> u8 {
     static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *LAST.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40))
+    *LAST.get_or_init(|| crate::linux::kfile::read("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40))
 }
 
 fn parse_name(name: &str) -> Option<Capability> {

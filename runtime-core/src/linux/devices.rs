@@ -3,7 +3,7 @@
 //! the host's node is bind-mounted instead (as runc does).
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use crate::error::{Error, Result};
 use crate::linux::mounts::mount;
-use crate::linux::path::{proc_fd_path, resolve, Create};
+use crate::linux::path::{proc_fd_path, Create, Root};
 
 #[derive(Debug, Clone)]
 pub struct Dev {
@@ -54,28 +54,55 @@ fn makedev(ma: i64, mi: i64) -> libc::dev_t {
     libc::makedev(ma as u32, mi as u32)
 }
 
-/// Create `dev` under `rootfs` (by mknod, or bind from the host with `bind`).
-pub fn create(rootfs: &Path, dev: &Dev, bind: bool) -> Result<()> {
-    let rel = dev.path.strip_prefix("/").unwrap_or(&dev.path);
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    let name = rel.file_name().ok_or_else(|| Error::Container(format!("device path {} has no name", dev.path.display())))?;
-    let (pfd, _) = resolve(rootfs, &Path::new("/").join(parent), Create::Dir)?;
+/// Create `devs` in the rootfs (by mknod, or bind from the host with
+/// `bind`, as in a user namespace), then the standard /dev symlinks. The
+/// parent directory is looked up once for a run of devices that share it.
+pub fn create_all(root: &Root, devs: &[Dev], bind: bool) -> Result<()> {
+    // mknod is subject to the umask: clear it, so the modes come out exact
+    // without a chmod per node.
+    // SAFETY: plain syscall.
+    let old_mask = unsafe { libc::umask(0) };
+    // SAFETY: plain syscalls.
+    let root_ids = unsafe { libc::geteuid() == 0 && libc::getegid() == 0 };
+    let mut parent: Option<(PathBuf, OwnedFd)> = None;
+    let r = (|| -> Result<()> {
+        for dev in devs {
+            let rel = dev.path.strip_prefix("/").unwrap_or(&dev.path);
+            let dir = Path::new("/").join(rel.parent().unwrap_or(Path::new("")));
+            if parent.as_ref().is_none_or(|(p, _)| *p != dir) {
+                parent = Some((dir.clone(), root.open_path(&dir, Create::Dir)?));
+            }
+            let Some((_, pfd)) = parent.as_ref() else { continue };
+            create(root, pfd.as_raw_fd(), dev, bind, root_ids)?;
+        }
+        let dev_fd = match parent.take() {
+            Some((p, fd)) if p == Path::new("/dev") => fd,
+            _ => root.open_path(Path::new("/dev"), Create::Dir)?,
+        };
+        symlinks(dev_fd.as_raw_fd())
+    })();
+    // SAFETY: plain syscall.
+    unsafe { libc::umask(old_mask) };
+    r
+}
+
+/// Create `dev` in directory `pfd`. `root_ids`: we create as uid 0, gid 0.
+fn create(root: &Root, pfd: RawFd, dev: &Dev, bind: bool, root_ids: bool) -> Result<()> {
+    let name = dev.path.file_name().ok_or_else(|| Error::Container(format!("device path {} has no name", dev.path.display())))?;
     let cname = CString::new(name.as_bytes()).map_err(|_| Error::Container("device name has a NUL".into()))?;
     let err = |what: &str, e: std::io::Error| Error::Io { context: format!("{what} device {}", dev.path.display()), source: e };
-    // Replace what the image put there (runc does the same).
-    // SAFETY: valid fd and C string.
-    unsafe { libc::unlinkat(pfd.as_raw_fd(), cname.as_ptr(), 0) };
     if bind {
+        // Replace what the image put there (runc does the same).
+        // SAFETY: valid fd and C string.
+        unsafe { libc::unlinkat(pfd, cname.as_ptr(), 0) };
         // SAFETY: as above.
-        let f = unsafe {
-            libc::openat(pfd.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644)
-        };
+        let f = unsafe { libc::openat(pfd, cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644) };
         if f < 0 {
             return Err(err("creating", std::io::Error::last_os_error()));
         }
         // SAFETY: close what we opened.
         unsafe { libc::close(f) };
-        let (fd, _) = resolve(rootfs, &dev.path, Create::No)?;
+        let fd = root.open_path(&dev.path, Create::No)?;
         return mount(Some(&dev.path), &proc_fd_path(&fd), None, MsFlags::MS_BIND, None);
     }
     let kind = match dev.kind {
@@ -83,26 +110,34 @@ pub fn create(rootfs: &Path, dev: &Dev, bind: bool) -> Result<()> {
         'p' => libc::S_IFIFO,
         _ => libc::S_IFCHR,
     };
-    // SAFETY: valid fd and C string.
-    if unsafe { libc::mknodat(pfd.as_raw_fd(), cname.as_ptr(), kind | (dev.mode & 0o7777), makedev(dev.major, dev.minor)) } != 0 {
-        return Err(err("creating", std::io::Error::last_os_error()));
-    }
-    // mknod is subject to umask: set the mode exactly, then the owner.
-    // SAFETY: as above.
-    unsafe {
-        if libc::fchmodat(pfd.as_raw_fd(), cname.as_ptr(), dev.mode & 0o7777, 0) != 0 {
-            return Err(err("chmod", std::io::Error::last_os_error()));
+    let mknod = || {
+        // SAFETY: valid fd and C string.
+        unsafe { libc::mknodat(pfd, cname.as_ptr(), kind | (dev.mode & 0o7777), makedev(dev.major, dev.minor)) == 0 }
+    };
+    if !mknod() {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(err("creating", e));
         }
-        if libc::fchownat(pfd.as_raw_fd(), cname.as_ptr(), dev.uid, dev.gid, libc::AT_SYMLINK_NOFOLLOW) != 0 {
+        // Replace what the image put there (runc does the same).
+        // SAFETY: valid fd and C string.
+        unsafe { libc::unlinkat(pfd, cname.as_ptr(), 0) };
+        if !mknod() {
+            return Err(err("creating", std::io::Error::last_os_error()));
+        }
+    }
+    if dev.uid != 0 || dev.gid != 0 || !root_ids {
+        // SAFETY: as above.
+        if unsafe { libc::fchownat(pfd, cname.as_ptr(), dev.uid, dev.gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
             return Err(err("chown", std::io::Error::last_os_error()));
         }
     }
     Ok(())
 }
 
-/// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx -> pts/ptmx.
-pub fn symlinks(rootfs: &Path) -> Result<()> {
-    let (dfd, _) = resolve(rootfs, Path::new("/dev"), Create::Dir)?;
+/// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx -> pts/ptmx, in
+/// the directory `dfd`.
+fn symlinks(dfd: RawFd) -> Result<()> {
     let mut links =
         vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
     if Path::new("/proc/kcore").exists() {
@@ -112,7 +147,7 @@ pub fn symlinks(rootfs: &Path) -> Result<()> {
         let t = CString::new(target).map_err(|_| Error::Container("nul".into()))?;
         let n = CString::new(name).map_err(|_| Error::Container("nul".into()))?;
         // SAFETY: valid fd and C strings.
-        if unsafe { libc::symlinkat(t.as_ptr(), dfd.as_raw_fd(), n.as_ptr()) } != 0 {
+        if unsafe { libc::symlinkat(t.as_ptr(), dfd, n.as_ptr()) } != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EEXIST) {
                 return Err(Error::Io { context: format!("symlink /dev/{name}"), source: e });
@@ -124,9 +159,15 @@ pub fn symlinks(rootfs: &Path) -> Result<()> {
     let target = CString::new("pts/ptmx").map_err(|_| Error::Container("nul".into()))?;
     // SAFETY: valid fd and C strings.
     unsafe {
-        libc::unlinkat(dfd.as_raw_fd(), ptmx.as_ptr(), 0);
-        if libc::symlinkat(target.as_ptr(), dfd.as_raw_fd(), ptmx.as_ptr()) != 0 {
-            return Err(Error::Io { context: "symlink /dev/ptmx".into(), source: std::io::Error::last_os_error() });
+        if libc::symlinkat(target.as_ptr(), dfd, ptmx.as_ptr()) != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(Error::Io { context: "symlink /dev/ptmx".into(), source: e });
+            }
+            libc::unlinkat(dfd, ptmx.as_ptr(), 0);
+            if libc::symlinkat(target.as_ptr(), dfd, ptmx.as_ptr()) != 0 {
+                return Err(Error::Io { context: "symlink /dev/ptmx".into(), source: std::io::Error::last_os_error() });
+            }
         }
     }
     Ok(())

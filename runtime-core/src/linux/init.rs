@@ -122,9 +122,7 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
     if !spec.no_new_keyring {
         join_session_keyring(spec.id);
     }
-    if b.has_ns(LinuxNamespaceType::Mount) {
-        rootfs::prepare(b, userns, spec.cgroup_dirs)?;
-    }
+    let root = if b.has_ns(LinuxNamespaceType::Mount) { Some(rootfs::prepare(b, userns, spec.cgroup_dirs)?) } else { None };
     let needs_state = spec.seccomp.is_some_and(|p| p.notify)
         || !hooks::list(s, "prestart").is_empty()
         || !hooks::list(s, "createRuntime").is_empty()
@@ -142,7 +140,11 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
         }
     }
     // A missing cwd is created, as runc does (as root, before pivot_root).
-    let _ = crate::linux::path::resolve(&b.rootfs, process.cwd(), crate::linux::path::Create::Dir);
+    let _ = match &root {
+        Some(r) => r.open_path(process.cwd(), crate::linux::path::Create::Dir),
+        None => crate::linux::path::resolve(&b.rootfs, process.cwd(), crate::linux::path::Create::Dir).map(|(fd, _)| fd),
+    };
+    drop(root);
     rootfs::pivot(&b.rootfs, spec.no_pivot)?;
     let linux = s.linux().as_ref();
     rootfs::after_pivot(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
@@ -151,8 +153,12 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
         if let Some(sc) = l.sysctl() {
             sysctl::apply(sc)?;
         }
-        rootfs::readonly(l.readonly_paths().as_deref().unwrap_or(&[]))?;
-        rootfs::mask(l.masked_paths().as_deref().unwrap_or(&[]))?;
+        let (ro, masked) = (l.readonly_paths().as_deref().unwrap_or(&[]), l.masked_paths().as_deref().unwrap_or(&[]));
+        if !ro.is_empty() || !masked.is_empty() {
+            let slash = crate::linux::path::Root::open(Path::new("/"))?;
+            rootfs::readonly(&slash, ro)?;
+            rootfs::mask(&slash, masked)?;
+        }
     }
     if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx("setting hostname")?;

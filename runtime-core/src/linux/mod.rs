@@ -4,6 +4,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod devices;
 pub mod init;
+pub mod kfile;
 pub mod lsm;
 pub mod mounts;
 pub mod namespaces;

@@ -152,17 +152,21 @@ pub fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
 
 /// What mounting an entry needs to know about the container.
 pub struct MountCtx<'a> {
-    pub rootfs: &'a Path,
+    /// The rootfs, opened once (after its bind mount).
+    pub root: &'a path::Root,
     /// Resolves relative bind sources.
     pub bundle: &'a Path,
     pub label: Option<&'a str>,
     /// The container's cgroup directories on the host (for `cgroup` mounts).
     pub cgroup_dirs: &'a [PathBuf],
+    /// The container has a cgroup namespace (`cgroup` mounts are fresh).
+    pub cgroupns: bool,
 }
 
 /// Mount one `mounts[]` entry; the destination is resolved inside the rootfs.
 pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
-    let (rootfs, bundle, label) = (ctx.rootfs, ctx.bundle, ctx.label);
+    let (root, bundle, label) = (ctx.root, ctx.bundle, ctx.label);
+    let rootfs = root.path();
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let bind = opts.bind || typ == "bind";
@@ -183,7 +187,7 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
     if typ == "proc" || typ == "sysfs" {
         on_ordinary_directory(rootfs, dest, typ).map_err(named)?;
     }
-    let (fd, resolved) = path::resolve(rootfs, dest, create)?;
+    let (fd, resolved) = root.resolve(dest, create)?;
     if typ != "proc" {
         check_proc_destination(&resolved, bind.then_some(src.as_deref()).flatten()).map_err(named)?;
     }
@@ -201,10 +205,13 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
             f |= MsFlags::MS_REC;
         }
         mount(src.as_deref(), &target, None, f, None).map_err(named)?;
-        // Re-resolve: the bind replaced what the fd pointed at.
-        let (fd2, _) = path::resolve(rootfs, &resolved, Create::No)?;
-        let target = path::proc_fd_path(&fd2);
         let extra = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
+        if extra.is_empty() && opts.clear.is_empty() && opts.propagation.is_empty() {
+            return Ok(());
+        }
+        // Re-resolve: the bind replaced what the fd pointed at.
+        let fd2 = root.open_path(&resolved, Create::No)?;
+        let target = path::proc_fd_path(&fd2);
         if !extra.is_empty() || !opts.clear.is_empty() {
             remount_bind(&target, extra).map_err(named)?;
         }
@@ -214,13 +221,14 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
         return Ok(());
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::linux::cgroups::mount_in_container(&target, &resolved, rootfs, ctx.cgroup_dirs, typ, opts.flags).map_err(named);
+        return crate::linux::cgroups::mount_in_container(&target, &resolved, root, ctx.cgroup_dirs, ctx.cgroupns, typ, opts.flags)
+            .map_err(named);
     }
     let source: PathBuf = src.unwrap_or_else(|| PathBuf::from(typ));
     let fstype = if typ.is_empty() { None } else { Some(typ) };
     mount(Some(&source), &target, fstype, opts.flags, if data.is_empty() { None } else { Some(&data) }).map_err(named)?;
     if !opts.propagation.is_empty() {
-        let (fd2, _) = path::resolve(rootfs, &resolved, Create::No)?;
+        let fd2 = root.open_path(&resolved, Create::No)?;
         for p in &opts.propagation {
             mount(None, &path::proc_fd_path(&fd2), None, *p, None).map_err(named)?;
         }

@@ -62,115 +62,158 @@ fn readlinkat(dir: RawFd, name: &CString) -> std::io::Result<PathBuf> {
     Ok(PathBuf::from(OsStr::from_bytes(&buf)))
 }
 
-/// Resolve `path` inside `root`, creating what is missing as asked for the
-/// last component (directories on the way). Returns the handle and the
-/// resolved path relative to root (for messages and fallbacks).
-pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, PathBuf)> {
-    let rootc = cstr(root.as_os_str())?;
-    // SAFETY: valid C string.
-    let rfd = unsafe { libc::open(rootc.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if rfd < 0 {
-        return Err(Error::Io { context: format!("opening rootfs {}", root.display()), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: just opened.
-    let rootfd = unsafe { OwnedFd::from_raw_fd(rfd) };
-    // Fast path: one openat2(RESOLVE_IN_ROOT) where the kernel has it and
-    // the path exists; the component walk below otherwise.
-    let rel = cstr(path.strip_prefix("/").unwrap_or(path).as_os_str())?;
-    if rel.as_bytes().is_empty() {
-        return Ok((rootfd, PathBuf::from("/")));
-    }
-    if let Some(Ok(fd)) = crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) {
-        // The kernel followed the symlinks: ask it where we are.
-        let real = std::fs::read_link(proc_fd_path(&fd))
-            .ok()
-            .and_then(|p| p.strip_prefix(root).ok().map(|r| Path::new("/").join(r)))
-            .unwrap_or_else(|| Path::new("/").join(lexical(path)));
-        return Ok((fd, real));
-    }
-    let err = |e: std::io::Error, at: &Path| Error::Io {
-        context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()),
-        source: e,
-    };
+/// An open root (the rootfs, or "/" after pivot_root) that every lookup
+/// starts from: opened once for all of a container's mounts, devices and
+/// paths instead of once per lookup. Open it after anything is mounted
+/// over the root itself (the rootfs bind), or lookups miss that mount.
+pub struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
+}
 
-    let mut pending: Vec<PathBuf> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(PathBuf::from(n)),
-            Component::ParentDir => Some(PathBuf::from("..")),
-            _ => None,
-        })
-        .rev()
-        .collect();
-    let mut stack: Vec<(OwnedFd, PathBuf)> = vec![];
-    let mut links = 0;
-    let cur = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.0.as_raw_fd()).unwrap_or(rootfd.as_raw_fd());
-    let cur_path = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.1.clone()).unwrap_or_else(|| PathBuf::from("/"));
-    while let Some(comp) = pending.pop() {
-        if comp.as_os_str() == ".." {
-            stack.pop();
-            continue;
+impl Root {
+    pub fn open(path: &Path) -> Result<Root> {
+        let c = cstr(path.as_os_str())?;
+        // SAFETY: valid C string.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::Io { context: format!("opening rootfs {}", path.display()), source: std::io::Error::last_os_error() });
         }
-        let name = cstr(comp.as_os_str())?;
-        let last = pending.is_empty();
-        let fd = match openat(cur(&stack), &name, handle_flags()) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::No => {
-                let dir = !last || create == Create::Dir;
-                // SAFETY: valid C string and fd.
-                let r = unsafe {
-                    if dir {
-                        libc::mkdirat(cur(&stack), name.as_ptr(), 0o755)
-                    } else {
-                        let f = libc::openat(
-                            cur(&stack),
-                            name.as_ptr(),
-                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                            0o644,
-                        );
-                        if f >= 0 {
-                            libc::close(f);
-                            0
+        // SAFETY: just opened.
+        Ok(Root { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Resolve `path`, creating what is missing as asked for the last
+    /// component (directories on the way). Returns the handle and the
+    /// resolved path relative to the root (for the /proc rules and
+    /// messages).
+    pub fn resolve(&self, path: &Path, create: Create) -> Result<(OwnedFd, PathBuf)> {
+        let (fd, real) = self.walk(path, create, true)?;
+        Ok((fd, real.unwrap_or_else(|| Path::new("/").join(lexical(path)))))
+    }
+
+    /// `resolve` when only the handle is wanted (no readlink).
+    pub fn open_path(&self, path: &Path, create: Create) -> Result<OwnedFd> {
+        self.walk(path, create, false).map(|(fd, _)| fd)
+    }
+
+    fn walk(&self, path: &Path, create: Create, want_real: bool) -> Result<(OwnedFd, Option<PathBuf>)> {
+        let root = self.path.as_path();
+        let rootfd = &self.fd;
+        let dup =
+            || rootfd.try_clone().map_err(|e| Error::Io { context: format!("duplicating the handle of {}", root.display()), source: e });
+        let err = |e: std::io::Error, at: &Path| Error::Io {
+            context: format!("resolving {} in the rootfs (at {})", path.display(), at.display()),
+            source: e,
+        };
+        // Fast path: one openat2(RESOLVE_IN_ROOT) where the kernel has it;
+        // the component walk below otherwise, or to create what is missing.
+        let rel = cstr(path.strip_prefix("/").unwrap_or(path).as_os_str())?;
+        if rel.as_bytes().is_empty() {
+            return Ok((dup()?, Some(PathBuf::from("/"))));
+        }
+        match crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) {
+            Some(Ok(fd)) => {
+                if !want_real {
+                    return Ok((fd, None));
+                }
+                // The kernel followed the symlinks: ask it where we are.
+                let real =
+                    std::fs::read_link(proc_fd_path(&fd)).ok().and_then(|p| p.strip_prefix(root).ok().map(|r| Path::new("/").join(r)));
+                return Ok((fd, real));
+            }
+            // Missing, and nothing to create: the walk would only agree.
+            Some(Err(e)) if create == Create::No && e.raw_os_error() == Some(libc::ENOENT) => return Err(err(e, path)),
+            _ => {}
+        }
+        let mut pending: Vec<PathBuf> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(PathBuf::from(n)),
+                Component::ParentDir => Some(PathBuf::from("..")),
+                _ => None,
+            })
+            .rev()
+            .collect();
+        let mut stack: Vec<(OwnedFd, PathBuf)> = vec![];
+        let mut links = 0;
+        let cur = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.0.as_raw_fd()).unwrap_or(rootfd.as_raw_fd());
+        let cur_path = |stack: &Vec<(OwnedFd, PathBuf)>| stack.last().map(|s| s.1.clone()).unwrap_or_else(|| PathBuf::from("/"));
+        while let Some(comp) = pending.pop() {
+            if comp.as_os_str() == ".." {
+                stack.pop();
+                continue;
+            }
+            let name = cstr(comp.as_os_str())?;
+            let last = pending.is_empty();
+            let fd = match openat(cur(&stack), &name, handle_flags()) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::No => {
+                    let dir = !last || create == Create::Dir;
+                    // SAFETY: valid C string and fd.
+                    let r = unsafe {
+                        if dir {
+                            libc::mkdirat(cur(&stack), name.as_ptr(), 0o755)
                         } else {
-                            f
+                            let f = libc::openat(
+                                cur(&stack),
+                                name.as_ptr(),
+                                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                                0o644,
+                            );
+                            if f >= 0 {
+                                libc::close(f);
+                                0
+                            } else {
+                                f
+                            }
+                        }
+                    };
+                    if r < 0 {
+                        let e = std::io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EEXIST) {
+                            return Err(err(e, &cur_path(&stack).join(&comp)));
                         }
                     }
-                };
-                if r < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::EEXIST) {
-                        return Err(err(e, &cur_path(&stack).join(&comp)));
+                    openat(cur(&stack), &name, handle_flags()).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?
+                }
+                Err(e) => return Err(err(e, &cur_path(&stack).join(&comp))),
+            };
+            if is_symlink(fd.as_raw_fd()) {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(err(std::io::Error::from_raw_os_error(libc::ELOOP), &cur_path(&stack).join(&comp)));
+                }
+                let target = readlinkat(cur(&stack), &name).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?;
+                if target.is_absolute() {
+                    stack.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(PathBuf::from(n)),
+                        Component::ParentDir => pending.push(PathBuf::from("..")),
+                        _ => {}
                     }
                 }
-                openat(cur(&stack), &name, handle_flags()).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?
+                continue;
             }
-            Err(e) => return Err(err(e, &cur_path(&stack).join(&comp))),
-        };
-        if is_symlink(fd.as_raw_fd()) {
-            links += 1;
-            if links > MAX_LINKS {
-                return Err(err(std::io::Error::from_raw_os_error(libc::ELOOP), &cur_path(&stack).join(&comp)));
-            }
-            let target = readlinkat(cur(&stack), &name).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?;
-            if target.is_absolute() {
-                stack.clear();
-            }
-            for c in target.components().rev() {
-                match c {
-                    Component::Normal(n) => pending.push(PathBuf::from(n)),
-                    Component::ParentDir => pending.push(PathBuf::from("..")),
-                    _ => {}
-                }
-            }
-            continue;
+            let p = cur_path(&stack).join(&comp);
+            stack.push((fd, p));
         }
-        let p = cur_path(&stack).join(&comp);
-        stack.push((fd, p));
+        match stack.pop() {
+            Some((fd, p)) => Ok((fd, Some(p))),
+            None => Ok((dup()?, Some(PathBuf::from("/")))),
+        }
     }
-    match stack.pop() {
-        Some(top) => Ok(top),
-        None => Ok((rootfd, PathBuf::from("/"))),
-    }
+}
+
+/// Resolve `path` inside `root` (see `Root::resolve`), for a single lookup.
+pub fn resolve(root: &Path, path: &Path, create: Create) -> Result<(OwnedFd, PathBuf)> {
+    Root::open(root)?.resolve(path, create)
 }
 
 /// `path` with `.` and `..` folded (for messages: openat2 resolved it).

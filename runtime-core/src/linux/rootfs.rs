@@ -11,7 +11,7 @@ use crate::bundle::Bundle;
 use crate::error::{Context, Error, Result};
 use crate::linux::devices;
 use crate::linux::mounts::{self, mount, remount_bind};
-use crate::linux::path::{proc_fd_path, resolve, Create};
+use crate::linux::path::{proc_fd_path, Create, Root};
 
 fn propagation(p: Option<&str>) -> MsFlags {
     match p.unwrap_or("") {
@@ -29,7 +29,7 @@ fn propagation(p: Option<&str>) -> MsFlags {
 /// The mount point a path lives on (longest mountinfo prefix), and whether
 /// it is shared.
 fn mountpoint_of(p: &Path) -> (PathBuf, bool) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let info = crate::linux::kfile::read("/proc/self/mountinfo").unwrap_or_default();
     let mut best = (PathBuf::from("/"), false);
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -56,19 +56,26 @@ pub fn after_pivot(propagation: Option<&str>) -> Result<()> {
 
 /// Everything before the createContainer hooks and pivot_root. Runs in
 /// init, in the new mount namespace, with the host's / still visible.
-pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<()> {
+/// Returns the rootfs, opened.
+pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<Root> {
     let linux = b.spec.linux().as_ref();
     let prop = propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()));
     mount(None, Path::new("/"), None, prop, None)?;
-    // pivot_root needs the rootfs's parent mount not to be shared.
-    let (parent, shared) = mountpoint_of(b.rootfs.parent().unwrap_or(Path::new("/")));
-    if shared {
-        mount(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
+    // pivot_root needs the rootfs's parent mount not to be shared. After a
+    // recursive slave, private or unbindable change nothing is shared, and
+    // the mount table need not be read.
+    if !prop.contains(MsFlags::MS_REC) || prop.contains(MsFlags::MS_SHARED) {
+        let (parent, shared) = mountpoint_of(b.rootfs.parent().unwrap_or(Path::new("/")));
+        if shared {
+            mount(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
+        }
     }
     mount(Some(&b.rootfs), &b.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    let root = Root::open(&b.rootfs)?;
     let label = linux.and_then(|l| l.mount_label().as_deref());
     let mut dev_is_mounted = false;
-    let ctx = mounts::MountCtx { rootfs: &b.rootfs, bundle: &b.dir, label, cgroup_dirs };
+    let cgroupns = b.has_ns(oci_spec::runtime::LinuxNamespaceType::Cgroup);
+    let ctx = mounts::MountCtx { root: &root, bundle: &b.dir, label, cgroup_dirs, cgroupns };
     for m in b.spec.mounts().iter().flatten() {
         mounts::mount_entry(&ctx, m)?;
         if m.destination() == Path::new("/dev") {
@@ -81,7 +88,7 @@ pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<(
         // devpts and shm if the config did not mount them.
         let has = |d: &str| b.spec.mounts().iter().flatten().any(|m| m.destination() == Path::new(d));
         if !has("/dev/pts") {
-            let (fd, _) = resolve(&b.rootfs, Path::new("/dev/pts"), Create::Dir)?;
+            let fd = root.open_path(Path::new("/dev/pts"), Create::Dir)?;
             mount(
                 Some(Path::new("devpts")),
                 &proc_fd_path(&fd),
@@ -91,7 +98,7 @@ pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<(
             )?;
         }
         if !has("/dev/shm") {
-            let (fd, _) = resolve(&b.rootfs, Path::new("/dev/shm"), Create::Dir)?;
+            let fd = root.open_path(Path::new("/dev/shm"), Create::Dir)?;
             mount(
                 Some(Path::new("shm")),
                 &proc_fd_path(&fd),
@@ -103,17 +110,10 @@ pub fn prepare(b: &Bundle, in_userns: bool, cgroup_dirs: &[PathBuf]) -> Result<(
     }
     let config_devs: Vec<devices::Dev> =
         linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().map(devices::from_spec).collect::<Result<_>>()?;
-    for d in devices::defaults() {
-        if config_devs.iter().any(|c| c.path == d.path) {
-            continue;
-        }
-        devices::create(&b.rootfs, &d, bind)?;
-    }
-    for d in &config_devs {
-        devices::create(&b.rootfs, d, bind)?;
-    }
-    devices::symlinks(&b.rootfs)?;
-    Ok(())
+    let mut devs: Vec<devices::Dev> = devices::defaults().into_iter().filter(|d| !config_devs.iter().any(|c| c.path == d.path)).collect();
+    devs.extend(config_devs);
+    devices::create_all(&root, &devs, bind)?;
+    Ok(root)
 }
 
 /// Make the rootfs "/". pivot_root without a temporary directory (the
@@ -138,15 +138,16 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 }
 
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over dirs.
-pub fn mask(paths: &[String]) -> Result<()> {
+/// `root` is the new "/".
+pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
-        let (fd, _) = match resolve(Path::new("/"), Path::new(p), Create::No) {
+        let fd = match root.open_path(Path::new(p), Create::No) {
             Ok(x) => x,
             Err(e) if e.errno() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(e),
         };
         let target = proc_fd_path(&fd);
-        let is_dir = std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
         if is_dir {
             mount(Some(Path::new("tmpfs")), &target, Some("tmpfs"), MsFlags::MS_RDONLY, None)
         } else {
@@ -157,10 +158,11 @@ pub fn mask(paths: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// readonlyPaths: bind onto itself, then remount read-only.
-pub fn readonly(paths: &[String]) -> Result<()> {
+/// readonlyPaths: bind onto itself, then remount read-only. `root` is the
+/// new "/".
+pub fn readonly(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
-        let (fd, _) = match resolve(Path::new("/"), Path::new(p), Create::No) {
+        let fd = match root.open_path(Path::new(p), Create::No) {
             Ok(x) => x,
             Err(e) if e.errno() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(e),
@@ -168,7 +170,7 @@ pub fn readonly(paths: &[String]) -> Result<()> {
         let target = proc_fd_path(&fd);
         mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
             .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
-        let (fd2, _) = resolve(Path::new("/"), Path::new(p), Create::No)?;
+        let fd2 = root.open_path(Path::new(p), Create::No)?;
         remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
             .or_else(|_| remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY))
             .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;

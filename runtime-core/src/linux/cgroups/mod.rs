@@ -52,8 +52,16 @@ pub struct Hierarchies {
 impl Hierarchies {
     /// Read the cgroup mounts of this process's mount namespace.
     pub fn probe() -> Hierarchies {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let info = crate::linux::kfile::read("/proc/self/mountinfo").unwrap_or_default();
         Self::parse(&info)
+    }
+
+    /// `probe` once per process. A create probes before it forks, so the
+    /// container's init (a fork) has the answer without reading the mount
+    /// table again; its new mount namespace starts as a copy of ours.
+    pub fn cached() -> &'static Hierarchies {
+        static CACHE: std::sync::OnceLock<Hierarchies> = std::sync::OnceLock::new();
+        CACHE.get_or_init(Hierarchies::probe)
     }
 
     pub fn parse(mountinfo: &str) -> Hierarchies {
@@ -120,7 +128,7 @@ impl Hierarchies {
         self.list.iter().find(|h| matches!(&h.kind, Kind::V1(c) if c.iter().any(|x| x == controller))).or_else(|| {
             self.list.iter().find(|h| {
                 h.kind == Kind::V2
-                    && std::fs::read_to_string(h.mountpoint.join("cgroup.controllers"))
+                    && crate::linux::kfile::read(h.mountpoint.join("cgroup.controllers"))
                         .map(|s| s.split_whitespace().any(|c| c == controller))
                         .unwrap_or(false)
             })
@@ -174,7 +182,7 @@ pub fn container_dirs(hs: &Hierarchies, cgroups_path: Option<&Path>, id: &str) -
             "systemd cgroup path {rel:?} (slice:prefix:name; use --systemd-cgroup, not supported yet)"
         )));
     }
-    let proc_cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let proc_cg = crate::linux::kfile::read("/proc/self/cgroup").unwrap_or_default();
     let mut out = Vec::new();
     for h in &hs.list {
         let full = if rel.is_absolute() { rel.clone() } else { own_path(h, &proc_cg).join(&rel) };
@@ -218,7 +226,7 @@ pub fn check_reusable(dirs: &[PathBuf]) -> Result<()> {
 /// mkdir the directories; new cpuset cgroups get their parent's cpus/mems.
 /// On a pure v2 host each new level gets the controllers its parent offers.
 pub fn create(dirs: &[PathBuf]) -> Result<()> {
-    let pure_v2 = dirs.len() == 1 && Hierarchies::probe().mode() == Mode::V2;
+    let pure_v2 = dirs.len() == 1 && Hierarchies::cached().mode() == Mode::V2;
     for d in dirs {
         if pure_v2 {
             // Each new level needs the controllers enabled above it first.
@@ -270,7 +278,7 @@ pub fn create(dirs: &[PathBuf]) -> Result<()> {
 /// still empty (made by a concurrent create that has not filled it yet)
 /// is filled first, so parallel creates under one new parent cannot race.
 fn init_cpuset(d: &Path) -> Result<()> {
-    let empty = |p: &Path| std::fs::read_to_string(p).map(|s| s.trim().is_empty()).unwrap_or(false);
+    let empty = |p: &Path| crate::linux::kfile::read(p).map(|s| s.trim().is_empty()).unwrap_or(false);
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let mine = d.join(f);
         // Not a cpuset directory (no such file), or already filled.
@@ -281,7 +289,7 @@ fn init_cpuset(d: &Path) -> Result<()> {
         if empty(&parent.join(f)) {
             init_cpuset(parent)?;
         }
-        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+        let v = crate::linux::kfile::read(parent.join(f)).unwrap_or_default();
         write(&mine, v.trim())?;
     }
     Ok(())
@@ -297,7 +305,7 @@ pub fn join(dirs: &[PathBuf], pid: i32) -> Result<()> {
 
 /// Pids in a cgroup and its descendants (nested cgroups the container made).
 pub fn pids_recursive(d: &Path) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_to_string(d.join("cgroup.procs"))
+    let mut v: Vec<i32> = crate::linux::kfile::read(d.join("cgroup.procs"))
         .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).filter(|p: &i32| *p > 0).collect())
         .unwrap_or_default();
     if let Ok(rd) = std::fs::read_dir(d) {
@@ -329,10 +337,10 @@ fn freezer_dirs(dirs: &[PathBuf]) -> (Option<PathBuf>, Option<PathBuf>) {
 pub fn is_frozen(dirs: &[PathBuf]) -> bool {
     let (v1, v2) = freezer_dirs(dirs);
     if let Some(d) = v1 {
-        return std::fs::read_to_string(d.join("freezer.state")).map(|s| s.trim() != "THAWED").unwrap_or(false);
+        return crate::linux::kfile::read(d.join("freezer.state")).map(|s| s.trim() != "THAWED").unwrap_or(false);
     }
     if let Some(d) = v2 {
-        return std::fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1").unwrap_or(false);
+        return crate::linux::kfile::read(d.join("cgroup.freeze")).map(|s| s.trim() == "1").unwrap_or(false);
     }
     false
 }
@@ -345,7 +353,7 @@ pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
         let f = d.join("freezer.state");
         for _ in 0..1000 {
             write(&f, want)?;
-            if std::fs::read_to_string(&f).map(|s| s.trim() == want).unwrap_or(false) {
+            if crate::linux::kfile::read(&f).map(|s| s.trim() == want).unwrap_or(false) {
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -357,7 +365,7 @@ pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
         // The kernel says "frozen 1" in cgroup.events once every task stopped.
         let want = if frozen { "frozen 1" } else { "frozen 0" };
         for _ in 0..2000 {
-            match std::fs::read_to_string(d.join("cgroup.events")) {
+            match crate::linux::kfile::read(d.join("cgroup.events")) {
                 Ok(s) if s.lines().any(|l| l.trim() == want) => return Ok(()),
                 Ok(s) if !s.lines().any(|l| l.starts_with("frozen ")) => return Ok(()),
                 Err(_) => return Ok(()),
@@ -391,6 +399,21 @@ pub fn signal_all(dirs: &[PathBuf], sig: i32) -> usize {
         }
     }
     n
+}
+
+/// Remove the directories if they are empty: one rmdir each, no listing,
+/// no freezing. False if one still holds tasks or child cgroups (the
+/// kernel says EBUSY): the caller kills what is left and calls `destroy`.
+pub fn remove_if_empty(dirs: &[PathBuf]) -> bool {
+    let mut all = true;
+    for d in dirs {
+        match std::fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => all = false,
+        }
+    }
+    all
 }
 
 /// Remove the directories (children first), retrying while the kernel still
@@ -436,16 +459,27 @@ fn rmdir_tree(d: &Path) -> Result<()> {
     Err(Error::Cgroup { path: d.to_path_buf(), msg: "rmdir: still busy".into() })
 }
 
-/// A `cgroup` mount inside the container. With a private cgroup namespace
-/// the hierarchies are mounted afresh (the namespace makes the container's
-/// cgroup their root); otherwise, or where the kernel refuses (a user
-/// namespace), the container's own directories are bind-mounted, as runc does.
-pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, dirs: &[PathBuf], typ: &str, flags: MsFlags) -> Result<()> {
-    use crate::linux::mounts::mount;
-    use crate::linux::path::{proc_fd_path, resolve, Create};
-    let hs = Hierarchies::probe();
+/// A `cgroup` mount inside the container. With a cgroup namespace (the
+/// config has one: `cgroupns`) the hierarchies are mounted afresh (the
+/// namespace makes the container's cgroup their root); otherwise, or where
+/// the kernel refuses (a user namespace), the container's own directories
+/// are bind-mounted, as runc does. (Telling by comparing our namespace
+/// with pid 1's fails where /proc/1/ns is unreadable, as nested in a
+/// sandbox, and a fresh mount there showed the host's whole tree.)
+pub fn mount_in_container(
+    target: &Path,
+    resolved: &Path,
+    root: &crate::linux::path::Root,
+    dirs: &[PathBuf],
+    cgroupns: bool,
+    typ: &str,
+    flags: MsFlags,
+) -> Result<()> {
+    use crate::linux::mounts::{mount, remount_bind};
+    use crate::linux::path::{proc_fd_path, Create};
+    let hs = Hierarchies::cached();
     let flags = flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let cgroupns = std::fs::read_link("/proc/self/ns/cgroup").ok() != std::fs::read_link("/proc/1/ns/cgroup").ok() || own_is_root();
+    let bind_flags = flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let host_dir = |h: &Hierarchy| dirs.iter().find(|d| d.starts_with(&h.mountpoint)).cloned();
     if hs.mode() == Mode::V2 || typ == "cgroup2" {
         if cgroupns && mount(Some(Path::new("cgroup2")), target, Some("cgroup2"), flags, None).is_ok() {
@@ -458,16 +492,38 @@ pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, dirs: &
             .ok_or_else(|| Error::Unsupported("cgroup2 mount without a cgroup2 hierarchy".into()))?;
         let src = host_dir(h).unwrap_or_else(|| h.mountpoint.clone());
         mount(Some(&src), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-        return crate::linux::mounts::remount_bind(
-            target,
-            flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
-        );
+        return remount_bind(target, bind_flags);
     }
     mount(Some(Path::new("tmpfs")), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))?;
+    // The fresh tmpfs is ours alone (nothing in the container runs yet):
+    // its directories are made and opened in it directly.
+    let tmp = root.open_path(resolved, Create::No)?;
+    let sub = |name: &str| -> Result<std::os::fd::OwnedFd> {
+        let c = std::ffi::CString::new(name).map_err(|_| Error::Container(format!("cgroup hierarchy name {name:?} has a NUL")))?;
+        let io = |what: &str, e: std::io::Error| Error::Io { context: format!("{what} {}/{name}", resolved.display()), source: e };
+        // SAFETY: valid fd and C string; the fd returned is owned.
+        unsafe {
+            if libc::mkdirat(std::os::fd::AsRawFd::as_raw_fd(&tmp), c.as_ptr(), 0o755) != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(io("mkdir", e));
+                }
+            }
+            let fd = libc::openat(
+                std::os::fd::AsRawFd::as_raw_fd(&tmp),
+                c.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(io("opening", std::io::Error::last_os_error()));
+            }
+            Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
+        }
+    };
     for h in &hs.list {
         let Kind::V1(ctrls) = &h.kind else { continue };
         let name = ctrls.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(",");
-        let (fd, _) = resolve(rootfs, &resolved.join(&name), Create::Dir)?;
+        let fd = sub(&name)?;
         let t = proc_fd_path(&fd);
         let data = ctrls.join(",");
         if cgroupns && mount(Some(Path::new("cgroup")), &t, Some("cgroup"), flags, Some(&data)).is_ok() {
@@ -475,25 +531,13 @@ pub fn mount_in_container(target: &Path, resolved: &Path, rootfs: &Path, dirs: &
         }
         let Some(src) = host_dir(h) else { continue };
         mount(Some(&src), &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-        let (fd2, _) = resolve(rootfs, &resolved.join(&name), Create::No)?;
-        crate::linux::mounts::remount_bind(
-            &proc_fd_path(&fd2),
-            flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
-        )?;
+        // The bind now covers the directory: open it again to remount.
+        remount_bind(&proc_fd_path(&sub(&name)?), bind_flags)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let (fd, _) = resolve(rootfs, resolved, Create::No)?;
-        crate::linux::mounts::remount_bind(
-            &proc_fd_path(&fd),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )?;
+        remount_bind(&proc_fd_path(&tmp), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
     }
     Ok(())
-}
-
-/// In a private cgroup namespace /proc/self/cgroup shows "/" paths.
-fn own_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/cgroup").map(|s| s.lines().all(|l| l.ends_with(":/"))).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -540,8 +584,8 @@ mod tests {
         }
         init_cpuset(&leaf).unwrap();
         for d in [root.join("a"), leaf.clone()] {
-            assert_eq!(std::fs::read_to_string(d.join("cpuset.cpus")).unwrap(), "0-1");
-            assert_eq!(std::fs::read_to_string(d.join("cpuset.mems")).unwrap(), "0");
+            assert_eq!(crate::linux::kfile::read(d.join("cpuset.cpus")).unwrap(), "0-1");
+            assert_eq!(crate::linux::kfile::read(d.join("cpuset.mems")).unwrap(), "0");
         }
         std::fs::remove_dir_all(&root).unwrap();
     }

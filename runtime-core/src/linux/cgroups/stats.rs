@@ -152,7 +152,7 @@ pub struct Stats {
 }
 
 fn read(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p).ok()
+    crate::linux::kfile::read(p).ok()
 }
 
 fn read_u64(d: &Path, f: &str) -> u64 {

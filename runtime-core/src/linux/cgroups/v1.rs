@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::log;
 
 fn read_u64(d: &Path, f: &str) -> Option<u64> {
-    std::fs::read_to_string(d.join(f)).ok()?.trim().parse().ok()
+    crate::linux::kfile::read(d.join(f)).ok()?.trim().parse().ok()
 }
 
 /// The v1 directory of a controller, found by its files.
@@ -43,13 +43,15 @@ pub fn rdma_dir<'a>(l: &Layout<'a>) -> Option<&'a Path> {
 }
 
 pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
-    if let Some(d) = memory_dir(l) {
+    // Each directory is looked up only when its controller has work: a
+    // lookup lists the directory.
+    if let Some(d) = r.has_memory().then(|| memory_dir(l)).flatten() {
         memory(d, r, tx)?;
     }
-    if let Some(d) = cpu_dir(l) {
+    if let Some(d) = r.has_cpu().then(|| cpu_dir(l)).flatten() {
         cpu(d, r, tx)?;
     }
-    if let Some(d) = cpuset_dir(l) {
+    if let Some(d) = (r.cpus.is_some() || r.mems.is_some()).then(|| cpuset_dir(l)).flatten() {
         if let Some(c) = &r.cpus {
             tx.write(d, "cpuset.cpus", c)?;
         }
@@ -57,15 +59,15 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
             tx.write(d, "cpuset.mems", m)?;
         }
     }
-    if let Some(d) = pids_dir(l) {
+    if let Some(d) = (r.pids_limit.is_some()).then(|| pids_dir(l)).flatten() {
         if let Some(p) = r.pids_limit {
             tx.write(d, "pids.max", &if p < 0 { "max".to_string() } else { p.to_string() })?;
         }
     }
-    if let Some(d) = blkio_dir(l) {
+    if let Some(d) = r.has_blkio().then(|| blkio_dir(l)).flatten() {
         blkio(d, r, tx)?;
     }
-    if let Some(d) = hugetlb_dir(l) {
+    if let Some(d) = (!r.hugepages.is_empty()).then(|| hugetlb_dir(l)).flatten() {
         for (size, limit) in &r.hugepages {
             let name = super::resources::hugepage_file_name(size);
             let f = format!("hugetlb.{name}.limit_in_bytes");
@@ -83,17 +85,17 @@ pub fn apply(l: &Layout, r: &Res, tx: &mut Tx) -> Result<()> {
             }
         }
     }
-    if let Some(d) = net_cls_dir(l) {
+    if let Some(d) = (r.net_class_id.is_some()).then(|| net_cls_dir(l)).flatten() {
         if let Some(c) = r.net_class_id {
             tx.write(d, "net_cls.classid", &c.to_string())?;
         }
     }
-    if let Some(d) = net_prio_dir(l) {
+    if let Some(d) = (!r.net_priorities.is_empty()).then(|| net_prio_dir(l)).flatten() {
         for (name, prio) in &r.net_priorities {
             tx.write(d, "net_prio.ifpriomap", &format!("{name} {prio}"))?;
         }
     }
-    if let Some(d) = rdma_dir(l) {
+    if let Some(d) = (!r.rdma.is_empty()).then(|| rdma_dir(l)).flatten() {
         for (dev, h, o) in &r.rdma {
             tx.write(d, "rdma.max", &rdma_line(dev, *h, *o))?;
         }
@@ -308,14 +310,14 @@ mod tests {
         let mut tx = Tx::new();
         memory(l.v1[0], &Res { mem_limit: Some(300), mem_swap: Some(400), ..Default::default() }, &mut tx).unwrap();
         tx.commit();
-        assert_eq!(std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap(), "300");
-        assert_eq!(std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).unwrap(), "400");
+        assert_eq!(crate::linux::kfile::read(d.join("memory.limit_in_bytes")).unwrap(), "300");
+        assert_eq!(crate::linux::kfile::read(d.join("memory.memsw.limit_in_bytes")).unwrap(), "400");
         // rollback restores both
         let mut tx = Tx::new();
         memory(l.v1[0], &Res { mem_limit: Some(50), mem_swap: Some(60), ..Default::default() }, &mut tx).unwrap();
         tx.rollback();
-        assert_eq!(std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap(), "300");
-        assert_eq!(std::fs::read_to_string(d.join("memory.memsw.limit_in_bytes")).unwrap(), "400");
+        assert_eq!(crate::linux::kfile::read(d.join("memory.limit_in_bytes")).unwrap(), "300");
+        assert_eq!(crate::linux::kfile::read(d.join("memory.memsw.limit_in_bytes")).unwrap(), "400");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -20,7 +20,7 @@ fn unavailable(what: &str, ctrl: &str) -> Error {
 }
 
 fn words(p: &Path) -> Vec<String> {
-    std::fs::read_to_string(p).map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+    crate::linux::kfile::read(p).map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// The cgroup2 ancestors of `dir` (closest last), up to the mount root.
@@ -84,7 +84,7 @@ fn num(v: i64) -> String {
 
 /// "max" -> -1
 fn read_limit(d: &Path, f: &str) -> Option<i64> {
-    let s = std::fs::read_to_string(d.join(f)).ok()?;
+    let s = crate::linux::kfile::read(d.join(f)).ok()?;
     let s = s.trim();
     if s == "max" {
         Some(-1)
@@ -234,7 +234,7 @@ fn cpu(d: &Path, r: &Res, tx: &mut Tx) -> Result<()> {
     }
     if r.cpu_quota.is_some() || r.cpu_period.is_some() {
         // Keep what is not given.
-        let cur = std::fs::read_to_string(d.join("cpu.max")).unwrap_or_default();
+        let cur = crate::linux::kfile::read(d.join("cpu.max")).unwrap_or_default();
         let mut it = cur.split_whitespace();
         let (cq, cp) = (it.next().unwrap_or("max").to_string(), it.next().unwrap_or("100000").to_string());
         let q = match r.cpu_quota {
@@ -380,11 +380,11 @@ mod tests {
         let t = FakeTree::new("enable");
         enable_controller(&t.dir, "hugetlb").unwrap();
         for a in [t.root.clone(), t.root.join("rpc")] {
-            assert_eq!(std::fs::read_to_string(a.join("cgroup.subtree_control")).unwrap(), "+hugetlb");
+            assert_eq!(crate::linux::kfile::read(a.join("cgroup.subtree_control")).unwrap(), "+hugetlb");
         }
         assert!(enable_controller(&t.dir, "nope").is_err());
         enable_all_in(&t.root);
-        let s = std::fs::read_to_string(t.root.join("cgroup.subtree_control")).unwrap();
+        let s = crate::linux::kfile::read(t.root.join("cgroup.subtree_control")).unwrap();
         assert!(s.contains("+memory") && s.contains("+pids") && s.contains("+cpu"), "{s}");
     }
 

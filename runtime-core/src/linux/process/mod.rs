@@ -19,7 +19,7 @@ pub mod trampoline;
 /// Start time of `pid` in clock ticks since boot (field 22 of stat), and
 /// its state letter. None when it does not exist.
 pub fn stat(pid: i32) -> Option<(u64, char)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let s = crate::linux::kfile::read(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     let mut f = rest.split(' ');
     let state = f.next()?.chars().next()?;
