@@ -70,6 +70,9 @@ fn fork() -> Result<i32> {
 pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
     let (mine, theirs) = Chan::pair()?;
     let tramp = Trampoline::new(spec.state_dir_fd)?;
+    if let Some(flags) = direct_flags(spec) {
+        return spawn_direct(spec, parent, flags, mine, theirs, tramp.as_ref());
+    }
     // SAFETY: plain call.
     let me = unsafe { libc::getpid() };
     let stage1 = fork()?;
@@ -109,6 +112,110 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
         return Err(e);
     }
     Ok(init_pid)
+}
+
+/// The namespaces init can be cloned into straight from the runtime, or
+/// None when a stage-1 process is needed: to join namespaces by path (a
+/// pid namespace joined applies to children only), for a user namespace
+/// (mapped before the others are made, so they belong to it) or a time
+/// namespace (children only, and no clone(2) flag), and for exec.
+fn direct_flags(spec: &InitSpec) -> Option<CloneFlags> {
+    let nss = spec.bundle.namespaces();
+    let stage1 = spec.exec.is_some()
+        || nss.iter().any(|n| n.path().is_some() || matches!(n.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Time));
+    (!stage1).then(|| namespaces::new_flags(nss))
+}
+
+/// create without stage-1: one clone(2) makes init in its new namespaces
+/// (one fork and exit fewer per container). The runtime puts it in its
+/// cgroups and records its pid while it waits on a pipe; then init makes
+/// its cgroup namespace (after the join, so that it is rooted at the
+/// container's cgroup) and carries on as from stage-1.
+fn spawn_direct(
+    spec: &InitSpec,
+    parent: &mut dyn Parent,
+    flags: CloneFlags,
+    mine: Chan,
+    theirs: Chan,
+    tramp: Option<&Trampoline>,
+) -> Result<i32> {
+    let cgroupns = flags.contains(CloneFlags::CLONE_NEWCGROUP);
+    let clone_flags = flags - CloneFlags::CLONE_NEWCGROUP;
+    let mut go = [0; 2];
+    // SAFETY: valid array.
+    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::Io { context: "pipe".into(), source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: raw clone with fork semantics; the runtime is single-threaded.
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, (clone_flags.bits() | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: our pipe.
+        unsafe {
+            libc::close(go[0]);
+            libc::close(go[1]);
+        }
+        return Err(Error::Io { context: format!("clone init into new namespaces {flags:?}"), source: e });
+    }
+    if pid == 0 {
+        // SAFETY: closing our copies of the lock, the runtime's channel
+        // end and the pipe's write end; then wait for the go (EOF without
+        // it: the runtime died).
+        unsafe {
+            libc::close(spec.lock_fd);
+            libc::close(mine.fd().as_raw_fd());
+            libc::close(go[1]);
+            let mut b = 0u8;
+            let n = loop {
+                let n = libc::read(go[0], &mut b as *mut u8 as *mut _, 1);
+                if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break n;
+                }
+            };
+            libc::close(go[0]);
+            if n != 1 {
+                libc::_exit(1);
+            }
+        }
+        if cgroupns {
+            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP) {
+                let _ = theirs.send(&Msg::Error(format!("unshare cgroup namespace: {e}")));
+                // SAFETY: leave at once.
+                unsafe { libc::_exit(1) };
+            }
+        }
+        init::run(spec, &theirs, false, tramp);
+    }
+    let pid = pid as i32;
+    drop(theirs);
+    // SAFETY: our read end.
+    unsafe { libc::close(go[0]) };
+    // Writing a byte releases init; closing without one tells it to exit.
+    let mut go_w = Some(go[1]);
+    let mut init_pid = pid;
+    let r = (|| -> Result<()> {
+        cgroups::join(spec.cgroup_dirs, pid)?;
+        parent.on_pid(pid)?;
+        if let Some(w) = go_w.take() {
+            // SAFETY: our write end.
+            unsafe {
+                libc::write(w, b"1".as_ptr() as *const _, 1);
+                libc::close(w);
+            }
+        }
+        drive(spec, parent, &mine, pid, &mut init_pid)
+    })();
+    if let Err(e) = r {
+        if let Some(w) = go_w.take() {
+            // SAFETY: our write end.
+            unsafe { libc::close(w) };
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    Ok(pid)
 }
 
 fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_pid: &mut i32) -> Result<()> {
