@@ -44,10 +44,11 @@ struct Flood {
     _dir: TempDir,
 }
 
-/// Starts the flood guest with both host ends connected, not reading.
-fn start(tag: &str) -> Flood {
+/// Starts the flood guest `guest` with both host ends connected, not
+/// reading.
+fn start(tag: &str, guest: &str) -> Flood {
     let d = TempDir::new(tag);
-    let g = build_guest("flood", d.path());
+    let g = build_guest(guest, d.path());
     let sock = d.path().join("console.sock");
     let uds = d.path().join("vsock.sock");
     let listener = UnixListener::bind(format!("{}_1234", uds.display())).unwrap();
@@ -110,7 +111,7 @@ fn sigterm_while_host_clients_do_not_read() {
     if skip("sigterm_while_host_clients_do_not_read") {
         return;
     }
-    let mut f = start("floodterm");
+    let mut f = start("floodterm", "flood");
     f.wait_for(&["console stalled after ", "vsock stalled after "], Duration::from_secs(60));
     // Backpressure: the guest could not send everything.
     assert!(f.count("console stalled after ") < CON_CHUNKS, "{:?}", f.stdout);
@@ -132,8 +133,24 @@ fn host_clients_reading_late_get_everything_in_order() {
     if skip("host_clients_reading_late_get_everything_in_order") {
         return;
     }
-    let mut f = start("floodread");
+    read_late("floodread", "flood");
+}
+
+/// A guest ignoring vsock credit fills the connection's buffer and then
+/// finds its transmit queue stalled until the host reads.
+#[test]
+fn vsock_guest_ignoring_credit_is_stalled_not_dropped() {
+    if skip("vsock_guest_ignoring_credit_is_stalled_not_dropped") {
+        return;
+    }
+    read_late("floodnocredit", "floodnocredit");
+}
+
+fn read_late(tag: &str, guest: &str) {
+    let mut f = start(tag, guest);
     f.wait_for(&["console stalled after ", "vsock stalled after "], Duration::from_secs(60));
+    assert!(f.count("console stalled after ") < CON_CHUNKS, "{:?}", f.stdout);
+    assert!(f.count("vsock stalled after ") < VS_PKTS, "{:?}", f.stdout);
     let mut vs = f.vsock.take().unwrap().join().unwrap();
     vs.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     // Until the guest's SHUTDOWN (SEND) ends the stream.

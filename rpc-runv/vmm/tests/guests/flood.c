@@ -1,6 +1,7 @@
 /* Floods a virtio-console (slot 0) and a vsock connection to host port
  * 1234 (slot 1) at once: 160 chunks of 16 KiB on the console, 256
- * packets of 4 KiB on vsock (honouring the host's credit). Each chunk
+ * packets of 4 KiB on vsock (honouring the host's credit unless built as
+ * floodnocredit.c). Each chunk
  * and packet starts with its index (u64) followed by a fixed pattern
  * (word w = w * 0x9e3779b97f4a7c15), so the host can check order and
  * content. A stream that makes no progress for 500 ms is reported once
@@ -76,7 +77,13 @@ static int vs_poll_rx(void) {
 	return n;
 }
 
+#ifdef IGNORE_CREDIT
+/* A guest that ignores the host's credit: the device must stop taking
+ * its transmit queue instead. */
+static u32 vs_credit(void) { return ~0u; }
+#else
 static u32 vs_credit(void) { return peer_buf_alloc - (vs_tx_cnt - peer_fwd); }
+#endif
 
 void _start(void)
 {
