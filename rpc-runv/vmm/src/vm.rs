@@ -20,7 +20,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::{SerialOutput, VmConfig};
-use crate::devices::serial::SerialConsole;
+use crate::devices::serial::{SerialConsole, StdoutUntilStop};
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::{Console, ConsoleHost, MAX_PORTS, PORT_TOKEN_BASE};
 use crate::devices::virtio::mmio::MmioTransport;
@@ -128,6 +128,8 @@ pub struct Vm {
     vsock: Option<VsockParts>,
     epoll: Epoll,
     serial_input: bool,
+    /// Written when the VM stops (see [`Shared`]).
+    stop_evt: EventFd,
 }
 
 fn check_caps(kvm: &Kvm) -> Result<()> {
@@ -171,8 +173,9 @@ impl Vm {
             vm.register_irqfd(&fd, gsi).map_err(Error::kvm("KVM_IRQFD"))?;
             Ok(fd)
         };
+        let stop_evt = EventFd::new(EFD_NONBLOCK).map_err(Error::io("eventfd"))?;
         let out: Box<dyn Write + Send> = match &config.serial_output {
-            SerialOutput::Stdout => Box::new(std::io::stdout()),
+            SerialOutput::Stdout => Box::new(StdoutUntilStop::new(stop_evt.try_clone().map_err(Error::io("eventfd"))?)),
             SerialOutput::Sink => Box::new(std::io::sink()),
             SerialOutput::File(p) => Box::new(File::create(p).map_err(|source| Error::File { path: p.clone(), source })?),
         };
@@ -261,7 +264,20 @@ impl Vm {
         }
 
         let devices = Arc::new(Devices { serial: Mutex::new(serial), virtio, reporter: reporter.clone() });
-        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, net, vsock, epoll, serial_input: config.serial_input })
+        Ok(Vm {
+            _kvm: kvm,
+            _vm: vm,
+            _mem: mem,
+            vcpus,
+            devices,
+            reporter,
+            console,
+            net,
+            vsock,
+            epoll,
+            serial_input: config.serial_input,
+            stop_evt,
+        })
     }
 
     /// Runs the VM until it stops; returns why. Blocks SIGTERM, SIGINT
@@ -269,7 +285,8 @@ impl Vm {
     pub fn run(mut self) -> Result<VmExit> {
         let sigfd = block_stop_signals()?;
         install_kick_handler()?;
-        let shared = Arc::new(Shared::new(EventFd::new(EFD_NONBLOCK).map_err(Error::io("eventfd"))?));
+        let stop_evt = self.stop_evt.try_clone().map_err(Error::io("eventfd"))?;
+        let shared = Arc::new(Shared::new(stop_evt));
 
         let verbose = self.reporter.verbose();
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
