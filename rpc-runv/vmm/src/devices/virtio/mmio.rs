@@ -146,7 +146,8 @@ impl MmioTransport {
         }
     }
 
-    /// The host side has data for the guest (called by the event loop).
+    /// The host side changed: data or room for the guest, a client came or
+    /// went (called by the event loop).
     pub fn host_event(&mut self) {
         let live = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_DEVICE_NEEDS_RESET == 0;
         if !live || self.queues.iter().any(|q| q.ready() && !q.is_valid(&self.mem)) {
