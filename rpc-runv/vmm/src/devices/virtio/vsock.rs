@@ -118,6 +118,9 @@ struct Conn {
     last_fwd_cnt_sent: u32,
     /// Guest data the host socket has not taken yet.
     out: VecDeque<u8>,
+    /// Bytes at the front of `out` that are ours (`OK <port>\n`), not
+    /// the guest's: not forwarded guest data.
+    out_ours: usize,
     /// The guest said SHUTDOWN with SEND / with RCV.
     guest_sends_no_more: bool,
     guest_receives_no_more: bool,
@@ -267,6 +270,7 @@ impl VsockHost {
             fwd_cnt: 0,
             last_fwd_cnt_sent: 0,
             out: VecDeque::new(),
+            out_ours: 0,
             guest_sends_no_more: false,
             guest_receives_no_more: false,
             host_sends_no_more: false,
@@ -292,7 +296,9 @@ impl VsockHost {
                 }
                 Ok(n) => {
                     c.out.drain(..n);
-                    c.fwd_cnt = c.fwd_cnt.wrapping_add(n as u32);
+                    let ours = c.out_ours.min(n);
+                    c.out_ours -= ours;
+                    c.fwd_cnt = c.fwd_cnt.wrapping_add((n - ours) as u32);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -364,7 +370,9 @@ impl VsockHost {
         match op {
             OP_RESPONSE if c.state == State::Connecting => {
                 c.state = State::Established;
-                c.out.extend(format!("OK {}\n", key.1).as_bytes());
+                let ok = format!("OK {}\n", key.1);
+                c.out_ours = ok.len();
+                c.out.extend(ok.as_bytes());
                 self.flush(key);
             }
             OP_RW if c.state == State::Established && !c.write_shut => {
