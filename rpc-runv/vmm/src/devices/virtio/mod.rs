@@ -44,12 +44,12 @@ pub trait VirtioDevice: Send {
     fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
         false
     }
+    /// The driver reset the device.
+    fn reset(&mut self) {}
     /// The driver cannot take anything (not live, or broken until it
     /// resets the device): stop watching host input that would wake the
     /// event loop for nothing.
     fn host_blocked(&mut self) {}
-    /// The driver reset the device.
-    fn reset(&mut self) {}
 }
 
 /// Copies `src` into `data` from `offset`, zero past the end.
