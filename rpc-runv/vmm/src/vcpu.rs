@@ -1,8 +1,10 @@
 //! vCPU threads: each runs KVM_RUN in a loop and hands port and MMIO
 //! exits to the devices, until the guest stops the VM or the VM is
 //! stopping (the event loop kicks the thread out of KVM_RUN with a
-//! signal).
+//! signal whose handler sets the thread's `immediate_exit`, so a kick that
+//! comes just before KVM_RUN is not lost).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,25 @@ use crate::vm::VmExit;
 /// The signal that kicks a vCPU thread out of KVM_RUN.
 pub fn kick_signal() -> i32 {
     libc::SIGRTMIN()
+}
+
+thread_local! {
+    /// This vCPU thread's `kvm_run` (null outside [`run`]).
+    static KVM_RUN: Cell<*mut kvm_bindings::kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The kick signal's handler body: makes this thread's next (or current)
+/// KVM_RUN return EINTR at once. Async-signal-safe: a const thread-local
+/// without destructor and one volatile store.
+pub(crate) fn kicked() {
+    let _ = KVM_RUN.try_with(|p| {
+        let p = p.get();
+        if !p.is_null() {
+            // SAFETY: set by `run` to its vCPU's kvm_run mapping, which
+            // lives until `run` clears the pointer (on this same thread).
+            unsafe { std::ptr::write_volatile(std::ptr::addr_of_mut!((*p).immediate_exit), 1) };
+        }
+    });
 }
 
 /// State shared by the vCPU threads and the event loop.
@@ -67,6 +88,9 @@ fn crash_detail(vcpu: &VcpuFd, what: &str) -> String {
 
 /// The body of vCPU thread `id`.
 pub fn run(id: u8, mut vcpu: VcpuFd, devices: Arc<Devices>, shared: Arc<Shared>, verbose: bool) {
+    KVM_RUN.with(|p| p.set(vcpu.get_kvm_run()));
+    // Once a kick set immediate_exit every KVM_RUN returns EINTR: the
+    // kick only comes after `stopping` is set, so the loop ends.
     while !shared.stopping() {
         let next = match vcpu.run() {
             Ok(exit) => match exit {
@@ -113,6 +137,7 @@ pub fn run(id: u8, mut vcpu: VcpuFd, devices: Arc<Devices>, shared: Arc<Shared>,
             }
         }
     }
+    KVM_RUN.with(|p| p.set(std::ptr::null_mut()));
     if verbose {
         if let Ok(r) = vcpu.get_regs() {
             eprintln!("rpc-vmm: vCPU {id} stopped at rip {:#x} rsp {:#x}", r.rip, r.rsp);

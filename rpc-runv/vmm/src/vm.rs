@@ -1,6 +1,8 @@
 //! Building a VM from a [`VmConfig`] and running it: KVM setup, memory,
 //! boot, devices, vCPU threads and the event loop (epoll over host
-//! signals, stdin, the console socket and the vCPUs' stop event).
+//! signals, stdin, the vCPUs' stop event and the devices' host sockets
+//! and tap). Nothing in it sleeps: it waits on fds, and stopping waits
+//! for the vCPU threads to end.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -10,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::lock;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
@@ -19,9 +20,9 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::{SerialOutput, VmConfig};
-use crate::devices::serial::SerialConsole;
+use crate::devices::serial::{SerialConsole, StdoutUntilStop};
 use crate::devices::virtio::block::Block;
-use crate::devices::virtio::console::{Console, ConsoleHost, INPUT_MAX, MAX_PORTS};
+use crate::devices::virtio::console::{Console, ConsoleHost, MAX_PORTS, PORT_TOKEN_BASE};
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::{open_tap, Net, NetHost};
 use crate::devices::virtio::vsock::{Vsock, VsockHost, CONN_TOKEN, LISTEN_TOKEN};
@@ -98,17 +99,8 @@ impl std::fmt::Display for VmExit {
 /// Stop signals the event loop turns into [`VmExit::Signal`].
 const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
-/// The host end of one virtio-console port: its listening socket (port 0
-/// may have none), shared state and connected client.
-struct PortIo {
-    listener: Option<UnixListener>,
-    host: Arc<Mutex<ConsoleHost>>,
-    client_fd: Option<i32>,
-    paused: bool,
-}
-
-/// The console's ports and transport.
-type ConsoleParts = (Vec<PortIo>, Arc<Mutex<MmioTransport>>);
+/// The console's ports (host ends) and transport.
+type ConsoleParts = (Vec<Arc<Mutex<ConsoleHost>>>, Arc<Mutex<MmioTransport>>);
 
 fn listen(path: &std::path::Path) -> Result<UnixListener> {
     let _ = std::fs::remove_file(path);
@@ -136,6 +128,8 @@ pub struct Vm {
     vsock: Option<VsockParts>,
     epoll: Epoll,
     serial_input: bool,
+    /// Written when the VM stops (see [`Shared`]).
+    stop_evt: EventFd,
 }
 
 fn check_caps(kvm: &Kvm) -> Result<()> {
@@ -179,8 +173,9 @@ impl Vm {
             vm.register_irqfd(&fd, gsi).map_err(Error::kvm("KVM_IRQFD"))?;
             Ok(fd)
         };
+        let stop_evt = EventFd::new(EFD_NONBLOCK).map_err(Error::io("eventfd"))?;
         let out: Box<dyn Write + Send> = match &config.serial_output {
-            SerialOutput::Stdout => Box::new(std::io::stdout()),
+            SerialOutput::Stdout => Box::new(StdoutUntilStop::new(stop_evt.try_clone().map_err(Error::io("eventfd"))?)),
             SerialOutput::Sink => Box::new(std::io::sink()),
             SerialOutput::File(p) => Box::new(File::create(p).map_err(|source| Error::File { path: p.clone(), source })?),
         };
@@ -206,26 +201,23 @@ impl Vm {
         for (i, b) in config.block.iter().enumerate() {
             add(Box::new(Block::new(&b.path, b.read_only, i)?), &mut cmdline)?;
         }
+        let epoll = Epoll::new().map_err(Error::io("epoll"))?;
         let console = if config.console_socket.is_some() || !config.console_ports.is_empty() {
-            let new_port = |path: Option<&std::path::Path>| -> Result<PortIo> {
-                Ok(PortIo {
-                    listener: path.map(listen).transpose()?,
-                    host: Arc::new(Mutex::new(ConsoleHost::default())),
-                    client_fd: None,
-                    paused: false,
-                })
-            };
-            let mut ports = vec![new_port(config.console_socket.as_deref())?];
-            let mut named = Vec::new();
-            for (name, path) in &config.console_ports {
-                let port = new_port(Some(path))?;
-                named.push((name.clone(), port.host.clone()));
-                ports.push(port);
-            }
-            if ports.len() > MAX_PORTS {
+            if config.console_ports.len() >= MAX_PORTS {
                 return Err(Error::Config(format!("at most {} console ports", MAX_PORTS - 1)));
             }
-            let t = add(Box::new(Console::with_ports(ports[0].host.clone(), named)), &mut cmdline)?;
+            let new_port = |index: usize, path: Option<&std::path::Path>| -> Result<Arc<Mutex<ConsoleHost>>> {
+                let listener = path.map(listen).transpose()?;
+                Ok(Arc::new(Mutex::new(ConsoleHost::new(listener, epoll.as_raw_fd(), index))))
+            };
+            let mut ports = vec![new_port(0, config.console_socket.as_deref())?];
+            let mut named = Vec::new();
+            for (i, (name, path)) in config.console_ports.iter().enumerate() {
+                let port = new_port(i + 1, Some(path))?;
+                named.push((name.clone(), port.clone()));
+                ports.push(port);
+            }
+            let t = add(Box::new(Console::with_ports(ports[0].clone(), named)), &mut cmdline)?;
             Some((ports, t))
         } else {
             None
@@ -240,7 +232,6 @@ impl Vm {
             None => None,
         };
 
-        let epoll = Epoll::new().map_err(Error::io("epoll"))?;
         let vsock = match &config.vsock {
             Some((cid, uds)) => {
                 if *cid < 3 || *cid > u64::from(u32::MAX) {
@@ -273,7 +264,20 @@ impl Vm {
         }
 
         let devices = Arc::new(Devices { serial: Mutex::new(serial), virtio, reporter: reporter.clone() });
-        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, net, vsock, epoll, serial_input: config.serial_input })
+        Ok(Vm {
+            _kvm: kvm,
+            _vm: vm,
+            _mem: mem,
+            vcpus,
+            devices,
+            reporter,
+            console,
+            net,
+            vsock,
+            epoll,
+            serial_input: config.serial_input,
+            stop_evt,
+        })
     }
 
     /// Runs the VM until it stops; returns why. Blocks SIGTERM, SIGINT
@@ -281,7 +285,8 @@ impl Vm {
     pub fn run(mut self) -> Result<VmExit> {
         let sigfd = block_stop_signals()?;
         install_kick_handler()?;
-        let shared = Arc::new(Shared::new(EventFd::new(EFD_NONBLOCK).map_err(Error::io("eventfd"))?));
+        let stop_evt = self.stop_evt.try_clone().map_err(Error::io("eventfd"))?;
+        let shared = Arc::new(Shared::new(stop_evt));
 
         let verbose = self.reporter.verbose();
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
@@ -303,7 +308,7 @@ impl Vm {
             shared.stop(VmExit::VmmError(e.to_string()));
         }
         shared.stop(VmExit::VmmError("event loop ended".into()));
-        stop_threads(&threads);
+        kick_threads(&threads);
         for t in threads {
             if t.join().is_err() {
                 return Err(Error::Thread("a vCPU thread panicked".into()));
@@ -311,6 +316,13 @@ impl Vm {
         }
         if let Ok(mut s) = self.devices.serial.lock() {
             s.flush();
+        }
+        // Output the clients have room for still reaches them; the rest
+        // goes with the VM.
+        if let Some((ports, _)) = &self.console {
+            for p in ports {
+                lock(p).flush();
+            }
         }
         result?;
         let exit = shared.take_exit().unwrap_or_else(|| VmExit::VmmError("no exit reason".into()));
@@ -326,8 +338,6 @@ impl Vm {
         const SIGNAL: u64 = 1;
         const STDIN: u64 = 2;
         const TAP: u64 = 5;
-        // Console port p: listener 100 + 2p, client 101 + 2p.
-        const PORT_BASE: u64 = 100;
         let epoll = &self.epoll;
         let add = |fd: i32, token: u64| {
             epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token)).map_err(Error::io("epoll_ctl"))
@@ -341,15 +351,8 @@ impl Vm {
         if let Some((host, _)) = &self.vsock {
             add(lock(host).listener.as_raw_fd(), LISTEN_TOKEN)?;
         }
-        let (mut ports, console) = match self.console.take() {
-            Some((ports, t)) => (ports, Some(t)),
-            None => (Vec::new(), None),
-        };
-        for (p, port) in ports.iter().enumerate() {
-            if let Some(l) = &port.listener {
-                add(l.as_raw_fd(), PORT_BASE + 2 * p as u64)?;
-            }
-        }
+        // The console ports' listeners and clients are in the set already
+        // (each port watches its own sockets).
         if let Some((host, _)) = &self.net {
             // Edge-triggered: a frame the guest has no buffer for waits in
             // the device, which reads on when the guest adds buffers.
@@ -358,38 +361,12 @@ impl Vm {
                 .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN | EventSet::EDGE_TRIGGERED, TAP))
                 .map_err(Error::io("epoll_ctl"))?;
         }
-        let mut events = vec![EpollEvent::default(); 8];
+        let mut events = vec![EpollEvent::default(); 16];
         loop {
             if shared.stopping() {
                 return Ok(());
             }
-            // Resume reading console clients once the guest took input.
-            // The device may have dropped the client meanwhile (a failed
-            // write): its fd is closed, maybe reused, and not ours to add.
-            for (p, port) in ports.iter_mut().enumerate() {
-                if let (Some(fd), true) = (port.client_fd, port.paused) {
-                    let (current, room) = {
-                        let h = lock(&port.host);
-                        (h.client_fd() == Some(fd), h.input.len() < INPUT_MAX)
-                    };
-                    if !current {
-                        port.client_fd = None;
-                        port.paused = false;
-                    } else if room {
-                        port.paused = false;
-                        // Not a VMM error: the client is gone for the guest.
-                        if add(fd, PORT_BASE + 2 * p as u64 + 1).is_err() {
-                            lock(&port.host).disconnect();
-                            port.client_fd = None;
-                            if let Some(transport) = &console {
-                                lock(transport).host_event();
-                            }
-                        }
-                    }
-                }
-            }
-            let timeout = if ports.iter().any(|p| p.paused) { 20 } else { -1 };
-            let n = match epoll.wait(timeout, &mut events) {
+            let n = match epoll.wait(-1, &mut events) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::Io { what: "epoll_wait", source: e }),
@@ -420,63 +397,17 @@ impl Vm {
                             }
                         }
                     }
-                    t if t >= PORT_BASE && ((t - PORT_BASE) / 2) < ports.len() as u64 => {
-                        let p = ((t - PORT_BASE) / 2) as usize;
-                        let Some(transport) = &console else { continue };
-                        let port = &mut ports[p];
-                        if (t - PORT_BASE).is_multiple_of(2) {
-                            let Some(l) = &port.listener else { continue };
-                            if let Ok((stream, _)) = l.accept() {
-                                if let Some(old) = port.client_fd.take() {
-                                    if lock(&port.host).client_fd() == Some(old) {
-                                        let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
-                                    }
-                                }
-                                let fd = stream.as_raw_fd();
-                                let _ = stream.set_nonblocking(false);
-                                lock(&port.host).connect(stream);
-                                add(fd, t + 1)?;
-                                port.client_fd = Some(fd);
-                                port.paused = false;
-                                lock(transport).host_event();
-                            }
-                            continue;
+                    t if (PORT_TOKEN_BASE..PORT_TOKEN_BASE + 2 * MAX_PORTS as u64).contains(&t) => {
+                        let Some((ports, transport)) = &self.console else { continue };
+                        let Some(port) = ports.get(((t - PORT_TOKEN_BASE) / 2) as usize) else { continue };
+                        if (t - PORT_TOKEN_BASE).is_multiple_of(2) {
+                            lock(port).accept();
+                        } else {
+                            // Room in the client's socket, or input: the
+                            // device writes and reads as far as it can.
+                            lock(port).flush();
                         }
-                        let Some(fd) = port.client_fd else { continue };
-                        if lock(&port.host).client_fd() != Some(fd) {
-                            // Dropped by the device: closed, so out of epoll.
-                            port.client_fd = None;
-                            port.paused = false;
-                            continue;
-                        }
-                        let mut buf = [0u8; 4096];
-                        let read = {
-                            let h = lock(&port.host);
-                            match h.client.as_ref() {
-                                Some(mut c) => c.read(&mut buf).ok(),
-                                None => None,
-                            }
-                        };
-                        match read {
-                            Some(0) | None => {
-                                let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
-                                lock(&port.host).disconnect();
-                                port.client_fd = None;
-                                lock(transport).host_event();
-                            }
-                            Some(k) => {
-                                let full = {
-                                    let mut h = lock(&port.host);
-                                    h.input.extend(&buf[..k]);
-                                    h.input.len() >= INPUT_MAX
-                                };
-                                lock(transport).host_event();
-                                if full && lock(&port.host).input.len() >= INPUT_MAX {
-                                    let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
-                                    port.paused = true;
-                                }
-                            }
-                        }
+                        lock(transport).host_event();
                     }
                     LISTEN_TOKEN => {
                         if let Some((host, _)) = &self.vsock {
@@ -485,7 +416,7 @@ impl Vm {
                     }
                     t if t & CONN_TOKEN != 0 => {
                         if let Some((host, transport)) = &self.vsock {
-                            lock(host).host_readable((t & !CONN_TOKEN) as i32);
+                            lock(host).host_event((t & !CONN_TOKEN) as i32);
                             lock(transport).host_event();
                         }
                     }
@@ -533,7 +464,9 @@ fn block_stop_signals() -> Result<File> {
     }
 }
 
-extern "C" fn kick_handler(_: libc::c_int) {}
+extern "C" fn kick_handler(_: libc::c_int) {
+    vcpu::kicked();
+}
 
 fn install_kick_handler() -> Result<()> {
     // SAFETY: installs an async-signal-safe no-op handler, without
@@ -557,24 +490,18 @@ fn unblock_kick_signal() {
     }
 }
 
-/// Kicks every vCPU thread until all have left KVM_RUN and ended.
-fn stop_threads(threads: &[JoinHandle<()>]) {
+/// Kicks every vCPU thread out of KVM_RUN once: the kick handler sets the
+/// thread's `immediate_exit`, so a thread about to enter KVM_RUN leaves it
+/// at once, and every thread sees the VM stopping. The caller joins them.
+fn kick_threads(threads: &[JoinHandle<()>]) {
     use std::os::unix::thread::JoinHandleExt;
-    for _ in 0..5000 {
-        let mut running = false;
-        for t in threads {
-            if !t.is_finished() {
-                running = true;
-                // SAFETY: the thread has not been joined, so its pthread_t
-                // is valid; the kick signal has a no-op handler.
-                unsafe {
-                    libc::pthread_kill(t.as_pthread_t(), vcpu::kick_signal());
-                }
+    for t in threads {
+        if !t.is_finished() {
+            // SAFETY: the thread has not been joined, so its pthread_t is
+            // valid; the kick signal's handler is async-signal-safe.
+            unsafe {
+                libc::pthread_kill(t.as_pthread_t(), vcpu::kick_signal());
             }
         }
-        if !running {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }

@@ -78,6 +78,56 @@ fn sigterm_stops_a_spinning_guest() {
 }
 
 #[test]
+fn sigterm_stops_a_guest_blocked_on_a_full_stdout() {
+    if skip("sigterm_stops_a_guest_blocked_on_a_full_stdout") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let d = TempDir::new("serialflood");
+    let g = build_guest("serialflood", d.path());
+    let mut child = spawn(&["--kernel", g.to_str().unwrap()]);
+    // Nobody reads its stdout (held open, unread, until it exited): wait
+    // until the pipe is full (64 KiB).
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD into a c_int on our pipe's read end.
+        unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) };
+        if queued >= 60 * 1024 {
+            break;
+        }
+        assert!(start.elapsed() < T, "stdout pipe never filled ({queued} bytes)");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rpc-vmm blocked on its full stdout ignored SIGTERM for 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = t.elapsed();
+    drop(stdout);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "stderr: {}", stderr.join().unwrap());
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
+}
+
+#[test]
 fn bad_kernel_is_a_vmm_error() {
     if skip("bad_kernel_is_a_vmm_error") {
         return;

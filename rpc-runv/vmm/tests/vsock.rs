@@ -76,3 +76,71 @@ fn vsock_guest_cannot_queue_unbounded_replies() {
     // otherwise).
     assert!(r.stdout.starts_with("tx stalled after 1024\ntx resumed after "), "{}", r.stdout);
 }
+
+#[test]
+fn vsock_half_close_rst_and_reset() {
+    if skip("vsock_half_close_rst_and_reset") {
+        return;
+    }
+    let d = TempDir::new("vsockhalf");
+    let g = build_guest("vsockhalf", d.path());
+    let uds = d.path().join("vsock.sock");
+    let listen = |port: u32| UnixListener::bind(format!("{}_{port}", uds.display())).unwrap();
+    let accept = |l: UnixListener| {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    let read_all = |mut s: UnixStream| {
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        String::from_utf8(got).unwrap()
+    };
+    // 1234: we shut our write side first; the guest still sends to us.
+    let l = listen(1234);
+    let a = std::thread::spawn(move || {
+        let s = accept(l);
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        read_all(s)
+    });
+    // 1235: the guest shuts its write side; we still send to it.
+    let l = listen(1235);
+    let b = std::thread::spawn(move || {
+        let mut s = accept(l);
+        let got = read_all(s.try_clone().unwrap());
+        s.write_all(b"reply after your eof\n").unwrap();
+        got
+    });
+    // 1236: we close at once.
+    let l = listen(1236);
+    let c = std::thread::spawn(move || drop(accept(l)));
+    // 1237: data for the guest that a device reset must drop.
+    let l = listen(1237);
+    let e = std::thread::spawn(move || {
+        let mut s = accept(l);
+        s.write_all(b"queued\n").unwrap();
+        read_all(s)
+    });
+    let r = run(&["--kernel", g.to_str().unwrap(), "--vsock", &format!("3,{}", uds.display())], Duration::from_secs(60));
+    assert_eq!(r.code(), Some(0), "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout,
+        "unknown connection: rst\n\
+         host half-closed: shutdown flags 2\n\
+         after our shutdown: rst\n\
+         host says: reply after your eof\n\
+         then: shutdown flags 2\n\
+         then: rst\n\
+         host closed: shutdown flags 2\n\
+         write after host close: rst\n\
+         nothing after reset\n\
+         old connection after reset: rst\n",
+        "stderr: {}",
+        r.stderr
+    );
+    assert_eq!(a.join().unwrap(), "still sending\n");
+    assert_eq!(b.join().unwrap(), "bye\n");
+    c.join().unwrap();
+    // The reset closed the connection: end of file, nothing sent.
+    assert_eq!(e.join().unwrap(), "");
+}

@@ -7,9 +7,10 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::Queue;
 use vm_memory::ByteValued;
 
+use super::queue::{self, Chain, Handled};
 use super::{read_config_bytes, VirtioDevice, TYPE_BLOCK};
 use crate::guest_fault;
 use crate::memory::GuestMemoryMmap;
@@ -29,6 +30,23 @@ const S_IOERR: u8 = 1;
 const S_UNSUPP: u8 = 2;
 const ID_LEN: usize = 20;
 const CHUNK: usize = 64 * 1024;
+
+/// Why a request's descriptor chain could not be answered: a guest
+/// fault, reported, and the chain returned empty. (A host I/O error is
+/// not one of these: the guest gets S_IOERR.)
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("{0}")]
+    Chain(#[from] virtio_queue::Error),
+    #[error("header: {0}")]
+    Header(#[source] std::io::Error),
+    #[error("no status byte")]
+    NoStatus,
+    #[error("data: {0}")]
+    Data(#[source] std::io::Error),
+    #[error("status: {0}")]
+    Status(#[source] std::io::Error),
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -69,20 +87,15 @@ impl Block {
     }
 
     /// Handles one request; returns the bytes written into the chain.
-    fn request(
-        &mut self,
-        chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>,
-        mem: &GuestMemoryMmap,
-        report: &Reporter,
-    ) -> std::result::Result<u32, String> {
-        let mut reader = chain.clone().reader(mem).map_err(|e| e.to_string())?;
-        let mut writer = chain.writer(mem).map_err(|e| e.to_string())?;
-        let hdr: RequestHeader = reader.read_obj().map_err(|e| format!("header: {e}"))?;
+    fn request(&mut self, chain: Chain<'_>, mem: &GuestMemoryMmap, report: &Reporter) -> std::result::Result<u32, ChainError> {
+        let mut reader = chain.clone().reader(mem)?;
+        let mut writer = chain.writer(mem)?;
+        let hdr: RequestHeader = reader.read_obj().map_err(ChainError::Header)?;
         let avail = writer.available_bytes();
         if avail == 0 {
-            return Err("no status byte".into());
+            return Err(ChainError::NoStatus);
         }
-        let mut status_w = writer.split_at(avail - 1).map_err(|e| e.to_string())?;
+        let mut status_w = writer.split_at(avail - 1)?;
         let (status, data_len) = match hdr.type_ {
             T_IN => {
                 let len = writer.available_bytes();
@@ -102,7 +115,7 @@ impl Block {
                                 status = S_IOERR;
                                 break;
                             }
-                            std::io::Write::write_all(&mut writer, &buf[..n]).map_err(|e| e.to_string())?;
+                            std::io::Write::write_all(&mut writer, &buf[..n]).map_err(ChainError::Data)?;
                             off += n as u64;
                             done += n;
                         }
@@ -126,7 +139,7 @@ impl Block {
                             let mut status = S_OK;
                             while done < len {
                                 let n = (len - done).min(CHUNK);
-                                std::io::Read::read_exact(&mut reader, &mut buf[..n]).map_err(|e| e.to_string())?;
+                                std::io::Read::read_exact(&mut reader, &mut buf[..n]).map_err(ChainError::Data)?;
                                 if let Err(e) = self.file.write_all_at(&buf[..n], off) {
                                     report.quiet("virtio-blk host I/O error", format_args!("{e}"));
                                     status = S_IOERR;
@@ -152,12 +165,12 @@ impl Block {
             }
             T_GET_ID => {
                 let n = writer.available_bytes().min(ID_LEN);
-                std::io::Write::write_all(&mut writer, &self.id[..n]).map_err(|e| e.to_string())?;
+                std::io::Write::write_all(&mut writer, &self.id[..n]).map_err(ChainError::Data)?;
                 (S_OK, n)
             }
             _ => (S_UNSUPP, 0),
         };
-        status_w.write_obj(status).map_err(|e| e.to_string())?;
+        status_w.write_obj(status).map_err(ChainError::Status)?;
         Ok(data_len as u32 + 1)
     }
 }
@@ -180,22 +193,15 @@ impl VirtioDevice for Block {
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let Some(queue) = queues.get_mut(index) else { return false };
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        queue::process(queue, mem, report, "virtio-blk bad used ring", |chain| {
             let head = chain.head_index();
-            let len = match self.request(chain, mem, report) {
+            Handled::Used(match self.request(chain, mem, report) {
                 Ok(len) => len,
                 Err(e) => {
                     guest_fault!(report, "virtio-blk bad descriptor chain", "head {head}: {e}");
                     0
                 }
-            };
-            if let Err(e) = queue.add_used(mem, head, len) {
-                guest_fault!(report, "virtio-blk bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            })
+        })
     }
 }

@@ -2,19 +2,28 @@
 //! device offers VIRTIO_CONSOLE_F_MULTIPORT and names them (PORT_NAME),
 //! like runV's virtio-serial channels: the agent channel and stdio
 //! streams. Each port's host end is a unix socket rpc-vmm listens on
-//! ([`ConsoleHost`]); what the guest writes before a client connects is
-//! kept (up to 1 MiB) and sent on connect.
+//! ([`ConsoleHost`]), one client at a time.
+//!
+//! Nothing here blocks on a host socket: the client is non-blocking.
+//! Guest output goes to the client as far as its socket takes it, the
+//! rest (and all output while no client is connected) waits in a buffer
+//! of [`OUT_MAX`] bytes; when that is full the device leaves the port's
+//! transmit queue alone (the guest sees no completions) until the socket
+//! drains (EPOLLOUT). The client is read only into receive buffers the
+//! guest gave, and watched for input only while there are some.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
 
 use crate::lock;
 
 use virtio_queue::{Queue, QueueT};
 
+use super::queue::{self, Handled};
+use super::watch::{self, Watch};
 use super::{read_config_bytes, VirtioDevice, TYPE_CONSOLE};
 use crate::guest_fault;
 use crate::memory::GuestMemoryMmap;
@@ -22,17 +31,19 @@ use crate::report::Reporter;
 
 const QUEUE_SIZE: u16 = 256;
 const VIRTIO_CONSOLE_F_MULTIPORT: u64 = 1 << 1;
-/// Guest output kept while no client is connected.
-const BACKLOG_MAX: usize = 1 << 20;
-/// Host input buffered for the guest before we stop reading the socket.
-pub const INPUT_MAX: usize = 64 * 1024;
+/// Guest output buffered for the client (or until one connects); past
+/// this the device stops taking the port's transmit queue.
+pub const OUT_MAX: usize = 1 << 20;
 /// The most bytes one transmit chain may carry; longer chains are a
 /// guest error and dropped.
 const MAX_CHAIN_BYTES: usize = 1 << 20;
-/// Transmit data is copied to the host in pieces of at most this size.
+/// Data is copied between guest and host in pieces of at most this size.
 const CHUNK: usize = 64 * 1024;
 /// The most ports a device may have.
 pub const MAX_PORTS: usize = 16;
+/// epoll tokens: port p's listener is `PORT_TOKEN_BASE + 2p`, its client
+/// the next.
+pub const PORT_TOKEN_BASE: u64 = 100;
 
 // Control queue events (virtio spec 5.3.6.2).
 const DEVICE_READY: u16 = 0;
@@ -44,54 +55,161 @@ const PORT_NAME: u16 = 7;
 const CTRL_RX: usize = 2;
 const CTRL_TX: usize = 3;
 
-/// The host side of one port, shared with the event loop.
-#[derive(Default)]
+/// The connected client of a port.
+struct Client {
+    // Out of the epoll set before the fd closes (fields drop in order).
+    watch: Watch,
+    stream: UnixStream,
+    /// Writes still reach it (false after EPIPE and the like; what it
+    /// sent us is still read to the end).
+    writable: bool,
+}
+
+/// What a read of the client gave.
+enum Input {
+    Data(usize),
+    /// Nothing now (EAGAIN) or no client.
+    Nothing,
+    /// The client hung up (EOF or error).
+    Closed,
+}
+
+/// The host side of one port: its listening socket, client and output
+/// buffer, shared by the device (vCPU threads) and the event loop.
 pub struct ConsoleHost {
-    /// Bytes from the client not yet in the guest's receive queue.
-    pub input: VecDeque<u8>,
-    /// The connected client.
-    pub client: Option<UnixStream>,
-    /// Guest output waiting for a client.
-    pub backlog: Vec<u8>,
+    /// None for port 0 without `--console-socket`: output is dropped.
+    listener: Option<UnixListener>,
+    _listen_watch: Option<Watch>,
+    epoll_fd: RawFd,
+    client_token: u64,
+    client: Option<Client>,
+    /// Guest output not yet taken by a client.
+    out: VecDeque<u8>,
+    /// The guest has receive buffers and the client had nothing: watch
+    /// it for input.
+    want_input: bool,
     /// A client came or went since the device last looked.
     connection_changed: bool,
 }
 
+impl Default for ConsoleHost {
+    /// A port with no host end (its output is dropped).
+    fn default() -> Self {
+        ConsoleHost {
+            listener: None,
+            _listen_watch: None,
+            epoll_fd: -1,
+            client_token: 0,
+            client: None,
+            out: VecDeque::new(),
+            want_input: false,
+            connection_changed: false,
+        }
+    }
+}
+
 impl ConsoleHost {
-    fn output(&mut self, bytes: &[u8], report: &Reporter) {
-        if let Some(c) = self.client.as_mut() {
-            if c.write_all(bytes).is_ok() {
-                return;
+    /// Port `index`'s host end: clients of `listener` (non-blocking),
+    /// watched in the epoll set `epoll_fd`.
+    pub fn new(listener: Option<UnixListener>, epoll_fd: RawFd, index: usize) -> Self {
+        let listen_token = PORT_TOKEN_BASE + 2 * index as u64;
+        let listen_watch = listener.as_ref().map(|l| {
+            let mut w = Watch::new(epoll_fd, l.as_raw_fd(), listen_token);
+            w.set(watch::IN);
+            w
+        });
+        ConsoleHost { listener, _listen_watch: listen_watch, epoll_fd, client_token: listen_token + 1, ..Default::default() }
+    }
+
+    /// The listener has a client: it replaces any previous one and gets
+    /// the output buffered so far.
+    pub fn accept(&mut self) {
+        let Some(l) = &self.listener else { return };
+        while let Ok((stream, _)) = l.accept() {
+            if stream.set_nonblocking(true).is_err() {
+                continue;
             }
-            self.client = None;
+            let watch = Watch::new(self.epoll_fd, stream.as_raw_fd(), self.client_token);
+            self.client = Some(Client { stream, watch, writable: true });
             self.connection_changed = true;
+            self.want_input = false;
         }
-        let room = BACKLOG_MAX.saturating_sub(self.backlog.len());
-        if bytes.len() > room {
-            report.quiet("virtio-console output dropped", format_args!("{} bytes", bytes.len() - room));
-        }
-        self.backlog.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.flush();
     }
 
-    /// A client connected: it replaces any previous one and gets the
-    /// backlog.
-    pub fn connect(&mut self, mut client: UnixStream) {
-        if !self.backlog.is_empty() && client.write_all(&self.backlog).is_ok() {
-            self.backlog.clear();
+    /// Whether a client is connected.
+    pub fn connected(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// Takes guest output (dropped, and counted, when the port has no
+    /// host end at all).
+    fn output(&mut self, bytes: &[u8], report: &Reporter) {
+        if self.listener.is_none() {
+            report.quiet("virtio-console output dropped (no host end)", format_args!("{} bytes", bytes.len()));
+            return;
         }
-        self.client = Some(client);
-        self.connection_changed = true;
+        self.out.extend(bytes);
     }
 
-    /// The connected client's fd: the event loop watches it only while
-    /// this is still its fd (output drops a client it cannot write to).
-    pub fn client_fd(&self) -> Option<RawFd> {
-        self.client.as_ref().map(|c| c.as_raw_fd())
+    /// The output buffer is full: the transmit queue has to wait.
+    fn out_full(&self) -> bool {
+        self.out.len() >= OUT_MAX
     }
 
-    /// The client went away.
-    pub fn disconnect(&mut self) {
+    /// Writes buffered output to the client as far as its socket takes it.
+    pub fn flush(&mut self) {
+        if let Some(c) = self.client.as_mut() {
+            while c.writable && !self.out.is_empty() {
+                let (front, _) = self.out.as_slices();
+                match c.stream.write(front) {
+                    Ok(0) => c.writable = false,
+                    Ok(n) => drop(self.out.drain(..n)),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // Kept for the next client.
+                    Err(_) => c.writable = false,
+                }
+            }
+        }
+        self.update_watch();
+    }
+
+    fn update_watch(&mut self) {
+        if let Some(c) = self.client.as_mut() {
+            let mut events = 0;
+            if self.want_input {
+                events |= watch::IN;
+            }
+            if c.writable && !self.out.is_empty() {
+                events |= watch::OUT;
+            }
+            c.watch.set(events);
+        }
+    }
+
+    fn set_want_input(&mut self, want: bool) {
+        self.want_input = want;
+        self.update_watch();
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Input {
+        let Some(c) = self.client.as_mut() else { return Input::Nothing };
+        loop {
+            return match c.stream.read(buf) {
+                Ok(0) => Input::Closed,
+                Ok(n) => Input::Data(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Input::Nothing,
+                Err(_) => Input::Closed,
+            };
+        }
+    }
+
+    /// The client went away (its unsent output stays for the next one).
+    fn disconnect(&mut self) {
         self.client = None;
+        self.want_input = false;
         self.connection_changed = true;
     }
 }
@@ -100,6 +218,8 @@ struct Port {
     name: Option<String>,
     host: Arc<Mutex<ConsoleHost>>,
     ready: bool,
+    /// Its transmit queue waits for the output buffer to drain.
+    tx_stalled: bool,
 }
 
 /// The device model.
@@ -120,6 +240,8 @@ fn control_msg(id: u32, event: u16, value: u16) -> Vec<u8> {
     m
 }
 
+const USED_RING_FAULT: &str = "virtio-console bad used ring";
+
 impl Console {
     /// A console with port 0 (hvc0) only.
     pub fn new(host: Arc<Mutex<ConsoleHost>>) -> Self {
@@ -128,8 +250,9 @@ impl Console {
 
     /// Port 0 (the console) and named ports 1.. (multiport).
     pub fn with_ports(console: Arc<Mutex<ConsoleHost>>, named: Vec<(String, Arc<Mutex<ConsoleHost>>)>) -> Self {
-        let mut ports = vec![Port { name: None, host: console, ready: false }];
-        ports.extend(named.into_iter().take(MAX_PORTS - 1).map(|(name, host)| Port { name: Some(name), host, ready: false }));
+        let port = |name, host| Port { name, host, ready: false, tx_stalled: false };
+        let mut ports = vec![port(None, console)];
+        ports.extend(named.into_iter().take(MAX_PORTS - 1).map(|(name, host)| port(Some(name), host)));
         let nq = if ports.len() > 1 { 2 * ports.len() + 2 } else { 2 };
         Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new(), device_ready: false }
     }
@@ -157,10 +280,16 @@ impl Console {
         (p < self.ports.len()).then_some((p, q % 2 == 1))
     }
 
+    /// Takes the guest's output on port `p` while its buffer has room.
     fn transmit(&mut self, p: usize, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let host = self.ports[p].host.clone();
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        let mut stalled = false;
+        let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+            let mut h = lock(&host);
+            if h.out_full() {
+                stalled = true;
+                return Handled::Later;
+            }
             let head = chain.head_index();
             match chain.reader(mem) {
                 Ok(mut r) => {
@@ -172,139 +301,169 @@ impl Console {
                     } else {
                         let mut chunk = vec![0u8; total.min(CHUNK)];
                         loop {
-                            match std::io::Read::read(&mut r, &mut chunk) {
+                            match r.read(&mut chunk) {
                                 Ok(0) => break,
-                                Ok(n) => lock(&host).output(&chunk[..n], report),
+                                Ok(n) => h.output(&chunk[..n], report),
                                 Err(e) => {
                                     guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
                                     break;
                                 }
                             }
                         }
+                        h.flush();
                     }
                 }
                 Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
             }
-            if let Err(e) = queue.add_used(mem, head, 0) {
-                guest_fault!(report, "virtio-console bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            Handled::Used(0)
+        });
+        self.ports[p].tx_stalled = stalled;
+        used
     }
 
-    /// Fills receive buffers from `source` while both last.
-    fn fill(queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter, source: &mut VecDeque<u8>) -> bool {
-        let mut used = false;
-        while !source.is_empty() {
-            let Some(chain) = queue.pop_descriptor_chain(mem) else { break };
-            let head = chain.head_index();
-            let mut written = 0u32;
-            match chain.writer(mem) {
-                Ok(mut w) => {
-                    let n = w.available_bytes().min(source.len());
-                    let bytes: Vec<u8> = source.drain(..n).collect();
-                    match w.write_all(&bytes) {
-                        Ok(()) => written = n as u32,
-                        Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
-                    }
-                }
-                Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
-            }
-            if let Err(e) = queue.add_used(mem, head, written) {
-                guest_fault!(report, "virtio-console bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
-    }
-
+    /// Reads port `p`'s client into the guest's receive buffers while
+    /// both last; watches the client for input when it ran dry first.
     fn receive(&mut self, p: usize, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let host = self.ports[p].host.clone();
         let mut h = lock(&host);
-        Self::fill(queue, mem, report, &mut h.input)
+        if !h.connected() {
+            return false;
+        }
+        let mut dry = false;
+        let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+            let head = chain.head_index();
+            let mut w = match chain.writer(mem) {
+                Ok(w) => w,
+                Err(e) => {
+                    guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
+                    return Handled::Used(0);
+                }
+            };
+            let mut buf = vec![0u8; w.available_bytes().min(CHUNK)];
+            if buf.is_empty() {
+                guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: no room");
+                return Handled::Used(0);
+            }
+            match h.read(&mut buf) {
+                Input::Data(n) => match w.write_all(&buf[..n]) {
+                    Ok(()) => Handled::Used(n as u32),
+                    Err(e) => {
+                        guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}");
+                        Handled::Used(0)
+                    }
+                },
+                Input::Nothing => {
+                    dry = true;
+                    Handled::Later
+                }
+                Input::Closed => {
+                    h.disconnect();
+                    Handled::Later
+                }
+            }
+        });
+        h.set_want_input(dry);
+        used
     }
 
     /// Sends queued control messages, one per receive buffer.
     fn flush_control(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let mut used = false;
-        while let Some(msg) = self.control.front() {
-            let Some(chain) = queue.pop_descriptor_chain(mem) else { break };
+        let control = &mut self.control;
+        queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+            let Some(msg) = control.pop_front() else { return Handled::Later };
             let head = chain.head_index();
-            let mut written = 0u32;
             match chain.writer(mem) {
-                Ok(mut w) if w.available_bytes() >= msg.len() => match w.write_all(msg) {
-                    Ok(()) => written = msg.len() as u32,
+                Ok(mut w) if w.available_bytes() >= msg.len() => match w.write_all(&msg) {
+                    Ok(()) => return Handled::Used(msg.len() as u32),
                     Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
                 },
                 Ok(w) => guest_fault!(report, "virtio-console control buffer too small", "{} bytes", w.available_bytes()),
                 Err(e) => guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: {e}"),
             }
-            self.control.pop_front();
-            if let Err(e) = queue.add_used(mem, head, written) {
-                guest_fault!(report, "virtio-console bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            Handled::Used(0)
+        })
     }
 
     fn port_open_msg(&self, p: usize) -> Vec<u8> {
-        let open = lock(&self.ports[p].host).client.is_some();
+        let open = lock(&self.ports[p].host).connected();
         control_msg(p as u32, PORT_OPEN, u16::from(open))
+    }
+
+    /// Handles one control message of the driver.
+    fn control_msg_in(&mut self, m: [u8; 8], report: &Reporter) {
+        let id = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
+        let event = u16::from_le_bytes([m[4], m[5]]);
+        let value = u16::from_le_bytes([m[6], m[7]]);
+        match event {
+            // Once only: a repeat would queue every DEVICE_ADD again.
+            DEVICE_READY if value == 1 && self.device_ready => {}
+            DEVICE_READY if value == 1 => {
+                self.device_ready = true;
+                for p in 0..self.ports.len() {
+                    self.control.push_back(control_msg(p as u32, DEVICE_ADD, 0));
+                }
+            }
+            PORT_READY if id < self.ports.len() => {
+                if value == 1 && !self.ports[id].ready {
+                    self.ports[id].ready = true;
+                    if id == 0 {
+                        self.control.push_back(control_msg(0, CONSOLE_PORT, 1));
+                    }
+                    if let Some(name) = &self.ports[id].name {
+                        let mut m = control_msg(id as u32, PORT_NAME, 1);
+                        m.extend_from_slice(name.as_bytes());
+                        self.control.push_back(m);
+                    }
+                    let open = self.port_open_msg(id);
+                    self.control.push_back(open);
+                }
+            }
+            PORT_OPEN if id < self.ports.len() => {}
+            _ => guest_fault!(report, "virtio-console bad control message", "port {id} event {event} value {value}"),
+        }
     }
 
     /// Handles the driver's control messages.
     fn control_in(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        let mut msgs = Vec::new();
+        let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
             let head = chain.head_index();
-            let msg = chain.reader(mem).map_err(|e| e.to_string()).and_then(|mut r| r.read_obj::<[u8; 8]>().map_err(|e| e.to_string()));
-            match msg {
-                Ok(m) => {
-                    let id = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
-                    let event = u16::from_le_bytes([m[4], m[5]]);
-                    let value = u16::from_le_bytes([m[6], m[7]]);
-                    match event {
-                        // Once only: a repeat would queue every DEVICE_ADD again.
-                        DEVICE_READY if value == 1 && self.device_ready => {}
-                        DEVICE_READY if value == 1 => {
-                            self.device_ready = true;
-                            for p in 0..self.ports.len() {
-                                self.control.push_back(control_msg(p as u32, DEVICE_ADD, 0));
-                            }
-                        }
-                        PORT_READY if id < self.ports.len() => {
-                            if value == 1 && !self.ports[id].ready {
-                                self.ports[id].ready = true;
-                                if id == 0 {
-                                    self.control.push_back(control_msg(0, CONSOLE_PORT, 1));
-                                }
-                                if let Some(name) = &self.ports[id].name {
-                                    let mut m = control_msg(id as u32, PORT_NAME, 1);
-                                    m.extend_from_slice(name.as_bytes());
-                                    self.control.push_back(m);
-                                }
-                                let open = self.port_open_msg(id);
-                                self.control.push_back(open);
-                            }
-                        }
-                        PORT_OPEN if id < self.ports.len() => {}
-                        _ => guest_fault!(report, "virtio-console bad control message", "port {id} event {event} value {value}"),
-                    }
-                }
-                Err(_) => guest_fault!(report, "virtio-console bad control message", "head {head}: short"),
+            match chain.reader(mem).map_err(|e| e.to_string()).and_then(|mut r| r.read_obj::<[u8; 8]>().map_err(|e| e.to_string())) {
+                Ok(m) => msgs.push(m),
+                Err(e) => guest_fault!(report, "virtio-console bad control message", "head {head}: {e}"),
             }
-            if let Err(e) = queue.add_used(mem, head, 0) {
-                guest_fault!(report, "virtio-console bad used ring", "{e}");
-                return used;
-            }
-            used = true;
+            Handled::Used(0)
+        });
+        for m in msgs {
+            self.control_msg_in(m, report);
         }
-        used && queue.needs_notification(mem).unwrap_or(true)
+        used
+    }
+
+    /// Tells the driver of clients that came or went (PORT_OPEN) and
+    /// sends what control messages it has buffers for.
+    fn control_out(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+        if !self.multiport() {
+            return false;
+        }
+        for p in 0..self.ports.len() {
+            let changed = std::mem::take(&mut lock(&self.ports[p].host).connection_changed);
+            if changed && self.ports[p].ready {
+                let open = self.port_open_msg(p);
+                self.control.push_back(open);
+            }
+        }
+        match queues.get_mut(CTRL_RX) {
+            Some(q) if q.ready() && !self.control.is_empty() => self.flush_control(q, mem, report),
+            _ => false,
+        }
+    }
+
+    /// Stops watching every client for input (the driver cannot take it).
+    fn stop_input(&mut self) {
+        for p in &mut self.ports {
+            lock(&p.host).set_want_input(false);
+        }
     }
 }
 
@@ -332,55 +491,44 @@ impl VirtioDevice for Console {
         read_config_bytes(&cfg, offset, data);
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+        let mut used = false;
         if self.multiport() && (index == CTRL_RX || index == CTRL_TX) {
-            let mut used = false;
             if index == CTRL_TX {
                 if let Some(q) = queues.get_mut(CTRL_TX) {
                     used |= self.control_in(q, mem, report);
                 }
             }
-            if let Some(q) = queues.get_mut(CTRL_RX) {
-                used |= self.flush_control(q, mem, report);
-            }
-            return used;
+        } else if let (Some((p, tx)), Some(q)) = (self.port_of(index), queues.get_mut(index)) {
+            used |= if tx { self.transmit(p, q, mem, report) } else { self.receive(p, q, mem, report) };
         }
-        let Some((p, tx)) = self.port_of(index) else { return false };
-        let Some(q) = queues.get_mut(index) else { return false };
-        if tx {
-            self.transmit(p, q, mem, report)
-        } else {
-            self.receive(p, q, mem, report)
-        }
+        used | self.control_out(queues, mem, report)
     }
     fn reset(&mut self) {
         self.device_ready = false;
         self.control.clear();
+        self.stop_input();
         for p in &mut self.ports {
             p.ready = false;
+            p.tx_stalled = false;
         }
+    }
+    fn host_blocked(&mut self) {
+        self.stop_input();
     }
     fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut used = false;
         for p in 0..self.ports.len() {
-            let changed = std::mem::take(&mut lock(&self.ports[p].host).connection_changed);
-            if changed && self.multiport() && self.ports[p].ready {
-                let open = self.port_open_msg(p);
-                self.control.push_back(open);
-            }
-            if let Some(q) = queues.get_mut(Self::rx_queue(p)) {
-                if q.ready() {
-                    used |= self.receive(p, q, mem, report);
+            let rx = Self::rx_queue(p);
+            if self.ports[p].tx_stalled && !lock(&self.ports[p].host).out_full() {
+                if let Some(q) = queues.get_mut(rx + 1).filter(|q| q.ready()) {
+                    used |= self.transmit(p, q, mem, report);
                 }
             }
-        }
-        if self.multiport() {
-            if let Some(q) = queues.get_mut(CTRL_RX) {
-                if q.ready() {
-                    used |= self.flush_control(q, mem, report);
-                }
+            if let Some(q) = queues.get_mut(rx).filter(|q| q.ready()) {
+                used |= self.receive(p, q, mem, report);
             }
         }
-        used
+        used | self.control_out(queues, mem, report)
     }
 }
 

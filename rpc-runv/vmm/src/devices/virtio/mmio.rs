@@ -112,6 +112,7 @@ impl MmioTransport {
         self.status |= STATUS_DEVICE_NEEDS_RESET;
         self.interrupt_status |= INT_CONFIG;
         let _ = self.irq.write(1);
+        self.device.host_blocked();
     }
 
     fn ready_to_process(&mut self, index: usize) -> bool {
@@ -145,12 +146,12 @@ impl MmioTransport {
         }
     }
 
-    /// The host side has data for the guest (called by the event loop).
+    /// The host side changed: data or room for the guest, a client came or
+    /// went (called by the event loop).
     pub fn host_event(&mut self) {
-        if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_DEVICE_NEEDS_RESET != 0 {
-            return;
-        }
-        if self.queues.iter().any(|q| q.ready() && !q.is_valid(&self.mem)) {
+        let live = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_DEVICE_NEEDS_RESET == 0;
+        if !live || self.queues.iter().any(|q| q.ready() && !q.is_valid(&self.mem)) {
+            self.device.host_blocked();
             return;
         }
         if self.device.host_event(&mut self.queues, &self.mem, &self.report) {

@@ -5,7 +5,9 @@ pub mod block;
 pub mod console;
 pub mod mmio;
 pub mod net;
+pub mod queue;
 pub mod vsock;
+pub mod watch;
 
 use virtio_queue::Queue;
 
@@ -37,12 +39,17 @@ pub trait VirtioDevice: Send {
     /// The driver notified queue `index`: process what it made available.
     /// Returns whether used buffers were added (an interrupt is due).
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool;
-    /// The host side has something for the guest (console input).
+    /// The host side changed (data for the guest, room for the guest's
+    /// data, a client came or went): take the queues on where they waited.
     fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
         false
     }
     /// The driver reset the device.
     fn reset(&mut self) {}
+    /// The driver cannot take anything (not live, or broken until it
+    /// resets the device): stop watching host input that would wake the
+    /// event loop for nothing.
+    fn host_blocked(&mut self) {}
 }
 
 /// Copies `src` into `data` from `offset`, zero past the end.

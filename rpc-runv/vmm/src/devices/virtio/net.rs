@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use virtio_queue::{Queue, QueueT};
 
+use super::queue::{self, Handled};
 use super::{read_config_bytes, VirtioDevice, TYPE_NET};
 use crate::guest_fault;
 use crate::memory::GuestMemoryMmap;
@@ -55,16 +56,16 @@ pub fn open_tap(name: &str) -> Result<File> {
     Ok(tun)
 }
 
-/// The tap, shared with the event loop (which polls it).
+/// The tap, shared with the event loop (which polls it). A frame is
+/// read from it only into a receive buffer the guest gave: until then it
+/// waits in the tap.
 pub struct NetHost {
     pub tap: File,
-    /// A frame read from the tap that found no receive buffer yet.
-    pending: Option<Vec<u8>>,
 }
 
 impl NetHost {
     pub fn new(tap: File) -> Self {
-        NetHost { tap, pending: None }
+        NetHost { tap }
     }
 }
 
@@ -80,16 +81,17 @@ impl Net {
     }
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        let host = &self.host;
+        queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
             let head = chain.head_index();
             match chain.reader(mem) {
                 Ok(mut r) if r.available_bytes() >= HDR_LEN && r.available_bytes() <= HDR_LEN + FRAME_MAX => {
                     let mut buf = Vec::with_capacity(r.available_bytes());
                     match r.read_to_end(&mut buf) {
+                        // A tap never blocks a writer: a frame it has no
+                        // room for is dropped, as on a wire.
                         Ok(_) => {
-                            let mut host = crate::lock(&self.host);
-                            if let Err(e) = host.tap.write(&buf[HDR_LEN..]) {
+                            if let Err(e) = crate::lock(host).tap.write(&buf[HDR_LEN..]) {
                                 report.quiet("virtio-net tap write failed", format_args!("{e}"));
                             }
                         }
@@ -99,45 +101,26 @@ impl Net {
                 Ok(r) => guest_fault!(report, "virtio-net bad frame", "head {head}: {} bytes", r.available_bytes()),
                 Err(e) => guest_fault!(report, "virtio-net bad descriptor chain", "head {head}: {e}"),
             }
-            if let Err(e) = queue.add_used(mem, head, 0) {
-                guest_fault!(report, "virtio-net bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            Handled::Used(0)
+        })
     }
 
     /// Moves frames from the tap into receive buffers while both last.
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut host = crate::lock(&self.host);
-        let mut used = false;
-        loop {
-            let frame = match host.pending.take() {
-                Some(f) => f,
-                None => {
-                    let mut buf = vec![0u8; FRAME_MAX];
-                    match host.tap.read(&mut buf) {
-                        Ok(n) if n > 0 => {
-                            buf.truncate(n);
-                            buf
-                        }
-                        _ => break,
-                    }
-                }
-            };
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                host.pending = Some(frame);
-                break;
-            };
+        queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+            let mut frame = vec![0u8; FRAME_MAX];
+            match host.tap.read(&mut frame) {
+                Ok(n) if n > 0 => frame.truncate(n),
+                _ => return Handled::Later,
+            }
             let head = chain.head_index();
-            let mut written = 0u32;
             match chain.writer(mem) {
                 Ok(mut w) if w.available_bytes() >= HDR_LEN + frame.len() => {
                     let mut hdr = [0u8; HDR_LEN];
                     hdr[10] = 1; // num_buffers
                     match w.write_all(&hdr).and_then(|_| w.write_all(&frame)) {
-                        Ok(()) => written = (HDR_LEN + frame.len()) as u32,
+                        Ok(()) => return Handled::Used((HDR_LEN + frame.len()) as u32),
                         Err(e) => guest_fault!(report, "virtio-net bad descriptor chain", "head {head}: {e}"),
                     }
                 }
@@ -150,15 +133,12 @@ impl Net {
                 ),
                 Err(e) => guest_fault!(report, "virtio-net bad descriptor chain", "head {head}: {e}"),
             }
-            if let Err(e) = queue.add_used(mem, head, written) {
-                guest_fault!(report, "virtio-net bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            Handled::Used(0)
+        })
     }
 }
+
+const USED_RING_FAULT: &str = "virtio-net bad used ring";
 
 impl VirtioDevice for Net {
     fn device_type(&self) -> u32 {

@@ -8,12 +8,27 @@
 //!   `CONNECT P\n`; rpc-vmm connects to guest port P and answers
 //!   `OK <host port>\n` (or closes the socket if the guest refuses).
 //!
-//! Credit is honoured both ways; bad packets are reported and answered
-//! with RST.
+//! Host sockets are non-blocking. Guest data goes to its socket as far as
+//! the socket takes it; the rest waits in the connection's buffer, and
+//! only what the socket took counts as forwarded (`fwd_cnt`), so a guest
+//! that honours our credit never has more than [`BUF_ALLOC`] bytes
+//! buffered. One that does not fills the buffer and then finds its
+//! transmit queue untouched until the socket drains (EPOLLOUT). A host
+//! socket is read only while the guest has credit for the data.
+//!
+//! Shutdown is half-close both ways: end of file from the host socket is
+//! an OP_SHUTDOWN with the SEND flag for the guest, which may still send;
+//! a guest SHUTDOWN with SEND shuts the socket's write side (once its
+//! buffer drained) while the host may still write; with RCV the socket's
+//! read side. When neither side sends any more the connection is closed
+//! and the guest gets an RST. Packets for unknown connections and host
+//! socket errors get an RST too; bad packets are reported as guest faults.
+//! A device reset drops every connection and every queued packet.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,6 +36,8 @@ use std::sync::{Arc, Mutex};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::ByteValued;
 
+use super::queue::{self, Handled};
+use super::watch::{self, Watch};
 use super::{read_config_bytes, VirtioDevice};
 use crate::guest_fault;
 use crate::memory::GuestMemoryMmap;
@@ -39,14 +56,20 @@ const OP_SHUTDOWN: u16 = 4;
 const OP_RW: u16 = 5;
 const OP_CREDIT_UPDATE: u16 = 6;
 const OP_CREDIT_REQUEST: u16 = 7;
-/// Our receive buffer per connection, as advertised to the guest.
-const BUF_ALLOC: u32 = 256 * 1024;
+/// SHUTDOWN flags: the sender will receive no more, send no more.
+pub const SHUTDOWN_RCV: u32 = 1;
+pub const SHUTDOWN_SEND: u32 = 2;
+/// Our receive buffer per connection, as advertised to the guest: guest
+/// data buffered for a host socket beyond this stops the transmit queue.
+pub const BUF_ALLOC: u32 = 256 * 1024;
 /// Packets queued for the guest above which we stop taking its transmit
 /// queue (every guest packet may queue a reply): the guest has to give
 /// receive buffers first, as in Firecracker.
 pub const RX_QUEUE_MAX: usize = 1024;
 /// Largest payload of one packet we send.
 const MAX_PKT: usize = 4096;
+/// Longest `CONNECT P\n` line of a host client.
+const CONNECT_LINE_MAX: usize = 64;
 /// epoll tokens of connection sockets: this bit plus the fd.
 pub const CONN_TOKEN: u64 = 1 << 40;
 /// epoll token of the host listener.
@@ -77,7 +100,12 @@ enum State {
     Established,
 }
 
+/// (guest port, host port).
+type Key = (u32, u32);
+
 struct Conn {
+    // Out of the epoll set before the fd closes (fields drop in order).
+    watch: Watch,
     stream: UnixStream,
     state: State,
     /// The guest's receive buffer and what it consumed of our data.
@@ -85,15 +113,77 @@ struct Conn {
     peer_fwd_cnt: u32,
     /// Bytes we sent to the guest.
     tx_cnt: u32,
-    /// Bytes of the guest's we passed on to the host socket.
+    /// Bytes of the guest's the host socket took.
     fwd_cnt: u32,
     last_fwd_cnt_sent: u32,
-    reading: bool,
+    /// Guest data the host socket has not taken yet.
+    out: VecDeque<u8>,
+    /// Bytes at the front of `out` that are ours (`OK <port>\n`), not
+    /// the guest's: not forwarded guest data.
+    out_ours: usize,
+    /// The guest said SHUTDOWN with SEND / with RCV.
+    guest_sends_no_more: bool,
+    guest_receives_no_more: bool,
+    /// The host socket reached end of file (the guest was told).
+    host_sends_no_more: bool,
+    /// The socket's write side is shut down.
+    write_shut: bool,
 }
 
 impl Conn {
     fn peer_credit(&self) -> u32 {
         self.peer_buf_alloc.saturating_sub(self.tx_cnt.wrapping_sub(self.peer_fwd_cnt))
+    }
+
+    fn update_watch(&mut self) {
+        let mut events = 0;
+        if self.state == State::Established && !self.host_sends_no_more && !self.guest_receives_no_more && self.peer_credit() > 0 {
+            events |= watch::IN;
+        }
+        if !self.out.is_empty() {
+            events |= watch::OUT;
+        }
+        self.watch.set(events);
+    }
+
+    /// Neither side sends any more and the guest's data is delivered.
+    fn finished(&self) -> bool {
+        self.out.is_empty() && self.guest_sends_no_more && (self.host_sends_no_more || self.guest_receives_no_more)
+    }
+}
+
+/// A host client that has not said `CONNECT P` yet.
+struct PendingClient {
+    _watch: Watch,
+    stream: UnixStream,
+    line: Vec<u8>,
+}
+
+/// Connects to the unix socket at `path` without blocking (a listener
+/// with a full backlog is EAGAIN, not a wait).
+fn connect_nonblocking(path: &str) -> std::io::Result<UnixStream> {
+    let bytes = path.as_bytes();
+    // SAFETY: sockaddr_un is plain data, filled within its bounds; the fd
+    // returned by socket() is owned by the UnixStream from then on.
+    unsafe {
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        if bytes.len() >= addr.sun_path.len() {
+            return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = UnixStream::from_raw_fd(fd);
+        let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+        if libc::connect(fd, &addr as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
     }
 }
 
@@ -103,11 +193,9 @@ pub struct VsockHost {
     guest_cid: u64,
     epoll_fd: RawFd,
     pub listener: UnixListener,
-    /// Keyed by (guest port, host port).
-    conns: HashMap<(u32, u32), Conn>,
-    by_fd: HashMap<RawFd, (u32, u32)>,
-    /// Host clients that have not said `CONNECT P` yet.
-    pending_clients: HashMap<RawFd, UnixStream>,
+    conns: HashMap<Key, Conn>,
+    by_fd: HashMap<RawFd, Key>,
+    pending_clients: HashMap<RawFd, PendingClient>,
     /// Packets for the guest: header and payload.
     rx: VecDeque<(Header, Vec<u8>)>,
     next_host_port: u32,
@@ -131,15 +219,7 @@ impl VsockHost {
         })
     }
 
-    fn epoll(&self, op: i32, fd: RawFd, events: u32) {
-        let mut ev = libc::epoll_event { events, u64: CONN_TOKEN | fd as u64 };
-        // SAFETY: epoll_ctl on our epoll fd with a valid event struct.
-        unsafe {
-            libc::epoll_ctl(self.epoll_fd, op, fd, &mut ev);
-        }
-    }
-
-    fn header(&self, key: (u32, u32), op: u16, len: u32, fwd_cnt: u32) -> Header {
+    fn header(&self, key: Key, op: u16, len: u32, fwd_cnt: u32) -> Header {
         Header {
             src_cid: HOST_CID,
             dst_cid: self.guest_cid,
@@ -154,34 +234,34 @@ impl VsockHost {
         }
     }
 
-    fn send(&mut self, key: (u32, u32), op: u16) {
+    fn send_flags(&mut self, key: Key, op: u16, flags: u32) {
         let fwd = self.conns.get(&key).map(|c| c.fwd_cnt).unwrap_or(0);
-        let h = self.header(key, op, 0, fwd);
+        let h = Header { flags, ..self.header(key, op, 0, fwd) };
         self.rx.push_back((h, Vec::new()));
     }
 
-    fn close(&mut self, key: (u32, u32)) {
+    fn send(&mut self, key: Key, op: u16) {
+        self.send_flags(key, op, 0);
+    }
+
+    /// Drops a connection (closing its socket) and tells the guest (RST).
+    fn reset_conn(&mut self, key: Key) {
         if let Some(c) = self.conns.remove(&key) {
-            let fd = c.stream.as_raw_fd();
-            self.epoll(libc::EPOLL_CTL_DEL, fd, 0);
-            self.by_fd.remove(&fd);
+            self.by_fd.remove(&c.stream.as_raw_fd());
         }
+        self.send(key, OP_RST);
     }
 
-    fn set_reading(&mut self, key: (u32, u32)) {
-        let Some(c) = self.conns.get_mut(&key) else { return };
-        let want = c.state == State::Established && c.peer_credit() > 0;
-        if want != c.reading {
-            c.reading = want;
-            let fd = c.stream.as_raw_fd();
-            let events = if want { libc::EPOLLIN as u32 } else { 0 };
-            self.epoll(libc::EPOLL_CTL_MOD, fd, events);
-        }
+    /// The guest's transmit queue has to wait: too many replies queued,
+    /// or a connection's buffer full (a guest ignoring our credit).
+    fn tx_blocked(&self) -> bool {
+        self.rx.len() >= RX_QUEUE_MAX || self.conns.values().any(|c| c.out.len() >= BUF_ALLOC as usize)
     }
 
-    fn add_conn(&mut self, key: (u32, u32), stream: UnixStream, state: State, hdr: Option<&Header>) {
+    fn add_conn(&mut self, key: Key, stream: UnixStream, state: State, hdr: Option<&Header>) {
         let fd = stream.as_raw_fd();
-        let c = Conn {
+        let mut c = Conn {
+            watch: Watch::new(self.epoll_fd, fd, CONN_TOKEN | fd as u64),
             stream,
             state,
             peer_buf_alloc: hdr.map(|h| h.buf_alloc.min(BUF_ALLOC)).unwrap_or(0),
@@ -189,18 +269,71 @@ impl VsockHost {
             tx_cnt: 0,
             fwd_cnt: 0,
             last_fwd_cnt_sent: 0,
-            reading: false,
+            out: VecDeque::new(),
+            out_ours: 0,
+            guest_sends_no_more: false,
+            guest_receives_no_more: false,
+            host_sends_no_more: false,
+            write_shut: false,
         };
+        c.update_watch();
         self.conns.insert(key, c);
         self.by_fd.insert(fd, key);
-        self.epoll(libc::EPOLL_CTL_ADD, fd, 0);
-        self.set_reading(key);
+    }
+
+    /// Writes connection `key`'s buffer to its socket as far as it takes
+    /// it, gives the guest credit for that, shuts the socket's write side
+    /// when the guest is done, and closes the connection when both are.
+    fn flush(&mut self, key: Key) {
+        let Some(c) = self.conns.get_mut(&key) else { return };
+        let mut failed = false;
+        while !c.out.is_empty() {
+            let (front, _) = c.out.as_slices();
+            match c.stream.write(front) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    c.out.drain(..n);
+                    let ours = c.out_ours.min(n);
+                    c.out_ours -= ours;
+                    c.fwd_cnt = c.fwd_cnt.wrapping_add((n - ours) as u32);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.reset_conn(key);
+            return;
+        }
+        if c.out.is_empty() && c.guest_sends_no_more && !c.write_shut {
+            c.write_shut = true;
+            let _ = c.stream.shutdown(Shutdown::Write);
+        }
+        if c.finished() {
+            self.reset_conn(key);
+            return;
+        }
+        let update = c.state == State::Established && c.fwd_cnt.wrapping_sub(c.last_fwd_cnt_sent) >= BUF_ALLOC / 2;
+        if update {
+            c.last_fwd_cnt_sent = c.fwd_cnt;
+        }
+        c.update_watch();
+        if update {
+            self.send(key, OP_CREDIT_UPDATE);
+        }
     }
 
     /// A packet from the guest.
     fn guest_packet(&mut self, h: Header, payload: &[u8], report: &Reporter) {
         let key = (h.src_port, h.dst_port);
-        let (dst_cid, src_cid, type_, op) = (h.dst_cid, h.src_cid, h.type_, h.op);
+        let (dst_cid, src_cid, type_, op, flags) = (h.dst_cid, h.src_cid, h.type_, h.op, h.flags);
         if dst_cid != HOST_CID || src_cid != self.guest_cid || type_ != TYPE_STREAM {
             guest_fault!(report, "vsock bad packet", "cid {src_cid}->{dst_cid} type {type_} op {op}");
             if op != OP_RST {
@@ -209,125 +342,160 @@ impl VsockHost {
             }
             return;
         }
-        if let Some(c) = self.conns.get_mut(&key) {
-            // Never queue more for a connection than we would take.
-            c.peer_buf_alloc = h.buf_alloc.min(BUF_ALLOC);
-            c.peer_fwd_cnt = h.fwd_cnt;
+        if op == OP_REQUEST {
+            if self.conns.contains_key(&key) {
+                self.send(key, OP_RST);
+                return;
+            }
+            let path = format!("{}_{}", self.uds.display(), key.1);
+            match connect_nonblocking(&path) {
+                Ok(s) => {
+                    self.add_conn(key, s, State::Established, Some(&h));
+                    self.send(key, OP_RESPONSE);
+                }
+                Err(_) => self.send(key, OP_RST),
+            }
+            return;
         }
+        let Some(c) = self.conns.get_mut(&key) else {
+            // Nothing to answer for an RST; anything else gets one.
+            if op != OP_RST {
+                self.send(key, OP_RST);
+            }
+            return;
+        };
+        // Never queue more for a connection than we would take.
+        c.peer_buf_alloc = h.buf_alloc.min(BUF_ALLOC);
+        c.peer_fwd_cnt = h.fwd_cnt;
         match op {
-            OP_REQUEST => {
-                if self.conns.contains_key(&key) {
-                    self.send(key, OP_RST);
-                    return;
-                }
-                let path = format!("{}_{}", self.uds.display(), key.1);
-                match UnixStream::connect(&path) {
-                    Ok(s) => {
-                        self.add_conn(key, s, State::Established, Some(&h));
-                        self.send(key, OP_RESPONSE);
-                    }
-                    Err(_) => {
-                        let h = self.header(key, OP_RST, 0, 0);
-                        self.rx.push_back((h, Vec::new()));
-                    }
-                }
+            OP_RESPONSE if c.state == State::Connecting => {
+                c.state = State::Established;
+                let ok = format!("OK {}\n", key.1);
+                c.out_ours = ok.len();
+                c.out.extend(ok.as_bytes());
+                self.flush(key);
             }
-            OP_RESPONSE => match self.conns.get_mut(&key) {
-                Some(c) if c.state == State::Connecting => {
-                    c.state = State::Established;
-                    let _ = c.stream.write_all(format!("OK {}\n", key.1).as_bytes());
-                    self.set_reading(key);
-                }
-                _ => self.send(key, OP_RST),
-            },
-            OP_RW => {
-                let Some(c) = self.conns.get_mut(&key) else {
-                    self.send(key, OP_RST);
-                    return;
-                };
-                if c.stream.write_all(payload).is_err() {
-                    self.close(key);
-                    self.send(key, OP_RST);
-                    return;
-                }
-                c.fwd_cnt = c.fwd_cnt.wrapping_add(payload.len() as u32);
-                if c.fwd_cnt.wrapping_sub(c.last_fwd_cnt_sent) >= BUF_ALLOC / 2 {
-                    c.last_fwd_cnt_sent = c.fwd_cnt;
-                    self.send(key, OP_CREDIT_UPDATE);
-                }
-                self.set_reading(key);
+            OP_RW if c.state == State::Established && !c.write_shut => {
+                c.out.extend(payload);
+                self.flush(key);
             }
-            OP_CREDIT_UPDATE => self.set_reading(key),
+            OP_RW if c.state == State::Established => {
+                guest_fault!(report, "vsock bad packet", "data after SHUTDOWN (port {})", key.0);
+            }
+            OP_CREDIT_UPDATE => c.update_watch(),
             OP_CREDIT_REQUEST => {
-                if let Some(c) = self.conns.get_mut(&key) {
-                    c.last_fwd_cnt_sent = c.fwd_cnt;
-                }
+                c.last_fwd_cnt_sent = c.fwd_cnt;
+                c.update_watch();
                 self.send(key, OP_CREDIT_UPDATE);
             }
-            OP_SHUTDOWN | OP_RST => {
-                let known = self.conns.contains_key(&key);
-                self.close(key);
-                if op == OP_SHUTDOWN && known {
-                    self.send(key, OP_RST);
+            OP_SHUTDOWN => {
+                if flags & SHUTDOWN_RCV != 0 && !c.guest_receives_no_more {
+                    c.guest_receives_no_more = true;
+                    let _ = c.stream.shutdown(Shutdown::Read);
+                }
+                if flags & SHUTDOWN_SEND != 0 {
+                    c.guest_sends_no_more = true;
+                }
+                self.flush(key);
+            }
+            OP_RST => {
+                if let Some(c) = self.conns.remove(&key) {
+                    self.by_fd.remove(&c.stream.as_raw_fd());
                 }
             }
             _ => {
                 guest_fault!(report, "vsock bad packet", "op {op}");
-                self.send(key, OP_RST);
+                self.reset_conn(key);
             }
         }
     }
 
-    /// The event loop saw `fd` readable: data from a host socket.
-    pub fn host_readable(&mut self, fd: RawFd) {
-        if let Some(mut s) = self.pending_clients.remove(&fd) {
-            // A host client's `CONNECT P` line (short: one read).
-            let mut buf = [0u8; 64];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let line = std::str::from_utf8(&buf[..n]).unwrap_or("");
-            let port = line.trim().strip_prefix("CONNECT ").and_then(|p| p.parse::<u32>().ok());
-            self.epoll(libc::EPOLL_CTL_DEL, fd, 0);
-            if let Some(port) = port {
-                let key = (port, self.next_host_port);
-                self.next_host_port = self.next_host_port.wrapping_add(1).max(1 << 30);
-                self.add_conn(key, s, State::Connecting, None);
-                self.send(key, OP_REQUEST);
+    /// A host client's `CONNECT P` line, read a byte at a time so that
+    /// nothing after it is taken.
+    fn pending_readable(&mut self, fd: RawFd) {
+        let Some(p) = self.pending_clients.get_mut(&fd) else { return };
+        let mut byte = [0u8; 1];
+        let done = loop {
+            match p.stream.read(&mut byte) {
+                Ok(1) if byte[0] == b'\n' => break true,
+                Ok(1) if p.line.len() < CONNECT_LINE_MAX => p.line.push(byte[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                _ => break false,
             }
+        };
+        let Some(p) = self.pending_clients.remove(&fd) else { return };
+        let port = std::str::from_utf8(&p.line).ok().and_then(|l| l.trim().strip_prefix("CONNECT ")).and_then(|p| p.parse::<u32>().ok());
+        if let (true, Some(port)) = (done, port) {
+            let key = (port, self.next_host_port);
+            self.next_host_port = self.next_host_port.wrapping_add(1).max(1 << 30);
+            // The pending client's watch goes with it; the connection
+            // gets its own.
+            let PendingClient { _watch, stream, .. } = p;
+            drop(_watch);
+            self.add_conn(key, stream, State::Connecting, None);
+            self.send(key, OP_REQUEST);
+        }
+    }
+
+    /// The event loop saw `fd` ready: a host client's line, room in a
+    /// socket for the guest's data, or data for the guest.
+    pub fn host_event(&mut self, fd: RawFd) {
+        if self.pending_clients.contains_key(&fd) {
+            self.pending_readable(fd);
             return;
         }
         let Some(&key) = self.by_fd.get(&fd) else { return };
+        self.flush(key);
         let Some(c) = self.conns.get_mut(&key) else { return };
-        let room = (c.peer_credit() as usize).min(MAX_PKT);
-        if room == 0 {
-            self.set_reading(key);
+        if c.watch.events() & watch::IN == 0 {
             return;
         }
+        let room = (c.peer_credit() as usize).min(MAX_PKT);
         let mut buf = vec![0u8; room];
-        let read = c.stream.read(&mut buf);
-        match read {
-            Ok(0) | Err(_) => {
-                self.close(key);
-                self.send(key, OP_SHUTDOWN);
+        match c.stream.read(&mut buf) {
+            Ok(0) => {
+                c.host_sends_no_more = true;
+                c.update_watch();
+                let finished = c.finished();
+                self.send_flags(key, OP_SHUTDOWN, SHUTDOWN_SEND);
+                if finished {
+                    self.reset_conn(key);
+                }
             }
             Ok(n) => {
                 buf.truncate(n);
                 c.tx_cnt = c.tx_cnt.wrapping_add(n as u32);
                 c.last_fwd_cnt_sent = c.fwd_cnt;
                 let fwd = c.fwd_cnt;
+                c.update_watch();
                 let h = Header { len: n as u32, ..self.header(key, OP_RW, 0, fwd) };
                 self.rx.push_back((h, buf));
-                self.set_reading(key);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => self.reset_conn(key),
         }
     }
 
     /// A host client connected to the listener.
     pub fn accept(&mut self) {
-        while let Ok((s, _)) = self.listener.accept() {
-            let fd = s.as_raw_fd();
-            self.epoll(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32);
-            self.pending_clients.insert(fd, s);
+        while let Ok((stream, _)) = self.listener.accept() {
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let fd = stream.as_raw_fd();
+            let mut w = Watch::new(self.epoll_fd, fd, CONN_TOKEN | fd as u64);
+            w.set(watch::IN);
+            self.pending_clients.insert(fd, PendingClient { stream, _watch: w, line: Vec::new() });
         }
+    }
+
+    /// The driver reset the device: every connection is closed and no
+    /// queued packet survives (host clients still saying `CONNECT` stay).
+    fn reset(&mut self) {
+        self.conns.clear();
+        self.by_fd.clear();
+        self.rx.clear();
     }
 }
 
@@ -335,29 +503,26 @@ impl VsockHost {
 pub struct Vsock {
     host: Arc<Mutex<VsockHost>>,
     config: [u8; 8],
-    /// The transmit queue has packets we left because too many replies
-    /// wait for receive buffers.
+    /// The transmit queue has packets we left (see [`VsockHost::tx_blocked`]).
     tx_stalled: bool,
 }
+
+const USED_RING_FAULT: &str = "vsock bad used ring";
 
 impl Vsock {
     pub fn new(host: Arc<Mutex<VsockHost>>, guest_cid: u64) -> Self {
         Vsock { host, config: guest_cid.to_le_bytes(), tx_stalled: false }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VsockHost> {
-        crate::lock(&self.host)
-    }
-
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let mut used = false;
-        self.tx_stalled = false;
-        loop {
-            if self.lock().rx.len() >= RX_QUEUE_MAX {
-                self.tx_stalled = true;
-                break;
+        let host = self.host.clone();
+        let mut stalled = false;
+        let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+            let mut host = crate::lock(&host);
+            if host.tx_blocked() {
+                stalled = true;
+                return Handled::Later;
             }
-            let Some(chain) = queue.pop_descriptor_chain(mem) else { break };
             let head = chain.head_index();
             match chain.reader(mem) {
                 Ok(mut r) => match r.read_obj::<Header>() {
@@ -367,8 +532,9 @@ impl Vsock {
                             guest_fault!(report, "vsock bad packet", "len {len} with {} bytes", r.available_bytes());
                         } else {
                             let mut payload = vec![0u8; len];
-                            if r.read_exact(&mut payload).is_ok() {
-                                self.lock().guest_packet(h, &payload, report);
+                            match r.read_exact(&mut payload) {
+                                Ok(()) => host.guest_packet(h, &payload, report),
+                                Err(e) => guest_fault!(report, "vsock bad descriptor chain", "head {head}: {e}"),
                             }
                         }
                     }
@@ -376,13 +542,10 @@ impl Vsock {
                 },
                 Err(e) => guest_fault!(report, "vsock bad descriptor chain", "head {head}: {e}"),
             }
-            if let Err(e) = queue.add_used(mem, head, 0) {
-                guest_fault!(report, "vsock bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            Handled::Used(0)
+        });
+        self.tx_stalled = stalled;
+        used
     }
 
     /// Moves packets to the receive queue and, while the guest's
@@ -395,7 +558,7 @@ impl Vsock {
                     used |= self.receive(q, mem, report);
                 }
             }
-            if !self.tx_stalled || self.lock().rx.len() >= RX_QUEUE_MAX {
+            if !self.tx_stalled || crate::lock(&self.host).tx_blocked() {
                 return used;
             }
             match queues.get_mut(TX) {
@@ -406,31 +569,20 @@ impl Vsock {
     }
 
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let host = self.host.clone();
-        let mut host = crate::lock(&host);
-        let mut used = false;
-        while let Some((h, payload)) = host.rx.pop_front() {
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                host.rx.push_front((h, payload));
-                break;
-            };
+        let mut host = crate::lock(&self.host);
+        queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+            let Some((h, payload)) = host.rx.pop_front() else { return Handled::Later };
             let head = chain.head_index();
-            let mut written = 0u32;
             match chain.writer(mem) {
                 Ok(mut w) if w.available_bytes() >= HDR_LEN + payload.len() => match w.write_obj(h).and_then(|_| w.write_all(&payload)) {
-                    Ok(()) => written = (HDR_LEN + payload.len()) as u32,
+                    Ok(()) => return Handled::Used((HDR_LEN + payload.len()) as u32),
                     Err(e) => guest_fault!(report, "vsock bad descriptor chain", "head {head}: {e}"),
                 },
                 Ok(w) => guest_fault!(report, "vsock receive buffer too small", "{} bytes", w.available_bytes()),
                 Err(e) => guest_fault!(report, "vsock bad descriptor chain", "head {head}: {e}"),
             }
-            if let Err(e) = queue.add_used(mem, head, written) {
-                guest_fault!(report, "vsock bad used ring", "{e}");
-                return used;
-            }
-            used = true;
-        }
-        used && queue.needs_notification(mem).unwrap_or(true)
+            Handled::Used(0)
+        })
     }
 }
 
@@ -465,5 +617,9 @@ impl VirtioDevice for Vsock {
     }
     fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         self.pump(queues, mem, report)
+    }
+    fn reset(&mut self) {
+        self.tx_stalled = false;
+        crate::lock(&self.host).reset();
     }
 }

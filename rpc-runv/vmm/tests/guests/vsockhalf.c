@@ -1,0 +1,152 @@
+/* virtio-vsock at slot 0: RST for an unknown connection, half-close both
+ * ways, RST on a write to a host socket that is gone, and a device reset
+ * that drops connections and queued packets. The host side (tests/vsock.rs)
+ * listens on ports 1234..1237. */
+#include "virtio.h"
+
+#define QMEM(q) (0x200000UL + 0x10000UL * (q))
+#define RXBUF 0x300000UL /* 4 x 8 KiB */
+#define TXBUF 0x310000UL
+
+#define OP_REQUEST 1
+#define OP_RESPONSE 2
+#define OP_RST 3
+#define OP_SHUTDOWN 4
+#define OP_RW 5
+#define OP_CREDIT_UPDATE 6
+
+struct hdr {
+	u64 src_cid, dst_cid;
+	u32 src_port, dst_port, len;
+	u16 type, op;
+	u32 flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+static struct vq rx, tx, ev;
+static u64 cid;
+static u32 fwd;
+
+static void post_rx(u16 i) {
+	vq_desc(&rx, i, RXBUF + 8192UL * i, 8192, D_WRITE, 0);
+	vq_kick(&rx, i);
+}
+
+static void send(u32 sport, u32 dport, u16 op, u32 flags, const char *data) {
+	struct hdr *h = (struct hdr *)TXBUF;
+	u32 n = 0;
+	if (data) for (; data[n]; n++) ((u8 *)TXBUF)[sizeof(struct hdr) + n] = data[n];
+	h->src_cid = cid; h->dst_cid = 2; h->src_port = sport; h->dst_port = dport;
+	h->len = n; h->type = 1; h->op = op; h->flags = flags; h->buf_alloc = 65536; h->fwd_cnt = fwd;
+	vq_desc(&tx, 0, TXBUF, sizeof(struct hdr) + n, 0, 0);
+	vq_kick(&tx, 0);
+	vq_wait(&tx, 2000);
+}
+
+/* True if a packet came within ~`ms` ms. */
+static int wait_rx(u64 ms) {
+	u64 deadline = rdtsc() + ms * 1000000UL * 3;
+	while (rx.used->idx == rx.last_used) {
+		barrier();
+		if (rdtsc() > deadline) return 0;
+	}
+	return 1;
+}
+
+/* The next packet other than a credit update; its payload, NUL-terminated,
+ * in `data`. The buffer goes back to the device if `repost`. */
+static struct hdr recv_(char *data, int repost) {
+	for (;;) {
+		if (!wait_rx(20000)) fail("no vsock packet");
+		volatile struct used_elem *u = &rx.used->ring[rx.last_used % rx.size];
+		u16 id = (u16)u->id;
+		rx.last_used++;
+		u8 *b = (u8 *)(RXBUF + 8192UL * id);
+		struct hdr h = *(struct hdr *)b;
+		u32 n = h.len < 255 ? h.len : 255;
+		for (u32 i = 0; i < n; i++) data[i] = (char)b[sizeof(struct hdr) + i];
+		data[n] = 0;
+		if (h.op == OP_RW) fwd += h.len;
+		if (repost) post_rx(id);
+		if (h.op != OP_CREDIT_UPDATE) return h;
+	}
+}
+static struct hdr recv(char *data) { return recv_(data, 1); }
+
+static void say_op(const char *what, struct hdr h) {
+	puts_(what); puts_(": ");
+	switch (h.op) {
+	case OP_RST: puts_("rst"); break;
+	case OP_SHUTDOWN: puts_("shutdown flags "); putdec(h.flags); break;
+	case OP_RW: puts_("rw"); break;
+	default: puts_("op "); putdec(h.op);
+	}
+	putc_('\n');
+}
+
+static void setup(u16 rx_buffers) {
+	u64 base = VIRTIO_SLOT(0);
+	vdev_begin(base, 19);
+	cid = mmio_r32(base + R_CONFIG) | ((u64)mmio_r32(base + R_CONFIG + 4) << 32);
+	vq_init(&rx, base, 0, 8, QMEM(0));
+	vq_init(&tx, base, 1, 8, QMEM(1));
+	vq_init(&ev, base, 2, 8, QMEM(2));
+	vdev_live(base);
+	for (u16 i = 0; i < rx_buffers; i++) post_rx(i);
+}
+
+static void connect(u32 sport, u32 dport, int repost) {
+	char data[256];
+	fwd = 0;
+	send(sport, dport, OP_REQUEST, 0, 0);
+	struct hdr h = recv_(data, repost);
+	if (h.op != OP_RESPONSE || h.dst_port != sport || h.src_port != dport) fail("no RESPONSE");
+}
+
+static void delay_ms(u64 ms) {
+	u64 end = rdtsc() + ms * 1000000UL * 3;
+	while (rdtsc() < end) barrier();
+}
+
+void _start(void)
+{
+	char data[256];
+	struct hdr h;
+	setup(4);
+
+	/* Data for a connection that does not exist. */
+	send(6000, 1234, OP_RW, 0, "nobody");
+	say_op("unknown connection", recv(data));
+
+	/* The host shuts its write side: we can still send. */
+	connect(5001, 1234, 1);
+	say_op("host half-closed", recv(data));
+	send(5001, 1234, OP_RW, 0, "still sending\n");
+	send(5001, 1234, OP_SHUTDOWN, 2, 0);
+	say_op("after our shutdown", recv(data));
+
+	/* We shut our write side: the host can still send. */
+	connect(5002, 1235, 1);
+	send(5002, 1235, OP_RW, 0, "bye\n");
+	send(5002, 1235, OP_SHUTDOWN, 2, 0);
+	h = recv(data);
+	if (h.op != OP_RW) fail("no data after our shutdown");
+	puts_("host says: "); puts_(data);
+	say_op("then", recv(data));
+	say_op("then", recv(data));
+
+	/* The host closes: our next write gets an RST. */
+	connect(5003, 1236, 1);
+	say_op("host closed", recv(data));
+	send(5003, 1236, OP_RW, 0, "anyone?\n");
+	say_op("write after host close", recv(data));
+
+	/* A reset drops the connection and the packet queued for it. */
+	setup(1);
+	connect(5004, 1237, 0); /* no receive buffer left: the host's data waits */
+	delay_ms(300);
+	setup(4);
+	puts_(wait_rx(300) ? "stale packet after reset\n" : "nothing after reset\n");
+	send(5004, 1237, OP_RW, 0, "old connection");
+	say_op("old connection after reset", recv(data));
+	guest_exit(0);
+}
