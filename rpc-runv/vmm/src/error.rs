@@ -22,6 +22,10 @@ pub enum Error {
     },
     #[error("guest memory: {0}")]
     Memory(String),
+    #[error("shared guest memory (needed by vhost-user devices): {0}")]
+    SharedMemory(String),
+    #[error("virtio-fs: {0}")]
+    Fs(#[from] crate::devices::virtio::fs::FsError),
     #[error("guest memory access at {addr:#x}: {source}")]
     GuestMemoryAccess {
         addr: u64,
