@@ -9,7 +9,8 @@
 #
 #   $RPC_GUEST_CACHE/virtiofsd/<VERSION>/bin/virtiofsd
 #
-#   --check   exit 0 if it is installed, 1 otherwise; install nothing
+#   --check   print the path and exit 0 if it is installed, exit 1
+#             otherwise; install nothing
 set -euo pipefail
 VERSION=1.14.0
 cache="${RPC_GUEST_CACHE:-/var/cache/rpc-runtimes}"
@@ -23,7 +24,7 @@ for a in "$@"; do
 	esac
 done
 if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
-	[ $check = 1 ] || echo "$bin"
+	echo "$bin"
 	exit 0
 fi
 [ $check = 0 ] || exit 1

@@ -1,0 +1,248 @@
+//! virtio-fs through the vhost-user backend virtiofsd: a test guest
+//! (tests/guests/fs.c) sends FUSE requests that read a file the test put
+//! in the shared directory and create one the test reads back; a missing
+//! backend socket is a clear setup error (125); a backend killed while the
+//! VM runs is reported, the device marked DEVICE_NEEDS_RESET, and the VM
+//! goes on (the guest sees it and exits 0).
+//!
+//! virtiofsd comes from rpc-runv/guest/virtiofsd.sh (`make guest`, CI);
+//! without it the tests skip, saying why, except under CI (`CI` set),
+//! where a missing virtiofsd is a failure. `RPC_VIRTIOFSD` overrides the
+//! binary.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(90);
+const HOST_TEXT: &str = "hello from the host over virtio-fs\n";
+const GUEST_TEXT: &str = "written by the guest over virtio-fs\n";
+const GUEST_OUT: &str = "tag shared0 request queues 1\n\
+                         init: ok\n\
+                         lookup hello.txt: size 35\n\
+                         read: 35 bytes, as written by the host\n\
+                         create fromguest.txt: ok\n\
+                         write: 36 bytes\n\
+                         lookup missing: error 2\n";
+
+/// The virtiofsd binary, if installed (or skips, or fails under CI).
+fn virtiofsd(test: &str) -> Option<PathBuf> {
+    if skip(test) {
+        return None;
+    }
+    if let Some(p) = std::env::var_os("RPC_VIRTIOFSD") {
+        return Some(p.into());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/virtiofsd.sh");
+    let out = Command::new("bash").arg(&script).arg("--check").output().expect("run virtiofsd.sh --check");
+    if out.status.success() {
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        return Some(path.into());
+    }
+    let why = format!("virtiofsd is not installed (run {})", script.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}");
+    }
+    eprintln!("skipping {test}: {why}");
+    None
+}
+
+/// A running virtiofsd (its own process group, killed with it on drop).
+struct Backend {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Backend {
+    /// Starts `bin` serving `shared` on `socket`, and waits for the socket.
+    ///
+    /// `--rlimit-nofile 0`: root here lacks CAP_SYS_RESOURCE, so virtiofsd
+    /// must not raise its fd limit. The default namespace sandbox (new
+    /// mount, pid and net namespaces, pivot_root into the shared dir)
+    /// works as root here, so it is kept.
+    fn start(bin: &Path, shared: &Path, socket: &Path, dir: &Path) -> Backend {
+        let log = dir.join("virtiofsd.log");
+        let child = Command::new(bin)
+            .arg("--rlimit-nofile")
+            .arg("0")
+            .arg("--socket-path")
+            .arg(socket)
+            .arg("--shared-dir")
+            .arg(shared)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("virtiofsd log"))
+            .process_group(0)
+            .spawn()
+            .expect("spawn virtiofsd");
+        let mut b = Backend { child, log };
+        let start = Instant::now();
+        while !socket.exists() {
+            if let Ok(Some(st)) = b.child.try_wait() {
+                panic!("virtiofsd exited ({st}) before listening: {}", b.log_text());
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "virtiofsd did not listen: {}", b.log_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        b
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL to the whole group (virtiofsd forks into its sandbox).
+    fn kill(&mut self) {
+        // SAFETY: plain kill(2) of the process group we created.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Waits (at most `timeout`) for virtiofsd to exit by itself.
+    fn exited_within(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The temp dir, the shared dir with hello.txt, and the socket path.
+fn setup(tag: &str) -> (TempDir, PathBuf, PathBuf) {
+    let d = TempDir::new(tag);
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("hello.txt"), HOST_TEXT).unwrap();
+    let socket = d.path().join("fs.sock");
+    (d, shared, socket)
+}
+
+#[test]
+fn fs_guest_reads_and_creates_host_files() {
+    let Some(bin) = virtiofsd("fs_guest_reads_and_creates_host_files") else { return };
+    let (d, shared, socket) = setup("fs");
+    let g = build_guest("fs", d.path());
+    let mut backend = Backend::start(&bin, &shared, &socket, d.path());
+    let fs = format!("shared0={}", socket.display());
+    let r = run(&["--kernel", g.to_str().unwrap(), "--fs", &fs], T);
+    eprintln!("fs guest: {:.2} s", r.elapsed.as_secs_f64());
+    assert_eq!(r.code(), Some(0), "stdout: {}\nstderr: {}\nvirtiofsd: {}", r.stdout, r.stderr, backend.log_text());
+    assert_eq!(r.stdout, GUEST_OUT, "stderr: {}", r.stderr);
+    assert_eq!(std::fs::read_to_string(shared.join("fromguest.txt")).unwrap(), GUEST_TEXT);
+    assert!(!r.stderr.contains("guest faults"), "{}", r.stderr);
+    // The backend serves one frontend: it ends when the VM is gone.
+    assert!(backend.exited_within(Duration::from_secs(10)), "virtiofsd still running: {}", backend.log_text());
+}
+
+#[test]
+fn fs_missing_backend_socket_is_a_setup_error() {
+    if skip("fs_missing_backend_socket_is_a_setup_error") {
+        return;
+    }
+    let (d, _shared, socket) = setup("fsmissing");
+    let g = build_guest("hello", d.path());
+    let listing = |p: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect();
+        v.sort();
+        v
+    };
+    let before = listing(d.path());
+    let fs = format!("shared0={}", socket.display());
+    let r = run(&["--kernel", g.to_str().unwrap(), "--fs", &fs], Duration::from_secs(20));
+    assert_eq!(r.code(), Some(125), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("vhost-user backend socket {}: No such file or directory", socket.display())),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "the guest ran: {}", r.stdout);
+    assert!(r.elapsed < Duration::from_secs(5), "took {:?}", r.elapsed);
+    assert_eq!(listing(d.path()), before, "rpc-vmm left files behind");
+
+    // A socket nobody listens on, and a bad tag: the same kind of error.
+    let dead = d.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let fs = format!("shared0={}", dead.display());
+    let r = run(&["--kernel", g.to_str().unwrap(), "--fs", &fs], Duration::from_secs(20));
+    assert_eq!(r.code(), Some(125), "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+    let fs = format!("{}={}", "t".repeat(37), dead.display());
+    let r = run(&["--kernel", g.to_str().unwrap(), "--fs", &fs], Duration::from_secs(20));
+    assert_eq!(r.code(), Some(125), "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("want 1 to 36 bytes"), "{}", r.stderr);
+}
+
+#[test]
+fn fs_backend_killed_mid_run_is_reported_and_the_vm_goes_on() {
+    let Some(bin) = virtiofsd("fs_backend_killed_mid_run_is_reported_and_the_vm_goes_on") else { return };
+    let (d, shared, socket) = setup("fskill");
+    let g = build_guest("fs", d.path());
+    let mut backend = Backend::start(&bin, &shared, &socket, d.path());
+    let fs = format!("shared0={}", socket.display());
+    let mut child = Command::new(vmm_bin())
+        .args(["--kernel", g.to_str().unwrap(), "--cmdline", "fs-wait-disconnect", "--fs", &fs])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rpc-vmm");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out_t = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line == "waiting for the backend to go" {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let waiting = rx.recv_timeout(T).is_ok();
+    backend.kill();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > T {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rpc-vmm hung after the backend died: {}\n{}", out_t.join().unwrap(), err_t.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (out, err) = (out_t.join().unwrap(), err_t.join().unwrap());
+    assert!(waiting, "the guest never got to wait: {out}\n{err}");
+    assert_eq!(status.code(), Some(0), "stdout: {out}\nstderr: {err}");
+    assert_eq!(out, format!("{GUEST_OUT}waiting for the backend to go\ndevice needs reset\nrestart refused\n"), "stderr: {err}");
+    assert!(err.contains("rpc-vmm: virtio-fs shared0: vhost-user backend disconnected"), "{err}");
+    assert!(err.contains("virtio device start failed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
