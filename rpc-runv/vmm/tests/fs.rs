@@ -168,11 +168,7 @@ fn fs_missing_backend_socket_is_a_setup_error() {
     let fs = format!("shared0={}", socket.display());
     let r = run(&["--kernel", g.to_str().unwrap(), "--fs", &fs], Duration::from_secs(20));
     assert_eq!(r.code(), Some(125), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains(&format!("vhost-user backend socket {}: No such file or directory", socket.display())),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains(&format!("vhost-user backend socket {}: No such file or directory", socket.display())), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "the guest ran: {}", r.stdout);
     assert!(r.elapsed < Duration::from_secs(5), "took {:?}", r.elapsed);
     assert_eq!(listing(d.path()), before, "rpc-vmm left files behind");

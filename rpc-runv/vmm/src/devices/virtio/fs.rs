@@ -169,7 +169,7 @@ impl Fs {
         }
         let regions = mem
             .iter()
-            .map(|r| VhostUserMemoryRegionInfo::from_guest_region(r))
+            .map(VhostUserMemoryRegionInfo::from_guest_region)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(proto("guest memory region (not shared)"))?;
         frontend.set_mem_table(&regions).map_err(proto("SET_MEM_TABLE"))?;
