@@ -147,3 +147,45 @@ fn fs_backend_killed_mid_run_is_reported_and_the_vm_goes_on() {
     assert!(err.contains("virtio device start failed"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The relay thread must not take the host's stop signals: SIGTERM still
+/// stops the VM through the event loop (exit 143), not by default action.
+#[test]
+fn fs_sigterm_still_stops_the_vm_cleanly() {
+    let Some(bin) = virtiofsd("fs_sigterm_still_stops_the_vm_cleanly") else { return };
+    let (d, shared, socket) = setup("fsterm");
+    let g = build_guest("fs", d.path());
+    let _backend = Backend::start(&bin, &shared, &socket, d.path());
+    let fs = format!("shared0={}", socket.display());
+    let mut child = Command::new(vmm_bin())
+        .args(["--kernel", g.to_str().unwrap(), "--cmdline", "fs-wait-disconnect", "--fs", &fs])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rpc-vmm");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while line != "waiting for the backend to go\n" {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the guest never got to wait");
+    }
+    // SAFETY: plain kill(2) of our child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > T {
+            let _ = child.kill();
+            panic!("rpc-vmm did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(143), "status {status:?}, stderr: {err}");
+}

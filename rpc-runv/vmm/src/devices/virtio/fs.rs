@@ -293,10 +293,23 @@ impl FsHost {
         for (index, call) in self.calls.iter().enumerate() {
             add(call.as_raw_fd(), EventSet::IN, index as u64)?;
         }
-        let thread = std::thread::Builder::new()
-            .name(format!("virtio-fs-{}", self.tag))
-            .spawn(move || self.relay(epoll, stop2, transport))
-            .map_err(|e| crate::Error::Thread(e.to_string()))?;
+        // The thread starts before `Vm::run` blocks the stop signals, and
+        // inherits this thread's mask: it is spawned with every signal
+        // blocked, or a SIGTERM could land on it and kill the process
+        // instead of reaching the event loop's signalfd.
+        // SAFETY: plain libc calls on local, initialised sets.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        }
+        let thread = std::thread::Builder::new().name(format!("virtio-fs-{}", self.tag)).spawn(move || self.relay(epoll, stop2, transport));
+        // SAFETY: restores the mask saved above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+        let thread = thread.map_err(|e| crate::Error::Thread(e.to_string()))?;
         Ok(FsRelay { stop, thread: Some(thread) })
     }
 
