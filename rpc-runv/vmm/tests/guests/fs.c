@@ -3,7 +3,8 @@
  * LOOKUP of hello.txt (the host test wrote HOST_TEXT into it), OPEN +
  * READ compared with HOST_TEXT, CREATE of fromguest.txt + WRITE of
  * GUEST_TEXT + RELEASE (the host test reads it back). Exits 0 when all
- * went as expected, 1.. on the first failed step.
+ * went as expected, 1.. on the first failed step. First, a start with a
+ * ring outside memory must be refused and the device work after a reset.
  *
  * With "fs-wait-disconnect" on the command line it then says so and waits
  * for the device to report DEVICE_NEEDS_RESET (the test kills the
@@ -112,6 +113,17 @@ void __attribute__((noreturn)) main_(void)
 	tag[36] = 0;
 	u32 nreq = mmio_r32(base + R_CONFIG + 36);
 	puts_("tag "); puts_(tag); puts_(" request queues "); putdec(nreq); putc_('\n');
+	/* A request queue whose descriptor table lies outside memory: the
+	 * device must refuse to start (DEVICE_NEEDS_RESET), and work after a
+	 * reset (the hiprio ring it had started is stopped then). */
+	vq_init(&hiprio, base, 0, 8, QMEM0);
+	vq_init(&req, base, 1, 8, QMEM1);
+	mmio_w32(base + R_QUEUE_SEL, 1);
+	mmio_w32(base + R_DESC_HI, 0x10);
+	vdev_live(base);
+	step(mmio_r32(base + R_STATUS) & 0x40, "device started with a ring outside memory", 13);
+	puts_("ring outside memory: refused\n");
+	vdev_begin(base, 26);
 	vq_init(&hiprio, base, 0, 8, QMEM0);
 	vq_init(&req, base, 1, 8, QMEM1);
 	vdev_live(base);
