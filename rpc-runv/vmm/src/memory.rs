@@ -58,13 +58,7 @@ fn shared_file(index: usize, len: u64) -> Result<File> {
         unsafe { File::from_raw_fd(fd) }
     } else {
         let memfd_err = std::io::Error::last_os_error();
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-            .open("/dev/shm")
-            .map_err(|tmp_err| Error::SharedMemory(format!("memfd_create: {memfd_err}; O_TMPFILE in /dev/shm: {tmp_err}")))?
+        shm_tmpfile().map_err(|tmp_err| Error::SharedMemory(format!("memfd_create: {memfd_err}; O_TMPFILE in /dev/shm: {tmp_err}")))?
     };
     file.set_len(len).map_err(|e| Error::SharedMemory(format!("sizing a {len}-byte memory file: {e}")))?;
     Ok(file)
@@ -91,4 +85,46 @@ pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<()> {
 /// The end of RAM below the MMIO gap (exclusive).
 pub fn low_ram_end(mem: &GuestMemoryMmap) -> u64 {
     mem.iter().filter(|r| r.start_addr().raw_value() < MMIO_GAP_START).map(|r| r.start_addr().raw_value() + r.len()).max().unwrap_or(0)
+}
+
+/// The fallback of [`shared_file`]: an unlinked tmpfs file.
+fn shm_tmpfile() -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC).open("/dev/shm")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    use vm_memory::Bytes;
+
+    #[test]
+    fn shared_memory_is_file_backed_and_shared() {
+        let mem = create(16, true).expect("shared memory");
+        let region = mem.iter().next().expect("a region");
+        let file = region.file_offset().expect("a file-backed region").file();
+        assert_eq!(file.metadata().unwrap().len(), 16 << 20);
+        // What the guest writes, the backend (another mapping of the
+        // same fd) reads.
+        mem.write_slice(b"seen by the backend", GuestAddress(0x1000)).unwrap();
+        let mut buf = [0u8; 19];
+        file.read_exact_at(&mut buf, 0x1000).unwrap();
+        assert_eq!(&buf, b"seen by the backend");
+    }
+
+    #[test]
+    fn shm_fallback_is_an_unlinked_file() {
+        // Where /dev/shm is missing the fallback fails, with the reason.
+        if let Ok(f) = shm_tmpfile() {
+            f.set_len(4096).unwrap();
+            assert_eq!(f.metadata().unwrap().nlink(), 0);
+        }
+    }
+
+    #[test]
+    fn private_memory_by_default() {
+        let mem = create(16, false).expect("memory");
+        assert!(mem.iter().all(|r| r.file_offset().is_none()));
+    }
 }
