@@ -22,7 +22,7 @@ use crate::config::{SerialOutput, VmConfig};
 use crate::devices::serial::SerialConsole;
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::{Console, ConsoleHost, INPUT_MAX, MAX_PORTS};
-use crate::devices::virtio::fs::{Fs, FsRelay};
+use crate::devices::virtio::fs::Fs;
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::{open_tap, Net, NetHost};
 use crate::devices::virtio::vsock::{Vsock, VsockHost, CONN_TOKEN, LISTEN_TOKEN};
@@ -126,8 +126,6 @@ type VsockParts = (Arc<Mutex<VsockHost>>, Arc<Mutex<MmioTransport>>);
 
 /// A VM ready to run.
 pub struct Vm {
-    /// First, so the relays stop before the devices go.
-    _fs_relays: Vec<FsRelay>,
     _kvm: Kvm,
     _vm: VmFd,
     _mem: GuestMemoryMmap,
@@ -261,11 +259,10 @@ impl Vm {
             let (dev, host) = Fs::new(&f.tag, &f.socket, &mem, reporter.clone())?;
             fs_devices.push((add(Box::new(dev), &mut cmdline)?, host));
         }
-        let mut fs_relays = Vec::new();
         for (t, host) in fs_devices {
             let slot = virtio.iter().position(|v| Arc::ptr_eq(v, &t)).ok_or_else(|| Error::Config("virtio-fs slot".into()))?;
             let base = VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE;
-            fs_relays.push(host.start(&vm, base, Arc::downgrade(&t))?);
+            host.start(&vm, base, Arc::downgrade(&t))?;
         }
 
         let entry = boot::load(&mem, &config.kernel.path, config.initrd.as_deref(), &cmdline, config.pvh)?;
@@ -288,20 +285,7 @@ impl Vm {
         }
 
         let devices = Arc::new(Devices { serial: Mutex::new(serial), virtio, reporter: reporter.clone() });
-        Ok(Vm {
-            _fs_relays: fs_relays,
-            _kvm: kvm,
-            _vm: vm,
-            _mem: mem,
-            vcpus,
-            devices,
-            reporter,
-            console,
-            net,
-            vsock,
-            epoll,
-            serial_input: config.serial_input,
-        })
+        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, devices, reporter, console, net, vsock, epoll, serial_input: config.serial_input })
     }
 
     /// Runs the VM until it stops; returns why. Blocks SIGTERM, SIGINT

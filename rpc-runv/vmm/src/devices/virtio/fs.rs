@@ -119,6 +119,9 @@ pub struct Fs {
     /// Set by the relay when the backend's socket hangs up.
     broken: Arc<AtomicBool>,
     report: Arc<Reporter>,
+    /// The relay thread, once started ([`FsHost::start`]); stopped when
+    /// the device goes.
+    _relay: Arc<Mutex<Option<FsRelay>>>,
 }
 
 /// What the VM needs besides the device model: the kick eventfds (to
@@ -129,6 +132,7 @@ pub struct FsHost {
     calls: Vec<EventFd>,
     socket: UnixStream,
     broken: Arc<AtomicBool>,
+    relay: Option<Arc<Mutex<Option<FsRelay>>>>,
 }
 
 impl Fs {
@@ -178,7 +182,15 @@ impl Fs {
         let (kicks, calls) = (new_fds()?, new_fds()?);
         let clone = |fds: &[EventFd]| -> FsResult<Vec<EventFd>> { fds.iter().map(|f| f.try_clone().map_err(io("eventfd"))).collect() };
         let broken = Arc::new(AtomicBool::new(false));
-        let host = FsHost { tag: tag.to_string(), kicks: clone(&kicks)?, calls: clone(&calls)?, socket: watch, broken: broken.clone() };
+        let relay = Arc::new(Mutex::new(None));
+        let host = FsHost {
+            tag: tag.to_string(),
+            kicks: clone(&kicks)?,
+            calls: clone(&calls)?,
+            socket: watch,
+            broken: broken.clone(),
+            relay: Some(relay.clone()),
+        };
 
         let mut config = [0u8; TAG_LEN + 4];
         config[..tag.len()].copy_from_slice(tag.as_bytes());
@@ -193,6 +205,7 @@ impl Fs {
             started: [false; NUM_QUEUES],
             broken,
             report,
+            _relay: relay,
         };
         Ok((fs, host))
     }
@@ -276,8 +289,11 @@ impl VirtioDevice for Fs {
 impl FsHost {
     /// Registers the kick eventfds as ioeventfds on the QueueNotify
     /// register of the device's window at `base`, and starts the relay of
-    /// the backend's calls to `transport`.
-    pub fn start(self, vm: &VmFd, base: u64, transport: Weak<Mutex<MmioTransport>>) -> crate::Result<FsRelay> {
+    /// the backend's calls to `transport` (owned by the device: it stops
+    /// when the device goes).
+    pub fn start(mut self, vm: &VmFd, base: u64, transport: Weak<Mutex<MmioTransport>>) -> crate::Result<()> {
+        // The thread must not own its own handle.
+        let slot = self.relay.take().ok_or(FsError::Disconnected)?;
         for (index, kick) in self.kicks.iter().enumerate() {
             vm.register_ioevent(kick, &IoEventAddress::Mmio(base + QUEUE_NOTIFY), index as u32)
                 .map_err(crate::Error::kvm("KVM_IOEVENTFD"))?;
@@ -310,7 +326,8 @@ impl FsHost {
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         }
         let thread = thread.map_err(|e| crate::Error::Thread(e.to_string()))?;
-        Ok(FsRelay { stop, thread: Some(thread) })
+        *lock(&slot) = Some(FsRelay { stop, thread: Some(thread) });
+        Ok(())
     }
 
     /// The relay loop: a backend call sets the used-ring bit and raises
