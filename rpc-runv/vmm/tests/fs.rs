@@ -192,3 +192,73 @@ fn fs_sigterm_still_stops_the_vm_cleanly() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
     assert_eq!(status.code(), Some(143), "status {status:?}, stderr: {err}");
 }
+
+/// A backend that accepts but never answers cannot hang rpc-vmm: the
+/// setup gives up after the vhost-user timeout (10 s) with exit 125.
+#[test]
+fn fs_silent_backend_times_out() {
+    if skip("fs_silent_backend_times_out") {
+        return;
+    }
+    let (d, _shared, socket) = setup("fssilent");
+    let g = build_guest("hello", d.path());
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let holder = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = conn.read_to_end(&mut sink);
+    });
+    let fs = format!("shared0={}", socket.display());
+    let r = run(&["--kernel", g.to_str().unwrap(), "--fs", &fs], Duration::from_secs(60));
+    assert_eq!(r.code(), Some(125), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("vhost-user backend did not answer within 10s"), "{}", r.stderr);
+    assert!(r.stderr.contains("GET_FEATURES"), "{}", r.stderr);
+    assert!(r.elapsed < Duration::from_secs(30), "took {:?}", r.elapsed);
+    holder.join().unwrap();
+}
+
+/// A backend that stalls (SIGSTOP) while the VM runs cannot hang a vCPU:
+/// the guest's device reset waits for GET_VRING_BASE, the watchdog cuts
+/// the backend off after 10 s, the restart is refused, the VM goes on.
+#[test]
+fn fs_stalled_backend_is_cut_off() {
+    let Some(bin) = virtiofsd("fs_stalled_backend_is_cut_off") else { return };
+    let (d, shared, socket) = setup("fsstall");
+    let g = build_guest("fs", d.path());
+    let backend = Backend::start(&bin, &shared, &socket, d.path());
+    let fs = format!("shared0={}", socket.display());
+    let mut child = Command::new(vmm_bin())
+        .args(["--kernel", g.to_str().unwrap(), "--cmdline", "fs-stall", "--fs", &fs, "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rpc-vmm");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut out = String::new();
+    while !out.ends_with("stall the backend now\n") {
+        assert!(stdout.read_line(&mut out).unwrap() > 0, "the guest never asked: {out}");
+    }
+    backend.signal(libc::SIGSTOP);
+    std::io::Write::write_all(&mut stdin, b"g").unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > T {
+            let _ = child.kill();
+            panic!("rpc-vmm hung on a stalled backend: {out}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = stdout.read_to_string(&mut out);
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.ends_with("stall the backend now\nstalled backend cut off\n"), "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("did not answer within 10s"), "{err}");
+    assert!(err.contains("GET_VRING_BASE"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(40), "took {:?}", start.elapsed());
+}

@@ -216,11 +216,16 @@ impl Backend {
 
     /// SIGKILL to the whole group (virtiofsd forks into its sandbox).
     pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Sends `sig` to the whole group.
+    pub fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) of the process group we created.
         unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+            libc::kill(-(self.child.id() as i32), sig);
         }
-        let _ = self.child.wait();
     }
 
     /// Waits (at most `timeout`) for virtiofsd to exit by itself.

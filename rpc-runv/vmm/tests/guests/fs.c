@@ -9,7 +9,8 @@
  * With "fs-wait-disconnect" on the command line it then says so and waits
  * for the device to report DEVICE_NEEDS_RESET (the test kills the
  * backend), tries a reset and restart (which must be refused, not hang),
- * and exits 0. */
+ * and exits 0. With "fs-stall", the test stalls the backend instead and
+ * the reset and restart must end (refused) within the VMM's timeout. */
 #include "virtio.h"
 
 #define HOST_TEXT "hello from the host over virtio-fs\n"
@@ -186,6 +187,23 @@ void __attribute__((noreturn)) main_(void)
 		vdev_live(base);
 		step(mmio_r32(base + R_STATUS) & 0x40, "restart without a backend accepted", 21);
 		puts_("restart refused\n");
+	}
+	if (has_word(cmdline, "fs-stall")) {
+		/* The test stops the backend (SIGSTOP), then sends a byte on
+		 * the serial port: the reset's GET_VRING_BASE gets no answer,
+		 * the VMM's watchdog must cut it off, and the restart is then
+		 * refused. */
+		puts_("stall the backend now\n");
+		u64 deadline = rdtsc() + 60000 * 1000000UL * 3;
+		while (!(inb(SERIAL + 5) & 1))
+			step(rdtsc() < deadline, "no go from the host", 22);
+		(void)inb(SERIAL);
+		vdev_begin(base, 26);
+		vq_init(&hiprio, base, 0, 8, QMEM0);
+		vq_init(&req, base, 1, 8, QMEM1);
+		vdev_live(base);
+		step(mmio_r32(base + R_STATUS) & 0x40, "restart with a stalled backend accepted", 23);
+		puts_("stalled backend cut off\n");
 	}
 	guest_exit(0);
 }

@@ -16,8 +16,9 @@
 //! the QueueNotify register (datamatch = queue index), handed to the
 //! backend as its kick fd. Calls go through [`FsRelay`] (see there why).
 //!
-//! Every socket exchange has a timeout, so a stuck backend cannot hang a
-//! vCPU; a backend that goes away is reported once
+//! Every socket exchange is bounded by a watchdog (10 s; past it the
+//! socket is shut down), so a stuck backend cannot hang a vCPU or the
+//! setup; a backend that goes away (or is cut off so) is reported once
 //! (`rpc-vmm: virtio-fs TAG: vhost-user backend disconnected`), the
 //! device is marked DEVICE_NEEDS_RESET with a configuration interrupt and
 //! the VM keeps running (its other devices are unaffected); restarting
@@ -27,9 +28,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvm_ioctls::{IoEventAddress, VmFd};
 use vhost::vhost_user::message::{VhostUserHeaderFlag, VhostUserProtocolFeatures, VhostUserVirtioFeatures};
@@ -94,6 +95,8 @@ pub enum FsError {
     },
     #[error("vhost-user backend disconnected")]
     Disconnected,
+    #[error("vhost-user backend did not answer within {0:?}; disconnected from it ({1})")]
+    Timeout(Duration, String),
 }
 
 type FsResult<T> = std::result::Result<T, FsError>;
@@ -119,6 +122,7 @@ pub struct Fs {
     /// Set by the relay when the backend's socket hangs up.
     broken: Arc<AtomicBool>,
     report: Arc<Reporter>,
+    watchdog: Watchdog,
     /// The relay thread, once started ([`FsHost::start`]); stopped when
     /// the device goes.
     _relay: Arc<Mutex<Option<FsRelay>>>,
@@ -135,6 +139,40 @@ pub struct FsHost {
     relay: Option<Arc<Mutex<Option<FsRelay>>>>,
 }
 
+/// The setup exchange with the backend; returns its virtio features.
+fn handshake(frontend: &mut Frontend, mem: &GuestMemoryMmap) -> FsResult<u64> {
+    frontend.set_owner().map_err(proto("SET_OWNER"))?;
+    let backend_features = frontend.get_features().map_err(proto("GET_FEATURES"))?;
+    let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+    if backend_features & protocol_bit == 0 {
+        return Err(FsError::BackendFeature("VHOST_USER_F_PROTOCOL_FEATURES"));
+    }
+    if backend_features & VIRTIO_F_VERSION_1 == 0 {
+        return Err(FsError::BackendFeature("VIRTIO_F_VERSION_1"));
+    }
+    let offered = frontend.get_protocol_features().map_err(proto("GET_PROTOCOL_FEATURES"))?;
+    let wanted = offered & (VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::REPLY_ACK);
+    frontend.set_protocol_features(wanted).map_err(proto("SET_PROTOCOL_FEATURES"))?;
+    if wanted.contains(VhostUserProtocolFeatures::REPLY_ACK) {
+        // Every request is acknowledged: a backend's refusal is an
+        // error here, not a silently dead ring later.
+        frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+    }
+    if wanted.contains(VhostUserProtocolFeatures::MQ) {
+        let have = frontend.get_queue_num().map_err(proto("GET_QUEUE_NUM"))?;
+        if have < NUM_QUEUES as u64 {
+            return Err(FsError::QueueCount { have, need: NUM_QUEUES });
+        }
+    }
+    let regions = mem
+        .iter()
+        .map(VhostUserMemoryRegionInfo::from_guest_region)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(proto("guest memory region (not shared)"))?;
+    frontend.set_mem_table(&regions).map_err(proto("SET_MEM_TABLE"))?;
+    Ok(backend_features)
+}
+
 impl Fs {
     /// Connects to the vhost-user backend at `socket` and sets it up for
     /// the guest memory `mem`, which must be shared (file-backed).
@@ -143,45 +181,18 @@ impl Fs {
             return Err(FsError::BadTag(tag.to_string()));
         }
         let stream = UnixStream::connect(socket).map_err(|source| FsError::Connect { path: socket.to_owned(), source })?;
-        stream.set_read_timeout(Some(BACKEND_TIMEOUT)).map_err(io("socket timeout"))?;
-        stream.set_write_timeout(Some(BACKEND_TIMEOUT)).map_err(io("socket timeout"))?;
         let watch = stream.try_clone().map_err(io("socket clone"))?;
+        let broken = Arc::new(AtomicBool::new(false));
+        let watchdog = Watchdog::new(stream.try_clone().map_err(io("socket clone"))?, broken.clone())?;
         let mut frontend = Frontend::from_stream(stream, NUM_QUEUES as u64);
-
-        frontend.set_owner().map_err(proto("SET_OWNER"))?;
-        let backend_features = frontend.get_features().map_err(proto("GET_FEATURES"))?;
-        let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
-        if backend_features & protocol_bit == 0 {
-            return Err(FsError::BackendFeature("VHOST_USER_F_PROTOCOL_FEATURES"));
-        }
-        if backend_features & VIRTIO_F_VERSION_1 == 0 {
-            return Err(FsError::BackendFeature("VIRTIO_F_VERSION_1"));
-        }
-        let offered = frontend.get_protocol_features().map_err(proto("GET_PROTOCOL_FEATURES"))?;
-        let wanted = offered & (VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::REPLY_ACK);
-        frontend.set_protocol_features(wanted).map_err(proto("SET_PROTOCOL_FEATURES"))?;
-        if wanted.contains(VhostUserProtocolFeatures::REPLY_ACK) {
-            // Every request is acknowledged: a backend's refusal is an
-            // error here, not a silently dead ring later.
-            frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
-        }
-        if wanted.contains(VhostUserProtocolFeatures::MQ) {
-            let have = frontend.get_queue_num().map_err(proto("GET_QUEUE_NUM"))?;
-            if have < NUM_QUEUES as u64 {
-                return Err(FsError::QueueCount { have, need: NUM_QUEUES });
-            }
-        }
-        let regions = mem
-            .iter()
-            .map(VhostUserMemoryRegionInfo::from_guest_region)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(proto("guest memory region (not shared)"))?;
-        frontend.set_mem_table(&regions).map_err(proto("SET_MEM_TABLE"))?;
+        let backend_features = {
+            let _armed = watchdog.arm();
+            handshake(&mut frontend, mem).map_err(|e| watchdog.explain(e))?
+        };
 
         let new_fds = || -> FsResult<Vec<EventFd>> { (0..NUM_QUEUES).map(|_| EventFd::new(EFD_NONBLOCK).map_err(io("eventfd"))).collect() };
         let (kicks, calls) = (new_fds()?, new_fds()?);
         let clone = |fds: &[EventFd]| -> FsResult<Vec<EventFd>> { fds.iter().map(|f| f.try_clone().map_err(io("eventfd"))).collect() };
-        let broken = Arc::new(AtomicBool::new(false));
         let relay = Arc::new(Mutex::new(None));
         let host = FsHost {
             tag: tag.to_string(),
@@ -205,6 +216,7 @@ impl Fs {
             started: [false; NUM_QUEUES],
             broken,
             report,
+            watchdog,
             _relay: relay,
         };
         Ok((fs, host))
@@ -272,15 +284,24 @@ impl VirtioDevice for Fs {
         false
     }
     fn activate(&mut self, queues: &[Queue], mem: &GuestMemoryMmap, driver_features: u64) -> std::result::Result<(), String> {
-        self.start_queues(queues, mem, driver_features).map_err(|e| format!("{} {}: {e}", self.name(), self.tag))
+        let result = {
+            let _armed = self.watchdog.arm();
+            self.start_queues(queues, mem, driver_features)
+        };
+        result.map_err(|e| format!("{} {}: {}", self.name(), self.tag, self.watchdog.explain(e)))
     }
     fn reset(&mut self) {
         for index in 0..NUM_QUEUES {
             if !std::mem::take(&mut self.started[index]) || self.broken.load(Ordering::SeqCst) {
                 continue;
             }
-            if let Err(e) = self.frontend.get_vring_base(index) {
-                guest_fault!(self.report, "virtio-fs backend error", "{}: GET_VRING_BASE of queue {index}: {e}", self.tag);
+            let result = {
+                let _armed = self.watchdog.arm();
+                self.frontend.get_vring_base(index).map_err(proto("GET_VRING_BASE"))
+            };
+            if let Err(e) = result {
+                let e = self.watchdog.explain(e);
+                guest_fault!(self.report, "virtio-fs backend error", "{}: queue {index}: {e}", self.tag);
             }
         }
     }
@@ -309,22 +330,7 @@ impl FsHost {
         for (index, call) in self.calls.iter().enumerate() {
             add(call.as_raw_fd(), EventSet::IN, index as u64)?;
         }
-        // The thread starts before `Vm::run` blocks the stop signals, and
-        // inherits this thread's mask: it is spawned with every signal
-        // blocked, or a SIGTERM could land on it and kill the process
-        // instead of reaching the event loop's signalfd.
-        // SAFETY: plain libc calls on local, initialised sets.
-        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        }
-        let thread = std::thread::Builder::new().name(format!("virtio-fs-{}", self.tag)).spawn(move || self.relay(epoll, stop2, transport));
-        // SAFETY: restores the mask saved above.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        }
+        let thread = spawn_quiet(&format!("virtio-fs-{}", self.tag), move || self.relay(epoll, stop2, transport));
         let thread = thread.map_err(|e| crate::Error::Thread(e.to_string()))?;
         *lock(&slot) = Some(FsRelay { stop, thread: Some(thread) });
         Ok(())
@@ -394,5 +400,108 @@ impl Drop for FsRelay {
                 let _ = t.join();
             }
         }
+    }
+}
+
+/// Bounds every exchange with the backend: the vhost crate retries a
+/// socket read that times out (EAGAIN) forever, so SO_RCVTIMEO cannot do
+/// it. While armed, a thread waits for the deadline; past it, it shuts
+/// the socket down (the pending read then ends, as after a disconnect)
+/// and marks the device broken.
+struct Watchdog {
+    state: Arc<(Mutex<Watch>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Watch {
+    deadline: Option<Instant>,
+    fired: bool,
+    stop: bool,
+}
+
+/// An armed [`Watchdog`]; disarms it when dropped.
+struct Armed(Arc<(Mutex<Watch>, Condvar)>);
+
+impl Watchdog {
+    fn new(socket: UnixStream, broken: Arc<AtomicBool>) -> FsResult<Watchdog> {
+        let state = Arc::new((Mutex::new(Watch::default()), Condvar::new()));
+        let state2 = state.clone();
+        let thread = spawn_quiet("virtio-fs-watch", move || {
+            let (m, cv) = &*state2;
+            let mut w = lock(m);
+            loop {
+                if w.stop {
+                    return;
+                }
+                w = match w.deadline {
+                    None => cv.wait(w).unwrap_or_else(|e| e.into_inner()),
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            w.deadline = None;
+                            w.fired = true;
+                            broken.store(true, Ordering::SeqCst);
+                            let _ = socket.shutdown(std::net::Shutdown::Both);
+                            continue;
+                        }
+                        cv.wait_timeout(w, d - now).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0)
+                    }
+                };
+            }
+        })
+        .map_err(io("watchdog thread"))?;
+        Ok(Watchdog { state, thread: Some(thread) })
+    }
+
+    fn arm(&self) -> Armed {
+        let (m, cv) = &*self.state;
+        lock(m).deadline = Some(Instant::now() + BACKEND_TIMEOUT);
+        cv.notify_one();
+        Armed(self.state.clone())
+    }
+
+    /// `e`, or a timeout if the watchdog cut the exchange short.
+    fn explain(&self, e: FsError) -> FsError {
+        if lock(&self.state.0).fired {
+            FsError::Timeout(BACKEND_TIMEOUT, e.to_string())
+        } else {
+            e
+        }
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        lock(&self.0 .0).deadline = None;
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.state;
+        lock(m).stop = true;
+        cv.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Spawns a helper thread with every signal blocked: these threads start
+/// in `Vm::new`, before `Vm::run` blocks the stop signals, and a SIGTERM
+/// delivered to one of them would kill the process instead of reaching
+/// the event loop's signalfd.
+fn spawn_quiet<F: FnOnce() + Send + 'static>(name: &str, f: F) -> std::io::Result<JoinHandle<()>> {
+    // SAFETY: plain libc calls on local, initialised sets; the old mask
+    // is restored right after the spawn.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let t = std::thread::Builder::new().name(name.to_string()).spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        t
     }
 }
