@@ -33,7 +33,7 @@ guest-deps:
 
 # The guest kernel and test initramfs, cached in /var/cache/rpc-runtimes
 # (RPC_GUEST_CACHE): ~6.5 min on 2 cores the first time, instant after;
-# and virtiofsd, rpc-vmm's virtio-fs backend (cargo install, ~75 s the
+# and virtiofsd, rpc-vmm's virtio-fs backend (cargo install, 75-110 s the
 # first time, cached there too).
 guest: guest-deps
 	rpc-runv/guest/build.sh

@@ -57,7 +57,8 @@ const NUM_QUEUES: usize = 1 + REQUEST_QUEUES as usize;
 const QUEUE_SIZE: u16 = 256;
 /// The offset of QueueNotify in the virtio-mmio window.
 const QUEUE_NOTIFY: u64 = 0x50;
-/// The longest a backend may take to answer one vhost-user message.
+/// The longest one exchange with the backend may take (the setup, one
+/// activation, one GET_VRING_BASE); see [`Watchdog`].
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The virtio ring features passed through to the backend.
 const RING_FEATURES: u64 = (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC)
