@@ -3,9 +3,9 @@
 # `virtiofsd`, not packaged in Debian 12) for rpc-vmm's `--fs` device and
 # its tests, and prints the binary's path (last line). Cached and
 # idempotent: an installed binary of VERSION is reused at once; otherwise
-# `cargo install --locked` builds it from crates.io (75 s on 2 idle cores, 111 s beside another build;
-# niced). Needs libseccomp-dev and libcap-ng-dev (`make guest-deps`
-# installs them).
+# `cargo install --locked` builds it from crates.io (niced; 75 s on 2 idle
+# cores, 111 s beside another build). Needs libseccomp-dev and
+# libcap-ng-dev (`make guest-deps` installs them).
 #
 #   $RPC_GUEST_CACHE/virtiofsd/<VERSION>/bin/virtiofsd
 #
