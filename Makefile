@@ -4,8 +4,10 @@
 CARGO ?= cargo
 BUNDLE ?= /tmp/rpc-demo-bundle
 APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler podman
-# The guest kernel of rpc-runv (rpc-runv/guest/build.sh) and the test guests.
-GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make
+# The guest kernel of rpc-runv (rpc-runv/guest/build.sh) and the test
+# guests; virtiofsd (rpc-runv/guest/virtiofsd.sh) links libseccomp and
+# libcap-ng.
+GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make libseccomp-dev libcap-ng-dev
 
 .PHONY: all build deps guest-deps guest run test unit bench bench-vmm conformance fmt clippy clean link-order
 
@@ -30,9 +32,12 @@ guest-deps:
 	fi
 
 # The guest kernel and test initramfs, cached in /var/cache/rpc-runtimes
-# (RPC_GUEST_CACHE): ~6.5 min on 2 cores the first time, instant after.
+# (RPC_GUEST_CACHE): ~6.5 min on 2 cores the first time, instant after;
+# and virtiofsd, rpc-vmm's virtio-fs backend (cargo install, 75-110 s the
+# first time, cached there too).
 guest: guest-deps
 	rpc-runv/guest/build.sh
+	rpc-runv/guest/virtiofsd.sh
 
 # Cargo builds for an explicit target (see .cargo/config.toml); the
 # binaries are linked into target/release, where everything looks for them.

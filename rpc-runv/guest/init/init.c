@@ -1,7 +1,9 @@
 /*
  * The test initramfs's /init. Mounts devtmpfs, prints the first line of
  * /dev/vda if there is a disk, writes a marker to /dev/hvc0 if there is
- * a virtio console, prints RPC-GUEST-INIT-OK on its console, and reboots,
+ * a virtio console, mounts the virtio-fs tag "rpcfs" on /mnt if there is
+ * one (printing the first line of /mnt/hello.txt and writing
+ * /mnt/fromlinux.txt), prints RPC-GUEST-INIT-OK on its console, and reboots,
  * which with `reboot=k` is an i8042 reset that rpc-vmm (and QEMU with
  * -no-reboot) turns into a clean exit. Freestanding: no libc, so the
  * uncompressed initramfs stays a few KiB.
@@ -23,11 +25,14 @@ static long sys5(long nr, long a, long b, long c, long d, long e)
 #define SYS_open 2
 #define SYS_close 3
 #define SYS_exit 60
+#define SYS_mkdir 83
 #define SYS_mount 165
 #define SYS_reboot 169
 #define O_RDONLY 0
 #define O_WRONLY 1
 #define O_NOCTTY 0400
+#define O_CREAT 0100
+#define O_TRUNC 01000
 
 static unsigned long len(const char *s)
 {
@@ -42,22 +47,39 @@ static void say(int fd, const char *s)
 	sys5(SYS_write, fd, (long)s, len(s), 0, 0);
 }
 
-void _start(void)
+/* Prints PREFIX and the first line of PATH, if it can be read. */
+static void print_first_line(const char *prefix, const char *path)
 {
 	static char buf[80];
 	long fd, n, i;
 
+	fd = sys5(SYS_open, (long)path, O_RDONLY, 0, 0, 0);
+	if (fd < 0)
+		return;
+	n = sys5(SYS_read, fd, (long)buf, sizeof(buf) - 1, 0, 0);
+	for (i = 0; i < n && buf[i] != '\n' && buf[i] != 0; i++)
+		;
+	buf[i] = 0;
+	say(1, prefix);
+	say(1, buf);
+	say(1, "\n");
+	sys5(SYS_close, fd, 0, 0, 0, 0);
+}
+
+void _start(void)
+{
+	long fd;
+
 	sys5(SYS_mount, (long)"devtmpfs", (long)"/dev", (long)"devtmpfs", 0, 0);
-	fd = sys5(SYS_open, (long)"/dev/vda", O_RDONLY, 0, 0, 0);
-	if (fd >= 0) {
-		n = sys5(SYS_read, fd, (long)buf, sizeof(buf) - 1, 0, 0);
-		for (i = 0; i < n && buf[i] != '\n' && buf[i] != 0; i++)
-			;
-		buf[i] = 0;
-		say(1, "vda: ");
-		say(1, buf);
-		say(1, "\n");
-		sys5(SYS_close, fd, 0, 0, 0, 0);
+	print_first_line("vda: ", "/dev/vda");
+	sys5(SYS_mkdir, (long)"/mnt", 0755, 0, 0, 0);
+	if (sys5(SYS_mount, (long)"rpcfs", (long)"/mnt", (long)"virtiofs", 0, 0) == 0) {
+		print_first_line("virtiofs: ", "/mnt/hello.txt");
+		fd = sys5(SYS_open, (long)"/mnt/fromlinux.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644, 0, 0);
+		if (fd >= 0) {
+			say(fd, "written by linux over virtiofs\n");
+			sys5(SYS_close, fd, 0, 0, 0, 0);
+		}
 	}
 	fd = sys5(SYS_open, (long)"/dev/hvc0", O_WRONLY | O_NOCTTY, 0, 0, 0);
 	if (fd >= 0) {

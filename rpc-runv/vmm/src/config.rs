@@ -27,6 +27,15 @@ pub struct NetConfig {
     pub mac: [u8; 6],
 }
 
+/// A virtio-fs device served by a vhost-user backend (virtiofsd).
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// The tag the guest mounts (`mount -t virtiofs TAG /mnt`), 1..=36 bytes.
+    pub tag: String,
+    /// The backend's vhost-user socket (virtiofsd `--socket-path`).
+    pub socket: PathBuf,
+}
+
 /// Where the 8250 serial console goes.
 #[derive(Clone, Debug, Default)]
 pub enum SerialOutput {
@@ -69,6 +78,9 @@ pub struct VmConfig {
     pub vsock: Option<(u64, PathBuf)>,
     /// virtio-net on a tap.
     pub net: Option<NetConfig>,
+    /// virtio-fs devices (vhost-user); any of them makes guest memory
+    /// shared (memfd-backed) so the backends can map it.
+    pub fs: Vec<FsConfig>,
 }
 
 impl VmConfig {
@@ -88,6 +100,7 @@ impl VmConfig {
             console_ports: Vec::new(),
             net: None,
             vsock: None,
+            fs: Vec::new(),
         }
     }
 }

@@ -22,6 +22,12 @@ pub enum Error {
     },
     #[error("guest memory: {0}")]
     Memory(String),
+    #[error("shared guest memory (needed by vhost-user devices): {0}")]
+    SharedMemory(String),
+    /// (Its message carries the detail; it is not a `source`, so that
+    /// error chains do not print it twice.)
+    #[error("virtio-fs: {0}")]
+    Fs(crate::devices::virtio::fs::FsError),
     #[error("guest memory access at {addr:#x}: {source}")]
     GuestMemoryAccess {
         addr: u64,
@@ -56,6 +62,12 @@ pub enum Error {
     },
     #[error("vCPU thread: {0}")]
     Thread(String),
+}
+
+impl From<crate::devices::virtio::fs::FsError> for Error {
+    fn from(e: crate::devices::virtio::fs::FsError) -> Error {
+        Error::Fs(e)
+    }
 }
 
 /// Result with the VMM's [`Error`].

@@ -19,7 +19,7 @@ pub mod vcpu;
 pub mod vm;
 pub mod x86;
 
-pub use config::{BlockConfig, KernelImage, NetConfig, VmConfig};
+pub use config::{BlockConfig, FsConfig, KernelImage, NetConfig, VmConfig};
 
 /// Lock a mutex shared between vCPU threads and the event loop. Poison is
 /// ignored: a device's state stays usable even if a thread died holding it.

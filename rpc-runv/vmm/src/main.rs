@@ -10,7 +10,7 @@ use clap::Parser;
 use vmm::config::SerialOutput;
 use vmm::report::Reporter;
 use vmm::vm::EXIT_VMM_ERROR;
-use vmm::{BlockConfig, NetConfig, Vm, VmConfig};
+use vmm::{BlockConfig, FsConfig, NetConfig, Vm, VmConfig};
 
 /// Boot a kernel in a KVM micro-VM.
 #[derive(Parser, Debug)]
@@ -53,6 +53,11 @@ struct Args {
     /// MAC address of the virtio-net interface.
     #[arg(long, default_value = "52:54:00:12:34:56")]
     mac: String,
+    /// virtio-fs over vhost-user: --fs TAG=SOCKET, the socket of a running
+    /// backend (virtiofsd --socket-path); repeatable. Makes guest memory
+    /// shared (memfd).
+    #[arg(long = "fs")]
+    fs: Vec<String>,
     /// Serial output to a file instead of stdout ("-" for stdout, "none" to drop it).
     #[arg(long, default_value = "-")]
     serial: String,
@@ -93,6 +98,10 @@ fn config(args: &Args) -> anyhow::Result<VmConfig> {
         let (cid, path) = v.split_once(',').with_context(|| format!("--vsock {v}: want CID,SOCKET"))?;
         let cid = cid.parse().with_context(|| format!("--vsock {v}: bad CID"))?;
         c.vsock = Some((cid, path.into()));
+    }
+    for f in &args.fs {
+        let (tag, path) = f.split_once('=').with_context(|| format!("--fs {f}: want TAG=SOCKET"))?;
+        c.fs.push(FsConfig { tag: tag.to_string(), socket: path.into() });
     }
     if let Some(tap) = &args.net_tap {
         let mac = vmm::devices::virtio::net::parse_mac(&args.mac).with_context(|| format!("--mac {}: not a MAC address", args.mac))?;

@@ -23,6 +23,7 @@ use crate::config::{SerialOutput, VmConfig};
 use crate::devices::serial::{SerialConsole, StdoutUntilStop};
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::{Console, ConsoleHost, MAX_PORTS, PORT_TOKEN_BASE};
+use crate::devices::virtio::fs::Fs;
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::{open_tap, Net, NetHost};
 use crate::devices::virtio::vsock::{Vsock, VsockHost, CONN_TOKEN, LISTEN_TOKEN};
@@ -164,7 +165,7 @@ impl Vm {
         let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
         vm.create_pit2(pit).map_err(Error::kvm("KVM_CREATE_PIT2"))?;
 
-        let mem = memory::create(config.mem_mib)?;
+        let mem = memory::create(config.mem_mib, !config.fs.is_empty())?;
         memory::register(&vm, &mem)?;
 
         // Devices, each with an irqfd on its IOAPIC pin.
@@ -243,6 +244,17 @@ impl Vm {
             }
             None => None,
         };
+
+        let mut fs_devices = Vec::new();
+        for f in &config.fs {
+            let (dev, host) = Fs::new(&f.tag, &f.socket, &mem, reporter.clone())?;
+            fs_devices.push((add(Box::new(dev), &mut cmdline)?, host));
+        }
+        for (t, host) in fs_devices {
+            let slot = virtio.iter().position(|v| Arc::ptr_eq(v, &t)).ok_or_else(|| Error::Config("virtio-fs slot".into()))?;
+            let base = VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE;
+            host.start(&vm, base, Arc::downgrade(&t))?;
+        }
 
         let entry = boot::load(&mem, &config.kernel.path, config.initrd.as_deref(), &cmdline, config.pvh)?;
         mptable::setup(&mem, config.vcpus)?;

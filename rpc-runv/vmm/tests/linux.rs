@@ -51,12 +51,23 @@ fn boot(kernel: &Path, initrd: &Path, extra: &[&str]) -> Run {
 }
 
 /// Linux's own virtio drivers on our devices: init prints the first line
-/// of /dev/vda (virtio-blk, read-only) and writes a marker to /dev/hvc0
-/// (virtio-console), which the host reads from the console socket.
+/// of /dev/vda (virtio-blk, read-only), writes a marker to /dev/hvc0
+/// (virtio-console), which the host reads from the console socket, and
+/// mounts the virtio-fs tag `rpcfs` (virtiofsd on a temp dir), prints
+/// the first line of its hello.txt and writes fromlinux.txt, which the
+/// host reads back. One boot for all: each costs ~30 s here.
 #[test]
-fn linux_vmlinux_pvh_boots_to_init_with_virtio_disk_and_console() {
-    let Some(g) = guest_dir("linux_vmlinux_pvh_boots_to_init_with_virtio_disk_and_console") else { return };
+fn linux_vmlinux_pvh_boots_to_init_with_virtio_disk_console_and_fs() {
+    let test = "linux_vmlinux_pvh_boots_to_init_with_virtio_disk_console_and_fs";
+    let Some(g) = guest_dir(test) else { return };
+    let virtiofsd = virtiofsd(test);
     let d = TempDir::new("linux");
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("hello.txt"), "shared by the linux test\n").unwrap();
+    let fs_sock = d.path().join("fs.sock");
+    let backend = virtiofsd.as_ref().map(|bin| Backend::start(bin, &shared, &fs_sock, d.path()));
+    let fs_arg = format!("rpcfs={}", fs_sock.display());
     let disk = d.path().join("disk.img");
     let mut img = b"disk made by the linux test\n".to_vec();
     img.resize(1 << 20, 0);
@@ -77,13 +88,22 @@ fn linux_vmlinux_pvh_boots_to_init_with_virtio_disk_and_console() {
         let _ = conn.read_to_end(&mut got);
         String::from_utf8_lossy(&got).into_owned()
     });
-    let r = boot(&g.join("vmlinux"), &g.join("initramfs.cpio"), &["--disk", &disk_arg, "--console-socket", sock.to_str().unwrap()]);
-    eprintln!("vmlinux (PVH) with disk and console to init and reset: {:.1} s", r.elapsed.as_secs_f64());
+    let mut args = vec!["--disk", &disk_arg, "--console-socket", sock.to_str().unwrap()];
+    if backend.is_some() {
+        args.extend(["--fs", &fs_arg]);
+    }
+    let r = boot(&g.join("vmlinux"), &g.join("initramfs.cpio"), &args);
+    eprintln!("vmlinux (PVH) with disk, console and fs to init and reset: {:.1} s", r.elapsed.as_secs_f64());
     assert!(r.stdout.contains(MARKER), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.code(), Some(0), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(r.stdout.contains("vda: disk made by the linux test\r\n"), "stdout: {}", r.stdout);
     let console = reader.join().unwrap();
     assert!(console.contains("RPC-GUEST-HVC0-OK"), "console socket got: {console:?}");
+    if let Some(b) = backend {
+        assert!(r.stdout.contains("virtiofs: shared by the linux test\r\n"), "stdout: {}\nvirtiofsd: {}", r.stdout, b.log_text());
+        let written = std::fs::read_to_string(shared.join("fromlinux.txt"));
+        assert_eq!(written.ok().as_deref(), Some("written by linux over virtiofs\n"), "virtiofsd: {}", b.log_text());
+    }
 }
 
 #[test]

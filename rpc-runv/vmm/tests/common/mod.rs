@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -144,4 +145,104 @@ pub fn spawn(args: &[&str]) -> Child {
 /// Runs rpc-vmm with `args` to completion (at most `timeout`).
 pub fn run(args: &[&str], timeout: Duration) -> Run {
     wait(spawn(args), timeout)
+}
+
+/// The virtiofsd binary (rpc-runv/guest/virtiofsd.sh, or `RPC_VIRTIOFSD`)
+/// if installed; otherwise skips, saying why, or fails under CI (`CI`).
+pub fn virtiofsd(test: &str) -> Option<PathBuf> {
+    if skip(test) {
+        return None;
+    }
+    if let Some(p) = std::env::var_os("RPC_VIRTIOFSD") {
+        return Some(p.into());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/virtiofsd.sh");
+    let out = Command::new("bash").arg(&script).arg("--check").output().expect("run virtiofsd.sh --check");
+    if out.status.success() {
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        return Some(path.into());
+    }
+    let why = format!("virtiofsd is not installed (run {})", script.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}");
+    }
+    eprintln!("skipping {test}: {why}");
+    None
+}
+
+/// A running virtiofsd (its own process group, killed with it on drop).
+pub struct Backend {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Backend {
+    /// Starts `bin` serving `shared` on `socket`, and waits for the socket.
+    ///
+    /// `--rlimit-nofile 0`: root here lacks CAP_SYS_RESOURCE, so virtiofsd
+    /// must not raise its fd limit. The default namespace sandbox (new
+    /// mount, pid and net namespaces, pivot_root into the shared dir)
+    /// works as root here, so it is kept.
+    pub fn start(bin: &Path, shared: &Path, socket: &Path, dir: &Path) -> Backend {
+        let log = dir.join("virtiofsd.log");
+        let child = Command::new(bin)
+            .arg("--rlimit-nofile")
+            .arg("0")
+            .arg("--socket-path")
+            .arg(socket)
+            .arg("--shared-dir")
+            .arg(shared)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("virtiofsd log"))
+            .process_group(0)
+            .spawn()
+            .expect("spawn virtiofsd");
+        let mut b = Backend { child, log };
+        let start = Instant::now();
+        while !socket.exists() {
+            if let Ok(Some(st)) = b.child.try_wait() {
+                panic!("virtiofsd exited ({st}) before listening: {}", b.log_text());
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "virtiofsd did not listen: {}", b.log_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        b
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL to the whole group (virtiofsd forks into its sandbox).
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Sends `sig` to the whole group.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) of the process group we created.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), sig);
+        }
+    }
+
+    /// Waits (at most `timeout`) for virtiofsd to exit by itself.
+    pub fn exited_within(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -159,6 +159,22 @@ impl MmioTransport {
         }
     }
 
+    /// The device's vhost-user backend used buffers (its call eventfd
+    /// fired): set the used-ring interrupt bit and raise the IRQ.
+    pub fn backend_interrupt(&mut self) {
+        if self.status & STATUS_DRIVER_OK != 0 {
+            self.signal_used();
+        }
+    }
+
+    /// The device's backend is gone: DEVICE_NEEDS_RESET and a
+    /// configuration interrupt, if the device is live.
+    pub fn backend_failed(&mut self) {
+        if self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_DEVICE_NEEDS_RESET == 0 {
+            self.needs_reset();
+        }
+    }
+
     /// A guest read at `offset` in the window.
     pub fn read(&mut self, offset: u64, data: &mut [u8]) {
         if offset >= 0x100 {
@@ -300,6 +316,12 @@ impl MmioTransport {
             for q in &mut self.queues {
                 q.set_event_idx(event_idx);
             }
+            self.status = v;
+            if let Err(e) = self.device.activate(&self.queues, &self.mem, self.driver_features) {
+                guest_fault!(self.report, "virtio device start failed", "{e}");
+                self.needs_reset();
+            }
+            return;
         }
         self.status = v;
     }

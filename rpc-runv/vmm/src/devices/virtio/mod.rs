@@ -3,6 +3,7 @@
 
 pub mod block;
 pub mod console;
+pub mod fs;
 pub mod mmio;
 pub mod net;
 pub mod queue;
@@ -43,6 +44,12 @@ pub trait VirtioDevice: Send {
     /// data, a client came or went): take the queues on where they waited.
     fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
         false
+    }
+    /// The driver set DRIVER_OK: the device may start (a vhost-user
+    /// device hands its queues to the backend here). An error marks the
+    /// device DEVICE_NEEDS_RESET.
+    fn activate(&mut self, _queues: &[Queue], _mem: &GuestMemoryMmap, _driver_features: u64) -> Result<(), String> {
+        Ok(())
     }
     /// The driver reset the device.
     fn reset(&mut self) {}
