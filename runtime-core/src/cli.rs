@@ -181,7 +181,16 @@ pub struct Identity {
 
 /// Parse the command line, run the verb, return the exit code.
 pub fn main(id: &Identity, backend: &dyn Backend) -> i32 {
-    let cli = match Cli::try_parse() {
+    // clap's command tree and matches are left to the process exit:
+    // dropping them took ~100k instructions on every call.
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let parsed = cmd.try_get_matches_from_mut(std::env::args_os()).and_then(|mut m| {
+        let r = <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut m);
+        std::mem::forget(m);
+        r.map_err(|e| e.format(&mut cmd))
+    });
+    std::mem::forget(cmd);
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

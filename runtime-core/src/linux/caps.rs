@@ -23,6 +23,20 @@ pub fn last_cap() -> u8 {
     *LAST.get_or_init(|| crate::linux::kfile::read("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40))
 }
 
+/// Add capability `name` of set `field` to `out`, once; unknown names and
+/// names the kernel lacks are logged and skipped.
+fn add(out: &mut Vec<Capability>, name: &str, field: &str) {
+    match parse_name(name) {
+        Some(c) if c.index() <= last_cap() => {
+            if !out.contains(&c) {
+                out.push(c)
+            }
+        }
+        Some(_) => log::warn(&format!("capability {name} is not supported by the running kernel, ignored")),
+        None => log::warn(&format!("unknown capability {name:?} in process.capabilities.{field}, ignored")),
+    }
+}
+
 fn parse_name(name: &str) -> Option<Capability> {
     let canon = if name.starts_with("CAP_") { name.to_string() } else { format!("CAP_{name}") };
     canon.to_ascii_uppercase().parse().ok()
@@ -31,7 +45,6 @@ fn parse_name(name: &str) -> Option<Capability> {
 impl CapSets {
     /// Parse `process.capabilities`. Errors name the field (e.g. `bounding`).
     pub fn from_json(v: &Value) -> std::result::Result<CapSets, (String, String)> {
-        let last = last_cap();
         let set = |field: &str| -> std::result::Result<Vec<Capability>, (String, String)> {
             let mut out = Vec::new();
             match v.get(field) {
@@ -41,15 +54,7 @@ impl CapSets {
                         let Some(s) = n.as_str() else {
                             return Err((format!("{field}[{i}]"), "must be a string".into()));
                         };
-                        match parse_name(s) {
-                            Some(c) if c.index() <= last => {
-                                if !out.contains(&c) {
-                                    out.push(c)
-                                }
-                            }
-                            Some(_) => log::warn(&format!("capability {s} is not supported by the running kernel, ignored")),
-                            None => log::warn(&format!("unknown capability {s:?} in process.capabilities.{field}, ignored")),
-                        }
+                        add(&mut out, s, field);
                     }
                 }
                 Some(_) => return Err((field.to_string(), "must be an array of capability names".into())),
@@ -66,6 +71,25 @@ impl CapSets {
             permitted: set("permitted")?,
             ambient: set("ambient")?,
         })
+    }
+
+    /// The sets oci-spec parsed (every name known to it); names the running
+    /// kernel lacks are skipped as in `from_json`.
+    pub fn from_oci(c: &oci_spec::runtime::LinuxCapabilities) -> CapSets {
+        let set = |field: &str, names: &Option<oci_spec::runtime::Capabilities>| {
+            let mut out = Vec::new();
+            for n in names.iter().flatten() {
+                add(&mut out, &n.to_string(), field);
+            }
+            out
+        };
+        CapSets {
+            bounding: set("bounding", c.bounding()),
+            effective: set("effective", c.effective()),
+            inheritable: set("inheritable", c.inheritable()),
+            permitted: set("permitted", c.permitted()),
+            ambient: set("ambient", c.ambient()),
+        }
     }
 
     /// Parse `--cap` style names (exec). Unknown names are an error there.

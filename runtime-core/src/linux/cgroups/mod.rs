@@ -70,6 +70,10 @@ impl Hierarchies {
             let Some((pre, post)) = line.split_once(" - ") else {
                 continue;
             };
+            // Most lines are other filesystems: no splitting for those.
+            if !post.starts_with("cgroup") {
+                continue;
+            }
             let pf: Vec<&str> = pre.split(' ').collect();
             let qf: Vec<&str> = post.split(' ').collect();
             if pf.len() < 5 || qf.len() < 3 {
