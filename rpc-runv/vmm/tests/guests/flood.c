@@ -8,7 +8,7 @@
  * ("... stalled after N"): the host is not reading. When everything is
  * sent, the guest shuts its vsock side down (SEND), says "all sent" and
  * waits for the host's acknowledgement on the console before it exits. */
-#include "virtio.h"
+#include "vsock.h"
 
 #define CON_Q(q) (0x200000UL + 0x10000UL * (q))
 #define VS_Q(q) (0x240000UL + 0x10000UL * (q))
@@ -22,13 +22,6 @@
 #define VS_PKTS 256
 #define SLOTS 8
 #define PATTERN 0x9e3779b97f4a7c15UL
-
-struct hdr {
-	u64 src_cid, dst_cid;
-	u32 src_port, dst_port, len;
-	u16 type, op;
-	u32 flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
 
 static struct vq crx, ctx, vrx, vtx, vev;
 static u64 cid;
@@ -65,8 +58,8 @@ static int vs_poll_rx(void) {
 		vrx.last_used++;
 		struct hdr *h = (struct hdr *)(VS_RXBUF + 4096UL * id);
 		if (h->src_port == 1234 && h->dst_port == 5000) {
-			if (h->op == 3 && !shut) fail("vsock connection reset");
-			if (h->op == 2) connected = 1;
+			if (h->op == OP_RST && !shut) fail("vsock connection reset");
+			if (h->op == OP_RESPONSE) connected = 1;
 			peer_buf_alloc = h->buf_alloc;
 			peer_fwd = h->fwd_cnt;
 		}
@@ -110,7 +103,7 @@ void _start(void)
 		fill_pattern(VS_TXBUF + 8192UL * i + sizeof(struct hdr), VS_PAYLOAD);
 	}
 
-	vs_send(1, 0, 0); /* REQUEST */
+	vs_send(OP_REQUEST, 0, 0);
 	u64 deadline = rdtsc() + 20000UL * 1000000UL * 3;
 	while (!connected) {
 		vs_poll_rx();
@@ -159,7 +152,7 @@ void _start(void)
 	}
 	while (!vs_slot_free()) vs_poll_rx();
 	shut = 1; /* from now on the connection may close (RST) */
-	vs_send(4, 2, 0); /* SHUTDOWN: we send no more */
+	vs_send(OP_SHUTDOWN, 2, 0); /* we send no more */
 	puts_("all sent\n");
 
 	deadline = rdtsc() + 60000UL * 1000000UL * 3;

@@ -2,18 +2,11 @@
  * giving no receive buffers: the device must stop taking the transmit
  * queue at its limit, and take it again once receive buffers drain the
  * replies. */
-#include "virtio.h"
+#include "vsock.h"
 
 #define QMEM(q) (0x200000UL + 0x10000UL * (q))
 #define RXBUF 0x300000UL /* 8 x 4 KiB */
 #define TXBUF 0x310000UL
-
-struct hdr {
-	u64 src_cid, dst_cid;
-	u32 src_port, dst_port, len;
-	u16 type, op;
-	u32 flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
 
 static struct vq rx, tx;
 
@@ -39,7 +32,7 @@ void _start(void)
 
 	struct hdr *h = (struct hdr *)TXBUF;
 	h->src_cid = cid; h->dst_cid = 2; h->src_port = 7; h->dst_port = 9;
-	h->len = 0; h->type = 1; h->op = 7; /* CREDIT_REQUEST, no connection */
+	h->len = 0; h->type = 1; h->op = OP_CREDIT_REQUEST; /* no connection */
 	h->flags = 0; h->buf_alloc = 65536; h->fwd_cnt = 0;
 	vq_desc(&tx, 0, TXBUF, sizeof(struct hdr), 0, 0);
 	u32 sent = 0;

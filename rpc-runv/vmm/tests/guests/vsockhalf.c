@@ -2,45 +2,11 @@
  * ways, RST on a write to a host socket that is gone, and a device reset
  * that drops connections and queued packets. The host side (tests/vsock.rs)
  * listens on ports 1234..1237. */
-#include "virtio.h"
 
 #define QMEM(q) (0x200000UL + 0x10000UL * (q))
 #define RXBUF 0x300000UL /* 4 x 8 KiB */
 #define TXBUF 0x310000UL
-
-#define OP_REQUEST 1
-#define OP_RESPONSE 2
-#define OP_RST 3
-#define OP_SHUTDOWN 4
-#define OP_RW 5
-#define OP_CREDIT_UPDATE 6
-
-struct hdr {
-	u64 src_cid, dst_cid;
-	u32 src_port, dst_port, len;
-	u16 type, op;
-	u32 flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
-
-static struct vq rx, tx, ev;
-static u64 cid;
-static u32 fwd;
-
-static void post_rx(u16 i) {
-	vq_desc(&rx, i, RXBUF + 8192UL * i, 8192, D_WRITE, 0);
-	vq_kick(&rx, i);
-}
-
-static void send(u32 sport, u32 dport, u16 op, u32 flags, const char *data) {
-	struct hdr *h = (struct hdr *)TXBUF;
-	u32 n = 0;
-	if (data) for (; data[n]; n++) ((u8 *)TXBUF)[sizeof(struct hdr) + n] = data[n];
-	h->src_cid = cid; h->dst_cid = 2; h->src_port = sport; h->dst_port = dport;
-	h->len = n; h->type = 1; h->op = op; h->flags = flags; h->buf_alloc = 65536; h->fwd_cnt = fwd;
-	vq_desc(&tx, 0, TXBUF, sizeof(struct hdr) + n, 0, 0);
-	vq_kick(&tx, 0);
-	vq_wait(&tx, 2000);
-}
+#include "vsock.h"
 
 /* True if a packet came within ~`ms` ms. */
 static int wait_rx(u64 ms) {
