@@ -131,7 +131,7 @@ void _start(void)
 		while (vs_sent < VS_PKTS && vs_slot_free() && vs_credit() >= VS_PAYLOAD) {
 			u16 slot = vtx_kicks % SLOTS;
 			*(volatile u64 *)(VS_TXBUF + 8192UL * slot + sizeof(struct hdr)) = vs_sent;
-			vs_send(5, 0, VS_PAYLOAD);
+			vs_send(OP_RW, 0, VS_PAYLOAD);
 			vs_tx_cnt += VS_PAYLOAD;
 			vs_sent++;
 		}
