@@ -170,6 +170,56 @@ pub fn virtiofsd(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Why the virtio-net tests cannot run here (they need root, `ip`,
+/// `unshare` and /dev/net/tun for a tap in a private network namespace),
+/// if they cannot.
+pub fn net_skip_reason() -> Option<String> {
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun missing".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root (tap in a new network namespace)".into());
+    }
+    for tool in ["ip", "unshare"] {
+        if Command::new(tool).arg("-V").output().is_err() {
+            return Some(format!("{tool} not found"));
+        }
+    }
+    None
+}
+
+/// Returns true (after printing why) if a virtio-net test must be skipped.
+pub fn net_skip(test: &str) -> bool {
+    if skip(test) {
+        return true;
+    }
+    match net_skip_reason() {
+        Some(why) => {
+            eprintln!("skipping {test}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// Runs rpc-vmm with `args` and `--net-tap rvm0` in a new network
+/// namespace (`unshare -n`) where the tap rvm0 exists, is up and has
+/// 10.0.2.1/24: nothing outside sees it, and it goes with the process.
+pub fn run_in_netns(args: &[&str], timeout: Duration) -> Run {
+    let script = "set -e; ip tuntap add dev rvm0 mode tap; ip addr add 10.0.2.1/24 dev rvm0; ip link set rvm0 up; \
+                  exec \"$0\" \"$@\" --net-tap rvm0";
+    let child = Command::new("unshare")
+        .args(["-n", "sh", "-c", script, vmm_bin()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    wait(child, timeout)
+}
+
 /// A running virtiofsd (its own process group, killed with it on drop).
 pub struct Backend {
     child: Child,

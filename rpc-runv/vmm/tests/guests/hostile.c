@@ -4,21 +4,7 @@
  * MMIO of nothing), then virtqueues whose rings or descriptors point
  * outside memory, loop, or lie about lengths. The VMM must survive:
  * this guest then exits with status 42. */
-#include "virtio.h"
-
-static u32 rnd_state = 0x12345678;
-static u32 rnd(void) { rnd_state ^= rnd_state << 13; rnd_state ^= rnd_state >> 17; rnd_state ^= rnd_state << 5; return rnd_state; }
-
-static void garbage_window(u64 base) {
-	for (u64 off = 0; off < 0x180; off++) {
-		u32 v = rnd();
-		switch (off % 3) {
-		case 0: mmio_w8(base + off, (u8)v); (void)mmio_r8(base + off); break;
-		case 1: *(volatile u16 *)(base + off) = (u16)v; (void)*(volatile u16 *)(base + off); break;
-		default: mmio_w32(base + (off & ~3UL), v); (void)mmio_r32(base + (off & ~3UL)); break;
-		}
-	}
-}
+#include "hostile.h"
 
 #define QMEM 0x200000UL
 

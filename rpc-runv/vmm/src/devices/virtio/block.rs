@@ -188,8 +188,8 @@ impl VirtioDevice for Block {
     fn features(&self) -> u64 {
         VIRTIO_BLK_F_FLUSH | if self.read_only { VIRTIO_BLK_F_RO } else { 0 }
     }
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config, offset, data);
+    fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
+        read_config_bytes(&self.config, offset, data)
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let Some(queue) = queues.get_mut(index) else { return false };

@@ -484,11 +484,11 @@ impl VirtioDevice for Console {
             0
         }
     }
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
+    fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
         // cols, rows (u16), max_nr_ports (u32), emerg_wr (u32).
         let mut cfg = [0u8; 12];
         cfg[4..8].copy_from_slice(&(self.ports.len() as u32).to_le_bytes());
-        read_config_bytes(&cfg, offset, data);
+        read_config_bytes(&cfg, offset, data)
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut used = false;

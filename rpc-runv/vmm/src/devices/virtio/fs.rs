@@ -229,8 +229,8 @@ impl Fs {
         }
         let features = (driver_features & self.features) | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
         self.frontend.set_features(features).map_err(proto("SET_FEATURES"))?;
-        let hva = |index: usize, gpa: u64| -> FsResult<u64> {
-            mem.get_host_address(GuestAddress(gpa)).map(|p| p as u64).map_err(|_| FsError::Queue { index, why: "ring outside memory" })
+        let hva = |index: usize, gpa: u64, len: u64| -> FsResult<u64> {
+            ring_hva(mem, gpa, len).ok_or(FsError::Queue { index, why: "ring outside memory" })
         };
         for (index, q) in queues.iter().enumerate().take(NUM_QUEUES) {
             if !q.ready() {
@@ -239,13 +239,14 @@ impl Fs {
             if !q.is_valid(mem) {
                 return Err(FsError::Queue { index, why: "bad size or rings outside memory" });
             }
+            let n = u64::from(q.size());
             let ring = VringConfigData {
                 queue_max_size: q.max_size(),
                 queue_size: q.size(),
                 flags: 0,
-                desc_table_addr: hva(index, q.desc_table())?,
-                used_ring_addr: hva(index, q.used_ring())?,
-                avail_ring_addr: hva(index, q.avail_ring())?,
+                desc_table_addr: hva(index, q.desc_table(), 16 * n)?,
+                used_ring_addr: hva(index, q.used_ring(), 6 + 8 * n)?,
+                avail_ring_addr: hva(index, q.avail_ring(), 6 + 2 * n)?,
                 log_addr: None,
             };
             self.frontend.set_vring_num(index, q.size()).map_err(proto("SET_VRING_NUM"))?;
@@ -258,6 +259,16 @@ impl Fs {
         }
         Ok(())
     }
+}
+
+/// The backend's address of a ring of `len` bytes at guest address `gpa`,
+/// if all of it lies in one memory region (the backend gets one pointer
+/// per ring, valid only inside the mapping of one region): checked here
+/// besides `Queue::is_valid`, which accepts a ring spanning two regions
+/// that touch in guest addresses but not in host ones.
+fn ring_hva(mem: &GuestMemoryMmap, gpa: u64, len: u64) -> Option<u64> {
+    let slice = mem.get_slice(GuestAddress(gpa), usize::try_from(len).ok()?).ok()?;
+    Some(slice.ptr_guard().as_ptr() as u64)
 }
 
 impl VirtioDevice for Fs {
@@ -273,8 +284,8 @@ impl VirtioDevice for Fs {
     fn features(&self) -> u64 {
         self.features
     }
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config, offset, data);
+    fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
+        read_config_bytes(&self.config, offset, data)
     }
     /// Kicks go to KVM's ioeventfds; one that reaches the VMM anyway is
     /// passed on to the backend.
@@ -504,5 +515,24 @@ fn spawn_quiet<F: FnOnce() + Send + 'static>(name: &str, f: F) -> std::io::Resul
         let t = std::thread::Builder::new().name(name.to_string()).spawn(f);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring must lie in one region: across two regions that touch, or
+    /// past the end of memory, the backend is not told of it.
+    #[test]
+    fn rings_stay_inside_one_region() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000), (GuestAddress(0x10000), 0x10000)]).unwrap();
+        let base = mem.get_host_address(GuestAddress(0x1000)).unwrap() as u64;
+        assert_eq!(ring_hva(&mem, 0x1000, 0x1000), Some(base));
+        assert_eq!(ring_hva(&mem, 0xff00, 0x100), Some(base + 0xef00));
+        assert_eq!(ring_hva(&mem, 0xff00, 0x101), None, "spans two regions");
+        assert_eq!(ring_hva(&mem, 0x1ff00, 0x1000), None, "runs past the end");
+        assert_eq!(ring_hva(&mem, 0x20000, 16), None, "outside");
+        assert_eq!(ring_hva(&mem, u64::MAX - 8, 16), None, "wraps");
     }
 }

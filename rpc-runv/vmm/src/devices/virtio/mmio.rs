@@ -41,7 +41,17 @@ pub struct MmioTransport {
     queue_sel: u32,
     interrupt_status: u32,
     config_generation: u32,
+    /// Per queue, the rings (RING_DESC, RING_AVAIL, RING_USED) whose last
+    /// address written was misaligned. `virtio-queue` refuses such an
+    /// address and keeps the previous one (0 after a reset): without this
+    /// the device would run, or hand its backend, rings at an address the
+    /// driver never chose.
+    misaligned: Vec<u8>,
 }
+
+const RING_DESC: u8 = 1;
+const RING_AVAIL: u8 = 2;
+const RING_USED: u8 = 4;
 
 impl MmioTransport {
     pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: EventFd, report: Arc<Reporter>) -> crate::Result<Self> {
@@ -50,6 +60,7 @@ impl MmioTransport {
             .iter()
             .map(|&max| Queue::new(max).map_err(|e| crate::Error::Config(format!("virtqueue: {e}"))))
             .collect::<crate::Result<Vec<_>>>()?;
+        let misaligned = vec![0; queues.len()];
         Ok(MmioTransport {
             device,
             queues,
@@ -63,6 +74,7 @@ impl MmioTransport {
             queue_sel: 0,
             interrupt_status: 0,
             config_generation: 0,
+            misaligned,
         })
     }
 
@@ -78,6 +90,7 @@ impl MmioTransport {
         for q in &mut self.queues {
             q.reset();
         }
+        self.misaligned.fill(0);
         self.device.reset();
         self.status = 0;
         self.driver_features = 0;
@@ -97,6 +110,12 @@ impl MmioTransport {
                 None
             }
         }
+    }
+
+    /// Whether queue `index` (ready) has its size and rings where the
+    /// driver put them, inside guest memory.
+    fn queue_ok(&self, index: usize) -> bool {
+        self.misaligned.get(index) == Some(&0) && self.queues.get(index).is_some_and(|q| q.is_valid(&self.mem))
     }
 
     fn signal_used(&mut self) {
@@ -126,9 +145,10 @@ impl MmioTransport {
             return false;
         };
         if !q.ready() {
+            guest_fault!(self.report, "virtio notify of a queue not ready", "{name}: queue {index}");
             return false;
         }
-        if !q.is_valid(&self.mem) {
+        if !self.queue_ok(index) {
             guest_fault!(self.report, "virtio invalid queue", "{name}: queue {index} (size or rings outside memory)");
             self.needs_reset();
             return false;
@@ -150,7 +170,7 @@ impl MmioTransport {
     /// went (called by the event loop).
     pub fn host_event(&mut self) {
         let live = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_DEVICE_NEEDS_RESET == 0;
-        if !live || self.queues.iter().any(|q| q.ready() && !q.is_valid(&self.mem)) {
+        if !live || (0..self.queues.len()).any(|i| self.queues[i].ready() && !self.queue_ok(i)) {
             self.device.host_blocked();
             return;
         }
@@ -178,7 +198,16 @@ impl MmioTransport {
     /// A guest read at `offset` in the window.
     pub fn read(&mut self, offset: u64, data: &mut [u8]) {
         if offset >= 0x100 {
-            self.device.read_config(offset - 0x100, data);
+            if !self.device.read_config(offset - 0x100, data) {
+                let name = self.device.name();
+                guest_fault!(
+                    self.report,
+                    "virtio bad config access",
+                    "{name}: read of {} bytes at config offset {:#x}",
+                    data.len(),
+                    offset - 0x100
+                );
+            }
             return;
         }
         if data.len() != 4 || !offset.is_multiple_of(4) {
@@ -216,8 +245,18 @@ impl MmioTransport {
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         let name = self.device.name();
         if offset >= 0x100 {
-            self.device.write_config(offset - 0x100, data);
-            self.config_generation = self.config_generation.wrapping_add(1);
+            // Only a write the device took changes the configuration.
+            if self.device.write_config(offset - 0x100, data) {
+                self.config_generation = self.config_generation.wrapping_add(1);
+            } else {
+                guest_fault!(
+                    self.report,
+                    "virtio bad config access",
+                    "{name}: write of {} bytes at config offset {:#x}",
+                    data.len(),
+                    offset - 0x100
+                );
+            }
             return;
         }
         let Ok(bytes) = <[u8; 4]>::try_from(data) else {
@@ -265,7 +304,34 @@ impl MmioTransport {
                     return;
                 }
                 let report = self.report.clone();
-                let Some(q) = self.selected_queue() else { return };
+                let sel = self.queue_sel as usize;
+                if self.selected_queue().is_none() {
+                    return;
+                }
+                // The alignment the spec requires of each ring (2.7).
+                let (ring, align) = match offset {
+                    0x080 => (RING_DESC, 16),
+                    0x090 => (RING_AVAIL, 2),
+                    0x0a0 => (RING_USED, 4),
+                    _ => (0, 1),
+                };
+                if ring != 0 {
+                    let bad = v % align != 0;
+                    if bad {
+                        guest_fault!(
+                            report,
+                            "virtio bad ring address",
+                            "{name}: queue {sel}: {v:#x} at {offset:#x}, want {align}-byte alignment"
+                        );
+                    }
+                    if let Some(m) = self.misaligned.get_mut(sel) {
+                        *m = if bad { *m | ring } else { *m & !ring };
+                    }
+                    if bad {
+                        return;
+                    }
+                }
+                let Some(q) = self.queues.get_mut(sel) else { return };
                 match offset {
                     0x038 => {
                         if v == 0 || v > u32::from(q.max_size()) || !v.is_power_of_two() {
@@ -312,6 +378,12 @@ impl MmioTransport {
                 guest_fault!(self.report, "virtio bad state", "{name}: DRIVER_OK before FEATURES_OK");
                 return;
             }
+            if let Some(index) = (0..self.queues.len()).find(|&i| self.queues[i].ready() && self.misaligned[i] != 0) {
+                guest_fault!(self.report, "virtio invalid queue", "{name}: queue {index}: misaligned ring address");
+                self.status = v;
+                self.needs_reset();
+                return;
+            }
             let event_idx = self.driver_features & (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX) != 0;
             for q in &mut self.queues {
                 q.set_event_idx(event_idx);
@@ -324,5 +396,101 @@ impl MmioTransport {
             return;
         }
         self.status = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::GuestAddress;
+
+    /// A device with one queue that counts the chains it is notified of.
+    struct Probe(u16);
+
+    impl VirtioDevice for Probe {
+        fn device_type(&self) -> u32 {
+            2
+        }
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[8]
+        }
+        fn features(&self) -> u64 {
+            0
+        }
+        fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
+            super::super::read_config_bytes(&[1, 2], offset, data)
+        }
+        fn process_queue(&mut self, _: usize, _: &mut [Queue], _: &GuestMemoryMmap, _: &Reporter) -> bool {
+            self.0 += 1;
+            false
+        }
+    }
+
+    fn w(t: &mut MmioTransport, offset: u64, v: u32) {
+        t.write(offset, &v.to_le_bytes());
+    }
+
+    fn transport() -> (MmioTransport, Arc<Reporter>) {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let report = Arc::new(Reporter::new(false));
+        let t = MmioTransport::new(Box::new(Probe(0)), mem, EventFd::new(EFD_NONBLOCK).unwrap(), report.clone()).unwrap();
+        (t, report)
+    }
+
+    /// Sets queue 0 up at desc/avail/used and starts the device.
+    fn start(t: &mut MmioTransport, desc: u32, avail: u32, used: u32) {
+        w(t, 0x070, 0);
+        w(t, 0x070, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        w(t, 0x024, 1);
+        w(t, 0x020, 1);
+        w(t, 0x070, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+        w(t, 0x030, 0);
+        w(t, 0x038, 8);
+        w(t, 0x080, desc);
+        w(t, 0x090, avail);
+        w(t, 0x0a0, used);
+        w(t, 0x044, 1);
+        w(t, 0x070, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    }
+
+    use vmm_sys_util::eventfd::EFD_NONBLOCK;
+
+    /// Regression: a misaligned ring address used to be dropped by
+    /// virtio-queue, which kept the old one (0 after a reset), and the
+    /// device then ran (or a vhost-user backend was given) rings the
+    /// driver never placed there. Now it is reported and the device
+    /// refuses to start until a reset and an aligned address.
+    #[test]
+    fn misaligned_rings_are_refused() {
+        for (desc, avail, used) in [(0x1008, 0x2000, 0x3000), (0x1000, 0x2001, 0x3000), (0x1000, 0x2000, 0x3002)] {
+            let (mut t, report) = transport();
+            start(&mut t, desc, avail, used);
+            assert_ne!(t.status & STATUS_DEVICE_NEEDS_RESET, 0, "{desc:#x} {avail:#x} {used:#x}");
+            assert_eq!(report.count("virtio bad ring address"), 1);
+            w(&mut t, 0x050, 0);
+            start(&mut t, 0x1000, 0x2000, 0x3000);
+            assert_eq!(t.status & STATUS_DEVICE_NEEDS_RESET, 0);
+            w(&mut t, 0x050, 0);
+            assert_eq!(t.queues[0].desc_table(), 0x1000);
+        }
+    }
+
+    /// Config reads past the end and writes to a read-only config are
+    /// reported, and such a write does not change the generation.
+    #[test]
+    fn bad_config_accesses_are_reported() {
+        let (mut t, report) = transport();
+        let mut d = [0u8; 4];
+        t.read(0x100, &mut d[..2]);
+        assert_eq!(report.count("virtio bad config access"), 0);
+        t.read(0x101, &mut d);
+        assert_eq!(d, [2, 0, 0, 0]);
+        t.write(0x100, &[9]);
+        assert_eq!(report.count("virtio bad config access"), 2);
+        t.read(0x0fc, &mut d);
+        assert_eq!(d, [0; 4], "generation");
     }
 }

@@ -33,10 +33,15 @@ pub trait VirtioDevice: Send {
     /// Feature bits offered (VIRTIO_F_VERSION_1 is added by the transport).
     fn features(&self) -> u64;
     /// A read of its configuration space at `offset`; bytes past the end
-    /// read as zero.
-    fn read_config(&self, offset: u64, data: &mut [u8]);
-    /// A write to its configuration space (ignored by default).
-    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+    /// read as zero. Returns false if any byte was past the end (the
+    /// transport reports it).
+    fn read_config(&self, offset: u64, data: &mut [u8]) -> bool;
+    /// A write to its configuration space; returns whether the device
+    /// took it (none of ours has a writable field: the default refuses,
+    /// and the transport reports it).
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) -> bool {
+        false
+    }
     /// The driver notified queue `index`: process what it made available.
     /// Returns whether used buffers were added (an interrupt is due).
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool;
@@ -59,9 +64,32 @@ pub trait VirtioDevice: Send {
     fn host_blocked(&mut self) {}
 }
 
-/// Copies `src` into `data` from `offset`, zero past the end.
-pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
+/// Copies `src` into `data` from `offset`, zero past the end; returns
+/// whether all of `data` came from `src`.
+pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) -> bool {
+    let mut inside = true;
     for (i, b) in data.iter_mut().enumerate() {
-        *b = usize::try_from(offset).ok().and_then(|o| o.checked_add(i)).and_then(|o| src.get(o)).copied().unwrap_or(0);
+        let byte = usize::try_from(offset).ok().and_then(|o| o.checked_add(i)).and_then(|o| src.get(o)).copied();
+        inside &= byte.is_some();
+        *b = byte.unwrap_or(0);
+    }
+    inside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_config_bytes;
+
+    #[test]
+    fn config_reads_past_the_end_are_zero_and_flagged() {
+        let src = [1u8, 2, 3, 4];
+        let mut d = [0xffu8; 2];
+        assert!(read_config_bytes(&src, 2, &mut d));
+        assert_eq!(d, [3, 4]);
+        let mut d = [0xffu8; 4];
+        assert!(!read_config_bytes(&src, 2, &mut d));
+        assert_eq!(d, [3, 4, 0, 0]);
+        assert!(!read_config_bytes(&src, u64::MAX, &mut d));
+        assert_eq!(d, [0; 4]);
     }
 }

@@ -153,8 +153,8 @@ impl VirtioDevice for Net {
     fn features(&self) -> u64 {
         VIRTIO_NET_F_MAC
     }
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config, offset, data);
+    fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
+        read_config_bytes(&self.config, offset, data)
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         match (index, queues) {

@@ -599,8 +599,8 @@ impl VirtioDevice for Vsock {
     fn features(&self) -> u64 {
         0
     }
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config, offset, data);
+    fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
+        read_config_bytes(&self.config, offset, data)
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut used = false;
