@@ -12,9 +12,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -101,48 +100,11 @@ fn fs_backend_killed_mid_run_is_reported_and_the_vm_goes_on() {
     let g = build_guest("fs", d.path());
     let mut backend = Backend::start(&bin, &shared, &socket, d.path());
     let fs = format!("shared0={}", socket.display());
-    let mut child = Command::new(vmm_bin())
-        .args(["--kernel", g.to_str().unwrap(), "--cmdline", "fs-wait-disconnect", "--fs", &fs])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rpc-vmm");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out_t = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line == "waiting for the backend to go" {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let waiting = rx.recv_timeout(T).is_ok();
+    let mut vm = Live::spawn(&["--kernel", g.to_str().unwrap(), "--cmdline", "fs-wait-disconnect", "--fs", &fs], false);
+    let waiting = vm.wait_line("waiting for the backend to go", T);
     backend.kill();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > T {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rpc-vmm hung after the backend died: {}\n{}", out_t.join().unwrap(), err_t.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let (out, err) = (out_t.join().unwrap(), err_t.join().unwrap());
+    let r = vm.finish(T);
+    let (status, out, err) = (r.status, r.stdout, r.stderr);
     assert!(waiting, "the guest never got to wait: {out}\n{err}");
     assert_eq!(status.code(), Some(0), "stdout: {out}\nstderr: {err}");
     assert_eq!(out, format!("{GUEST_OUT}waiting for the backend to go\ndevice needs reset\nrestart refused\n"), "stderr: {err}");
@@ -160,36 +122,11 @@ fn fs_sigterm_still_stops_the_vm_cleanly() {
     let g = build_guest("fs", d.path());
     let _backend = Backend::start(&bin, &shared, &socket, d.path());
     let fs = format!("shared0={}", socket.display());
-    let mut child = Command::new(vmm_bin())
-        .args(["--kernel", g.to_str().unwrap(), "--cmdline", "fs-wait-disconnect", "--fs", &fs])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rpc-vmm");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while line != "waiting for the backend to go\n" {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the guest never got to wait");
-    }
-    // SAFETY: plain kill(2) of our child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > T {
-            let _ = child.kill();
-            panic!("rpc-vmm did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let mut vm = Live::spawn(&["--kernel", g.to_str().unwrap(), "--cmdline", "fs-wait-disconnect", "--fs", &fs], false);
+    assert!(vm.wait_line("waiting for the backend to go", T), "the guest never got to wait: {}", vm.out);
+    vm.signal(libc::SIGTERM);
+    let r = vm.finish(T);
+    let (status, err) = (r.status, r.stderr);
     assert_eq!(status.code(), Some(143), "status {status:?}, stderr: {err}");
 }
 
@@ -227,35 +164,13 @@ fn fs_stalled_backend_is_cut_off() {
     let g = build_guest("fs", d.path());
     let backend = Backend::start(&bin, &shared, &socket, d.path());
     let fs = format!("shared0={}", socket.display());
-    let mut child = Command::new(vmm_bin())
-        .args(["--kernel", g.to_str().unwrap(), "--cmdline", "fs-stall", "--fs", &fs, "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rpc-vmm");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut out = String::new();
-    while !out.ends_with("stall the backend now\n") {
-        assert!(stdout.read_line(&mut out).unwrap() > 0, "the guest never asked: {out}");
-    }
+    let mut vm = Live::spawn(&["--kernel", g.to_str().unwrap(), "--cmdline", "fs-stall", "--fs", &fs, "--stdin"], true);
+    assert!(vm.wait_line("stall the backend now", T), "the guest never asked: {}", vm.out);
     backend.signal(libc::SIGSTOP);
-    std::io::Write::write_all(&mut stdin, b"g").unwrap();
+    std::io::Write::write_all(vm.stdin.as_mut().expect("stdin piped"), b"g").unwrap();
     let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > T {
-            let _ = child.kill();
-            panic!("rpc-vmm hung on a stalled backend: {out}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = stdout.read_to_string(&mut out);
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let r = vm.finish(T);
+    let (status, out, err) = (r.status, r.stdout, r.stderr);
     assert_eq!(status.code(), Some(0), "stdout: {out}\nstderr: {err}");
     assert!(out.ends_with("stall the backend now\nstalled backend cut off\n"), "stdout: {out}\nstderr: {err}");
     assert!(err.contains("did not answer within 10s"), "{err}");

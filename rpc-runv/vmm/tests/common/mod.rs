@@ -142,6 +142,96 @@ pub fn spawn(args: &[&str]) -> Child {
     Command::new(vmm_bin()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rpc-vmm")
 }
 
+/// rpc-vmm running, its stdout read line by line in the background, for
+/// tests that act on the host when the guest says so.
+pub struct Live {
+    child: Child,
+    pub stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// stdout so far.
+    pub out: String,
+    err: std::thread::JoinHandle<String>,
+    start: Instant,
+}
+
+impl Live {
+    /// Starts rpc-vmm with `args`; stdin piped when `stdin`, else null.
+    pub fn spawn(args: &[&str], stdin: bool) -> Live {
+        let mut child = Command::new(vmm_bin())
+            .args(args)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rpc-vmm");
+        let out = child.stdout.take().expect("stdout piped");
+        let mut err = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Live { stdin: child.stdin.take(), child, lines, out: String::new(), err, start: Instant::now() }
+    }
+
+    /// Waits at most `timeout` for the stdout line `marker`; false if the
+    /// output ended or the time ran out first.
+    pub fn wait_line(&mut self, marker: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line == marker;
+                    self.out.push_str(&line);
+                    self.out.push('\n');
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) of our child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits at most `timeout` for rpc-vmm to exit (killing it past that,
+    /// and failing the test): the whole run, `elapsed` from the spawn.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait rpc-vmm") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.out.extend(self.lines.try_iter().map(|l| l + "\n"));
+                panic!("rpc-vmm still running after {timeout:?}\nstdout:\n{}\nstderr:\n{}", self.out, self.err.join().unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The reader ends at EOF, once the process is gone.
+        self.out.extend(self.lines.iter().map(|l| l + "\n"));
+        Run { status, stdout: self.out, stderr: self.err.join().unwrap_or_default(), elapsed: self.start.elapsed() }
+    }
+}
+
 /// Runs rpc-vmm with `args` to completion (at most `timeout`).
 pub fn run(args: &[&str], timeout: Duration) -> Run {
     wait(spawn(args), timeout)
@@ -227,7 +317,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Starts `bin` serving `shared` on `socket`, and waits for the socket.
+    /// Starts `bin` serving `shared` on `socket`, and waits until it listens.
     ///
     /// `--rlimit-nofile 0`: root here lacks CAP_SYS_RESOURCE, so virtiofsd
     /// must not raise its fd limit. The default namespace sandbox (new
@@ -250,7 +340,9 @@ impl Backend {
             .expect("spawn virtiofsd");
         let mut b = Backend { child, log };
         let start = Instant::now();
-        while !socket.exists() {
+        // The socket file appears at bind(), before listen(): a connect
+        // then is refused. virtiofsd logs this line once it listens.
+        while !b.log_text().contains("Waiting for vhost-user socket connection") {
             if let Ok(Some(st)) = b.child.try_wait() {
                 panic!("virtiofsd exited ({st}) before listening: {}", b.log_text());
             }

@@ -8,37 +8,10 @@
 #define TXBUF 0x310000UL
 #include "vsock.h"
 
-/* The next packet; its payload, NUL-terminated, in `data`. */
-static struct hdr recv(char *data) {
-	u64 deadline = rdtsc() + 20000UL * 1000000UL * 3;
-	while (rx.used->idx == rx.last_used) {
-		barrier();
-		if (rdtsc() > deadline) fail("no vsock packet");
-	}
-	volatile struct used_elem *u = &rx.used->ring[rx.last_used % rx.size];
-	u16 id = (u16)u->id;
-	rx.last_used++;
-	u8 *b = (u8 *)(RXBUF + 8192UL * id);
-	struct hdr h = *(struct hdr *)b;
-	u32 n = h.len < 255 ? h.len : 255;
-	for (u32 i = 0; i < n; i++) data[i] = (char)b[sizeof(struct hdr) + i];
-	data[n] = 0;
-	if (h.op == OP_RW) fwd += h.len;
-	post_rx(id);
-	return h;
-}
-
 void _start(void)
 {
 	char data[256];
-	u64 base = VIRTIO_SLOT(0);
-	vdev_begin(base, 19);
-	cid = mmio_r32(base + R_CONFIG) | ((u64)mmio_r32(base + R_CONFIG + 4) << 32);
-	vq_init(&rx, base, 0, 8, QMEM(0));
-	vq_init(&tx, base, 1, 8, QMEM(1));
-	vq_init(&ev, base, 2, 8, QMEM(2));
-	vdev_live(base);
-	for (u16 i = 0; i < 4; i++) post_rx(i);
+	setup(4);
 	puts_("cid "); putdec(cid); putc_('\n');
 
 	send(5000, 1234, OP_REQUEST, 0, 0);

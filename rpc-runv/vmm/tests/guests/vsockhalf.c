@@ -8,35 +8,6 @@
 #define TXBUF 0x310000UL
 #include "vsock.h"
 
-/* True if a packet came within ~`ms` ms. */
-static int wait_rx(u64 ms) {
-	u64 deadline = rdtsc() + ms * 1000000UL * 3;
-	while (rx.used->idx == rx.last_used) {
-		barrier();
-		if (rdtsc() > deadline) return 0;
-	}
-	return 1;
-}
-
-/* The next packet other than a credit update; its payload, NUL-terminated,
- * in `data`. The buffer goes back to the device if `repost`. */
-static struct hdr recv_(char *data, int repost) {
-	for (;;) {
-		if (!wait_rx(20000)) fail("no vsock packet");
-		volatile struct used_elem *u = &rx.used->ring[rx.last_used % rx.size];
-		u16 id = (u16)u->id;
-		rx.last_used++;
-		u8 *b = (u8 *)(RXBUF + 8192UL * id);
-		struct hdr h = *(struct hdr *)b;
-		u32 n = h.len < 255 ? h.len : 255;
-		for (u32 i = 0; i < n; i++) data[i] = (char)b[sizeof(struct hdr) + i];
-		data[n] = 0;
-		if (h.op == OP_RW) fwd += h.len;
-		if (repost) post_rx(id);
-		if (h.op != OP_CREDIT_UPDATE) return h;
-	}
-}
-static struct hdr recv(char *data) { return recv_(data, 1); }
 
 static void say_op(const char *what, struct hdr h) {
 	puts_(what); puts_(": ");
@@ -47,17 +18,6 @@ static void say_op(const char *what, struct hdr h) {
 	default: puts_("op "); putdec(h.op);
 	}
 	putc_('\n');
-}
-
-static void setup(u16 rx_buffers) {
-	u64 base = VIRTIO_SLOT(0);
-	vdev_begin(base, 19);
-	cid = mmio_r32(base + R_CONFIG) | ((u64)mmio_r32(base + R_CONFIG + 4) << 32);
-	vq_init(&rx, base, 0, 8, QMEM(0));
-	vq_init(&tx, base, 1, 8, QMEM(1));
-	vq_init(&ev, base, 2, 8, QMEM(2));
-	vdev_live(base);
-	for (u16 i = 0; i < rx_buffers; i++) post_rx(i);
 }
 
 static void connect(u32 sport, u32 dport, int repost) {
