@@ -177,10 +177,43 @@ struct Inner {
     /// Runtime binary name picked by the shim's name (rpc-runc, ...).
     default_binary: String,
     containers: Mutex<HashMap<String, Container>>,
+    /// Ids whose Create is in flight. Taken and released only with the
+    /// `containers` lock held (lock order: containers, then this), so
+    /// "no such container and none being created" and the reservation
+    /// are one atomic step.
+    creating: Mutex<std::collections::HashSet<String>>,
     exits: Mutex<Exits>,
     events: Mutex<Sender<(String, Box<dyn MessageDyn>)>>,
     exit_signal: Arc<ExitSignal>,
     socket_dir: PathBuf,
+}
+
+/// A Create in flight for one id (see `Inner::creating`); released when
+/// dropped, which is a no-op once the container took its place.
+struct Reservation<'a> {
+    svc: &'a Service,
+    id: String,
+    /// Still ours to release (a later Create may hold the same id once
+    /// the container took our place and was deleted again).
+    held: bool,
+}
+
+impl Reservation<'_> {
+    /// The container is in the map now: drop the reservation. Called
+    /// with the `containers` lock held.
+    fn fulfil(&mut self) {
+        lock(&self.svc.inner.creating).remove(&self.id);
+        self.held = false;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            let _containers = lock(&self.svc.inner.containers);
+            lock(&self.svc.inner.creating).remove(&self.id);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -233,6 +266,7 @@ impl Service {
                 namespace: namespace.to_string(),
                 default_binary: default_binary.to_string(),
                 containers: Mutex::new(HashMap::new()),
+                creating: Mutex::new(Default::default()),
                 exits: Mutex::new(Exits::default()),
                 events: Mutex::new(tx),
                 exit_signal,
@@ -329,6 +363,18 @@ impl Service {
         code
     }
 
+    /// Reserves `id` for a Create: AlreadyExists if a container of that
+    /// id exists or is being created.
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
+        let containers = lock(&self.inner.containers);
+        let mut creating = lock(&self.inner.creating);
+        if containers.contains_key(id) || creating.contains(id) {
+            return Err(Error::AlreadyExists(format!("container {id} already exists")));
+        }
+        creating.insert(id.to_string());
+        Ok(Reservation { svc: self, id: id.to_string(), held: true })
+    }
+
     fn with_container<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T>) -> Result<T> {
         let mut containers = lock(&self.inner.containers);
         let c = containers.get_mut(id).ok_or_else(|| Error::NotFound(format!("container {id} not found")))?;
@@ -343,9 +389,12 @@ impl Service {
         if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
             return Err(Error::Unimplemented("restoring from a checkpoint is not supported by the rpc shim".into()));
         }
-        if lock(&self.inner.containers).contains_key(&req.id) {
-            return Err(Error::AlreadyExists(format!("container {} already exists", req.id)));
-        }
+        // Reserve the id before anything touches the bundle or the
+        // runtime: a concurrent Create of the same id fails here at once
+        // instead of racing this one through `runtime create`. The
+        // reservation is dropped on every early return; on success it is
+        // swapped for the container under the same lock.
+        let mut reservation = self.reserve(&req.id)?;
         let bundle = PathBuf::from(&req.bundle);
         let opts = decode_options(req.options.as_ref())?;
         let binary = if opts.binary_name.is_empty() { self.inner.default_binary.clone() } else { opts.binary_name.clone() };
@@ -403,6 +452,7 @@ impl Service {
         init.io = pio;
         {
             let mut containers = lock(&self.inner.containers);
+            reservation.fulfil();
             containers.insert(
                 req.id.clone(),
                 Container {
@@ -459,22 +509,26 @@ impl Service {
         }
         args.push(id.into());
         self.begin_flight();
-        let res = runtime.run_with_stdio(&args, rt.stdin, rt.stdout, rt.stderr).and_then(|_| read_pid(&pid_file));
-        let pid = match res {
-            Ok(pid) => pid,
+        if let Err(e) = runtime.run_with_stdio(&args, rt.stdin, rt.stdout, rt.stderr) {
+            self.end_flight(None);
+            return Err(e);
+        }
+        // The runtime created the container: from here on, a failure
+        // deletes it (the id is reserved by this Create, so it is ours).
+        let res = read_pid(&pid_file).and_then(|pid| match &rt.console_socket {
+            Some(sock) => pio.attach_console(sock).map(|_| pid),
+            None => Ok(pid),
+        });
+        match res {
+            Ok(pid) => Ok((pid, pio)),
             Err(e) => {
+                if let Err(de) = runtime.output(&["delete", "--force", id], None) {
+                    warn!("deleting {id} after a failed create: {de}");
+                }
                 self.end_flight(None);
-                return Err(e);
-            }
-        };
-        if let Some(sock) = &rt.console_socket {
-            if let Err(e) = pio.attach_console(sock) {
-                self.end_flight(None);
-                let _ = runtime.output(&["delete", "--force", id], None);
-                return Err(e);
+                Err(e)
             }
         }
-        Ok((pid, pio))
     }
 
     fn do_start(&self, req: StartRequest) -> Result<StartResponse> {
@@ -892,7 +946,8 @@ impl containerd_shim::Task for Service {
         Ok(ConnectResponse { shim_pid: std::process::id(), task_pid, ..Default::default() })
     }
     fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> TtrpcResult<Empty> {
-        if lock(&self.inner.containers).is_empty() {
+        let containers = lock(&self.inner.containers);
+        if containers.is_empty() && lock(&self.inner.creating).is_empty() {
             self.inner.exit_signal.signal();
         }
         Ok(Empty::new())

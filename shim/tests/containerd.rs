@@ -532,3 +532,111 @@ fn containerd_restart_keeps_task_and_events() {
     d.ctr_ok(&["containers", "delete", "r1"]);
     d.assert_no_shims();
 }
+
+/// A ttrpc client on the shim that serves task `id`.
+fn shim_client(d: &Daemon, id: &str) -> containerd_shim_protos::TaskClient {
+    let addr_file = d.dir.join(format!("state/io.containerd.runtime.v2.task/{}/{id}/address", d.ns));
+    let address = std::fs::read_to_string(&addr_file).expect("shim address file");
+    containerd_shim_protos::TaskClient::new(containerd_shim_protos::Client::connect(address.trim()).expect("connect to the shim"))
+}
+
+fn ttrpc_ctx() -> containerd_shim_protos::ttrpc::context::Context {
+    containerd_shim_protos::ttrpc::context::with_timeout(20_000_000_000)
+}
+
+/// Waits until `pred` holds (up to `timeout`); returns whether it did.
+fn eventually(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two Creates of one id at once, straight over the shim's ttrpc socket
+/// (containerd serializes its own): exactly one creates the container, the
+/// other gets ALREADY_EXISTS at once without touching it, and a Delete
+/// afterwards leaves no runtime state, no cgroup and no process.
+#[test]
+fn concurrent_creates_of_one_id() {
+    use containerd_shim_protos::shim::shim::{CreateTaskRequest, DeleteRequest, StateRequest};
+
+    let d = daemon!("dupcreate");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "host1", "sleep", "1000"]));
+    d.wait_status("host1", "RUNNING", Duration::from_secs(10));
+    // the busybox tree the image was built from (common::build_image)
+    let rootfs = d.dir.join("image/test/layer");
+    assert!(rootfs.join("bin/busybox").is_file(), "no busybox tree at {}", rootfs.display());
+
+    for round in 0..4 {
+        let id = format!("dup{round}");
+        let bundle = d.dir.join(format!("bundle-{id}"));
+        std::fs::create_dir_all(&bundle).expect("bundle");
+        let out = std::process::Command::new(runc_bin()).arg("spec").current_dir(&bundle).output().expect("rpc-runc spec");
+        assert!(out.status.success(), "{}", out_str(&out));
+        let cfg = bundle.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).expect("spec")).expect("spec json");
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+        spec["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+        let cgroup = format!("/rpcshimtest-{}-{id}", d.ns);
+        spec["linux"]["cgroupsPath"] = cgroup.clone().into();
+        std::fs::write(&cfg, serde_json::to_vec(&spec).expect("json")).expect("write spec");
+
+        // both requests go out together, each on its own connection
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let client = shim_client(&d, "host1");
+                let barrier = barrier.clone();
+                let req = CreateTaskRequest { id: id.clone(), bundle: bundle.display().to_string(), ..Default::default() };
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    client.create(ttrpc_ctx(), &req).map(|r| r.pid).map_err(|e| format!("{e:?}"))
+                })
+            })
+            .collect();
+        let results: Vec<Result<u32, String>> = handles.into_iter().map(|h| h.join().expect("create thread")).collect();
+        let pids: Vec<u32> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        let errs: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(pids.len(), 1, "round {round}: exactly one Create must succeed: {results:?}\n{}", tail(&d.log(), 30));
+        assert!(errs[0].contains("ALREADY_EXISTS"), "round {round}: the other must get ALREADY_EXISTS: {results:?}");
+        let pid = pids[0] as i32;
+
+        // the winner's container is intact: created, its init alive
+        let client = shim_client(&d, "host1");
+        let st = client.state(ttrpc_ctx(), &StateRequest { id: id.clone(), ..Default::default() }).expect("State");
+        assert_eq!(st.pid as i32, pid);
+        assert_eq!(format!("{:?}", st.status.enum_value()), "Ok(CREATED)");
+        assert!(alive(pid), "round {round}: init {pid} of the created container is gone");
+        let list = std::process::Command::new(runc_bin()).arg("--root").arg(d.runtime_root()).args(["list", "-q"]).output().expect("list");
+        assert!(String::from_utf8_lossy(&list.stdout).lines().any(|l| l == id), "runtime does not list {id}: {}", out_str(&list));
+
+        client.delete(ttrpc_ctx(), &DeleteRequest { id: id.clone(), ..Default::default() }).expect("Delete");
+        assert!(eventually(Duration::from_secs(5), || !alive(pid)), "round {round}: init {pid} survived Delete");
+        assert!(!d.runtime_root().join(&id).exists(), "round {round}: runtime state of {id} left behind");
+        let list = std::process::Command::new(runc_bin()).arg("--root").arg(d.runtime_root()).args(["list", "-q"]).output().expect("list");
+        assert!(!String::from_utf8_lossy(&list.stdout).lines().any(|l| l == id), "runtime still lists {id}");
+        let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+            .expect("cgroup fs")
+            .flatten()
+            .map(|e| e.path().join(cgroup.trim_start_matches('/')))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(left.is_empty(), "round {round}: cgroups left: {left:?}");
+        let state = client.state(ttrpc_ctx(), &StateRequest { id: id.clone(), ..Default::default() });
+        assert!(format!("{state:?}").contains("NOT_FOUND"), "{state:?}");
+    }
+
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "host1"]);
+    d.wait_status("host1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "host1"]);
+    d.ctr_ok(&["containers", "delete", "host1"]);
+    d.assert_no_shims();
+}
