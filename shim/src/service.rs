@@ -595,18 +595,30 @@ impl Service {
             if c.init.state != PState::Running {
                 return Err(Error::FailedPrecondition(format!("container {id} is not running")));
             }
-            let p = c.process(exec_id)?;
-            if p.state != PState::Created {
+            let (runtime, bundle) = (c.runtime.clone(), c.bundle.clone());
+            let p = c.process_mut(exec_id)?;
+            if p.state != PState::Created || p.starting {
                 return Err(Error::FailedPrecondition(format!("exec {exec_id} was started already")));
             }
-            Ok((c.runtime.clone(), c.bundle.clone(), p.spec.clone(), p.stdio.clone()))
+            // One Start at a time; Delete of the exec waits for it too.
+            p.starting = true;
+            Ok((runtime, bundle, p.spec.clone(), p.stdio.clone()))
         })?;
         let safe: String = exec_id.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' { ch } else { '_' }).collect();
         let spec_file = bundle.join(format!(".exec-{safe}.json"));
         let pid_file = bundle.join(format!(".exec-{safe}.pid"));
-        std::fs::write(&spec_file, &spec).map_err(io(format!("writing {}", spec_file.display())))?;
+        let prepared = std::fs::write(&spec_file, &spec)
+            .map_err(io(format!("writing {}", spec_file.display())))
+            .and_then(|_| prepare(&stdio, &self.inner.socket_dir, runtime.io_owner, (&self.inner.namespace, id)));
+        let (rt, mut pio) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(&spec_file);
+                self.exec_never_ran(id, exec_id);
+                return Err(e);
+            }
+        };
         let _ = std::fs::remove_file(&pid_file);
-        let (rt, mut pio) = prepare(&stdio, &self.inner.socket_dir, runtime.io_owner, (&self.inner.namespace, id))?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "exec".into(),
             "--process".into(),
@@ -628,28 +640,48 @@ impl Service {
             Ok(pid) => pid,
             Err(e) => {
                 self.end_flight(None);
-                // It never ran: release whoever waits on it (ctr waits
-                // before it starts an exec), with runc's status for that.
-                let _ = self.with_container(id, |c| {
-                    let p = c.process_mut(exec_id)?;
-                    p.state = PState::Stopped;
-                    p.exit.set(255, now());
-                    Ok(())
-                });
+                self.exec_never_ran(id, exec_id);
                 return Err(e);
             }
         };
-        let console = rt.console_socket.as_ref().map(|s| pio.attach_console(s));
+        // The process runs from here on: every failure below kills it (or
+        // leaves it tracked, for Kill and Delete), never just forgets it.
+        let console = match &rt.console_socket {
+            Some(sock) => pio.attach_console(sock),
+            None => Ok(()),
+        };
+        drop(rt.console_socket); // its private directory goes now
         let mut containers = lock(&self.inner.containers);
         let early = self.end_flight(Some(pid));
-        if let Some(Err(e)) = console {
+        let Some(p) = containers.get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) else {
+            // The container went away meanwhile (the exec cannot be
+            // deleted while starting): nobody would reap or report it.
+            if early.is_none() {
+                kill_pid(pid);
+            }
+            return Err(Error::NotFound(format!("container {id} was deleted while exec {exec_id} started")));
+        };
+        p.starting = false;
+        p.pid = pid;
+        p.state = PState::Running;
+        if let Err(e) = console {
+            // Its terminal is not wired to anything: kill it and report
+            // the error. It is tracked (Running, with its pid) until the
+            // reaper sees it go, so Kill and Delete still work if SIGKILL
+            // is held off (a paused container).
+            warn!("exec {exec_id} in {id}: {e}; killing pid {pid}");
+            let exit = p.exit.clone();
+            match early {
+                Some(code) => self.process_exited(id, p, code),
+                None => kill_pid(pid),
+            }
+            drop(containers);
+            if exit.wait_timeout(std::time::Duration::from_secs(5)).is_none() {
+                warn!("exec {exec_id} (pid {pid}) in {id} did not die yet; it stays tracked");
+            }
             return Err(e);
         }
-        let c = containers.get_mut(id).ok_or_else(|| Error::NotFound(format!("container {id} not found")))?;
-        let p = c.process_mut(exec_id)?;
-        p.pid = pid;
         p.io = pio;
-        p.state = PState::Running;
         self.publish(TaskExecStarted { container_id: id.to_string(), exec_id: exec_id.to_string(), pid: pid as u32, ..Default::default() });
         if let Some(code) = early {
             // exited before the runtime told us its pid
@@ -658,11 +690,24 @@ impl Service {
         Ok(StartResponse { pid: pid as u32, ..Default::default() })
     }
 
+    /// An exec whose Start failed before the runtime started a process:
+    /// it never ran, so release whoever waits on it (ctr waits before it
+    /// starts an exec), with runc's status for that.
+    fn exec_never_ran(&self, id: &str, exec_id: &str) {
+        let _ = self.with_container(id, |c| {
+            let p = c.process_mut(exec_id)?;
+            p.starting = false;
+            p.state = PState::Stopped;
+            p.exit.set(255, now());
+            Ok(())
+        });
+    }
+
     fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
         if !req.exec_id.is_empty() {
             return self.with_container(&req.id, |c| {
                 let p = c.process(&req.exec_id)?;
-                if p.state == PState::Running {
+                if p.state == PState::Running || p.starting {
                     return Err(Error::FailedPrecondition(format!("exec {} is still running", req.exec_id)));
                 }
                 let (code, at) = p.exit.get().unwrap_or_else(|| {
@@ -857,6 +902,14 @@ impl Service {
         }
         .map_err(|source| Error::Shim { context: "encoding metrics".into(), source })?;
         Ok(StatsResponse { stats: MessageField::some(any), ..Default::default() })
+    }
+}
+
+/// SIGKILLs a process of ours (an exec, reparented to this subreaper); the
+/// reaper reports its exit.
+fn kill_pid(pid: i32) {
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL) {
+        warn!("killing pid {pid}: {e}");
     }
 }
 
