@@ -313,7 +313,9 @@ impl ProcessIo {
 
     pub fn resize(&self, width: u32, height: u32) -> Result<()> {
         let console = self.console.as_ref().ok_or_else(|| Error::NotFound("the process has no terminal".into()))?;
-        let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        // u32 from the client: clamp, not truncate (65536 would become 0)
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        let ws = libc::winsize { ws_row: clamp(height), ws_col: clamp(width), ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
         let rc = unsafe { libc::ioctl(console.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         if rc < 0 {
