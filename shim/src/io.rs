@@ -53,7 +53,12 @@ pub struct ProcessIo {
     /// The pty master of a terminal process (for ResizePty).
     console: Option<File>,
     copiers: Vec<JoinHandle<()>>,
-    paths: StdioPaths,
+    /// A terminal process's stdin fifo and output, opened by [`prepare`]
+    /// before the runtime runs (so a bad path fails before anything
+    /// started) and wired to the pty master by
+    /// [`ProcessIo::attach_console`].
+    console_stdin: Option<File>,
+    console_stdout: Option<File>,
 }
 
 fn pipe() -> Result<(File, File)> {
@@ -227,8 +232,20 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
         }
         Ok(())
     };
-    let mut pio = ProcessIo { paths: paths.clone(), ..Default::default() };
+    let mut pio = ProcessIo::default();
     if paths.terminal {
+        if paths.stdout.starts_with("binary://") {
+            return Err(Error::InvalidArgument("a binary:// log driver cannot take a terminal".into()));
+        }
+        // Everything that can fail is opened now, before the runtime
+        // starts a process: a failure after it started would leave the
+        // process running with nobody wired to its terminal.
+        if !paths.stdout.is_empty() {
+            pio.console_stdout = Some(open_output(&paths.stdout)?);
+        }
+        if !paths.stdin.is_empty() {
+            pio.console_stdin = Some(open_stdin(&paths.stdin)?);
+        }
         let sock = ConsoleSocket::new(socket_dir)?;
         let rt = RuntimeStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null(), console_socket: Some(sock) };
         return Ok((rt, pio));
@@ -244,9 +261,6 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
         Stdio::from(OwnedFd::from(r))
     };
     if paths.stdout.starts_with("binary://") {
-        if paths.terminal {
-            return Err(Error::InvalidArgument("a binary:// log driver cannot take a terminal".into()));
-        }
         let (out, err) = spawn_logger(&paths.stdout, ids.0, ids.1)?;
         chown(&out)?;
         chown(&err)?;
@@ -270,17 +284,20 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
 
 impl ProcessIo {
     /// After a successful create/exec with a terminal: take the pty master
-    /// the runtime sent and copy stdin fifo -> master -> stdout fifo.
+    /// the runtime sent and copy stdin fifo -> master -> stdout fifo (both
+    /// opened by [`prepare`] already).
+    ///
+    /// An error here comes after the runtime started the process: the
+    /// caller must kill it (or delete the container), since nothing is
+    /// wired to its terminal.
     pub fn attach_console(&mut self, sock: &ConsoleSocket) -> Result<()> {
         let master = sock.receive()?;
-        let out = master.try_clone().map_err(io("dup pty master"))?;
-        let input = master.try_clone().map_err(io("dup pty master"))?;
-        if !self.paths.stdout.is_empty() {
-            let dest = open_output(&self.paths.stdout)?;
+        if let Some(dest) = self.console_stdout.take() {
+            let out = master.try_clone().map_err(io("dup pty master"))?;
             self.copiers.push(spawn_copy("console-out", out, shared(dest))?);
         }
-        if !self.paths.stdin.is_empty() {
-            let fifo = open_stdin(&self.paths.stdin)?;
+        if let Some(fifo) = self.console_stdin.take() {
+            let input = master.try_clone().map_err(io("dup pty master"))?;
             self.stdin = shared(input);
             self.copiers.push(spawn_copy("console-in", fifo, self.stdin.clone())?);
         }
@@ -296,7 +313,9 @@ impl ProcessIo {
 
     pub fn resize(&self, width: u32, height: u32) -> Result<()> {
         let console = self.console.as_ref().ok_or_else(|| Error::NotFound("the process has no terminal".into()))?;
-        let ws = libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        // u32 from the client: clamp, not truncate (65536 would become 0)
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        let ws = libc::winsize { ws_row: clamp(height), ws_col: clamp(width), ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
         let rc = unsafe { libc::ioctl(console.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         if rc < 0 {

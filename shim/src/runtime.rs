@@ -158,12 +158,18 @@ fn spawn_wait(mut cmd: Command, input: Option<&[u8]>) -> std::io::Result<(i32, V
         let _ = stdin.write_all(data);
     }
     let stderr = child.stderr.take();
-    let err_reader = stderr.map(|mut e| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = e.read_to_end(&mut buf);
-            buf
-        })
+    // (Builder, not thread::spawn, which panics when no thread can be
+    // made: then stderr is closed and the runtime's status must do.)
+    let err_reader = stderr.and_then(|mut e| {
+        std::thread::Builder::new()
+            .name("runtime-stderr".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut buf = Vec::new();
+                let _ = e.read_to_end(&mut buf);
+                buf
+            })
+            .ok()
     });
     let mut out = Vec::new();
     if let Some(mut o) = child.stdout.take() {

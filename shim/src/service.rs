@@ -177,10 +177,43 @@ struct Inner {
     /// Runtime binary name picked by the shim's name (rpc-runc, ...).
     default_binary: String,
     containers: Mutex<HashMap<String, Container>>,
+    /// Ids whose Create is in flight. Taken and released only with the
+    /// `containers` lock held (lock order: containers, then this), so
+    /// "no such container and none being created" and the reservation
+    /// are one atomic step.
+    creating: Mutex<std::collections::HashSet<String>>,
     exits: Mutex<Exits>,
     events: Mutex<Sender<(String, Box<dyn MessageDyn>)>>,
     exit_signal: Arc<ExitSignal>,
     socket_dir: PathBuf,
+}
+
+/// A Create in flight for one id (see `Inner::creating`); released when
+/// dropped, which is a no-op once the container took its place.
+struct Reservation<'a> {
+    svc: &'a Service,
+    id: String,
+    /// Still ours to release (a later Create may hold the same id once
+    /// the container took our place and was deleted again).
+    held: bool,
+}
+
+impl Reservation<'_> {
+    /// The container is in the map now: drop the reservation. Called
+    /// with the `containers` lock held.
+    fn fulfil(&mut self) {
+        lock(&self.svc.inner.creating).remove(&self.id);
+        self.held = false;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            let _containers = lock(&self.svc.inner.containers);
+            lock(&self.svc.inner.creating).remove(&self.id);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -233,6 +266,7 @@ impl Service {
                 namespace: namespace.to_string(),
                 default_binary: default_binary.to_string(),
                 containers: Mutex::new(HashMap::new()),
+                creating: Mutex::new(Default::default()),
                 exits: Mutex::new(Exits::default()),
                 events: Mutex::new(tx),
                 exit_signal,
@@ -329,6 +363,18 @@ impl Service {
         code
     }
 
+    /// Reserves `id` for a Create: AlreadyExists if a container of that
+    /// id exists or is being created.
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
+        let containers = lock(&self.inner.containers);
+        let mut creating = lock(&self.inner.creating);
+        if containers.contains_key(id) || creating.contains(id) {
+            return Err(Error::AlreadyExists(format!("container {id} already exists")));
+        }
+        creating.insert(id.to_string());
+        Ok(Reservation { svc: self, id: id.to_string(), held: true })
+    }
+
     fn with_container<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T>) -> Result<T> {
         let mut containers = lock(&self.inner.containers);
         let c = containers.get_mut(id).ok_or_else(|| Error::NotFound(format!("container {id} not found")))?;
@@ -343,9 +389,12 @@ impl Service {
         if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
             return Err(Error::Unimplemented("restoring from a checkpoint is not supported by the rpc shim".into()));
         }
-        if lock(&self.inner.containers).contains_key(&req.id) {
-            return Err(Error::AlreadyExists(format!("container {} already exists", req.id)));
-        }
+        // Reserve the id before anything touches the bundle or the
+        // runtime: a concurrent Create of the same id fails here at once
+        // instead of racing this one through `runtime create`. The
+        // reservation is dropped on every early return; on success it is
+        // swapped for the container under the same lock.
+        let mut reservation = self.reserve(&req.id)?;
         let bundle = PathBuf::from(&req.bundle);
         let opts = decode_options(req.options.as_ref())?;
         let binary = if opts.binary_name.is_empty() { self.inner.default_binary.clone() } else { opts.binary_name.clone() };
@@ -403,6 +452,7 @@ impl Service {
         init.io = pio;
         {
             let mut containers = lock(&self.inner.containers);
+            reservation.fulfil();
             containers.insert(
                 req.id.clone(),
                 Container {
@@ -459,22 +509,26 @@ impl Service {
         }
         args.push(id.into());
         self.begin_flight();
-        let res = runtime.run_with_stdio(&args, rt.stdin, rt.stdout, rt.stderr).and_then(|_| read_pid(&pid_file));
-        let pid = match res {
-            Ok(pid) => pid,
+        if let Err(e) = runtime.run_with_stdio(&args, rt.stdin, rt.stdout, rt.stderr) {
+            self.end_flight(None);
+            return Err(e);
+        }
+        // The runtime created the container: from here on, a failure
+        // deletes it (the id is reserved by this Create, so it is ours).
+        let res = read_pid(&pid_file).and_then(|pid| match &rt.console_socket {
+            Some(sock) => pio.attach_console(sock).map(|_| pid),
+            None => Ok(pid),
+        });
+        match res {
+            Ok(pid) => Ok((pid, pio)),
             Err(e) => {
+                if let Err(de) = runtime.output(&["delete", "--force", id], None) {
+                    warn!("deleting {id} after a failed create: {de}");
+                }
                 self.end_flight(None);
-                return Err(e);
-            }
-        };
-        if let Some(sock) = &rt.console_socket {
-            if let Err(e) = pio.attach_console(sock) {
-                self.end_flight(None);
-                let _ = runtime.output(&["delete", "--force", id], None);
-                return Err(e);
+                Err(e)
             }
         }
-        Ok((pid, pio))
     }
 
     fn do_start(&self, req: StartRequest) -> Result<StartResponse> {
@@ -541,18 +595,30 @@ impl Service {
             if c.init.state != PState::Running {
                 return Err(Error::FailedPrecondition(format!("container {id} is not running")));
             }
-            let p = c.process(exec_id)?;
-            if p.state != PState::Created {
+            let (runtime, bundle) = (c.runtime.clone(), c.bundle.clone());
+            let p = c.process_mut(exec_id)?;
+            if p.state != PState::Created || p.starting {
                 return Err(Error::FailedPrecondition(format!("exec {exec_id} was started already")));
             }
-            Ok((c.runtime.clone(), c.bundle.clone(), p.spec.clone(), p.stdio.clone()))
+            // One Start at a time; Delete of the exec waits for it too.
+            p.starting = true;
+            Ok((runtime, bundle, p.spec.clone(), p.stdio.clone()))
         })?;
         let safe: String = exec_id.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' { ch } else { '_' }).collect();
         let spec_file = bundle.join(format!(".exec-{safe}.json"));
         let pid_file = bundle.join(format!(".exec-{safe}.pid"));
-        std::fs::write(&spec_file, &spec).map_err(io(format!("writing {}", spec_file.display())))?;
+        let prepared = std::fs::write(&spec_file, &spec)
+            .map_err(io(format!("writing {}", spec_file.display())))
+            .and_then(|_| prepare(&stdio, &self.inner.socket_dir, runtime.io_owner, (&self.inner.namespace, id)));
+        let (rt, mut pio) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(&spec_file);
+                self.exec_never_ran(id, exec_id);
+                return Err(e);
+            }
+        };
         let _ = std::fs::remove_file(&pid_file);
-        let (rt, mut pio) = prepare(&stdio, &self.inner.socket_dir, runtime.io_owner, (&self.inner.namespace, id))?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "exec".into(),
             "--process".into(),
@@ -574,28 +640,48 @@ impl Service {
             Ok(pid) => pid,
             Err(e) => {
                 self.end_flight(None);
-                // It never ran: release whoever waits on it (ctr waits
-                // before it starts an exec), with runc's status for that.
-                let _ = self.with_container(id, |c| {
-                    let p = c.process_mut(exec_id)?;
-                    p.state = PState::Stopped;
-                    p.exit.set(255, now());
-                    Ok(())
-                });
+                self.exec_never_ran(id, exec_id);
                 return Err(e);
             }
         };
-        let console = rt.console_socket.as_ref().map(|s| pio.attach_console(s));
+        // The process runs from here on: every failure below kills it (or
+        // leaves it tracked, for Kill and Delete), never just forgets it.
+        let console = match &rt.console_socket {
+            Some(sock) => pio.attach_console(sock),
+            None => Ok(()),
+        };
+        drop(rt.console_socket); // its private directory goes now
         let mut containers = lock(&self.inner.containers);
         let early = self.end_flight(Some(pid));
-        if let Some(Err(e)) = console {
+        let Some(p) = containers.get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) else {
+            // The container went away meanwhile (the exec cannot be
+            // deleted while starting): nobody would reap or report it.
+            if early.is_none() {
+                kill_pid(pid);
+            }
+            return Err(Error::NotFound(format!("container {id} was deleted while exec {exec_id} started")));
+        };
+        p.starting = false;
+        p.pid = pid;
+        p.state = PState::Running;
+        if let Err(e) = console {
+            // Its terminal is not wired to anything: kill it and report
+            // the error. It is tracked (Running, with its pid) until the
+            // reaper sees it go, so Kill and Delete still work if SIGKILL
+            // is held off (a paused container).
+            warn!("exec {exec_id} in {id}: {e}; killing pid {pid}");
+            let exit = p.exit.clone();
+            match early {
+                Some(code) => self.process_exited(id, p, code),
+                None => kill_pid(pid),
+            }
+            drop(containers);
+            if exit.wait_timeout(std::time::Duration::from_secs(5)).is_none() {
+                warn!("exec {exec_id} (pid {pid}) in {id} did not die yet; it stays tracked");
+            }
             return Err(e);
         }
-        let c = containers.get_mut(id).ok_or_else(|| Error::NotFound(format!("container {id} not found")))?;
-        let p = c.process_mut(exec_id)?;
-        p.pid = pid;
         p.io = pio;
-        p.state = PState::Running;
         self.publish(TaskExecStarted { container_id: id.to_string(), exec_id: exec_id.to_string(), pid: pid as u32, ..Default::default() });
         if let Some(code) = early {
             // exited before the runtime told us its pid
@@ -604,11 +690,24 @@ impl Service {
         Ok(StartResponse { pid: pid as u32, ..Default::default() })
     }
 
+    /// An exec whose Start failed before the runtime started a process:
+    /// it never ran, so release whoever waits on it (ctr waits before it
+    /// starts an exec), with runc's status for that.
+    fn exec_never_ran(&self, id: &str, exec_id: &str) {
+        let _ = self.with_container(id, |c| {
+            let p = c.process_mut(exec_id)?;
+            p.starting = false;
+            p.state = PState::Stopped;
+            p.exit.set(255, now());
+            Ok(())
+        });
+    }
+
     fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
         if !req.exec_id.is_empty() {
             return self.with_container(&req.id, |c| {
                 let p = c.process(&req.exec_id)?;
-                if p.state == PState::Running {
+                if p.state == PState::Running || p.starting {
                     return Err(Error::FailedPrecondition(format!("exec {} is still running", req.exec_id)));
                 }
                 let (code, at) = p.exit.get().unwrap_or_else(|| {
@@ -806,6 +905,14 @@ impl Service {
     }
 }
 
+/// SIGKILLs a process of ours (an exec, reparented to this subreaper); the
+/// reaper reports its exit.
+fn kill_pid(pid: i32) {
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL) {
+        warn!("killing pid {pid}: {e}");
+    }
+}
+
 /// A pid file the runtime wrote. 0 and negative values are refused: kill()
 /// would take them as "my process group" or "every process".
 fn read_pid(path: &Path) -> Result<i32> {
@@ -892,7 +999,8 @@ impl containerd_shim::Task for Service {
         Ok(ConnectResponse { shim_pid: std::process::id(), task_pid, ..Default::default() })
     }
     fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> TtrpcResult<Empty> {
-        if lock(&self.inner.containers).is_empty() {
+        let containers = lock(&self.inner.containers);
+        if containers.is_empty() && lock(&self.inner.creating).is_empty() {
             self.inner.exit_signal.signal();
         }
         Ok(Empty::new())

@@ -532,3 +532,216 @@ fn containerd_restart_keeps_task_and_events() {
     d.ctr_ok(&["containers", "delete", "r1"]);
     d.assert_no_shims();
 }
+
+/// A ttrpc client on the shim that serves task `id`.
+fn shim_client(d: &Daemon, id: &str) -> containerd_shim_protos::TaskClient {
+    let addr_file = d.dir.join(format!("state/io.containerd.runtime.v2.task/{}/{id}/address", d.ns));
+    let address = std::fs::read_to_string(&addr_file).expect("shim address file");
+    containerd_shim_protos::TaskClient::new(containerd_shim_protos::Client::connect(address.trim()).expect("connect to the shim"))
+}
+
+fn ttrpc_ctx() -> containerd_shim_protos::ttrpc::context::Context {
+    containerd_shim_protos::ttrpc::context::with_timeout(20_000_000_000)
+}
+
+/// Waits until `pred` holds (up to `timeout`); returns whether it did.
+fn eventually(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two Creates of one id at once, straight over the shim's ttrpc socket
+/// (containerd serializes its own): exactly one creates the container, the
+/// other gets ALREADY_EXISTS at once without touching it, and a Delete
+/// afterwards leaves no runtime state, no cgroup and no process.
+#[test]
+fn concurrent_creates_of_one_id() {
+    use containerd_shim_protos::shim::shim::{CreateTaskRequest, DeleteRequest, StateRequest};
+
+    let d = daemon!("dupcreate");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "host1", "sleep", "1000"]));
+    d.wait_status("host1", "RUNNING", Duration::from_secs(10));
+    // the busybox tree the image was built from (common::build_image)
+    let rootfs = d.dir.join("image/test/layer");
+    assert!(rootfs.join("bin/busybox").is_file(), "no busybox tree at {}", rootfs.display());
+
+    for round in 0..4 {
+        let id = format!("dup{round}");
+        let bundle = d.dir.join(format!("bundle-{id}"));
+        std::fs::create_dir_all(&bundle).expect("bundle");
+        let out = std::process::Command::new(runc_bin()).arg("spec").current_dir(&bundle).output().expect("rpc-runc spec");
+        assert!(out.status.success(), "{}", out_str(&out));
+        let cfg = bundle.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).expect("spec")).expect("spec json");
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+        spec["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+        let cgroup = format!("/rpcshimtest-{}-{id}", d.ns);
+        spec["linux"]["cgroupsPath"] = cgroup.clone().into();
+        std::fs::write(&cfg, serde_json::to_vec(&spec).expect("json")).expect("write spec");
+
+        // both requests go out together, each on its own connection
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let client = shim_client(&d, "host1");
+                let barrier = barrier.clone();
+                let req = CreateTaskRequest { id: id.clone(), bundle: bundle.display().to_string(), ..Default::default() };
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    client.create(ttrpc_ctx(), &req).map(|r| r.pid).map_err(|e| format!("{e:?}"))
+                })
+            })
+            .collect();
+        let results: Vec<Result<u32, String>> = handles.into_iter().map(|h| h.join().expect("create thread")).collect();
+        let pids: Vec<u32> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        let errs: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(pids.len(), 1, "round {round}: exactly one Create must succeed: {results:?}\n{}", tail(&d.log(), 30));
+        assert!(errs[0].contains("ALREADY_EXISTS"), "round {round}: the other must get ALREADY_EXISTS: {results:?}");
+        let pid = pids[0] as i32;
+
+        // the winner's container is intact: created, its init alive
+        let client = shim_client(&d, "host1");
+        let st = client.state(ttrpc_ctx(), &StateRequest { id: id.clone(), ..Default::default() }).expect("State");
+        assert_eq!(st.pid as i32, pid);
+        assert_eq!(format!("{:?}", st.status.enum_value()), "Ok(CREATED)");
+        assert!(alive(pid), "round {round}: init {pid} of the created container is gone");
+        let list = std::process::Command::new(runc_bin()).arg("--root").arg(d.runtime_root()).args(["list", "-q"]).output().expect("list");
+        assert!(String::from_utf8_lossy(&list.stdout).lines().any(|l| l == id), "runtime does not list {id}: {}", out_str(&list));
+
+        client.delete(ttrpc_ctx(), &DeleteRequest { id: id.clone(), ..Default::default() }).expect("Delete");
+        assert!(eventually(Duration::from_secs(5), || !alive(pid)), "round {round}: init {pid} survived Delete");
+        assert!(!d.runtime_root().join(&id).exists(), "round {round}: runtime state of {id} left behind");
+        let list = std::process::Command::new(runc_bin()).arg("--root").arg(d.runtime_root()).args(["list", "-q"]).output().expect("list");
+        assert!(!String::from_utf8_lossy(&list.stdout).lines().any(|l| l == id), "runtime still lists {id}");
+        let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+            .expect("cgroup fs")
+            .flatten()
+            .map(|e| e.path().join(cgroup.trim_start_matches('/')))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(left.is_empty(), "round {round}: cgroups left: {left:?}");
+        let state = client.state(ttrpc_ctx(), &StateRequest { id: id.clone(), ..Default::default() });
+        assert!(format!("{state:?}").contains("NOT_FOUND"), "{state:?}");
+    }
+
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "host1"]);
+    d.wait_status("host1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "host1"]);
+    d.ctr_ok(&["containers", "delete", "host1"]);
+    d.assert_no_shims();
+}
+
+/// Open descriptors of a process.
+fn fd_count(pid: i32) -> usize {
+    fd_list(pid).len()
+}
+
+/// What a process's descriptors point to.
+fn fd_list(pid: i32) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return vec![] };
+    rd.flatten()
+        .map(|e| format!("{}: {}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).unwrap_or_default().display()))
+        .collect()
+}
+
+/// An exec whose terminal cannot be wired up (its stdin fifo or its output
+/// path does not exist) fails its Start and leaves no process behind, no
+/// descriptor in the shim, and a task that still execs and deletes.
+#[test]
+fn exec_with_a_broken_terminal_leaves_no_process() {
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::protobuf::MessageField;
+    use containerd_shim_protos::shim::shim::{DeleteRequest, ExecProcessRequest, KillRequest, PidsRequest, StartRequest, StateRequest};
+
+    let d = daemon!("badtty");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "t1", "sleep", "1000"]));
+    d.wait_status("t1", "RUNNING", Duration::from_secs(10));
+    let init_pid = d.task_pid("t1").expect("pid");
+    let client = shim_client(&d, "t1");
+    let shim = d.shim_pids()[0];
+    let missing = d.dir.join("no-such-dir");
+    let fifo = d.dir.join("out-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // a first call, so the shim has accepted our connection before we count
+    client.state(ttrpc_ctx(), &StateRequest { id: "t1".into(), ..Default::default() }).expect("State");
+    let fds_before = fd_count(shim);
+    let fd_names = fd_list(shim);
+
+    // (exec id, stdin, stdout, the sleep's distinctive argument)
+    let cases = [
+        ("badin", missing.join("stdin").display().to_string(), fifo.display().to_string(), "4241"),
+        ("badout", String::new(), missing.join("stdout").display().to_string(), "4242"),
+    ];
+    for (exec_id, stdin, stdout, arg) in &cases {
+        let process = serde_json::json!({
+            "terminal": true, "args": ["sleep", arg], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0},
+        });
+        let spec = Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+            value: serde_json::to_vec(&process).expect("json"),
+            ..Default::default()
+        };
+        let req = ExecProcessRequest {
+            id: "t1".into(),
+            exec_id: exec_id.to_string(),
+            terminal: true,
+            stdin: stdin.clone(),
+            stdout: stdout.clone(),
+            spec: MessageField::some(spec),
+            ..Default::default()
+        };
+        client.exec(ttrpc_ctx(), &req).expect("Exec");
+        let start = StartRequest { id: "t1".into(), exec_id: exec_id.to_string(), ..Default::default() };
+        let err = client.start(ttrpc_ctx(), &start).expect_err("Start with a broken terminal must fail");
+        assert!(format!("{err:?}").contains("no-such-dir"), "{exec_id}: the error should name the bad path: {err:?}");
+
+        // nothing of it runs: not in the container, not anywhere
+        let leftover = || {
+            let pids = client.pids(ttrpc_ctx(), &PidsRequest { id: "t1".into(), ..Default::default() }).expect("Pids");
+            let mut left: Vec<u32> = pids.processes.iter().map(|p| p.pid).filter(|&p| p as i32 != init_pid).collect();
+            left.extend(processes_matching(|c| c.trim_end() == format!("sleep {arg}")).into_iter().map(|p| p as u32));
+            left
+        };
+        assert!(eventually(Duration::from_secs(3), || leftover().is_empty()), "{exec_id}: processes left: {:?}", leftover());
+
+        // it is finished for the shim: a second Start does not run it,
+        // Kill finds nothing to signal, Delete removes it
+        let st = client.state(ttrpc_ctx(), &StateRequest { id: "t1".into(), exec_id: exec_id.to_string(), ..Default::default() });
+        let st = st.expect("State of the failed exec");
+        assert_eq!(format!("{:?}", st.status.enum_value()), "Ok(STOPPED)", "{exec_id}: {st:?}");
+        assert!(client.start(ttrpc_ctx(), &start).is_err(), "{exec_id}: a second Start ran it");
+        assert!(leftover().is_empty(), "{exec_id}: the second Start left {:?}", leftover());
+        let kill = KillRequest { id: "t1".into(), exec_id: exec_id.to_string(), signal: 9, ..Default::default() };
+        assert!(client.kill(ttrpc_ctx(), &kill).is_err(), "{exec_id}: Kill of a process that never ran succeeded");
+        client
+            .delete(ttrpc_ctx(), &DeleteRequest { id: "t1".into(), exec_id: exec_id.to_string(), ..Default::default() })
+            .expect("Delete exec");
+    }
+    // no descriptor (console socket, fifo, pty master) stays open in the shim
+    assert!(
+        eventually(Duration::from_secs(3), || fd_count(shim) <= fds_before),
+        "shim fds: {fd_names:?} before, {:?} after",
+        fd_list(shim)
+    );
+
+    // the task is still usable: another exec runs, the task deletes
+    let out = d.ctr(&d.exec_args(&["--exec-id", "ok1", "t1", "sh", "-c", "echo fine; exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", out_str(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fine\n");
+    drop(client);
+    d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "t1"]);
+    d.wait_status("t1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "t1"]);
+    d.ctr_ok(&["containers", "delete", "t1"]);
+    d.assert_no_shims();
+}
