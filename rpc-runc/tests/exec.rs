@@ -125,6 +125,24 @@ fn exec_detached_writes_pid_file_and_is_in_the_container() {
 }
 
 #[test]
+fn exec_whose_pid_file_cannot_be_written_leaves_no_process() {
+    // The process is started before the pid file is written: if that
+    // fails, the caller never learns the pid, so nothing may run on.
+    let Some(t) = running("ex-badpf") else { return };
+    let pf = t.dir.join("no-such-dir/exec.pid");
+    let out = t.rt(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &t.id, "sleep", "4242"]);
+    assert!(!out.ok(), "exec succeeded: {}", out.stderr);
+    assert!(out.stderr.contains("no-such-dir"), "{}", out.stderr);
+    let ps = t.rt(&["ps", "--format", "json", &t.id]);
+    ps.assert_ok();
+    let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).unwrap();
+    for p in pids {
+        let cmd = std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        assert!(!cmd.contains("4242"), "the exec'd process {p} runs on: {cmd:?}");
+    }
+}
+
+#[test]
 fn exec_many_concurrent() {
     let Some(t) = running("ex-many") else { return };
     let handles: Vec<_> = (0..12)

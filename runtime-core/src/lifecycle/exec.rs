@@ -185,13 +185,28 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
     };
     let opts = CreateOpts { console, no_pivot: false, no_new_keyring: true, preserve_fds: a.preserve_fds, extra_env: vec![] };
     let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), opts, &mut NoHooks)?;
-    let master = match ours {
-        Some(sock) => Some(tty::recv_fd(sock.as_raw_fd())?),
-        None => None,
+    // The process runs from here on: if the caller cannot be given it (no
+    // terminal, no pid file), it must not run on unknown to anyone.
+    let after = (|| -> Result<Option<OwnedFd>> {
+        let master = match ours {
+            Some(sock) => Some(tty::recv_fd(sock.as_raw_fd())?),
+            None => None,
+        };
+        if let Some(pf) = &a.pid_file {
+            state::write_atomic(pf, pid.to_string().as_bytes())?;
+        }
+        Ok(master)
+    })();
+    let master = match after {
+        Ok(m) => m,
+        Err(e) => {
+            // It is our child (stage-1 cloned it with CLONE_PARENT).
+            let p = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(p, None);
+            return Err(e);
+        }
     };
-    if let Some(pf) = &a.pid_file {
-        state::write_atomic(pf, pid.to_string().as_bytes())?;
-    }
     match set {
         None => Ok(0),
         Some(set) => super::run::forward(pid, &set, master.as_ref()),
