@@ -3,13 +3,13 @@
 
 CARGO ?= cargo
 BUNDLE ?= /tmp/rpc-demo-bundle
-APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler podman
+APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler podman valgrind
 # The guest kernel of rpc-runv (rpc-runv/guest/build.sh) and the test
 # guests; virtiofsd (rpc-runv/guest/virtiofsd.sh) links libseccomp and
 # libcap-ng.
 GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make libseccomp-dev libcap-ng-dev
 
-.PHONY: all build deps guest-deps guest run test unit bench bench-vmm conformance fmt clippy clean link-order
+.PHONY: all build links deps guest-deps guest run test unit bench bench-vmm conformance fmt clippy clean link-order
 
 # Runtimes the conformance page compares (ours as they exist, and peers).
 CONFORMANCE_RUNTIMES = $(foreach r,rpc-runc rpc-runlxc rpc-runv,$(if $(wildcard target/release/$(r)),--runtime $(r)=target/release/$(r))) \
@@ -49,6 +49,14 @@ SHIM_NAMES = containerd-shim-rpc-runc-v2 containerd-shim-rpc-runlxc-v2 container
 
 build:
 	$(CARGO) build --release --workspace
+	@$(MAKE) --no-print-directory links
+	@# rpc-runc/link-order.txt names symbols with hashes that change with the
+	@# dependency graph (and the workspace build unifies features, so it is
+	@# the build to profile and relink): re-profile and relink when most of
+	@# them no longer match.
+	@if scripts/link-order.sh --if-stale; then $(CARGO) build --release --workspace && $(MAKE) --no-print-directory links; fi
+
+links:
 	@mkdir -p target/release && for b in $(BINS); do ln -f $(OUT)/$$b target/release/$$b; done
 	@for n in $(SHIM_NAMES); do ln -f $(OUT)/containerd-shim-rpc-v2 target/release/$$n; done
 

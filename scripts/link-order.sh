@@ -15,6 +15,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/rpc-runc}
 OUT=${OUT:-rpc-runc/link-order.txt}
+# --if-stale (make build): only when fewer than 90% of the listed names
+# are symbols of $BIN (a dependency change renamed them); exit 0 when the
+# list was remade (relink), 1 when not.
+if [ "${1:-}" = --if-stale ]; then
+	total=$(grep -c . "$OUT" || true)
+	have=$(nm "$BIN" 2>/dev/null | awk '{print $NF}' | sort -u | comm -12 - <(sort -u "$OUT") | wc -l)
+	if [ "$total" -gt 0 ] && [ $((have * 100)) -ge $((total * 90)) ]; then
+		exit 1
+	fi
+	if [ "$(id -u)" != 0 ] || ! command -v valgrind >/dev/null || ! command -v busybox >/dev/null; then
+		echo "link-order: stale ($have of $total names in $BIN); re-profiling needs root, valgrind and busybox" >&2
+		exit 1
+	fi
+	echo "link-order: stale ($have of $total names in $BIN): re-profiling" >&2
+fi
 command -v valgrind >/dev/null || { echo "link-order: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 work=$(mktemp -d /tmp/rpc-link-order.XXXXXX)
 trap 'rm -rf "$work" /tmp/rpc-link-order-cg' EXIT
