@@ -115,9 +115,13 @@ fn pids_limit_stops_a_fork_loop() {
     t.cgroupns(false);
     t.resource("pids", json!({"limit": 10}));
     // Only shell builtins after the loop: no fork is left to us.
+    // A forked child is "sh" until it has exec'd sleep: count again until
+    // every process but this shell is a sleep (builtins only: no fork).
     t.sh("(for i in $(seq 1 40); do sleep 100 & done) 2>/dev/null; \
-         c=0; for p in /proc/[0-9]*; do read n < $p/comm 2>/dev/null && [ \"$n\" = sleep ] && c=$((c+1)); done; \
-         read cur < /sys/fs/cgroup/pids/pids.current; read max < /sys/fs/cgroup/pids/pids.max; \
+         read cur < /sys/fs/cgroup/pids/pids.current; t=0; c=0; \
+         while [ $t -lt 2000 ] && [ $c -lt $((cur-1)) ]; do t=$((t+1)); c=0; \
+           for p in /proc/[0-9]*; do read n < $p/comm 2>/dev/null && [ \"$n\" = sleep ] && c=$((c+1)); done; done; \
+         read max < /sys/fs/cgroup/pids/pids.max; \
          read ev < /sys/fs/cgroup/pids/pids.events; echo \"sleeps=$c cur=$cur max=$max $ev\"");
     let out = t.run_ok();
     let f: std::collections::HashMap<&str, &str> = out.split_whitespace().filter_map(|w| w.split_once('=')).collect();
