@@ -6,9 +6,8 @@
 use serde_json::{json, Value};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
 user:x:1000:1000:user:/home/user:/bin/sh\n\
@@ -56,53 +55,24 @@ pub const DEFAULT_READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/
 /// it) and the list of its applets.
 #[derive(Debug, Clone)]
 pub struct RootfsTemplate {
-    pub busybox: PathBuf,
-    pub applets: Vec<String>,
+    pub busybox: testkit::Busybox,
 }
 
 impl RootfsTemplate {
     /// Copy `busybox_src` into `workdir` and ask it for its applets.
     pub fn prepare(workdir: &Path, busybox_src: &Path) -> io::Result<RootfsTemplate> {
-        fs::create_dir_all(workdir)?;
-        let busybox = workdir.join("busybox");
-        if !busybox.exists() {
-            fs::copy(busybox_src, &busybox)?;
-            fs::set_permissions(&busybox, fs::Permissions::from_mode(0o755))?;
-        }
-        let out = Command::new(&busybox).arg("--list").output()?;
-        let applets: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|a| !a.is_empty() && a != "busybox" && !a.contains('/'))
-            .collect();
-        if applets.iter().all(|a| a != "sh") {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} has no sh applet (is it busybox?)", busybox_src.display())));
-        }
-        Ok(RootfsTemplate { busybox, applets })
+        Ok(RootfsTemplate { busybox: testkit::Busybox::at(busybox_src)?.private_copy(workdir)? })
     }
 
     /// Fill `rootfs` (created if missing).
     pub fn populate(&self, rootfs: &Path) -> io::Result<()> {
-        for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "mnt", "shared", "var/run"]
-        {
+        for d in ["sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "mnt", "shared", "var/run"] {
             fs::create_dir_all(rootfs.join(d))?;
         }
+        self.busybox.install(rootfs)?;
         fs::set_permissions(rootfs, fs::Permissions::from_mode(0o755))?;
         fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777))?;
         fs::set_permissions(rootfs.join("root"), fs::Permissions::from_mode(0o700))?;
-        let bb = rootfs.join("bin/busybox");
-        // (Never copy onto an existing file: it may be a hard link of the
-        // template, which the copy would truncate.)
-        if !bb.exists() && fs::hard_link(&self.busybox, &bb).is_err() {
-            fs::copy(&self.busybox, &bb)?;
-            fs::set_permissions(&bb, fs::Permissions::from_mode(0o755))?;
-        }
-        for a in &self.applets {
-            let l = rootfs.join("bin").join(a);
-            if !l.exists() {
-                symlink("busybox", &l)?;
-            }
-        }
         fs::write(rootfs.join("etc/passwd"), PASSWD)?;
         fs::write(rootfs.join("etc/group"), GROUP)?;
         fs::write(rootfs.join("etc/hostname"), "rootfs-hostname\n")?;
@@ -225,6 +195,8 @@ impl ConfigExt for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use std::process::Command;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rpc-conformance-unit-{}-{}", tag, std::process::id()));
@@ -242,8 +214,8 @@ mod tests {
         }
         let d = tmpdir("rootfs");
         let t = RootfsTemplate::prepare(&d, src).unwrap();
-        assert!(t.applets.iter().any(|a| a == "sh"));
-        assert!(!t.applets.iter().any(|a| a == "busybox"));
+        assert!(t.busybox.applets.iter().any(|a| a == "sh"));
+        assert!(!t.busybox.applets.iter().any(|a| a == "busybox"));
         let r = d.join("rootfs");
         t.populate(&r).unwrap();
         assert!(r.join("bin/busybox").is_file());

@@ -3,42 +3,11 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::io::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Receive one fd sent with SCM_RIGHTS.
-fn recv_fd(sock: &UnixStream) -> io::Result<RawFd> {
-    let mut buf = [0u8; 4096];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-    let mut cbuf = [0u64; 16];
-    // SAFETY: zeroed msghdr is valid; pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    // SAFETY: valid socket and msghdr.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: walking the control messages the kernel filled in.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let p = libc::CMSG_DATA(c) as *const RawFd;
-                return Ok(std::ptr::read_unaligned(p));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS fd in the message"))
-}
 
 /// A listening console socket; `accept` waits for the runtime's fd.
 pub struct ConsoleSocket {
@@ -56,9 +25,8 @@ impl ConsoleSocket {
                     Ok((s, _)) => {
                         s.set_nonblocking(false)?;
                         s.set_read_timeout(Some(timeout))?;
-                        let fd = recv_fd(&s)?;
-                        // SAFETY: the fd was just received and is ours.
-                        return Ok(unsafe { File::from_raw_fd(fd) });
+                        let (_, fd) = testkit::recv_fd_msg(s.as_raw_fd())?;
+                        return Ok(File::from(fd));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if Instant::now() > deadline {

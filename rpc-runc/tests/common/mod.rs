@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -200,42 +200,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn busybox_applets() -> &'static Vec<String> {
-    static A: OnceLock<Vec<String>> = OnceLock::new();
-    A.get_or_init(|| {
-        let out = Command::new("/bin/busybox").arg("--list").output();
-        let mut v: Vec<String> = match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty() && !l.contains('/') && l != "busybox")
-                .collect(),
-            Err(_) => vec![],
-        };
-        if v.is_empty() {
-            v = [
-                "sh", "echo", "cat", "ls", "id", "hostname", "sleep", "true", "false", "grep", "mount", "mknod", "stat", "touch",
-                "readlink", "test", "tty", "stty", "wc", "head", "umask", "env", "pwd", "printf", "kill", "mkdir", "rm", "sed", "tr",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        }
-        v
-    })
-}
-
 /// Build a busybox rootfs in `rootfs`.
 pub fn make_rootfs(rootfs: &Path) {
-    for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root", "home/tester"] {
+    static BUSYBOX: OnceLock<testkit::Busybox> = OnceLock::new();
+    BUSYBOX.get_or_init(|| testkit::Busybox::find().expect("busybox-static")).install(rootfs).expect("busybox rootfs");
+    for d in ["proc", "sys", "dev", "etc", "tmp", "root", "home/tester"] {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy /bin/busybox");
-    fs::set_permissions(rootfs.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
-    for a in busybox_applets() {
-        let _ = symlink("busybox", rootfs.join("bin").join(a));
-    }
     fs::write(
         rootfs.join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\n\
@@ -720,71 +692,12 @@ fn reap_leftovers(dir: &Path, ids: &[String]) {
     }
 }
 
-/// Lazily unmount anything mounted below `dir` (in case a broken runtime
-/// leaked mounts into our namespace) so removing the dir cannot walk into a
-/// bind-mounted host dir.
-pub fn unmount_under(dir: &Path) {
-    let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut points: Vec<String> = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mount_path)
-        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        if let Ok(c) = std::ffi::CString::new(p) {
-            unsafe {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
-        }
-    }
-}
-
-fn unescape_mount_path(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+#[allow(unused_imports)] // each test binary uses its own part
+pub use testkit::{pid_alive, unmount_under};
 
 /// Pids (other than ours) whose command line contains `marker`.
 pub fn processes_with_marker(marker: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut v = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return v;
-    };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(marker) {
-            // zombies have an empty cmdline, so a match is a live process
-            v.push(pid);
-        }
-    }
-    v
+    testkit::processes_matching(|cmd| cmd.contains(marker))
 }
 
 /// Directories under /sys/fs/cgroup whose name starts with `id`.
@@ -822,17 +735,6 @@ pub fn host_ns(kind: &str) -> String {
 /// Namespace link of process `pid`.
 pub fn pid_ns(pid: i32, kind: &str) -> String {
     fs::read_link(format!("/proc/{pid}/ns/{kind}")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-pub fn pid_alive(pid: i32) -> bool {
-    // a zombie still "exists"; look at the state letter
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-        Err(_) => false,
-    }
 }
 
 /// Current hard RLIMIT_NOFILE of the test process.
@@ -994,31 +896,6 @@ impl Harness {
 /// Receive one message with an fd (SCM_RIGHTS) on a unix socket: the
 /// payload and the fd (console sockets, seccomp agents).
 pub fn recv_fd_msg(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<(String, std::os::fd::RawFd)> {
-    let mut buf = [0u8; 8192];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-    let mut cbuf = [0u64; 16]; // 8-byte aligned control buffer
-                               // SAFETY: a zeroed msghdr pointing at our buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    // SAFETY: valid msghdr.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let payload = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
-    // SAFETY: walking the control messages recvmsg filled in.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let p = libc::CMSG_DATA(c) as *const std::os::fd::RawFd;
-                return Ok((payload, std::ptr::read_unaligned(p)));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no SCM_RIGHTS fd in message"))
+    use std::os::fd::IntoRawFd;
+    testkit::recv_fd_msg(sock.as_raw_fd()).map(|(payload, fd)| (payload, fd.into_raw_fd()))
 }

@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -313,25 +312,12 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
 pub fn build_image(dir: &Path, name: &str, cmd: &[&str]) -> PathBuf {
     let img = dir.join(name.rsplit(':').next().unwrap_or("x"));
     let layer = img.join("layer");
-    let bin = layer.join("bin");
-    fs::create_dir_all(&bin).expect("layer dir");
     for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
         fs::create_dir_all(layer.join(d)).expect("layer dir");
     }
     fs::write(layer.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
     fs::write(layer.join("etc/group"), "root:x:0:\n").expect("group");
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .expect("busybox-static is not installed (apt-get install busybox-static)");
-    fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
-    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            let _ = symlink("busybox", bin.join(applet));
-        }
-    }
+    testkit::Busybox::find().and_then(|b| b.install(&layer)).expect("busybox rootfs layer");
     let blobs = img.join("oci/blobs/sha256");
     fs::create_dir_all(&blobs).expect("blobs");
     let layer_tar = img.join("layer.tar");
@@ -441,45 +427,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Detach-unmounts every mount at or below `dir`, deepest first.
-pub fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return };
-    let prefix = dir.to_string_lossy().to_string();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-pub fn processes_matching(f: impl Fn(&str) -> bool) -> Vec<i32> {
-    let mut pids = vec![];
-    let Ok(rd) = fs::read_dir("/proc") else { return pids };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let mut s = String::new();
-        if fs::File::open(e.path().join("cmdline")).and_then(|mut f| f.read_to_string(&mut s)).is_err() {
-            continue;
-        }
-        // zombies have an empty cmdline: not "left" processes
-        if !s.is_empty() && f(&s.replace('\0', " ")) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-pub fn alive(pid: i32) -> bool {
-    // a zombie is dead for our purposes
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
-        Err(_) => false,
-    }
-}
+#[allow(unused_imports)] // each test binary uses its own part
+pub use testkit::{pid_alive as alive, processes_matching, unmount_under};
 
 fn run_ok(cmd: &mut Command) {
     let out = cmd.output().expect("spawn");
