@@ -50,20 +50,36 @@ impl Bundle {
     }
 }
 
+/// What `parse` reads of config.json beside oci-spec's typed parse.
+#[derive(serde::Deserialize)]
+struct RawConfig<'a> {
+    #[serde(borrow, default)]
+    process: Option<RawProcess<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawProcess<'a> {
+    #[serde(borrow, default)]
+    capabilities: Option<crate::linux::caps::RawCapSets<'a>>,
+}
+
 /// Parse config.json: JSON errors by line, type errors by JSON path,
 /// capability names parsed leniently.
 pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
-    // Straight into the typed spec, in one pass, when it takes it. What it
-    // refuses (a capability name oci-spec does not know, which the spec
-    // says to ignore, or an error to report by JSON path) goes the lenient
-    // way below: three times the work (a Value, printed, parsed again).
+    // Straight into the typed spec when it takes it, the capability names
+    // read as written beside it (a skim that allocates only their list).
+    // What oci-spec refuses (a capability name it does not know, which the
+    // spec says to ignore, or an error to report by JSON path) goes the
+    // lenient way below: three times the work (a Value, printed, parsed
+    // again).
     if let Ok(mut spec) = serde_json::from_slice::<Spec>(data) {
-        let caps = spec.process_mut().as_mut().and_then(|p| {
-            let c = p.capabilities().as_ref().map(CapSets::from_oci);
-            p.set_capabilities(None);
-            c
-        });
-        return Ok((spec, caps));
+        if let Ok(raw) = serde_json::from_slice::<RawConfig>(data) {
+            if let Some(p) = spec.process_mut() {
+                p.set_capabilities(None);
+            }
+            let caps = raw.process.and_then(|p| p.capabilities).map(|c| CapSets::from_raw(&c));
+            return Ok((spec, caps));
+        }
     }
     let mut v: Value =
         serde_json::from_slice(data).map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
@@ -386,6 +402,16 @@ mod tests {
         let s = cfg("").replace(r#""args":["sh"]"#, r#""args":["sh"],"capabilities":{"bounding":["CAP_CHOWN","CAP_NOT_A_CAP"]}"#);
         let (_, caps) = parse(Path::new("c"), s.as_bytes()).unwrap();
         assert_eq!(caps.unwrap().bounding.len(), 1);
+    }
+
+    #[test]
+    fn capability_names_oci_spec_would_normalise_are_ignored_on_both_paths() {
+        let odd = r#""CAP_CAP_NET_RAW","net_raw","NET_ADMIN","CAP_ſYS_ADMIN","CAP_KILL""#;
+        for extra in ["", r#","CAP_NOT_A_CAP""#] {
+            let s = cfg("").replace(r#""args":["sh"]"#, &format!(r#""args":["sh"],"capabilities":{{"bounding":[{odd}{extra}]}}"#));
+            let (_, caps) = parse(Path::new("c"), s.as_bytes()).unwrap();
+            assert_eq!(caps.unwrap().bounding, vec![caps::Capability::CAP_KILL], "with {extra:?}");
+        }
     }
 
     #[test]

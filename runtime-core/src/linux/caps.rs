@@ -1,6 +1,10 @@
 //! The five capability sets of a process (`caps` crate), parsed leniently:
 //! names the crate or the running kernel do not know are logged and skipped,
-//! as the OCI spec and runc do.
+//! as the OCI spec and runc do. A name is known only as the kernel spells
+//! it (`CAP_NET_RAW`, as runc matches it): oci-spec also takes `net_raw`,
+//! `CAP_CAP_NET_RAW` or Unicode look-alikes, and a policy that vets
+//! config.json by name must not see a capability granted that it did not
+//! recognise.
 
 use caps::{CapSet, Capability, CapsHashSet};
 use serde_json::Value;
@@ -38,8 +42,23 @@ fn add(out: &mut Vec<Capability>, name: &str, field: &str) {
 }
 
 fn parse_name(name: &str) -> Option<Capability> {
-    let canon = if name.starts_with("CAP_") { name.to_string() } else { format!("CAP_{name}") };
-    canon.to_ascii_uppercase().parse().ok()
+    name.parse().ok()
+}
+
+/// `process.capabilities` as written, the names not yet checked: read
+/// beside oci-spec's typed parse of config.json, which would normalise them.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RawCapSets<'a> {
+    #[serde(borrow, default)]
+    pub bounding: Option<Vec<&'a str>>,
+    #[serde(borrow, default)]
+    pub effective: Option<Vec<&'a str>>,
+    #[serde(borrow, default)]
+    pub inheritable: Option<Vec<&'a str>>,
+    #[serde(borrow, default)]
+    pub permitted: Option<Vec<&'a str>>,
+    #[serde(borrow, default)]
+    pub ambient: Option<Vec<&'a str>>,
 }
 
 impl CapSets {
@@ -73,28 +92,34 @@ impl CapSets {
         })
     }
 
-    /// The sets oci-spec parsed (every name known to it); names the running
-    /// kernel lacks are skipped as in `from_json`.
-    pub fn from_oci(c: &oci_spec::runtime::LinuxCapabilities) -> CapSets {
-        let set = |field: &str, names: &Option<oci_spec::runtime::Capabilities>| {
+    /// The sets from their names as written.
+    pub fn from_raw(r: &RawCapSets) -> CapSets {
+        let set = |field: &str, names: &Option<Vec<&str>>| {
             let mut out = Vec::new();
             for n in names.iter().flatten() {
-                add(&mut out, &n.to_string(), field);
+                add(&mut out, n, field);
             }
             out
         };
         CapSets {
-            bounding: set("bounding", c.bounding()),
-            effective: set("effective", c.effective()),
-            inheritable: set("inheritable", c.inheritable()),
-            permitted: set("permitted", c.permitted()),
-            ambient: set("ambient", c.ambient()),
+            bounding: set("bounding", &r.bounding),
+            effective: set("effective", &r.effective),
+            inheritable: set("inheritable", &r.inheritable),
+            permitted: set("permitted", &r.permitted),
+            ambient: set("ambient", &r.ambient),
         }
     }
 
-    /// Parse `--cap` style names (exec). Unknown names are an error there.
+    /// Parse `exec --cap` names: the `CAP_` prefix and upper case are
+    /// optional on the command line. Unknown names are an error there.
     pub fn names(list: &[String]) -> Result<Vec<Capability>> {
-        list.iter().map(|n| parse_name(n).ok_or_else(|| Error::Usage(format!("unknown capability {n:?}")))).collect()
+        list.iter()
+            .map(|n| {
+                let upper = n.to_ascii_uppercase();
+                let canon = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+                parse_name(&canon).ok_or_else(|| Error::Usage(format!("unknown capability {n:?}")))
+            })
+            .collect()
     }
 
     pub fn mask(set: &[Capability]) -> u64 {
@@ -142,12 +167,22 @@ mod tests {
 
     #[test]
     fn parses_leniently() {
-        let v = serde_json::json!({"bounding": ["CAP_CHOWN", "CAP_BOGUS", "CAP_KILL", "CAP_CHOWN"], "effective": ["kill"]});
+        let v = serde_json::json!({"bounding": ["CAP_CHOWN", "CAP_BOGUS", "CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"]});
         let c = CapSets::from_json(&v).unwrap();
         assert_eq!(c.bounding, vec![Capability::CAP_CHOWN, Capability::CAP_KILL]);
         assert_eq!(c.effective, vec![Capability::CAP_KILL]);
         assert!(c.ambient.is_empty());
         assert_eq!(CapSets::mask(&c.bounding), 1 | (1 << 5));
+    }
+
+    #[test]
+    fn only_the_kernels_spelling_is_a_capability() {
+        let v = serde_json::json!({"bounding": ["kill", "NET_RAW", "CAP_CAP_CHOWN", "cap_sys_admin", "CAP_\u{17f}YS_ADMIN", "CAP_SETUID"]});
+        assert_eq!(CapSets::from_json(&v).unwrap().bounding, vec![Capability::CAP_SETUID]);
+        // the command line is forgiving, and still refuses what is unknown
+        let cli = CapSets::names(&["net_raw".into(), "CAP_KILL".into()]).unwrap();
+        assert_eq!(cli, vec![Capability::CAP_NET_RAW, Capability::CAP_KILL]);
+        assert!(CapSets::names(&["CAP_CAP_KILL".into()]).is_err());
     }
 
     #[test]
