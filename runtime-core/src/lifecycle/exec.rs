@@ -201,9 +201,7 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         Ok(m) => m,
         Err(e) => {
             // It is our child (stage-1 cloned it with CLONE_PARENT).
-            let p = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(p, None);
+            crate::linux::process::spawn::kill_and_reap(pid);
             return Err(e);
         }
     };

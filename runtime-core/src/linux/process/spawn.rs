@@ -1,7 +1,7 @@
 //! The parent side of create: fork stage-1, answer its requests, and
 //! return once init is parked before exec.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
@@ -105,9 +105,8 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
     if let Err(e) = r {
         if init_pid > 0 {
-            // init is our child too (CLONE_PARENT): kill and reap it.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(init_pid), None);
+            // init is our child too (CLONE_PARENT).
+            kill_and_reap(init_pid);
         }
         return Err(e);
     }
@@ -141,81 +140,98 @@ fn spawn_direct(
 ) -> Result<i32> {
     let cgroupns = flags.contains(CloneFlags::CLONE_NEWCGROUP);
     let clone_flags = flags - CloneFlags::CLONE_NEWCGROUP;
-    let mut go = [0; 2];
-    // SAFETY: valid array.
-    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::Io { context: "pipe".into(), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: raw clone with fork semantics; the runtime is single-threaded.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, (clone_flags.bits() | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-    if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: our pipe.
-        unsafe {
-            libc::close(go[0]);
-            libc::close(go[1]);
-        }
-        return Err(Error::Io { context: format!("clone init into new namespaces {flags:?}"), source: e });
-    }
-    if pid == 0 {
-        // SAFETY: closing our copies of the lock, the runtime's channel
-        // end and the pipe's write end; then wait for the go (EOF without
-        // it: the runtime died).
-        unsafe {
-            libc::close(spec.lock_fd);
-            libc::close(mine.fd().as_raw_fd());
-            libc::close(go[1]);
-            let mut b = 0u8;
-            let n = loop {
-                let n = libc::read(go[0], &mut b as *mut u8 as *mut _, 1);
-                if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    break n;
-                }
-            };
-            libc::close(go[0]);
-            if n != 1 {
-                libc::_exit(1);
+    let (pid, go) = match clone_parked(clone_flags.bits() as libc::c_ulong) {
+        Err(e) => return Err(Error::Io { context: format!("clone init into new namespaces {flags:?}"), source: e }),
+        Ok(Parked::Child(go)) => {
+            // SAFETY: plain calls. It holds the runtime's channel and
+            // sockets from here on: nothing may read it (init::run says
+            // the same again for the stage-1 path).
+            unsafe {
+                libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+                libc::close(spec.lock_fd);
             }
-        }
-        if cgroupns {
-            if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP) {
-                let _ = theirs.send(&Msg::Error(format!("unshare cgroup namespace: {e}")));
+            drop(mine);
+            // EOF without the go byte: the runtime failed or died.
+            if !wait_go(go) {
                 // SAFETY: leave at once.
                 unsafe { libc::_exit(1) };
             }
-        }
-        init::run(spec, &theirs, false, tramp);
-    }
-    let pid = pid as i32;
-    drop(theirs);
-    // SAFETY: our read end.
-    unsafe { libc::close(go[0]) };
-    // Writing a byte releases init; closing without one tells it to exit.
-    let mut go_w = Some(go[1]);
-    let mut init_pid = pid;
-    let r = (|| -> Result<()> {
-        cgroups::join(spec.cgroup_dirs, pid)?;
-        parent.on_pid(pid)?;
-        if let Some(w) = go_w.take() {
-            // SAFETY: our write end.
-            unsafe {
-                libc::write(w, b"1".as_ptr() as *const _, 1);
-                libc::close(w);
+            if cgroupns {
+                if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP) {
+                    let _ = theirs.send(&Msg::Error(format!("unshare cgroup namespace: {e}")));
+                    // SAFETY: leave at once.
+                    unsafe { libc::_exit(1) };
+                }
             }
+            init::run(spec, &theirs, false, tramp);
         }
+        Ok(Parked::Parent(pid, go)) => (pid, go),
+    };
+    drop(theirs);
+    let mut init_pid = pid;
+    let r = cgroups::join(spec.cgroup_dirs, pid).and_then(|()| parent.on_pid(pid)).and_then(|()| {
+        release(go);
         drive(spec, parent, &mine, pid, &mut init_pid)
-    })();
+    });
     if let Err(e) = r {
-        if let Some(w) = go_w.take() {
-            // SAFETY: our write end.
-            unsafe { libc::close(w) };
-        }
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        // (A failure before the release dropped `go`: init sees EOF.)
+        kill_and_reap(pid);
         return Err(e);
     }
     Ok(pid)
+}
+
+/// Kill a child of ours that must not run on, and reap it.
+pub fn kill_and_reap(pid: i32) {
+    let p = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(p, None);
+}
+
+/// Both sides of `clone_parked`.
+enum Parked {
+    /// In the child: the pipe's read end, for `wait_go`.
+    Child(OwnedFd),
+    /// In the parent: the child's pid and the write end, for `release`
+    /// (dropping it unreleased tells the child to give up).
+    Parent(i32, OwnedFd),
+}
+
+/// clone(2) with fork semantics and `flags`, the child held on a pipe until
+/// the parent releases it. The caller must be single-threaded.
+fn clone_parked(flags: libc::c_ulong) -> std::io::Result<Parked> {
+    let mut go = [0; 2];
+    // SAFETY: valid array.
+    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the pipe's fresh fds are ours alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(go[0]), OwnedFd::from_raw_fd(go[1])) };
+    // SAFETY: raw clone with fork semantics in a single-threaded process.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        ..=-1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Parked::Child(r)),
+        pid => Ok(Parked::Parent(pid as i32, w)),
+    }
+}
+
+/// In a parked child: wait for the go byte; false on EOF without one.
+fn wait_go(go: OwnedFd) -> bool {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: a one-byte read into a local.
+        let n = unsafe { libc::read(go.as_raw_fd(), &mut b as *mut u8 as *mut _, 1) };
+        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return n == 1;
+        }
+    }
+}
+
+/// Release a parked child.
+fn release(go: OwnedFd) {
+    // SAFETY: a one-byte write to our pipe; EOF follows as `go` drops.
+    unsafe { libc::write(go.as_raw_fd(), b"1".as_ptr() as *const _, 1) };
 }
 
 fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_pid: &mut i32) -> Result<()> {
@@ -285,41 +301,19 @@ fn stage_one(spec: &InitSpec, ch: &Chan, tramp: Option<&Trampoline>) -> Result<(
             std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::Io { context: "linux.timeOffsets".into(), source: e })?;
         }
     }
-    // init waits on this pipe until its pid has been sent, so the runtime
-    // always learns the pid before anything init says.
-    let mut go = [0; 2];
-    // SAFETY: valid array.
-    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::Io { context: "pipe".into(), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: raw clone with fork semantics; single-threaded process.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-    if pid < 0 {
-        return Err(Error::Io { context: "clone init".into(), source: std::io::Error::last_os_error() });
-    }
-    if pid == 0 {
-        // SAFETY: our pipe ends; a 0-byte read means stage-1 died first.
-        unsafe {
-            libc::close(go[1]);
-            let mut b = 0u8;
-            while libc::read(go[0], &mut b as *mut u8 as *mut _, 1) < 0
-                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-            {}
-            libc::close(go[0]);
+    // init waits until its pid has been sent, so the runtime always learns
+    // the pid before anything init says. (On EOF, stage-1 died: init goes
+    // on to find the runtime gone too, or to be killed by it.)
+    match clone_parked(libc::CLONE_PARENT as libc::c_ulong).map_err(|e| Error::Io { context: "clone init".into(), source: e })? {
+        Parked::Child(go) => {
+            wait_go(go);
+            let userns = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User);
+            init::run(spec, ch, userns, tramp);
         }
-        let userns = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User);
-        init::run(spec, ch, userns, tramp);
+        Parked::Parent(pid, go) => {
+            let sent = ch.send(&Msg::Pid(pid));
+            release(go);
+            sent
+        }
     }
-    // SAFETY: closing our read end.
-    unsafe { libc::close(go[0]) };
-    let sent = ch.send(&Msg::Pid(pid as i32));
-    // SAFETY: release init (write then close; close alone also wakes it).
-    unsafe {
-        libc::write(go[1], b"1".as_ptr() as *const _, 1);
-        libc::close(go[1]);
-    }
-    sent?;
-    let _ = ch.fd().as_raw_fd();
-    Ok(())
 }
