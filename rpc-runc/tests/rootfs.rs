@@ -315,6 +315,22 @@ fn linux_devices_file_mode() {
 }
 
 #[test]
+fn devices_in_the_images_setgid_dev_get_the_ids_and_mode_asked_for() {
+    // No /dev tmpfs: nodes are made in the image's /dev, here setgid and
+    // group 2000, which a bare mknod would pass on to them.
+    let mut t = harness!("rf-setgid-dev");
+    t.config["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/dev");
+    let dev = t.rootfs.join("dev");
+    std::os::unix::fs::chown(&dev, Some(0), Some(2000)).unwrap();
+    std::fs::set_permissions(&dev, std::os::unix::fs::PermissionsExt::from_mode(0o2755)).unwrap();
+    t.config["linux"]["devices"] = json!([{
+        "path": "/dev/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640, "uid": 0, "gid": 0
+    }]);
+    t.sh("stat -c '%n %a %u:%g' /dev/myzero /dev/null");
+    assert_eq!(t.run_ok(), "/dev/myzero 640 0:0\n/dev/null 666 0:0\n");
+}
+
+#[test]
 fn device_cgroup_denies_an_unlisted_device() {
     // a node for 1:1 (/dev/mem) made by linux.devices but not allowed in
     // linux.resources.devices cannot be opened

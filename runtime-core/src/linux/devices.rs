@@ -3,7 +3,7 @@
 //! the host's node is bind-mounted instead (as runc does).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -64,19 +64,24 @@ pub fn create_all(root: &Root, devs: &[Dev], bind: bool) -> Result<()> {
     let old_mask = unsafe { libc::umask(0) };
     // SAFETY: plain syscalls.
     let root_ids = unsafe { libc::geteuid() == 0 && libc::getegid() == 0 };
-    let mut parent: Option<(PathBuf, OwnedFd)> = None;
+    // (directory, its fd, whether nodes made in it come out as asked)
+    let mut parent: Option<(PathBuf, OwnedFd, bool)> = None;
     let r = (|| -> Result<()> {
         for dev in devs {
             let rel = dev.path.strip_prefix("/").unwrap_or(&dev.path);
             let dir = Path::new("/").join(rel.parent().unwrap_or(Path::new("")));
-            if parent.as_ref().is_none_or(|(p, _)| *p != dir) {
-                parent = Some((dir.clone(), root.open_path(&dir, Create::Dir)?));
-            }
-            let Some((_, pfd)) = parent.as_ref() else { continue };
-            create(root, pfd.as_raw_fd(), dev, bind, root_ids)?;
+            let (_, pfd, exact) = match parent.take() {
+                Some(p) if p.0 == dir => parent.insert(p),
+                _ => {
+                    let fd = root.open_path(&dir, Create::Dir)?;
+                    let exact = root_ids && nodes_come_out_as_asked(fd.as_raw_fd());
+                    parent.insert((dir, fd, exact))
+                }
+            };
+            create(pfd.as_raw_fd(), dev, bind, *exact)?;
         }
         let dev_fd = match parent.take() {
-            Some((p, fd)) if p == Path::new("/dev") => fd,
+            Some((p, fd, _)) if p == Path::new("/dev") => fd,
             _ => root.open_path(Path::new("/dev"), Create::Dir)?,
         };
         symlinks(dev_fd.as_raw_fd())
@@ -86,8 +91,23 @@ pub fn create_all(root: &Root, devs: &[Dev], bind: bool) -> Result<()> {
     r
 }
 
-/// Create `dev` in directory `pfd`. `root_ids`: we create as uid 0, gid 0.
-fn create(root: &Root, pfd: RawFd, dev: &Dev, bind: bool, root_ids: bool) -> Result<()> {
+/// Does a node made by root in directory `dfd` get exactly root's ids and
+/// the mode asked for (umask 0)? Not under a setgid directory (its group
+/// is inherited) nor one with a default ACL (it replaces the umask): an
+/// image's own /dev may be either.
+fn nodes_come_out_as_asked(dfd: RawFd) -> bool {
+    // SAFETY: fstat into a local; a size query of an xattr.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(dfd, &mut st) == 0
+            && st.st_mode & libc::S_ISGID == 0
+            && libc::fgetxattr(dfd, c"system.posix_acl_default".as_ptr(), std::ptr::null_mut(), 0) < 0
+    }
+}
+
+/// Create `dev` in directory `pfd`. `exact`: a node made there already has
+/// uid 0, gid 0 and the mode asked for.
+fn create(pfd: RawFd, dev: &Dev, bind: bool, exact: bool) -> Result<()> {
     let name = dev.path.file_name().ok_or_else(|| Error::Container(format!("device path {} has no name", dev.path.display())))?;
     let cname = CString::new(name.as_bytes()).map_err(|_| Error::Container("device name has a NUL".into()))?;
     let err = |what: &str, e: std::io::Error| Error::Io { context: format!("{what} device {}", dev.path.display()), source: e };
@@ -100,9 +120,8 @@ fn create(root: &Root, pfd: RawFd, dev: &Dev, bind: bool, root_ids: bool) -> Res
         if f < 0 {
             return Err(err("creating", std::io::Error::last_os_error()));
         }
-        // SAFETY: close what we opened.
-        unsafe { libc::close(f) };
-        let fd = root.open_path(&dev.path, Create::No)?;
+        // SAFETY: the fd just opened is ours; the bind goes onto that file.
+        let fd = unsafe { OwnedFd::from_raw_fd(f) };
         return mount(Some(&dev.path), &proc_fd_path(&fd), None, MsFlags::MS_BIND, None);
     }
     let kind = match dev.kind {
@@ -126,11 +145,16 @@ fn create(root: &Root, pfd: RawFd, dev: &Dev, bind: bool, root_ids: bool) -> Res
             return Err(err("creating", std::io::Error::last_os_error()));
         }
     }
-    if dev.uid != 0 || dev.gid != 0 || !root_ids {
+    if dev.uid != 0 || dev.gid != 0 || !exact {
         // SAFETY: as above.
         if unsafe { libc::fchownat(pfd, cname.as_ptr(), dev.uid, dev.gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
             return Err(err("chown", std::io::Error::last_os_error()));
         }
+    }
+    // (after the chown, which clears setuid/setgid bits)
+    // SAFETY: as above; the node just made is not a symlink.
+    if !exact && unsafe { libc::fchmodat(pfd, cname.as_ptr(), dev.mode & 0o7777, 0) } != 0 {
+        return Err(err("chmod", std::io::Error::last_os_error()));
     }
     Ok(())
 }
