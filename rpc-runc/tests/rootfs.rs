@@ -331,6 +331,20 @@ fn devices_in_the_images_setgid_dev_get_the_ids_and_mode_asked_for() {
 }
 
 #[test]
+fn a_mount_over_the_root_itself_gets_the_later_mounts_and_devices() {
+    // The first mount covers the rootfs's "/": what follows (proc, the
+    // /dev tmpfs, device nodes) must land on it, not on what it covers.
+    let mut t = harness!("rf-mount-over-root");
+    let alt = t.dir.join("alt-rootfs");
+    make_rootfs(&alt);
+    std::fs::write(alt.join("marker"), "alt\n").unwrap();
+    let over = json!({"destination": "/", "type": "bind", "source": alt.to_str().unwrap(), "options": ["rbind", "rw"]});
+    t.config["mounts"].as_array_mut().unwrap().insert(0, over);
+    t.sh("cat /marker; test -c /dev/null && echo null-ok; test -e /proc/self/status && echo proc-ok");
+    assert_eq!(t.run_ok(), "alt\nnull-ok\nproc-ok\n");
+}
+
+#[test]
 fn device_cgroup_denies_an_unlisted_device() {
     // a node for 1:1 (/dev/mem) made by linux.devices but not allowed in
     // linux.resources.devices cannot be opened

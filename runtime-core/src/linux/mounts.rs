@@ -165,6 +165,16 @@ pub struct MountCtx<'a> {
 
 /// Mount one `mounts[]` entry; the destination is resolved inside the rootfs.
 pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
+    let mut over_root = false;
+    let r = mount_one(ctx, m, &mut over_root);
+    if over_root {
+        // It went over the rootfs itself: later lookups start on top of it.
+        ctx.root.reopen()?;
+    }
+    r
+}
+
+fn mount_one(ctx: &MountCtx, m: &oci_spec::runtime::Mount, over_root: &mut bool) -> Result<()> {
     let (root, bundle, label) = (ctx.root, ctx.bundle, ctx.label);
     let rootfs = root.path();
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -188,6 +198,7 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
         on_ordinary_directory(rootfs, dest, typ).map_err(named)?;
     }
     let (fd, resolved) = root.resolve(dest, create)?;
+    *over_root = resolved == Path::new("/");
     if typ != "proc" {
         check_proc_destination(&resolved, bind.then_some(src.as_deref()).flatten()).map_err(named)?;
     }
@@ -210,6 +221,9 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
             return Ok(());
         }
         // Re-resolve: the bind replaced what the fd pointed at.
+        if *over_root {
+            root.reopen()?;
+        }
         let fd2 = root.open_path(&resolved, Create::No)?;
         let target = path::proc_fd_path(&fd2);
         if !extra.is_empty() || !opts.clear.is_empty() {
@@ -228,6 +242,9 @@ pub fn mount_entry(ctx: &MountCtx, m: &oci_spec::runtime::Mount) -> Result<()> {
     let fstype = if typ.is_empty() { None } else { Some(typ) };
     mount(Some(&source), &target, fstype, opts.flags, if data.is_empty() { None } else { Some(&data) }).map_err(named)?;
     if !opts.propagation.is_empty() {
+        if *over_root {
+            root.reopen()?;
+        }
         let fd2 = root.open_path(&resolved, Create::No)?;
         for p in &opts.propagation {
             mount(None, &path::proc_fd_path(&fd2), None, *p, None).map_err(named)?;

@@ -65,14 +65,19 @@ fn readlinkat(dir: RawFd, name: &CString) -> std::io::Result<PathBuf> {
 /// An open root (the rootfs, or "/" after pivot_root) that every lookup
 /// starts from: opened once for all of a container's mounts, devices and
 /// paths instead of once per lookup. Open it after anything is mounted
-/// over the root itself (the rootfs bind), or lookups miss that mount.
+/// over the root itself (the rootfs bind), or `reopen` it after such a
+/// mount, or lookups miss that mount.
 pub struct Root {
-    fd: OwnedFd,
+    fd: std::cell::RefCell<OwnedFd>,
     path: PathBuf,
 }
 
 impl Root {
     pub fn open(path: &Path) -> Result<Root> {
+        Ok(Root { fd: std::cell::RefCell::new(Self::open_fd(path)?), path: path.to_path_buf() })
+    }
+
+    fn open_fd(path: &Path) -> Result<OwnedFd> {
         let c = cstr(path.as_os_str())?;
         // SAFETY: valid C string.
         let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
@@ -80,7 +85,13 @@ impl Root {
             return Err(Error::Io { context: format!("opening rootfs {}", path.display()), source: std::io::Error::last_os_error() });
         }
         // SAFETY: just opened.
-        Ok(Root { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_path_buf() })
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Open the root again: something was mounted over it.
+    pub fn reopen(&self) -> Result<()> {
+        *self.fd.borrow_mut() = Self::open_fd(&self.path)?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -103,7 +114,7 @@ impl Root {
 
     fn walk(&self, path: &Path, create: Create, want_real: bool) -> Result<(OwnedFd, Option<PathBuf>)> {
         let root = self.path.as_path();
-        let rootfd = &self.fd;
+        let rootfd = &*self.fd.borrow();
         let dup =
             || rootfd.try_clone().map_err(|e| Error::Io { context: format!("duplicating the handle of {}", root.display()), source: e });
         let err = |e: std::io::Error, at: &Path| Error::Io {
