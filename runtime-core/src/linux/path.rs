@@ -44,6 +44,22 @@ fn openat(dir: RawFd, name: &CString, flags: i32) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Directory `name` right inside the directory handle `dir`, made first
+/// when `make` (an existing one is fine), as a path handle that does not
+/// follow a symlink. For a directory nothing else can reach yet (a fresh
+/// tmpfs of ours): no walk from a root needed.
+pub fn child_dir(dir: RawFd, name: &str, make: bool) -> std::io::Result<OwnedFd> {
+    let c = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid fd and C string.
+    if make && unsafe { libc::mkdirat(dir, c.as_ptr(), 0o755) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(e);
+        }
+    }
+    openat(dir, &c, handle_flags() | libc::O_DIRECTORY)
+}
+
 fn is_symlink(fd: RawFd) -> bool {
     // SAFETY: stat buffer is valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -137,8 +153,11 @@ impl Root {
                     std::fs::read_link(proc_fd_path(&fd)).ok().and_then(|p| p.strip_prefix(root).ok().map(|r| Path::new("/").join(r)));
                 return Ok((fd, real));
             }
-            // Missing, and nothing to create: the walk would only agree.
-            Some(Err(e)) if create == Create::No && e.raw_os_error() == Some(libc::ENOENT) => return Err(err(e, path)),
+            // Missing, and nothing to create: the walk would only agree
+            // (which component is missing, it would say; not worth a walk).
+            Some(Err(e)) if create == Create::No && e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::Io { context: format!("resolving {} in the rootfs", path.display()), source: e })
+            }
             _ => {}
         }
         let mut pending: Vec<PathBuf> = path

@@ -502,32 +502,14 @@ pub fn mount_in_container(
     // The fresh tmpfs is ours alone (nothing in the container runs yet):
     // its directories are made and opened in it directly.
     let tmp = root.open_path(resolved, Create::No)?;
-    let sub = |name: &str| -> Result<std::os::fd::OwnedFd> {
-        let c = std::ffi::CString::new(name).map_err(|_| Error::Container(format!("cgroup hierarchy name {name:?} has a NUL")))?;
-        let io = |what: &str, e: std::io::Error| Error::Io { context: format!("{what} {}/{name}", resolved.display()), source: e };
-        // SAFETY: valid fd and C string; the fd returned is owned.
-        unsafe {
-            if libc::mkdirat(std::os::fd::AsRawFd::as_raw_fd(&tmp), c.as_ptr(), 0o755) != 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EEXIST) {
-                    return Err(io("mkdir", e));
-                }
-            }
-            let fd = libc::openat(
-                std::os::fd::AsRawFd::as_raw_fd(&tmp),
-                c.as_ptr(),
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            if fd < 0 {
-                return Err(io("opening", std::io::Error::last_os_error()));
-            }
-            Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
-        }
+    let sub = |name: &str, make: bool| {
+        crate::linux::path::child_dir(std::os::fd::AsRawFd::as_raw_fd(&tmp), name, make)
+            .map_err(|e| Error::Io { context: format!("cgroup mount point {}/{name}", resolved.display()), source: e })
     };
     for h in &hs.list {
         let Kind::V1(ctrls) = &h.kind else { continue };
         let name = ctrls.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(",");
-        let fd = sub(&name)?;
+        let fd = sub(&name, true)?;
         let t = proc_fd_path(&fd);
         let data = ctrls.join(",");
         if cgroupns && mount(Some(Path::new("cgroup")), &t, Some("cgroup"), flags, Some(&data)).is_ok() {
@@ -536,7 +518,7 @@ pub fn mount_in_container(
         let Some(src) = host_dir(h) else { continue };
         mount(Some(&src), &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         // The bind now covers the directory: open it again to remount.
-        remount_bind(&proc_fd_path(&sub(&name)?), bind_flags)?;
+        remount_bind(&proc_fd_path(&sub(&name, false)?), bind_flags)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         remount_bind(&proc_fd_path(&tmp), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
