@@ -450,7 +450,7 @@ impl Service {
         let mut init = Process::new("", stdio.clone());
         init.pid = pid;
         init.io = pio;
-        {
+        let early = {
             let mut containers = lock(&self.inner.containers);
             reservation.fulfil();
             containers.insert(
@@ -466,12 +466,8 @@ impl Service {
                     events_pid: None,
                 },
             );
-            if let Some(code) = self.end_flight(Some(pid)) {
-                if let Some(c) = containers.get_mut(&req.id) {
-                    self.process_exited(&req.id, &mut c.init, code);
-                }
-            }
-        }
+            self.end_flight(Some(pid))
+        };
         self.publish(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -487,6 +483,12 @@ impl Service {
             pid: pid as u32,
             ..Default::default()
         });
+        if let Some(code) = early {
+            // init died before create returned: its exit follows TaskCreate.
+            if let Some(c) = lock(&self.inner.containers).get_mut(&req.id) {
+                self.process_exited(&req.id, &mut c.init, code);
+            }
+        }
         Ok(CreateTaskResponse { pid: pid as u32, ..Default::default() })
     }
 
@@ -737,7 +739,7 @@ impl Service {
             }
         }
         if let Some(pid) = c.events_pid {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            kill_pid(pid);
         }
         if c.rootfs_mounted {
             unmount_rootfs(&c.bundle);
