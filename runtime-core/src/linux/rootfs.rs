@@ -137,15 +137,21 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     std::env::set_current_dir("/").ctx("chdir /")
 }
 
+/// A handle on `p` in `root`; None when it does not exist (maskedPaths and
+/// readonlyPaths skip what the image lacks).
+fn existing(root: &Root, p: &str) -> Result<Option<std::os::fd::OwnedFd>> {
+    match root.open_path(Path::new(p), Create::No) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over dirs.
 /// `root` is the new "/".
 pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
-        let fd = match root.open_path(Path::new(p), Create::No) {
-            Ok(x) => x,
-            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e),
-        };
+        let Some(fd) = existing(root, p)? else { continue };
         let target = proc_fd_path(&fd);
         let is_dir = nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
         if is_dir {
@@ -162,11 +168,7 @@ pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
 /// new "/".
 pub fn readonly(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
-        let fd = match root.open_path(Path::new(p), Create::No) {
-            Ok(x) => x,
-            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e),
-        };
+        let Some(fd) = existing(root, p)? else { continue };
         let target = proc_fd_path(&fd);
         mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
             .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
