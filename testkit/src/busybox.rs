@@ -64,7 +64,8 @@ impl Busybox {
         let bb = bin.join("busybox");
         // Never copy onto an existing file: it may be a hard link of the
         // private copy, which the copy would truncate.
-        if !bb.exists() && !(self.linkable && fs::hard_link(&self.binary, &bb).is_ok()) {
+        let linked = || self.linkable && fs::hard_link(&self.binary, &bb).is_ok();
+        if !bb.exists() && !linked() {
             fs::copy(&self.binary, &bb)?;
             fs::set_permissions(&bb, fs::Permissions::from_mode(0o755))?;
         }
