@@ -342,6 +342,10 @@ impl Vm {
         if !summary.is_empty() {
             eprintln!("rpc-vmm: guest faults: {summary}");
         }
+        let host = self.reporter.host_summary();
+        if !host.is_empty() {
+            eprintln!("rpc-vmm: host errors: {host}");
+        }
         Ok(exit)
     }
 

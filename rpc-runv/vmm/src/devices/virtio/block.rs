@@ -111,7 +111,7 @@ impl Block {
                         while done < len {
                             let n = (len - done).min(CHUNK);
                             if let Err(e) = self.file.read_exact_at(&mut buf[..n], off) {
-                                report.quiet("virtio-blk host I/O error", format_args!("{e}"));
+                                report.host_error("virtio-blk host I/O error", format_args!("{e}"));
                                 status = S_IOERR;
                                 break;
                             }
@@ -141,7 +141,7 @@ impl Block {
                                 let n = (len - done).min(CHUNK);
                                 std::io::Read::read_exact(&mut reader, &mut buf[..n]).map_err(ChainError::Data)?;
                                 if let Err(e) = self.file.write_all_at(&buf[..n], off) {
-                                    report.quiet("virtio-blk host I/O error", format_args!("{e}"));
+                                    report.host_error("virtio-blk host I/O error", format_args!("{e}"));
                                     status = S_IOERR;
                                     break;
                                 }

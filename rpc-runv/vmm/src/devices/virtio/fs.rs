@@ -42,8 +42,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::mmio::MmioTransport;
-use super::{read_config_bytes, VirtioDevice, VIRTIO_F_VERSION_1};
-use crate::guest_fault;
+use super::{read_config_bytes, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::lock;
 use crate::memory::GuestMemoryMmap;
 use crate::report::Reporter;
@@ -295,12 +294,21 @@ impl VirtioDevice for Fs {
         }
         false
     }
-    fn activate(&mut self, queues: &[Queue], mem: &GuestMemoryMmap, driver_features: u64) -> std::result::Result<(), String> {
+    fn activate(&mut self, queues: &[Queue], mem: &GuestMemoryMmap, driver_features: u64) -> std::result::Result<(), ActivateError> {
         let result = {
             let _armed = self.watchdog.arm();
             self.start_queues(queues, mem, driver_features)
         };
-        result.map_err(|e| format!("{} {}: {}", self.name(), self.tag, self.watchdog.explain(e)))
+        result.map_err(|e| {
+            let e = self.watchdog.explain(e);
+            let guest = matches!(e, FsError::Queue { .. });
+            let text = format!("{} {}: {e}", self.name(), self.tag);
+            if guest {
+                ActivateError::Guest(text)
+            } else {
+                ActivateError::Backend(text)
+            }
+        })
     }
     fn reset(&mut self) {
         for index in 0..NUM_QUEUES {
@@ -313,7 +321,7 @@ impl VirtioDevice for Fs {
             };
             if let Err(e) = result {
                 let e = self.watchdog.explain(e);
-                guest_fault!(self.report, "virtio-fs backend error", "{}: queue {index}: {e}", self.tag);
+                self.report.host_error("virtio-fs backend error", format_args!("{}: queue {index}: {e}", self.tag));
             }
         }
     }

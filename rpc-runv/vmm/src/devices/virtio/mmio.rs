@@ -8,7 +8,7 @@ use std::sync::Arc;
 use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::{VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::guest_fault;
 use crate::memory::GuestMemoryMmap;
 use crate::report::Reporter;
@@ -389,9 +389,16 @@ impl MmioTransport {
                 q.set_event_idx(event_idx);
             }
             self.status = v;
-            if let Err(e) = self.device.activate(&self.queues, &self.mem, self.driver_features) {
-                guest_fault!(self.report, "virtio device start failed", "{e}");
-                self.needs_reset();
+            match self.device.activate(&self.queues, &self.mem, self.driver_features) {
+                Ok(()) => {}
+                Err(ActivateError::Guest(e)) => {
+                    guest_fault!(self.report, "virtio device start failed", "{e}");
+                    self.needs_reset();
+                }
+                Err(ActivateError::Backend(e)) => {
+                    self.report.host_error("virtio device start failed", format_args!("{e}"));
+                    self.needs_reset();
+                }
             }
             return;
         }

@@ -22,6 +22,18 @@ pub const TYPE_NET: u32 = 1;
 pub const TYPE_BLOCK: u32 = 2;
 pub const TYPE_CONSOLE: u32 = 3;
 
+/// Why a device could not start ([`VirtioDevice::activate`]); the text
+/// names the device.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    /// The driver's setup is unusable (a guest fault).
+    #[error("{0}")]
+    Guest(String),
+    /// The device's host backend failed (not the guest's doing).
+    #[error("{0}")]
+    Backend(String),
+}
+
 /// A device model behind a [`mmio::MmioTransport`].
 pub trait VirtioDevice: Send {
     /// The virtio device id.
@@ -52,8 +64,9 @@ pub trait VirtioDevice: Send {
     }
     /// The driver set DRIVER_OK: the device may start (a vhost-user
     /// device hands its queues to the backend here). An error marks the
-    /// device DEVICE_NEEDS_RESET.
-    fn activate(&mut self, _queues: &[Queue], _mem: &GuestMemoryMmap, _driver_features: u64) -> Result<(), String> {
+    /// device DEVICE_NEEDS_RESET, and is reported as the guest's fault or
+    /// the host's, as it says.
+    fn activate(&mut self, _queues: &[Queue], _mem: &GuestMemoryMmap, _driver_features: u64) -> Result<(), ActivateError> {
         Ok(())
     }
     /// The driver reset the device.
