@@ -415,7 +415,8 @@ impl Vm {
                     }
                     t if (PORT_TOKEN_BASE..PORT_TOKEN_BASE + 2 * MAX_PORTS as u64).contains(&t) => {
                         let Some((ports, transport)) = &self.console else { continue };
-                        let Some(port) = ports.get(((t - PORT_TOKEN_BASE) / 2) as usize) else { continue };
+                        let index = ((t - PORT_TOKEN_BASE) / 2) as usize;
+                        let Some(port) = ports.get(index) else { continue };
                         if (t - PORT_TOKEN_BASE).is_multiple_of(2) {
                             lock(port).accept();
                         } else {
@@ -423,7 +424,7 @@ impl Vm {
                             // device writes and reads as far as it can.
                             lock(port).flush();
                         }
-                        lock(transport).host_event();
+                        lock(transport).host_event(index);
                     }
                     LISTEN_TOKEN => {
                         if let Some((host, _)) = &self.vsock {
@@ -433,12 +434,12 @@ impl Vm {
                     t if t & CONN_TOKEN != 0 => {
                         if let Some((host, transport)) = &self.vsock {
                             lock(host).host_event((t & !CONN_TOKEN) as i32);
-                            lock(transport).host_event();
+                            lock(transport).host_event(0);
                         }
                     }
                     TAP => {
                         if let Some((_, transport)) = &self.net {
-                            lock(transport).host_event();
+                            lock(transport).host_event(0);
                         }
                     }
                     _ => {}

@@ -167,14 +167,15 @@ impl MmioTransport {
     }
 
     /// The host side changed: data or room for the guest, a client came or
-    /// went (called by the event loop).
-    pub fn host_event(&mut self) {
+    /// went (called by the event loop); `source` is the device's host end
+    /// that had the event ([`VirtioDevice::host_event`]).
+    pub fn host_event(&mut self, source: usize) {
         let live = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_DEVICE_NEEDS_RESET == 0;
         if !live || (0..self.queues.len()).any(|i| self.queues[i].ready() && !self.queue_ok(i)) {
             self.device.host_blocked();
             return;
         }
-        if self.device.host_event(&mut self.queues, &self.mem, &self.report) {
+        if self.device.host_event(source, &mut self.queues, &self.mem, &self.report) {
             self.signal_used();
         }
     }

@@ -59,7 +59,9 @@ pub trait VirtioDevice: Send {
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool;
     /// The host side changed (data for the guest, room for the guest's
     /// data, a client came or went): take the queues on where they waited.
-    fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
+    /// `source` says which of the device's host ends it was, for devices
+    /// with several (the console's ports); 0 for the others.
+    fn host_event(&mut self, _source: usize, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
         false
     }
     /// The driver set DRIVER_OK: the device may start (a vhost-user

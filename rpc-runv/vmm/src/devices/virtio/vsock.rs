@@ -615,7 +615,7 @@ impl VirtioDevice for Vsock {
         }
         used
     }
-    fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+    fn host_event(&mut self, _source: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         self.pump(queues, mem, report)
     }
     fn reset(&mut self) {
