@@ -84,9 +84,10 @@ enum Input {
 /// The host side of one port: its listening socket, client and output
 /// buffer, shared by the device (vCPU threads) and the event loop.
 pub struct ConsoleHost {
+    // Out of the epoll set before the listener closes.
+    listen_watch: Option<Watch>,
     /// None for port 0 without `--console-socket`: output is dropped.
     listener: Option<UnixListener>,
-    _listen_watch: Option<Watch>,
     epoll_fd: RawFd,
     client_token: u64,
     client: Option<Client>,
@@ -103,8 +104,8 @@ impl Default for ConsoleHost {
     /// A port with no host end (its output is dropped).
     fn default() -> Self {
         ConsoleHost {
+            listen_watch: None,
             listener: None,
-            _listen_watch: None,
             epoll_fd: -1,
             client_token: 0,
             client: None,
@@ -125,14 +126,29 @@ impl ConsoleHost {
             w.set(watch::IN);
             w
         });
-        ConsoleHost { listener, _listen_watch: listen_watch, epoll_fd, client_token: listen_token + 1, ..Default::default() }
+        ConsoleHost { listen_watch, listener, epoll_fd, client_token: listen_token + 1, ..Default::default() }
     }
 
     /// The listener has a client: it replaces any previous one and gets
-    /// the output buffered so far.
-    pub fn accept(&mut self) {
-        let Some(l) = &self.listener else { return };
-        while let Ok((stream, _)) = l.accept() {
+    /// the output buffered so far. Out of file descriptors, the listener
+    /// leaves the epoll set (it would be ready again at once) and the
+    /// error is returned: see [`ConsoleHost::resume_listening`].
+    pub fn accept(&mut self) -> Option<std::io::Error> {
+        let Some(l) = &self.listener else { return None };
+        let mut paused = None;
+        loop {
+            let stream = match l.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if watch::out_of_fds(&e) => {
+                    if let Some(w) = self.listen_watch.as_mut() {
+                        w.set(0);
+                    }
+                    paused = Some(e);
+                    break;
+                }
+                Err(e) if watch::retry_accept(&e) => continue,
+                Err(_) => break,
+            };
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
@@ -142,6 +158,15 @@ impl ConsoleHost {
             self.want_input = false;
         }
         self.flush();
+        paused
+    }
+
+    /// Watches the listener again (after [`ConsoleHost::accept`] ran out
+    /// of file descriptors).
+    pub fn resume_listening(&mut self) {
+        if let Some(w) = self.listen_watch.as_mut() {
+            w.set(watch::IN);
+        }
     }
 
     /// Whether a client is connected.
