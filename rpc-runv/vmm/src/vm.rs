@@ -18,6 +18,7 @@ use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 use linux_loader::cmdline::Cmdline;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use vmm_sys_util::timerfd::TimerFd;
 
 use crate::config::{SerialOutput, VmConfig};
 use crate::devices::serial::{SerialConsole, StdoutUntilStop};
@@ -96,6 +97,10 @@ impl std::fmt::Display for VmExit {
         }
     }
 }
+
+/// How long a listener that ran out of file descriptors stays out of the
+/// event loop before it is tried again.
+const LISTEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Stop signals the event loop turns into [`VmExit::Signal`].
 const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
@@ -238,7 +243,7 @@ impl Vm {
                 if *cid < 3 || *cid > u64::from(u32::MAX) {
                     return Err(Error::Config(format!("vsock guest CID {cid}: need 3..2^32")));
                 }
-                let host = Arc::new(Mutex::new(VsockHost::new(uds.clone(), *cid, epoll.as_raw_fd())?));
+                let host = Arc::new(Mutex::new(VsockHost::new(uds.clone(), *cid, epoll.as_raw_fd(), reporter.clone())?));
                 let t = add(Box::new(Vsock::new(host.clone(), *cid)), &mut cmdline)?;
                 Some((host, t))
             }
@@ -342,6 +347,10 @@ impl Vm {
         if !summary.is_empty() {
             eprintln!("rpc-vmm: guest faults: {summary}");
         }
+        let host = self.reporter.host_summary();
+        if !host.is_empty() {
+            eprintln!("rpc-vmm: host errors: {host}");
+        }
         Ok(exit)
     }
 
@@ -350,6 +359,7 @@ impl Vm {
         const SIGNAL: u64 = 1;
         const STDIN: u64 = 2;
         const TAP: u64 = 5;
+        const LISTEN_AGAIN: u64 = 7;
         let epoll = &self.epoll;
         let add = |fd: i32, token: u64| {
             epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token)).map_err(Error::io("epoll_ctl"))
@@ -360,11 +370,20 @@ impl Vm {
         if self.serial_input {
             stdin_open = add(libc::STDIN_FILENO, STDIN).is_ok();
         }
-        if let Some((host, _)) = &self.vsock {
-            add(lock(host).listener.as_raw_fd(), LISTEN_TOKEN)?;
-        }
-        // The console ports' listeners and clients are in the set already
-        // (each port watches its own sockets).
+        // The console ports' and vsock's listeners and sockets are in the
+        // set already (each watches its own).
+        // A listener out of file descriptors leaves the set (it would be
+        // ready again at once: a busy loop) until this timer fires.
+        let mut listen_again = TimerFd::new().map_err(|e| Error::Io { what: "timerfd", source: e.into() })?;
+        add(listen_again.as_raw_fd(), LISTEN_AGAIN)?;
+        let paused = |what: &str, e: std::io::Error, timer: &mut TimerFd| {
+            self.reporter.host_error("accept paused (out of file descriptors)", format_args!("{what}: {e}"));
+            if !timer.is_armed().unwrap_or(false) {
+                if let Err(e) = timer.reset(LISTEN_PAUSE, None) {
+                    self.reporter.host_error("timerfd failed", format_args!("{e}"));
+                }
+            }
+        };
         if let Some((host, _)) = &self.net {
             // Edge-triggered: a frame the guest has no buffer for waits in
             // the device, which reads on when the guest adds buffers.
@@ -411,30 +430,48 @@ impl Vm {
                     }
                     t if (PORT_TOKEN_BASE..PORT_TOKEN_BASE + 2 * MAX_PORTS as u64).contains(&t) => {
                         let Some((ports, transport)) = &self.console else { continue };
-                        let Some(port) = ports.get(((t - PORT_TOKEN_BASE) / 2) as usize) else { continue };
+                        let index = ((t - PORT_TOKEN_BASE) / 2) as usize;
+                        let Some(port) = ports.get(index) else { continue };
                         if (t - PORT_TOKEN_BASE).is_multiple_of(2) {
-                            lock(port).accept();
+                            let e = lock(port).accept();
+                            if let Some(e) = e {
+                                paused("virtio-console", e, &mut listen_again);
+                            }
                         } else {
                             // Room in the client's socket, or input: the
                             // device writes and reads as far as it can.
                             lock(port).flush();
                         }
-                        lock(transport).host_event();
+                        lock(transport).host_event(index);
                     }
                     LISTEN_TOKEN => {
                         if let Some((host, _)) = &self.vsock {
-                            lock(host).accept();
+                            let e = lock(host).accept();
+                            if let Some(e) = e {
+                                paused("vsock", e, &mut listen_again);
+                            }
                         }
                     }
                     t if t & CONN_TOKEN != 0 => {
                         if let Some((host, transport)) = &self.vsock {
                             lock(host).host_event((t & !CONN_TOKEN) as i32);
-                            lock(transport).host_event();
+                            lock(transport).host_event(0);
                         }
                     }
                     TAP => {
                         if let Some((_, transport)) = &self.net {
-                            lock(transport).host_event();
+                            lock(transport).host_event(0);
+                        }
+                    }
+                    LISTEN_AGAIN => {
+                        let _ = listen_again.wait();
+                        // Each listener ready again is accepted from (or
+                        // paused again) as usual.
+                        for p in self.console.iter().flat_map(|(ports, _)| ports) {
+                            lock(p).resume_listening();
+                        }
+                        if let Some((host, _)) = &self.vsock {
+                            lock(host).resume_listening();
                         }
                     }
                     _ => {}

@@ -109,7 +109,11 @@ fn fs_backend_killed_mid_run_is_reported_and_the_vm_goes_on() {
     assert_eq!(status.code(), Some(0), "stdout: {out}\nstderr: {err}");
     assert_eq!(out, format!("{GUEST_OUT}waiting for the backend to go\ndevice needs reset\nrestart refused\n"), "stderr: {err}");
     assert!(err.contains("rpc-vmm: virtio-fs shared0: vhost-user backend disconnected"), "{err}");
-    assert!(err.contains("virtio device start failed: virtio-fs shared0: vhost-user backend disconnected"), "{err}");
+    // The backend's failure, not the guest's.
+    assert!(err.contains("rpc-vmm: host: virtio device start failed: virtio-fs shared0: vhost-user backend disconnected"), "{err}");
+    assert!(err.contains("rpc-vmm: host errors: virtio device start failed=1\n"), "{err}");
+    // (The guest's one fault is its deliberate bad ring.)
+    assert!(err.contains("rpc-vmm: guest faults: virtio device start failed=1\n"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -174,6 +178,10 @@ fn fs_stalled_backend_is_cut_off() {
     assert_eq!(status.code(), Some(0), "stdout: {out}\nstderr: {err}");
     assert!(out.ends_with("stall the backend now\nstalled backend cut off\n"), "stdout: {out}\nstderr: {err}");
     assert!(err.contains("did not answer within 10s"), "{err}");
+    assert!(err.contains("rpc-vmm: host: virtio-fs backend error: shared0: queue "), "{err}");
     assert!(err.contains("GET_VRING_BASE"), "{err}");
+    assert!(err.contains("rpc-vmm: host errors: virtio device start failed=1, virtio-fs backend error="), "{err}");
+    // (The guest's one fault is its deliberate bad ring.)
+    assert!(err.contains("rpc-vmm: guest faults: virtio device start failed=1\n"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(40), "took {:?}", start.elapsed());
 }

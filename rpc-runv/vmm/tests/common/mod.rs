@@ -157,13 +157,15 @@ pub struct Live {
 impl Live {
     /// Starts rpc-vmm with `args`; stdin piped when `stdin`, else null.
     pub fn spawn(args: &[&str], stdin: bool) -> Live {
-        let mut child = Command::new(vmm_bin())
-            .args(args)
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rpc-vmm");
+        Live::spawn_with(args, stdin, |_| {})
+    }
+
+    /// [`Live::spawn`], with `setup` changing the command first.
+    pub fn spawn_with(args: &[&str], stdin: bool, setup: impl FnOnce(&mut Command)) -> Live {
+        let mut cmd = Command::new(vmm_bin());
+        cmd.args(args).stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        setup(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn rpc-vmm");
         let out = child.stdout.take().expect("stdout piped");
         let mut err = child.stderr.take().expect("stderr piped");
         let (tx, lines) = std::sync::mpsc::channel();
@@ -202,6 +204,10 @@ impl Live {
                 Err(_) => return false,
             }
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn signal(&self, sig: i32) {

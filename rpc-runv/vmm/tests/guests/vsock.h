@@ -44,10 +44,22 @@ static void send(u32 sport, u32 dport, u16 op, u32 flags, const char *data) {
 	vq_wait(&tx, 2000);
 }
 
-/* The vsock device at slot 0 live, its queues at QMEM(0..2), `rx_buffers`
- * receive buffers given. */
+/* The first virtio-mmio slot holding a vsock device (slot 0 unless other
+ * devices come first). */
+static u64 vsock_base(void) {
+	for (int n = 0; n < 8; n++) {
+		u64 base = VIRTIO_SLOT(n);
+		if (mmio_r32(base + R_MAGIC) != 0x74726976) break;
+		if (mmio_r32(base + R_DEVICE_ID) == 19) return base;
+	}
+	fail("no vsock device");
+	return 0;
+}
+
+/* The vsock device live, its queues at QMEM(0..2), `rx_buffers` receive
+ * buffers given. */
 static void setup(u16 rx_buffers) {
-	u64 base = VIRTIO_SLOT(0);
+	u64 base = vsock_base();
 	vdev_begin(base, 19);
 	cid = mmio_r32(base + R_CONFIG) | ((u64)mmio_r32(base + R_CONFIG + 4) << 32);
 	vq_init(&rx, base, 0, 8, QMEM(0));

@@ -46,6 +46,10 @@ pub enum ChainError {
     Data(#[source] std::io::Error),
     #[error("status: {0}")]
     Status(#[source] std::io::Error),
+    /// More bytes written into the chain than a used element can say
+    /// (descriptors aliasing one buffer can add up past 4 GiB).
+    #[error("{0} bytes written: more than a used element holds")]
+    TooLong(usize),
 }
 
 #[repr(C)]
@@ -99,6 +103,9 @@ impl Block {
         let (status, data_len) = match hdr.type_ {
             T_IN => {
                 let len = writer.available_bytes();
+                // Checked before any I/O: what a used element cannot say
+                // is not read at all.
+                used_len(len)?;
                 match self.range(hdr.sector, len) {
                     None => {
                         guest_fault!(report, "virtio-blk request out of range", "read of {len} bytes at sector {}", hdr.sector);
@@ -111,7 +118,7 @@ impl Block {
                         while done < len {
                             let n = (len - done).min(CHUNK);
                             if let Err(e) = self.file.read_exact_at(&mut buf[..n], off) {
-                                report.quiet("virtio-blk host I/O error", format_args!("{e}"));
+                                report.host_error("virtio-blk host I/O error", format_args!("{e}"));
                                 status = S_IOERR;
                                 break;
                             }
@@ -141,7 +148,7 @@ impl Block {
                                 let n = (len - done).min(CHUNK);
                                 std::io::Read::read_exact(&mut reader, &mut buf[..n]).map_err(ChainError::Data)?;
                                 if let Err(e) = self.file.write_all_at(&buf[..n], off) {
-                                    report.quiet("virtio-blk host I/O error", format_args!("{e}"));
+                                    report.host_error("virtio-blk host I/O error", format_args!("{e}"));
                                     status = S_IOERR;
                                     break;
                                 }
@@ -171,8 +178,14 @@ impl Block {
             _ => (S_UNSUPP, 0),
         };
         status_w.write_obj(status).map_err(ChainError::Status)?;
-        Ok(data_len as u32 + 1)
+        used_len(data_len)
     }
+}
+
+/// The used length of a request that wrote `data_len` bytes of data and
+/// the status byte.
+fn used_len(data_len: usize) -> std::result::Result<u32, ChainError> {
+    data_len.checked_add(1).and_then(|n| u32::try_from(n).ok()).ok_or(ChainError::TooLong(data_len))
 }
 
 impl VirtioDevice for Block {
@@ -203,5 +216,18 @@ impl VirtioDevice for Block {
                 }
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_length_never_wraps() {
+        assert_eq!(used_len(0).ok(), Some(1));
+        assert_eq!(used_len(u32::MAX as usize - 1).ok(), Some(u32::MAX));
+        assert!(matches!(used_len(u32::MAX as usize), Err(ChainError::TooLong(_))));
+        assert!(matches!(used_len(usize::MAX), Err(ChainError::TooLong(_))));
     }
 }

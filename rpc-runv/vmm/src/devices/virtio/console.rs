@@ -10,7 +10,14 @@
 //! of [`OUT_MAX`] bytes; when that is full the device leaves the port's
 //! transmit queue alone (the guest sees no completions) until the socket
 //! drains (EPOLLOUT). The client is read only into receive buffers the
-//! guest gave, and watched for input only while there are some.
+//! guest gave, and watched for input only while there are some. An event
+//! on one port's sockets is handled for that port only.
+//!
+//! Control messages wait for the driver's control receive buffers: the
+//! one-off ones (DEVICE_ADD, CONSOLE_PORT, PORT_NAME) in a queue bounded
+//! by the ports, PORT_OPEN as one pending flag per port, its value read
+//! when it is sent, so clients coming and going while the driver gives no
+//! buffers queue nothing.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -77,9 +84,10 @@ enum Input {
 /// The host side of one port: its listening socket, client and output
 /// buffer, shared by the device (vCPU threads) and the event loop.
 pub struct ConsoleHost {
+    // Out of the epoll set before the listener closes.
+    listen_watch: Option<Watch>,
     /// None for port 0 without `--console-socket`: output is dropped.
     listener: Option<UnixListener>,
-    _listen_watch: Option<Watch>,
     epoll_fd: RawFd,
     client_token: u64,
     client: Option<Client>,
@@ -96,8 +104,8 @@ impl Default for ConsoleHost {
     /// A port with no host end (its output is dropped).
     fn default() -> Self {
         ConsoleHost {
+            listen_watch: None,
             listener: None,
-            _listen_watch: None,
             epoll_fd: -1,
             client_token: 0,
             client: None,
@@ -118,14 +126,29 @@ impl ConsoleHost {
             w.set(watch::IN);
             w
         });
-        ConsoleHost { listener, _listen_watch: listen_watch, epoll_fd, client_token: listen_token + 1, ..Default::default() }
+        ConsoleHost { listen_watch, listener, epoll_fd, client_token: listen_token + 1, ..Default::default() }
     }
 
     /// The listener has a client: it replaces any previous one and gets
-    /// the output buffered so far.
-    pub fn accept(&mut self) {
-        let Some(l) = &self.listener else { return };
-        while let Ok((stream, _)) = l.accept() {
+    /// the output buffered so far. Out of file descriptors, the listener
+    /// leaves the epoll set (it would be ready again at once) and the
+    /// error is returned: see [`ConsoleHost::resume_listening`].
+    pub fn accept(&mut self) -> Option<std::io::Error> {
+        let Some(l) = &self.listener else { return None };
+        let mut paused = None;
+        loop {
+            let stream = match l.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if watch::out_of_fds(&e) => {
+                    if let Some(w) = self.listen_watch.as_mut() {
+                        w.set(0);
+                    }
+                    paused = Some(e);
+                    break;
+                }
+                Err(e) if watch::retry_accept(&e) => continue,
+                Err(_) => break,
+            };
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
@@ -135,6 +158,15 @@ impl ConsoleHost {
             self.want_input = false;
         }
         self.flush();
+        paused
+    }
+
+    /// Watches the listener again (after [`ConsoleHost::accept`] ran out
+    /// of file descriptors).
+    pub fn resume_listening(&mut self) {
+        if let Some(w) = self.listen_watch.as_mut() {
+            w.set(watch::IN);
+        }
     }
 
     /// Whether a client is connected.
@@ -220,16 +252,24 @@ struct Port {
     ready: bool,
     /// Its transmit queue waits for the output buffer to drain.
     tx_stalled: bool,
+    /// The driver is to be told whether a client is connected (PORT_OPEN
+    /// with the state at the time it is sent).
+    open_pending: bool,
 }
 
 /// The device model.
 pub struct Console {
     ports: Vec<Port>,
     queue_sizes: Vec<u16>,
-    /// Control messages waiting for a control receive buffer.
+    /// One-off control messages waiting for a control receive buffer (at
+    /// most three per port between resets); PORT_OPEN is
+    /// [`Port::open_pending`].
     control: VecDeque<Vec<u8>>,
     /// The driver said DEVICE_READY (until it resets the device).
     device_ready: bool,
+    /// Data between the guest and a client goes through here (allocated
+    /// on first use, [`CHUNK`] bytes).
+    buf: Vec<u8>,
 }
 
 fn control_msg(id: u32, event: u16, value: u16) -> Vec<u8> {
@@ -242,6 +282,14 @@ fn control_msg(id: u32, event: u16, value: u16) -> Vec<u8> {
 
 const USED_RING_FAULT: &str = "virtio-console bad used ring";
 
+/// `buf`, allocated to [`CHUNK`] bytes if it was not yet.
+fn chunk_buf(buf: &mut Vec<u8>) -> &mut [u8] {
+    if buf.len() < CHUNK {
+        buf.resize(CHUNK, 0);
+    }
+    buf
+}
+
 impl Console {
     /// A console with port 0 (hvc0) only.
     pub fn new(host: Arc<Mutex<ConsoleHost>>) -> Self {
@@ -250,11 +298,11 @@ impl Console {
 
     /// Port 0 (the console) and named ports 1.. (multiport).
     pub fn with_ports(console: Arc<Mutex<ConsoleHost>>, named: Vec<(String, Arc<Mutex<ConsoleHost>>)>) -> Self {
-        let port = |name, host| Port { name, host, ready: false, tx_stalled: false };
+        let port = |name, host| Port { name, host, ready: false, tx_stalled: false, open_pending: false };
         let mut ports = vec![port(None, console)];
         ports.extend(named.into_iter().take(MAX_PORTS - 1).map(|(name, host)| port(Some(name), host)));
         let nq = if ports.len() > 1 { 2 * ports.len() + 2 } else { 2 };
-        Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new(), device_ready: false }
+        Console { ports, queue_sizes: vec![QUEUE_SIZE; nq], control: VecDeque::new(), device_ready: false, buf: Vec::new() }
     }
 
     fn multiport(&self) -> bool {
@@ -283,6 +331,7 @@ impl Console {
     /// Takes the guest's output on port `p` while its buffer has room.
     fn transmit(&mut self, p: usize, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let host = self.ports[p].host.clone();
+        let buf = chunk_buf(&mut self.buf);
         let mut stalled = false;
         let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
             let mut h = lock(&host);
@@ -299,9 +348,9 @@ impl Console {
                         // size: never trust the sum of their lengths.
                         guest_fault!(report, "virtio-console oversize descriptor chain", "head {head}: {total} bytes");
                     } else {
-                        let mut chunk = vec![0u8; total.min(CHUNK)];
+                        let chunk = &mut buf[..total.min(CHUNK)];
                         loop {
-                            match r.read(&mut chunk) {
+                            match r.read(chunk) {
                                 Ok(0) => break,
                                 Ok(n) => h.output(&chunk[..n], report),
                                 Err(e) => {
@@ -329,6 +378,7 @@ impl Console {
         if !h.connected() {
             return false;
         }
+        let buf = chunk_buf(&mut self.buf);
         let mut dry = false;
         let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
             let head = chain.head_index();
@@ -339,12 +389,12 @@ impl Console {
                     return Handled::Used(0);
                 }
             };
-            let mut buf = vec![0u8; w.available_bytes().min(CHUNK)];
+            let buf = &mut buf[..w.available_bytes().min(CHUNK)];
             if buf.is_empty() {
                 guest_fault!(report, "virtio-console bad descriptor chain", "head {head}: no room");
                 return Handled::Used(0);
             }
-            match h.read(&mut buf) {
+            match h.read(buf) {
                 Input::Data(n) => match w.write_all(&buf[..n]) {
                     Ok(()) => Handled::Used(n as u32),
                     Err(e) => {
@@ -366,11 +416,21 @@ impl Console {
         used
     }
 
+    /// The next control message to send: the queued ones first, then the
+    /// pending PORT_OPENs.
+    fn next_control(&mut self) -> Option<Vec<u8>> {
+        if let Some(m) = self.control.pop_front() {
+            return Some(m);
+        }
+        let p = self.ports.iter().position(|p| p.open_pending)?;
+        self.ports[p].open_pending = false;
+        Some(self.port_open_msg(p))
+    }
+
     /// Sends queued control messages, one per receive buffer.
     fn flush_control(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let control = &mut self.control;
         queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
-            let Some(msg) = control.pop_front() else { return Handled::Later };
+            let Some(msg) = self.next_control() else { return Handled::Later };
             let head = chain.head_index();
             match chain.writer(mem) {
                 Ok(mut w) if w.available_bytes() >= msg.len() => match w.write_all(&msg) {
@@ -414,8 +474,7 @@ impl Console {
                         m.extend_from_slice(name.as_bytes());
                         self.control.push_back(m);
                     }
-                    let open = self.port_open_msg(id);
-                    self.control.push_back(open);
+                    self.ports[id].open_pending = true;
                 }
             }
             PORT_OPEN if id < self.ports.len() => {}
@@ -423,38 +482,37 @@ impl Console {
         }
     }
 
-    /// Handles the driver's control messages.
+    /// Handles the driver's control messages, each as it is taken (a
+    /// driver that keeps adding chains makes nothing pile up here).
     fn control_in(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
-        let mut msgs = Vec::new();
-        let used = queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
+        queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
             let head = chain.head_index();
             match chain.reader(mem).map_err(|e| e.to_string()).and_then(|mut r| r.read_obj::<[u8; 8]>().map_err(|e| e.to_string())) {
-                Ok(m) => msgs.push(m),
+                Ok(m) => self.control_msg_in(m, report),
                 Err(e) => guest_fault!(report, "virtio-console bad control message", "head {head}: {e}"),
             }
             Handled::Used(0)
-        });
-        for m in msgs {
-            self.control_msg_in(m, report);
-        }
-        used
+        })
     }
 
-    /// Tells the driver of clients that came or went (PORT_OPEN) and
+    /// Tells the driver whether port `changed` (the one whose host side
+    /// just changed, if any) has a client, when one came or went, and
     /// sends what control messages it has buffers for.
-    fn control_out(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+    fn control_out(&mut self, changed: Option<usize>, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         if !self.multiport() {
             return false;
         }
-        for p in 0..self.ports.len() {
-            let changed = std::mem::take(&mut lock(&self.ports[p].host).connection_changed);
-            if changed && self.ports[p].ready {
-                let open = self.port_open_msg(p);
-                self.control.push_back(open);
+        if let Some(port) = changed.and_then(|p| self.ports.get_mut(p)) {
+            // Taken even while the port is not ready: PORT_READY tells the
+            // driver the state at that time.
+            if std::mem::take(&mut lock(&port.host).connection_changed) && port.ready {
+                port.open_pending = true;
             }
         }
         match queues.get_mut(CTRL_RX) {
-            Some(q) if q.ready() && !self.control.is_empty() => self.flush_control(q, mem, report),
+            Some(q) if q.ready() && (!self.control.is_empty() || self.ports.iter().any(|p| p.open_pending)) => {
+                self.flush_control(q, mem, report)
+            }
             _ => false,
         }
     }
@@ -492,6 +550,7 @@ impl VirtioDevice for Console {
     }
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut used = false;
+        let mut port = None;
         if self.multiport() && (index == CTRL_RX || index == CTRL_TX) {
             if index == CTRL_TX {
                 if let Some(q) = queues.get_mut(CTRL_TX) {
@@ -499,9 +558,11 @@ impl VirtioDevice for Console {
                 }
             }
         } else if let (Some((p, tx)), Some(q)) = (self.port_of(index), queues.get_mut(index)) {
+            // (A receive may find the client gone.)
+            port = Some(p);
             used |= if tx { self.transmit(p, q, mem, report) } else { self.receive(p, q, mem, report) };
         }
-        used | self.control_out(queues, mem, report)
+        used | self.control_out(port, queues, mem, report)
     }
     fn reset(&mut self) {
         self.device_ready = false;
@@ -510,14 +571,18 @@ impl VirtioDevice for Console {
         for p in &mut self.ports {
             p.ready = false;
             p.tx_stalled = false;
+            p.open_pending = false;
         }
     }
     fn host_blocked(&mut self) {
         self.stop_input();
     }
-    fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+    /// `source` is the port whose sockets had an event: only it can have
+    /// room for output or input for the guest.
+    fn host_event(&mut self, source: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut used = false;
-        for p in 0..self.ports.len() {
+        let p = source;
+        if p < self.ports.len() {
             let rx = Self::rx_queue(p);
             if self.ports[p].tx_stalled && !lock(&self.ports[p].host).out_full() {
                 if let Some(q) = queues.get_mut(rx + 1).filter(|q| q.ready()) {
@@ -528,7 +593,7 @@ impl VirtioDevice for Console {
                 used |= self.receive(p, q, mem, report);
             }
         }
-        used | self.control_out(queues, mem, report)
+        used | self.control_out(Some(p), queues, mem, report)
     }
 }
 
@@ -549,5 +614,35 @@ mod tests {
         assert_eq!(c.port_of(8), None);
         assert_eq!(Console::rx_queue(2), 6);
         assert_eq!(Console::new(host()).queue_max_sizes().len(), 2);
+    }
+
+    /// A driver that gives no control receive buffers while clients come
+    /// and go makes nothing pile up: one pending PORT_OPEN per port, sent
+    /// with the state at that time.
+    #[test]
+    fn port_open_is_one_pending_state_per_port() {
+        use vm_memory::GuestAddress;
+        let host = || Arc::new(Mutex::new(ConsoleHost::default()));
+        let agent = host();
+        let mut c = Console::with_ports(host(), vec![("agent".into(), agent.clone())]);
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let report = Reporter::new(false);
+        let mut queues: Vec<Queue> = c.queue_max_sizes().iter().map(|&n| Queue::new(n).unwrap()).collect();
+        c.control_msg_in(*b"\0\0\0\0\0\0\x01\0", &report); // DEVICE_READY
+        c.control_msg_in(*b"\x01\0\0\0\x03\0\x01\0", &report); // PORT_READY 1
+        for _ in 0..10_000 {
+            lock(&agent).connection_changed = true;
+            c.process_queue(Console::rx_queue(1), &mut queues, &mem, &report);
+        }
+        // DEVICE_ADD for both ports and port 1's name: nothing per change.
+        assert_eq!(c.control.len(), 3);
+        assert!(c.ports[1].open_pending);
+        let mut sent = Vec::new();
+        while let Some(m) = c.next_control() {
+            sent.push(m);
+        }
+        assert_eq!(sent.len(), 4);
+        assert_eq!(sent[3], control_msg(1, PORT_OPEN, 0), "no client now");
+        assert_eq!(report.summary(), "");
     }
 }

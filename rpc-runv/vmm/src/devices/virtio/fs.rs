@@ -42,8 +42,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::mmio::MmioTransport;
-use super::{read_config_bytes, VirtioDevice, VIRTIO_F_VERSION_1};
-use crate::guest_fault;
+use super::{read_config_bytes, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::lock;
 use crate::memory::GuestMemoryMmap;
 use crate::report::Reporter;
@@ -60,10 +59,10 @@ const QUEUE_NOTIFY: u64 = 0x50;
 /// The longest one exchange with the backend may take (the setup, one
 /// activation, one GET_VRING_BASE); see [`Watchdog`].
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// The virtio ring features passed through to the backend.
-const RING_FEATURES: u64 = (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC)
-    | (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX)
-    | VIRTIO_F_VERSION_1;
+/// The virtio ring features passed through to the backend, if it has
+/// them (VIRTIO_F_VERSION_1, which it must have, the transport adds).
+const RING_FEATURES: u64 =
+    (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC) | (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX);
 
 /// Errors of the virtio-fs frontend.
 #[derive(Debug, thiserror::Error)]
@@ -130,14 +129,20 @@ pub struct Fs {
 }
 
 /// What the VM needs besides the device model: the kick eventfds (to
-/// register as ioeventfds) and the relay's inputs.
+/// register as ioeventfds), the relay's inputs and where its handle goes.
 pub struct FsHost {
-    tag: String,
     kicks: Vec<EventFd>,
+    relay: Relay,
+    /// The device's slot for the relay thread's handle.
+    slot: Arc<Mutex<Option<FsRelay>>>,
+}
+
+/// What the relay thread owns.
+struct Relay {
+    tag: String,
     calls: Vec<EventFd>,
     socket: UnixStream,
     broken: Arc<AtomicBool>,
-    relay: Option<Arc<Mutex<Option<FsRelay>>>>,
 }
 
 /// The setup exchange with the backend; returns its virtio features.
@@ -196,12 +201,9 @@ impl Fs {
         let clone = |fds: &[EventFd]| -> FsResult<Vec<EventFd>> { fds.iter().map(|f| f.try_clone().map_err(io("eventfd"))).collect() };
         let relay = Arc::new(Mutex::new(None));
         let host = FsHost {
-            tag: tag.to_string(),
             kicks: clone(&kicks)?,
-            calls: clone(&calls)?,
-            socket: watch,
-            broken: broken.clone(),
-            relay: Some(relay.clone()),
+            relay: Relay { tag: tag.to_string(), calls: clone(&calls)?, socket: watch, broken: broken.clone() },
+            slot: relay.clone(),
         };
 
         let mut config = [0u8; TAG_LEN + 4];
@@ -227,7 +229,10 @@ impl Fs {
         if self.broken.load(Ordering::SeqCst) {
             return Err(FsError::Disconnected);
         }
-        let features = (driver_features & self.features) | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+        // What the driver took of what we offered (the transport offers
+        // VIRTIO_F_VERSION_1 besides ours; the backend has it).
+        let offered = self.features | VIRTIO_F_VERSION_1;
+        let features = (driver_features & offered) | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
         self.frontend.set_features(features).map_err(proto("SET_FEATURES"))?;
         let hva = |index: usize, gpa: u64, len: u64| -> FsResult<u64> {
             ring_hva(mem, gpa, len).ok_or(FsError::Queue { index, why: "ring outside memory" })
@@ -287,20 +292,27 @@ impl VirtioDevice for Fs {
     fn read_config(&self, offset: u64, data: &mut [u8]) -> bool {
         read_config_bytes(&self.config, offset, data)
     }
-    /// Kicks go to KVM's ioeventfds; one that reaches the VMM anyway is
-    /// passed on to the backend.
-    fn process_queue(&mut self, index: usize, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
-        if let Some(kick) = self.kicks.get(index) {
-            let _ = kick.write(1);
-        }
+    /// Never called: KVM's ioeventfds take every notify of our queues (a
+    /// 4-byte write of 0 or 1 to QueueNotify), and the transport refuses
+    /// every other before it gets here.
+    fn process_queue(&mut self, _index: usize, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
         false
     }
-    fn activate(&mut self, queues: &[Queue], mem: &GuestMemoryMmap, driver_features: u64) -> std::result::Result<(), String> {
+    fn activate(&mut self, queues: &[Queue], mem: &GuestMemoryMmap, driver_features: u64) -> std::result::Result<(), ActivateError> {
         let result = {
             let _armed = self.watchdog.arm();
             self.start_queues(queues, mem, driver_features)
         };
-        result.map_err(|e| format!("{} {}: {}", self.name(), self.tag, self.watchdog.explain(e)))
+        result.map_err(|e| {
+            let e = self.watchdog.explain(e);
+            let guest = matches!(e, FsError::Queue { .. });
+            let text = format!("{} {}: {e}", self.name(), self.tag);
+            if guest {
+                ActivateError::Guest(text)
+            } else {
+                ActivateError::Backend(text)
+            }
+        })
     }
     fn reset(&mut self) {
         for index in 0..NUM_QUEUES {
@@ -313,7 +325,7 @@ impl VirtioDevice for Fs {
             };
             if let Err(e) = result {
                 let e = self.watchdog.explain(e);
-                guest_fault!(self.report, "virtio-fs backend error", "{}: queue {index}: {e}", self.tag);
+                self.report.host_error("virtio-fs backend error", format_args!("{}: queue {index}: {e}", self.tag));
             }
         }
     }
@@ -324,10 +336,11 @@ impl FsHost {
     /// register of the device's window at `base`, and starts the relay of
     /// the backend's calls to `transport` (owned by the device: it stops
     /// when the device goes).
-    pub fn start(mut self, vm: &VmFd, base: u64, transport: Weak<Mutex<MmioTransport>>) -> crate::Result<()> {
-        // The thread must not own its own handle.
-        let slot = self.relay.take().ok_or(FsError::Disconnected)?;
-        for (index, kick) in self.kicks.iter().enumerate() {
+    pub fn start(self, vm: &VmFd, base: u64, transport: Weak<Mutex<MmioTransport>>) -> crate::Result<()> {
+        // The thread gets the relay's inputs, not its own handle's slot.
+        let FsHost { kicks, relay, slot } = self;
+        // (KVM keeps its own reference to each eventfd.)
+        for (index, kick) in kicks.iter().enumerate() {
             vm.register_ioevent(kick, &IoEventAddress::Mmio(base + QUEUE_NOTIFY), index as u32)
                 .map_err(crate::Error::kvm("KVM_IOEVENTFD"))?;
         }
@@ -338,20 +351,22 @@ impl FsHost {
             epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(events, token)).map_err(io("epoll_ctl"))
         };
         add(stop.as_raw_fd(), EventSet::IN, STOP)?;
-        add(self.socket.as_raw_fd(), EventSet::READ_HANG_UP, SOCKET)?;
-        for (index, call) in self.calls.iter().enumerate() {
+        add(relay.socket.as_raw_fd(), EventSet::READ_HANG_UP, SOCKET)?;
+        for (index, call) in relay.calls.iter().enumerate() {
             add(call.as_raw_fd(), EventSet::IN, index as u64)?;
         }
-        let thread = spawn_quiet(&format!("virtio-fs-{}", self.tag), move || self.relay(epoll, stop2, transport));
+        let thread = spawn_quiet(&format!("virtio-fs-{}", relay.tag), move || relay.run(epoll, stop2, transport));
         let thread = thread.map_err(|e| crate::Error::Thread(e.to_string()))?;
         *lock(&slot) = Some(FsRelay { stop, thread: Some(thread) });
         Ok(())
     }
+}
 
+impl Relay {
     /// The relay loop: a backend call sets the used-ring bit and raises
     /// the device's IRQ; a hang-up of the backend's socket marks the
     /// device broken; the stop eventfd ends it.
-    fn relay(self, epoll: Epoll, _stop: EventFd, transport: Weak<Mutex<MmioTransport>>) {
+    fn run(self, epoll: Epoll, _stop: EventFd, transport: Weak<Mutex<MmioTransport>>) {
         let mut events = vec![EpollEvent::default(); NUM_QUEUES + 2];
         loop {
             let n = match epoll.wait(-1, &mut events) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::{VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::guest_fault;
 use crate::memory::GuestMemoryMmap;
 use crate::report::Reporter;
@@ -47,6 +47,11 @@ pub struct MmioTransport {
     /// the device would run, or hand its backend, rings at an address the
     /// driver never chose.
     misaligned: Vec<u8>,
+    /// Per queue, whether it is not ready or its size and rings lie in
+    /// guest memory where the driver put them ([`MmioTransport::queue_ok`]),
+    /// found when the driver set DRIVER_OK: queue registers cannot change
+    /// while the device is live, so this holds until a reset.
+    valid: Vec<bool>,
 }
 
 const RING_DESC: u8 = 1;
@@ -61,6 +66,7 @@ impl MmioTransport {
             .map(|&max| Queue::new(max).map_err(|e| crate::Error::Config(format!("virtqueue: {e}"))))
             .collect::<crate::Result<Vec<_>>>()?;
         let misaligned = vec![0; queues.len()];
+        let valid = vec![false; queues.len()];
         Ok(MmioTransport {
             device,
             queues,
@@ -75,6 +81,7 @@ impl MmioTransport {
             interrupt_status: 0,
             config_generation: 0,
             misaligned,
+            valid,
         })
     }
 
@@ -91,6 +98,7 @@ impl MmioTransport {
             q.reset();
         }
         self.misaligned.fill(0);
+        self.valid.fill(false);
         self.device.reset();
         self.status = 0;
         self.driver_features = 0;
@@ -148,7 +156,7 @@ impl MmioTransport {
             guest_fault!(self.report, "virtio notify of a queue not ready", "{name}: queue {index}");
             return false;
         }
-        if !self.queue_ok(index) {
+        if self.valid.get(index) != Some(&true) {
             guest_fault!(self.report, "virtio invalid queue", "{name}: queue {index} (size or rings outside memory)");
             self.needs_reset();
             return false;
@@ -167,14 +175,15 @@ impl MmioTransport {
     }
 
     /// The host side changed: data or room for the guest, a client came or
-    /// went (called by the event loop).
-    pub fn host_event(&mut self) {
+    /// went (called by the event loop); `source` is the device's host end
+    /// that had the event ([`VirtioDevice::host_event`]).
+    pub fn host_event(&mut self, source: usize) {
         let live = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_DEVICE_NEEDS_RESET == 0;
-        if !live || (0..self.queues.len()).any(|i| self.queues[i].ready() && !self.queue_ok(i)) {
+        if !live || self.valid.contains(&false) {
             self.device.host_blocked();
             return;
         }
-        if self.device.host_event(&mut self.queues, &self.mem, &self.report) {
+        if self.device.host_event(source, &mut self.queues, &self.mem, &self.report) {
             self.signal_used();
         }
     }
@@ -384,14 +393,24 @@ impl MmioTransport {
                 self.needs_reset();
                 return;
             }
+            for i in 0..self.queues.len() {
+                self.valid[i] = !self.queues[i].ready() || self.queue_ok(i);
+            }
             let event_idx = self.driver_features & (1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX) != 0;
             for q in &mut self.queues {
                 q.set_event_idx(event_idx);
             }
             self.status = v;
-            if let Err(e) = self.device.activate(&self.queues, &self.mem, self.driver_features) {
-                guest_fault!(self.report, "virtio device start failed", "{e}");
-                self.needs_reset();
+            match self.device.activate(&self.queues, &self.mem, self.driver_features) {
+                Ok(()) => {}
+                Err(ActivateError::Guest(e)) => {
+                    guest_fault!(self.report, "virtio device start failed", "{e}");
+                    self.needs_reset();
+                }
+                Err(ActivateError::Backend(e)) => {
+                    self.report.host_error("virtio device start failed", format_args!("{e}"));
+                    self.needs_reset();
+                }
             }
             return;
         }
@@ -476,6 +495,24 @@ mod tests {
             w(&mut t, 0x050, 0);
             assert_eq!(t.queues[0].desc_table(), 0x1000);
         }
+    }
+
+    /// A ring outside memory is found when the driver sets DRIVER_OK and
+    /// refused (reported, DEVICE_NEEDS_RESET) when the queue is used.
+    #[test]
+    fn queue_outside_memory_is_refused_when_used() {
+        let (mut t, report) = transport();
+        start(&mut t, 0x20000, 0x2000, 0x3000);
+        assert_eq!(t.status & STATUS_DEVICE_NEEDS_RESET, 0);
+        t.host_event(0);
+        assert_eq!(report.count("virtio invalid queue"), 0);
+        w(&mut t, 0x050, 0);
+        assert_eq!(report.count("virtio invalid queue"), 1);
+        assert_ne!(t.status & STATUS_DEVICE_NEEDS_RESET, 0);
+        start(&mut t, 0x1000, 0x2000, 0x3000);
+        w(&mut t, 0x050, 0);
+        assert_eq!(t.status & STATUS_DEVICE_NEEDS_RESET, 0);
+        assert_eq!(report.count("virtio invalid queue"), 1);
     }
 
     /// Config reads past the end and writes to a read-only config are

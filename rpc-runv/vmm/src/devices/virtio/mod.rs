@@ -22,6 +22,18 @@ pub const TYPE_NET: u32 = 1;
 pub const TYPE_BLOCK: u32 = 2;
 pub const TYPE_CONSOLE: u32 = 3;
 
+/// Why a device could not start ([`VirtioDevice::activate`]); the text
+/// names the device.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    /// The driver's setup is unusable (a guest fault).
+    #[error("{0}")]
+    Guest(String),
+    /// The device's host backend failed (not the guest's doing).
+    #[error("{0}")]
+    Backend(String),
+}
+
 /// A device model behind a [`mmio::MmioTransport`].
 pub trait VirtioDevice: Send {
     /// The virtio device id.
@@ -47,13 +59,16 @@ pub trait VirtioDevice: Send {
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool;
     /// The host side changed (data for the guest, room for the guest's
     /// data, a client came or went): take the queues on where they waited.
-    fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
+    /// `source` says which of the device's host ends it was, for devices
+    /// with several (the console's ports); 0 for the others.
+    fn host_event(&mut self, _source: usize, _queues: &mut [Queue], _mem: &GuestMemoryMmap, _report: &Reporter) -> bool {
         false
     }
     /// The driver set DRIVER_OK: the device may start (a vhost-user
     /// device hands its queues to the backend here). An error marks the
-    /// device DEVICE_NEEDS_RESET.
-    fn activate(&mut self, _queues: &[Queue], _mem: &GuestMemoryMmap, _driver_features: u64) -> Result<(), String> {
+    /// device DEVICE_NEEDS_RESET, and is reported as the guest's fault or
+    /// the host's, as it says.
+    fn activate(&mut self, _queues: &[Queue], _mem: &GuestMemoryMmap, _driver_features: u64) -> Result<(), ActivateError> {
         Ok(())
     }
     /// The driver reset the device.

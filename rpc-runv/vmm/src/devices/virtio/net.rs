@@ -73,11 +73,14 @@ impl NetHost {
 pub struct Net {
     host: Arc<Mutex<NetHost>>,
     config: [u8; 6],
+    /// A frame read from the tap ([`FRAME_MAX`] bytes, allocated on the
+    /// first receive and kept).
+    frame: Vec<u8>,
 }
 
 impl Net {
     pub fn new(host: Arc<Mutex<NetHost>>, mac: [u8; 6]) -> Self {
-        Net { host, config: mac }
+        Net { host, config: mac, frame: Vec::new() }
     }
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
@@ -108,18 +111,21 @@ impl Net {
     /// Moves frames from the tap into receive buffers while both last.
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         let mut host = crate::lock(&self.host);
+        if self.frame.len() < FRAME_MAX {
+            self.frame.resize(FRAME_MAX, 0);
+        }
+        let buf = &mut self.frame;
         queue::process(queue, mem, report, USED_RING_FAULT, |chain| {
-            let mut frame = vec![0u8; FRAME_MAX];
-            match host.tap.read(&mut frame) {
-                Ok(n) if n > 0 => frame.truncate(n),
+            let frame = match host.tap.read(buf) {
+                Ok(n) if n > 0 => &buf[..n],
                 _ => return Handled::Later,
-            }
+            };
             let head = chain.head_index();
             match chain.writer(mem) {
                 Ok(mut w) if w.available_bytes() >= HDR_LEN + frame.len() => {
                     let mut hdr = [0u8; HDR_LEN];
                     hdr[10] = 1; // num_buffers
-                    match w.write_all(&hdr).and_then(|_| w.write_all(&frame)) {
+                    match w.write_all(&hdr).and_then(|_| w.write_all(frame)) {
                         Ok(()) => return Handled::Used((HDR_LEN + frame.len()) as u32),
                         Err(e) => guest_fault!(report, "virtio-net bad descriptor chain", "head {head}: {e}"),
                     }
@@ -163,7 +169,7 @@ impl VirtioDevice for Net {
             _ => false,
         }
     }
-    fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+    fn host_event(&mut self, _source: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         match queues {
             [rx, _] if rx.ready() => self.receive(rx, mem, report),
             _ => false,

@@ -12,9 +12,14 @@
 //! the socket takes it; the rest waits in the connection's buffer, and
 //! only what the socket took counts as forwarded (`fwd_cnt`), so a guest
 //! that honours our credit never has more than [`BUF_ALLOC`] bytes
-//! buffered. One that does not fills the buffer and then finds its
-//! transmit queue untouched until the socket drains (EPOLLOUT). A host
-//! socket is read only while the guest has credit for the data.
+//! buffered. A packet that would buffer more (a guest ignoring credit)
+//! resets its own connection (RST, reported); the transmit queue goes on
+//! for the others, so a host peer that stops reading holds back only its
+//! own connection. A host socket is read only while the guest has credit
+//! for the data.
+//!
+//! A device has at most [`MAX_CONNS`] connections: a guest connect beyond
+//! it gets an RST, a host `CONNECT` beyond it is closed (both counted).
 //!
 //! Shutdown is half-close both ways: end of file from the host socket is
 //! an OP_SHUTDOWN with the SEND flag for the guest, which may still send;
@@ -59,9 +64,15 @@ const OP_CREDIT_REQUEST: u16 = 7;
 /// SHUTDOWN flags: the sender will receive no more, send no more.
 pub const SHUTDOWN_RCV: u32 = 1;
 pub const SHUTDOWN_SEND: u32 = 2;
-/// Our receive buffer per connection, as advertised to the guest: guest
-/// data buffered for a host socket beyond this stops the transmit queue.
+/// Our receive buffer per connection, as advertised to the guest: a
+/// packet that would buffer more of the guest's data than this for a host
+/// socket is over the guest's credit and resets its connection.
 pub const BUF_ALLOC: u32 = 256 * 1024;
+/// The most connections (either direction) of one device: each holds a
+/// host socket, so a guest must not be able to open them without bound
+/// (the VMM would run out of file descriptors). Far more than an agent
+/// and its streams need, well below the usual limit of 1024 fds.
+pub const MAX_CONNS: usize = 256;
 /// Packets queued for the guest above which we stop taking its transmit
 /// queue (every guest packet may queue a reply): the guest has to give
 /// receive buffers first, as in Firecracker.
@@ -159,6 +170,23 @@ struct PendingClient {
     line: Vec<u8>,
 }
 
+/// Appends `len` bytes of `src` to `out` (read straight into it); on an
+/// error `out` is left as it was.
+fn read_tail(out: &mut VecDeque<u8>, src: &mut impl Read, len: usize) -> std::io::Result<()> {
+    let old = out.len();
+    out.resize(old + len, 0);
+    let (front, back) = out.as_mut_slices();
+    let result = match front.len().checked_sub(old) {
+        // The new bytes are the end of `front` and all of `back`.
+        Some(_) => src.read_exact(&mut front[old..]).and_then(|()| src.read_exact(back)),
+        None => src.read_exact(&mut back[old - front.len()..]),
+    };
+    if result.is_err() {
+        out.truncate(old);
+    }
+    result
+}
+
 /// Connects to the unix socket at `path` without blocking (a listener
 /// with a full backlog is EAGAIN, not a wait).
 fn connect_nonblocking(path: &str) -> std::io::Result<UnixStream> {
@@ -192,7 +220,10 @@ pub struct VsockHost {
     uds: PathBuf,
     guest_cid: u64,
     epoll_fd: RawFd,
-    pub listener: UnixListener,
+    report: Arc<Reporter>,
+    // Out of the epoll set before the listener closes.
+    listen_watch: Watch,
+    listener: UnixListener,
     conns: HashMap<Key, Conn>,
     by_fd: HashMap<RawFd, Key>,
     pending_clients: HashMap<RawFd, PendingClient>,
@@ -202,14 +233,20 @@ pub struct VsockHost {
 }
 
 impl VsockHost {
-    pub fn new(uds: PathBuf, guest_cid: u64, epoll_fd: RawFd) -> crate::Result<Self> {
+    /// Listens on `uds` (watched in the epoll set `epoll_fd` with
+    /// [`LISTEN_TOKEN`]) for the guest `guest_cid`.
+    pub fn new(uds: PathBuf, guest_cid: u64, epoll_fd: RawFd, report: Arc<Reporter>) -> crate::Result<Self> {
         let _ = std::fs::remove_file(&uds);
         let listener = UnixListener::bind(&uds).map_err(|source| crate::Error::File { path: uds.clone(), source })?;
         listener.set_nonblocking(true).map_err(crate::Error::io("vsock socket"))?;
+        let mut listen_watch = Watch::new(epoll_fd, listener.as_raw_fd(), LISTEN_TOKEN);
+        listen_watch.set(watch::IN);
         Ok(VsockHost {
             uds,
             guest_cid,
             epoll_fd,
+            report,
+            listen_watch,
             listener,
             conns: HashMap::new(),
             by_fd: HashMap::new(),
@@ -252,10 +289,11 @@ impl VsockHost {
         self.send(key, OP_RST);
     }
 
-    /// The guest's transmit queue has to wait: too many replies queued,
-    /// or a connection's buffer full (a guest ignoring our credit).
+    /// The guest's transmit queue has to wait: too many replies queued
+    /// (a connection's full buffer never stops it: see
+    /// [`VsockHost::guest_packet`]).
     fn tx_blocked(&self) -> bool {
-        self.rx.len() >= RX_QUEUE_MAX || self.conns.values().any(|c| c.out.len() >= BUF_ALLOC as usize)
+        self.rx.len() >= RX_QUEUE_MAX
     }
 
     fn add_conn(&mut self, key: Key, stream: UnixStream, state: State, hdr: Option<&Header>) {
@@ -330,10 +368,13 @@ impl VsockHost {
         }
     }
 
-    /// A packet from the guest.
-    fn guest_packet(&mut self, h: Header, payload: &[u8], report: &Reporter) {
+    /// A packet from the guest; `payload` holds its `h.len` bytes of data
+    /// (checked against the chain), read only for data the connection
+    /// takes.
+    fn guest_packet(&mut self, h: Header, payload: &mut impl Read) {
+        let report = self.report.clone();
         let key = (h.src_port, h.dst_port);
-        let (dst_cid, src_cid, type_, op, flags) = (h.dst_cid, h.src_cid, h.type_, h.op, h.flags);
+        let (dst_cid, src_cid, type_, op, flags, len) = (h.dst_cid, h.src_cid, h.type_, h.op, h.flags, h.len as usize);
         if dst_cid != HOST_CID || src_cid != self.guest_cid || type_ != TYPE_STREAM {
             guest_fault!(report, "vsock bad packet", "cid {src_cid}->{dst_cid} type {type_} op {op}");
             if op != OP_RST {
@@ -347,13 +388,25 @@ impl VsockHost {
                 self.send(key, OP_RST);
                 return;
             }
+            if self.conns.len() >= MAX_CONNS {
+                guest_fault!(report, "vsock connection limit", "connect from port {} to {}: {MAX_CONNS} open", key.0, key.1);
+                self.send(key, OP_RST);
+                return;
+            }
             let path = format!("{}_{}", self.uds.display(), key.1);
             match connect_nonblocking(&path) {
                 Ok(s) => {
                     self.add_conn(key, s, State::Established, Some(&h));
                     self.send(key, OP_RESPONSE);
                 }
-                Err(_) => self.send(key, OP_RST),
+                Err(e) => {
+                    // (Nobody listening, or a full backlog, is the host
+                    // peer's answer; this is ours.)
+                    if watch::out_of_fds(&e) {
+                        report.host_error("vsock connect failed (out of file descriptors)", format_args!("port {}: {e}", key.1));
+                    }
+                    self.send(key, OP_RST);
+                }
             }
             return;
         }
@@ -376,7 +429,21 @@ impl VsockHost {
                 self.flush(key);
             }
             OP_RW if c.state == State::Established && !c.write_shut => {
-                c.out.extend(payload);
+                // Our own `OK <port>` line is not the guest's data.
+                let buffered = c.out.len().saturating_sub(c.out_ours);
+                if buffered + len > BUF_ALLOC as usize {
+                    guest_fault!(
+                        report,
+                        "vsock credit exceeded",
+                        "port {}: {len} bytes with {buffered} of {BUF_ALLOC} buffered; connection reset",
+                        key.0
+                    );
+                    self.reset_conn(key);
+                    return;
+                }
+                if let Err(e) = read_tail(&mut c.out, payload, len) {
+                    guest_fault!(report, "vsock bad descriptor chain", "port {}: payload: {e}", key.0);
+                }
                 self.flush(key);
             }
             OP_RW if c.state == State::Established => {
@@ -427,6 +494,11 @@ impl VsockHost {
         let Some(p) = self.pending_clients.remove(&fd) else { return };
         let port = std::str::from_utf8(&p.line).ok().and_then(|l| l.trim().strip_prefix("CONNECT ")).and_then(|p| p.parse::<u32>().ok());
         if let (true, Some(port)) = (done, port) {
+            if self.conns.len() >= MAX_CONNS {
+                // Closed unanswered, as when the guest refuses.
+                self.report.host_error("vsock connection limit", format_args!("CONNECT {port} from the host refused: {MAX_CONNS} open"));
+                return;
+            }
             let key = (port, self.next_host_port);
             self.next_host_port = self.next_host_port.wrapping_add(1).max(1 << 30);
             // The pending client's watch goes with it; the connection
@@ -477,9 +549,20 @@ impl VsockHost {
         }
     }
 
-    /// A host client connected to the listener.
-    pub fn accept(&mut self) {
-        while let Ok((stream, _)) = self.listener.accept() {
+    /// Host clients connected to the listener. Out of file descriptors,
+    /// the listener leaves the epoll set (it would be ready again at once)
+    /// and the error is returned: see [`VsockHost::resume_listening`].
+    pub fn accept(&mut self) -> Option<std::io::Error> {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if watch::out_of_fds(&e) => {
+                    self.listen_watch.set(0);
+                    return Some(e);
+                }
+                Err(e) if watch::retry_accept(&e) => continue,
+                Err(_) => return None,
+            };
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
@@ -488,6 +571,12 @@ impl VsockHost {
             w.set(watch::IN);
             self.pending_clients.insert(fd, PendingClient { stream, _watch: w, line: Vec::new() });
         }
+    }
+
+    /// Watches the listener again (after [`VsockHost::accept`] ran out of
+    /// file descriptors).
+    pub fn resume_listening(&mut self) {
+        self.listen_watch.set(watch::IN);
     }
 
     /// The driver reset the device: every connection is closed and no
@@ -531,11 +620,7 @@ impl Vsock {
                         if len > r.available_bytes() || len > BUF_ALLOC as usize {
                             guest_fault!(report, "vsock bad packet", "len {len} with {} bytes", r.available_bytes());
                         } else {
-                            let mut payload = vec![0u8; len];
-                            match r.read_exact(&mut payload) {
-                                Ok(()) => host.guest_packet(h, &payload, report),
-                                Err(e) => guest_fault!(report, "vsock bad descriptor chain", "head {head}: {e}"),
-                            }
+                            host.guest_packet(h, &mut r);
                         }
                     }
                     Err(e) => guest_fault!(report, "vsock bad descriptor chain", "head {head}: {e}"),
@@ -615,7 +700,7 @@ impl VirtioDevice for Vsock {
         }
         used
     }
-    fn host_event(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
+    fn host_event(&mut self, _source: usize, queues: &mut [Queue], mem: &GuestMemoryMmap, report: &Reporter) -> bool {
         self.pump(queues, mem, report)
     }
     fn reset(&mut self) {

@@ -53,6 +53,19 @@ impl Watch {
     }
 }
 
+/// An accept() error that means the process (or the system) is out of
+/// file descriptors or socket memory: the listener stays ready, so it
+/// must leave the epoll set for a while instead of being retried at once.
+pub fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// An accept() error after which the next pending client may still be
+/// taken (interrupted, or this client went away first).
+pub fn retry_accept(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED)
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         self.set(0);
