@@ -95,6 +95,44 @@ fn preserve_fds_passes_exactly_n() {
     assert_eq!(fds, ["0", "1", "2", "3", "4"], "{}", out.describe());
 }
 
+/// The probe layer's fallbacks, which rpc-runlxc relies on for 2.6.32:
+/// without memfd_create, pidfd, openat2 and close_range (hidden by a
+/// seccomp filter) the container runs as before, an fd the runtime was
+/// given still does not reach it, and `--debug` says what fell back.
+#[test]
+fn a_kernel_without_the_newer_syscalls_gets_the_fallbacks() {
+    let mut t = harness!("sf-old-kernel");
+    t.sh("echo ran; ls /proc/self/fd | tr '\\n' ' '");
+    t.write_config();
+    t.track(&t.id.clone());
+    let log = t.dir.join("debug.log");
+    let b = t.bundle_str();
+    let mut c = t.command(&["--debug", "--log", log.to_str().unwrap(), "run", "--bundle", &b, &t.id]);
+    let leaked = std::fs::File::open(t.config_path()).unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = leaked.as_raw_fd();
+    let filter = old_kernel();
+    // SAFETY: dup2 and the filter's prctl in the child before exec.
+    unsafe {
+        c.pre_exec(move || {
+            libc::dup2(fd, 100);
+            libc::dup2(100, 5);
+            libc::close(100);
+            filter.install()
+        });
+    }
+    let out = t.exec(c, T);
+    out.assert_ok();
+    assert!(out.stdout.starts_with("ran\n"), "{}", out.describe());
+    let fds: Vec<&str> = out.stdout.lines().last().unwrap_or("").split_whitespace().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "fd 5 leaked? {}", out.describe());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    for name in ["openat2", "close_range", "pidfd_open"] {
+        assert!(text.contains(&format!("the kernel has no {name} (ENOSYS)")), "no {name} fallback in the log:\n{text}");
+    }
+    assert!(text.contains("memfd_create: "), "no memfd fallback in the log:\n{text}");
+}
+
 /// CVE-2019-5736 class: while init is parked (a fork of the runtime), a
 /// process sharing its pid namespace can neither read nor write the
 /// runtime binary through /proc/1/exe; after start, /proc/1/exe is the

@@ -9,6 +9,7 @@
 pub mod busybox;
 pub mod fdpass;
 pub mod host;
+pub mod oldkernel;
 
 pub use busybox::Busybox;
 pub use fdpass::recv_fd_msg;

@@ -278,6 +278,13 @@ pub fn default_config() -> Value {
     })
 }
 
+/// The seccomp filter that hides the system calls newer kernels brought
+/// (`testkit::oldkernel`), built once.
+pub fn old_kernel() -> &'static testkit::oldkernel::Filter {
+    static F: OnceLock<testkit::oldkernel::Filter> = OnceLock::new();
+    F.get_or_init(testkit::oldkernel::Filter::newer_syscalls)
+}
+
 /// One test's bundle, state root and container id(s).
 pub struct Harness {
     pub name: String,
@@ -436,6 +443,10 @@ impl Harness {
     /// Build the runtime command line `RUNTIME --root ROOT [global] ARGS`.
     pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut c = Command::new(runtime_path());
+        if testkit::oldkernel::enabled() {
+            // SAFETY: install only makes the prctl (no allocation).
+            unsafe { std::os::unix::process::CommandExt::pre_exec(&mut c, || old_kernel().install()) };
+        }
         c.arg("--root").arg(&self.root);
         for g in &self.global_args {
             c.arg(g);

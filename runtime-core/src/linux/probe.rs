@@ -15,7 +15,12 @@ static PIDFD: AtomicU8 = AtomicU8::new(UNKNOWN);
 static CLOSE_RANGE: AtomicU8 = AtomicU8::new(UNKNOWN);
 static OPENAT2: AtomicU8 = AtomicU8::new(UNKNOWN);
 
-fn try_new<T>(flag: &AtomicU8, f: impl FnOnce() -> libc::c_long, ok: impl FnOnce(libc::c_long) -> T) -> Option<std::io::Result<T>> {
+fn try_new<T>(
+    name: &str,
+    flag: &AtomicU8,
+    f: impl FnOnce() -> libc::c_long,
+    ok: impl FnOnce(libc::c_long) -> T,
+) -> Option<std::io::Result<T>> {
     if flag.load(Ordering::Relaxed) == NO {
         return None;
     }
@@ -24,6 +29,7 @@ fn try_new<T>(flag: &AtomicU8, f: impl FnOnce() -> libc::c_long, ok: impl FnOnce
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ENOSYS) {
             flag.store(NO, Ordering::Relaxed);
+            crate::log::debug(&format!("the kernel has no {name} (ENOSYS): using its fallback"));
             return None;
         }
         return Some(Err(e));
@@ -35,7 +41,12 @@ fn try_new<T>(flag: &AtomicU8, f: impl FnOnce() -> libc::c_long, ok: impl FnOnce
 /// A pidfd for `pid`, or None when the kernel has none.
 pub fn pidfd_open(pid: i32) -> Option<std::io::Result<OwnedFd>> {
     // SAFETY: plain syscall; a returned fd is owned by us.
-    try_new(&PIDFD, || unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }, |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    try_new(
+        "pidfd_open",
+        &PIDFD,
+        || unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) },
+        |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+    )
 }
 
 /// Signal through a pidfd (no pid-reuse race).
@@ -79,6 +90,7 @@ pub fn cloexec_from(from: RawFd) {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: plain syscall.
     if let Some(Ok(_)) = try_new(
+        "close_range",
         &CLOSE_RANGE,
         || unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) },
         |_| (),
@@ -111,6 +123,7 @@ pub fn openat2_in_root(root: RawFd, path: &std::ffi::CStr, flags: i32) -> Option
     let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
     // SAFETY: valid pointers for the duration of the call.
     try_new(
+        "openat2",
         &OPENAT2,
         || unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) },
         |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) },

@@ -119,7 +119,13 @@ impl Trampoline {
             match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINVAL) => continue,
                 // No memfd (before 3.17), or memfd execution forbidden.
-                Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM) => return Ok(None),
+                Some(e @ (libc::ENOSYS | libc::EACCES | libc::EPERM)) => {
+                    crate::log::debug(&format!(
+                        "memfd_create: {}: the exec trampoline is an unlinked private file",
+                        std::io::Error::from_raw_os_error(e)
+                    ));
+                    return Ok(None);
+                }
                 _ => return Err(io("memfd_create for the exec trampoline")),
             }
         }
@@ -148,14 +154,20 @@ impl Trampoline {
         };
         // SAFETY: plain call.
         let name = CString::new(format!(".exec-trampoline.{}", unsafe { libc::getpid() })).map_err(|_| io("trampoline name"))?;
+        // Executable by any user (the process may switch to one before
+        // it execs us), as a memfd is; read-only, and unlinked below.
         // SAFETY: valid C string and dir fd.
-        let w = unsafe { libc::openat(dir_fd, name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o500) };
+        let w = unsafe { libc::openat(dir_fd, name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o555) };
         if w < 0 {
             return Err(io("creating the exec trampoline"));
         }
         // SAFETY: a fresh fd we own.
         let w = unsafe { OwnedFd::from_raw_fd(w) };
-        let r = write_all(w.as_raw_fd(), img).and_then(|_| {
+        // (whatever the caller's umask)
+        // SAFETY: plain call on our fd.
+        let mode = unsafe { libc::fchmod(w.as_raw_fd(), 0o555) };
+        let r = if mode != 0 { Err(io("chmod of the exec trampoline")) } else { Ok(()) };
+        let r = r.and_then(|_| write_all(w.as_raw_fd(), img)).and_then(|_| {
             drop(w);
             // SAFETY: valid C string and dir fd.
             let r = unsafe { libc::openat(dir_fd, name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -216,6 +228,7 @@ fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<()> {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
     use std::process::Command;
 
     /// The embedded bytes are what trampoline.S assembles to.
@@ -254,18 +267,34 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "exec /nonexistent failed: errno 2\n");
     }
 
-    /// Without memfd, the same image from an unlinked file runs too.
+    /// Without memfd: an unlinked file, executable by any user whatever
+    /// the umask (a process switches user before it execs the trampoline).
     #[test]
-    fn file_fallback_runs() {
+    fn the_file_fallback_is_unlinked_and_executable_by_anyone() {
         let dir = std::env::temp_dir().join(format!("rpc-tramp-file-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = std::fs::File::open(&dir).unwrap();
-        let t = Trampoline::file(d.as_raw_fd(), &image()).unwrap();
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "the fallback file was left behind");
-        let out = Command::new(format!("/proc/self/fd/{}", t.0.as_raw_fd())).arg0("/bin/echo").args(["x", "ok"]).output().unwrap();
+        // SAFETY: plain calls.
+        let old = unsafe { libc::umask(0o077) };
+        let t = Trampoline::file(d.as_raw_fd(), &image());
+        unsafe { libc::umask(old) };
+        let t = t.unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "left a name behind");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(t.proc_path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o555);
+        // (ETXTBSY while a parallel test's fork still holds our write fd)
+        let mut tries = 0;
+        let out = loop {
+            match Command::new(t.proc_path()).arg0("/bin/echo").args(["ARGV0", "ok"]).output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r.unwrap(),
+            }
+        };
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
-
-    use std::os::unix::process::CommandExt;
 }
