@@ -24,21 +24,37 @@ fn cstr(s: &OsStr) -> Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| Error::Container(format!("path {s:?} contains a NUL byte")))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: walk as on a kernel without O_PATH and openat2 (2.6.32).
+    static OLD_KERNEL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn old_kernel_for_test() -> bool {
+    #[cfg(test)]
+    return OLD_KERNEL.with(|o| o.get());
+    #[cfg(not(test))]
+    false
+}
+
 /// Open flags for a path handle: O_PATH where the kernel has it (2.6.39+).
+/// Older kernels ignore the flag (they do not refuse it), so a read-only,
+/// non-blocking open that cannot take a controlling terminal stands in: a
+/// FIFO or a tty on the way must not block or become ours. A symlink then
+/// fails with ELOOP (O_NOFOLLOW) instead of giving a handle on it.
 fn handle_flags() -> i32 {
-    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC
+    if crate::linux::probe::has_o_path() && !old_kernel_for_test() {
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC
+    } else {
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC
+    }
 }
 
 fn openat(dir: RawFd, name: &CString, flags: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: valid C string; the fd returned is owned.
     let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, 0) };
     if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EINVAL) && flags & libc::O_PATH != 0 {
-            // Pre-2.6.39: no O_PATH.
-            return openat(dir, name, (flags & !libc::O_PATH) | libc::O_RDONLY | libc::O_NONBLOCK);
-        }
-        return Err(e);
+        return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fd was just returned by openat.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -143,7 +159,8 @@ impl Root {
         if rel.as_bytes().is_empty() {
             return Ok((dup()?, Some(PathBuf::from("/"))));
         }
-        match crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) {
+        let fast = if old_kernel_for_test() { None } else { crate::linux::probe::openat2_in_root(rootfd.as_raw_fd(), &rel, libc::O_PATH) };
+        match fast {
             Some(Ok(fd)) => {
                 if !want_real {
                     return Ok((fd, None));
@@ -181,7 +198,9 @@ impl Root {
             let name = cstr(comp.as_os_str())?;
             let last = pending.is_empty();
             let fd = match openat(cur(&stack), &name, handle_flags()) {
-                Ok(fd) => fd,
+                Ok(fd) => Some(fd),
+                // A symlink, opened without O_PATH.
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => None,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::No => {
                     let dir = !last || create == Create::Dir;
                     // SAFETY: valid C string and fd.
@@ -209,11 +228,15 @@ impl Root {
                             return Err(err(e, &cur_path(&stack).join(&comp)));
                         }
                     }
-                    openat(cur(&stack), &name, handle_flags()).map_err(|e| err(e, &cur_path(&stack).join(&comp)))?
+                    match openat(cur(&stack), &name, handle_flags()) {
+                        Ok(fd) => Some(fd),
+                        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => None,
+                        Err(e) => return Err(err(e, &cur_path(&stack).join(&comp))),
+                    }
                 }
                 Err(e) => return Err(err(e, &cur_path(&stack).join(&comp))),
             };
-            if is_symlink(fd.as_raw_fd()) {
+            let Some(fd) = fd.filter(|fd| !is_symlink(fd.as_raw_fd())) else {
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(err(std::io::Error::from_raw_os_error(libc::ELOOP), &cur_path(&stack).join(&comp)));
@@ -230,7 +253,7 @@ impl Root {
                     }
                 }
                 continue;
-            }
+            };
             let p = cur_path(&stack).join(&comp);
             stack.push((fd, p));
         }
@@ -269,6 +292,7 @@ pub fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn symlinks_stay_inside_root() {
@@ -287,5 +311,34 @@ mod tests {
         assert_eq!(p, Path::new("/a/b"));
         assert!(resolve(&root, Path::new("/nope"), Create::No).is_err());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// On a kernel without O_PATH and openat2 (rpc-runlxc's 2.6.32) the
+    /// walk opens components read-only: symlinks (ELOOP there) are still
+    /// followed inside the root, and a FIFO does not block it.
+    #[test]
+    fn the_walk_without_o_path_or_openat2() {
+        OLD_KERNEL.with(|o| o.set(true));
+        assert_eq!(handle_flags() & libc::O_PATH, 0);
+        let root = std::env::temp_dir().join(format!("rpc-path-test-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", root.join("a/up")).unwrap();
+        std::os::unix::fs::symlink("b", root.join("a/lb")).unwrap();
+        let (_, p) = resolve(&root, Path::new("/evil/passwd"), Create::File).unwrap();
+        assert_eq!(p, Path::new("/etc/passwd"));
+        assert!(root.join("etc/passwd").exists(), "created inside the root, not on the host");
+        let (_, p) = resolve(&root, Path::new("/a/up/x"), Create::Dir).unwrap();
+        assert_eq!(p, Path::new("/x"));
+        let (_, p) = resolve(&root, Path::new("/a/lb"), Create::No).unwrap();
+        assert_eq!(p, Path::new("/a/b"));
+        let fifo = std::ffi::CString::new(root.join("a/fifo").into_os_string().into_vec()).unwrap();
+        // SAFETY: valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let (_, p) = resolve(&root, Path::new("/a/fifo"), Create::No).unwrap();
+        assert_eq!(p, Path::new("/a/fifo"));
+        std::fs::remove_dir_all(&root).unwrap();
+        OLD_KERNEL.with(|o| o.set(false));
     }
 }

@@ -14,6 +14,32 @@ const NO: u8 = 2;
 static PIDFD: AtomicU8 = AtomicU8::new(UNKNOWN);
 static CLOSE_RANGE: AtomicU8 = AtomicU8::new(UNKNOWN);
 static OPENAT2: AtomicU8 = AtomicU8::new(UNKNOWN);
+static O_PATH: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Does the kernel know O_PATH (2.6.39)? Older ones ignore the flag rather
+/// than refuse it: open "/" with it and see whether it stuck.
+pub fn has_o_path() -> bool {
+    match O_PATH.load(Ordering::Relaxed) {
+        YES => true,
+        NO => false,
+        _ => {
+            // SAFETY: open, fcntl and close of our own fd.
+            let yes = unsafe {
+                let fd = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+                let yes = fd >= 0 && libc::fcntl(fd, libc::F_GETFL) & libc::O_PATH != 0;
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                yes
+            };
+            if !yes {
+                crate::log::debug("the kernel has no O_PATH: path handles are read-only opens");
+            }
+            O_PATH.store(if yes { YES } else { NO }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
 
 fn try_new<T>(
     name: &str,
