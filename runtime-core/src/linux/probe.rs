@@ -17,8 +17,12 @@ static OPENAT2: AtomicU8 = AtomicU8::new(UNKNOWN);
 static O_PATH: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 /// Does the kernel know O_PATH (2.6.39)? Older ones ignore the flag rather
-/// than refuse it: open "/" with it and see whether it stuck.
+/// than refuse it: open "/" with it and see whether it stuck. (A kernel
+/// with openat2, 5.6, has it: no probe.)
 pub fn has_o_path() -> bool {
+    if OPENAT2.load(Ordering::Relaxed) == YES {
+        return true;
+    }
     match O_PATH.load(Ordering::Relaxed) {
         YES => true,
         NO => false,
