@@ -9,8 +9,18 @@ fn main() {
         .chain(dirs.iter().map(|s| s.to_string()))
         .find(|d| std::path::Path::new(d).join("libseccomp.a").exists());
     match found {
-        Some(d) => println!("cargo:rustc-link-search=native={d}"),
-        None => println!("cargo:warning=libseccomp.a not found: install libseccomp-dev (or set LIBSECCOMP_LIB_PATH)"),
+        Some(d) => {
+            println!("cargo:rustc-link-search=native={d}");
+            println!("cargo:rerun-if-changed={d}/libseccomp.a");
+        }
+        None => {
+            println!("cargo:warning=libseccomp.a not found: install libseccomp-dev (or set LIBSECCOMP_LIB_PATH)");
+            // Looked for again on the next build: installing the package
+            // afterwards must not leave this answer cached.
+            for d in dirs {
+                println!("cargo:rerun-if-changed={d}/libseccomp.a");
+            }
+        }
     }
     println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_PATH");
 }
