@@ -98,7 +98,7 @@ fn cve_2019_5736_proc_self_exe_interpreter_on_exec() {
     let mut t = harness!("sec-5736-exec");
     write_script(&t.rootfs.join("evil"), "#!/proc/self/exe --version\n");
     t.share();
-    t.sh("while :; do for e in /proc/[0-9]*/exe; do \
+    t.sh("(while :; do for e in /proc/[0-9]*/exe; do \
             case $(readlink $e 2>/dev/null) in *busybox*|'') ;; *) echo \"$(readlink $e)\" >> /shared/seen; \
             echo x 2>/dev/null >> $e && echo WROTE >> /shared/seen;; esac; done; done");
     t.run_detached().assert_ok();
@@ -337,4 +337,116 @@ fn x32_syscalls_meet_the_deny_rules() {
     t.args(&["/x32"]);
     let out = t.run_ok();
     assert!(out.contains("native=13 x32=13"), "{out}");
+}
+
+/// The capabilities a privileged-ish container adds: with CAP_SYS_PTRACE
+/// in the host's user namespace, non-dumpable no longer keeps it out of
+/// our processes in its pid namespace.
+fn grant_ptrace_and_admin(t: &mut Harness) {
+    for set in ["bounding", "effective", "permitted"] {
+        let caps = t.config["process"]["capabilities"][set].as_array_mut().unwrap();
+        for c in ["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"] {
+            caps.push(json!(c));
+        }
+    }
+}
+
+/// A private copy of the runtime binary to attack (the build's own must
+/// survive a failing run), and a command line that runs it.
+fn runtime_copy(t: &Harness) -> std::path::PathBuf {
+    let bin = t.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let copy = bin.join("rpc-runc");
+    std::fs::copy(runtime_path(), &copy).unwrap();
+    copy
+}
+
+fn copy_cmd(t: &Harness, copy: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(copy);
+    c.arg("--root").arg(&t.root).args(args).current_dir(&t.dir).stdin(std::process::Stdio::null());
+    c
+}
+
+/// CVE-2019-5736 with CAP_SYS_PTRACE (issue 19, defect 1): a process of
+/// the container holding CAP_SYS_PTRACE and CAP_SYS_ADMIN opens
+/// /proc/1/exe of the parked init (a fork of the runtime), keeps the
+/// handle, and writes through it once no runtime runs the binary; and it
+/// walks to the host through any directory the parked init holds open.
+/// Neither may reach anything writable of the host.
+#[test]
+fn cve_2019_5736_with_cap_sys_ptrace_cannot_write_the_runtime_binary() {
+    if is_reference_runc() {
+        eprintln!("skip: checks our binary's protection through a private copy of it");
+        return;
+    }
+    let mut t = harness!("sec-5736-ptrace");
+    grant_ptrace_and_admin(&mut t);
+    t.share();
+    t.args(&["sleep", "300"]);
+    t.write_config();
+    t.track(&t.id.clone());
+    let copy = runtime_copy(&t);
+    let before = std::fs::read(&copy).unwrap();
+    let b = t.bundle_str();
+    t.exec(copy_cmd(&t, &copy, &["create", "--bundle", &b, &t.id]), T).assert_ok();
+    let attack = "exec 3</proc/1/exe || echo NOOPEN >> /shared/r; \
+        for n in $(ls /proc/1/fd); do [ -d /proc/1/fd/$n ] && ls /proc/1/fd/$n/.. >/dev/null 2>&1 && echo \"DIRFD $n $(readlink /proc/1/fd/$n)\" >> /shared/r; done; \
+        echo ready >> /shared/r; \
+        while [ ! -e /shared/go ]; do usleep 20000; done; \
+        echo PWNED 2>>/shared/r >> /proc/self/fd/3 && echo WROTE >> /shared/r; \
+        echo done >> /shared/r";
+    t.exec(copy_cmd(&t, &copy, &["exec", "-d", &t.id, "sh", "-c", attack]), T).assert_ok();
+    assert!(wait_until(T, || t.shared_file("r").contains("ready")), "attacker not ready: {}", t.shared_file("r"));
+    // init execs the program: from here on no process runs the binary.
+    t.exec(copy_cmd(&t, &copy, &["start", &t.id]), T).assert_ok();
+    std::fs::write(t.shared.join("go"), b"").unwrap();
+    assert!(wait_until(T, || t.shared_file("r").contains("done")), "attacker did not finish: {}", t.shared_file("r"));
+    let r = t.shared_file("r");
+    assert!(!r.contains("WROTE") && std::fs::read(&copy).unwrap() == before, "wrote the runtime binary: {r}");
+    assert!(!r.contains("DIRFD"), "the parked init held a host directory the container could walk: {r}");
+    t.exec(copy_cmd(&t, &copy, &["delete", "-f", &t.id]), T).assert_ok();
+}
+
+/// The same attacker scanning for every new process while the host runs
+/// `exec` in a loop (as the issue reproduced it): each exec'd process is a
+/// fork of the runtime until its trampoline exec.
+#[test]
+fn cve_2019_5736_with_cap_sys_ptrace_racing_exec() {
+    if is_reference_runc() {
+        eprintln!("skip: checks our binary's protection through a private copy of it");
+        return;
+    }
+    let mut t = harness!("sec-5736-ptrace-exec");
+    grant_ptrace_and_admin(&mut t);
+    t.share();
+    // Grab the exe of every process that runs the runtime and write it
+    // (the open is for writing at once: a fork of the runtime sits in its
+    // pid namespace only while a runtime executes the binary, when the
+    // write itself fails with ETXTBSY; keep a read handle and retry after).
+    t.sh("(while :; do for e in /proc/[0-9]*/exe; do \
+            l=$(readlink $e 2>/dev/null); case $l in *rpc-runc*) \
+              exec 3<$e && { echo \"$l\" >> /shared/seen; touch /shared/held; \
+              while [ ! -e /shared/go ]; do usleep 20000; done; \
+              echo x 2>>/shared/seen >> /proc/self/fd/3 && echo WROTE >> /shared/seen; echo done >> /shared/seen; exit 0; };; \
+            *) ;; esac; done; done) & while :; do sleep 1; done");
+    t.write_config();
+    t.track(&t.id.clone());
+    let copy = runtime_copy(&t);
+    let before = std::fs::read(&copy).unwrap();
+    let b = t.bundle_str();
+    t.exec(copy_cmd(&t, &copy, &["run", "-d", "--bundle", &b, &t.id]), T).assert_ok();
+    for _ in 0..200 {
+        if t.shared.join("held").exists() {
+            break;
+        }
+        t.exec(copy_cmd(&t, &copy, &["exec", &t.id, "true"]), T).assert_ok();
+    }
+    std::fs::write(t.shared.join("go"), b"").unwrap();
+    if t.shared.join("held").exists() {
+        assert!(wait_until(T, || t.shared_file("seen").contains("done")), "{}", t.shared_file("seen"));
+    }
+    let seen = t.shared_file("seen");
+    assert!(!seen.contains("WROTE") && std::fs::read(&copy).unwrap() == before, "wrote the runtime binary: {seen}");
+    eprintln!("attacker caught a runtime process: {}: {seen}", t.shared.join("held").exists());
+    t.exec(copy_cmd(&t, &copy, &["delete", "-f", &t.id]), T).assert_ok();
 }

@@ -232,6 +232,13 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
         }
     }
     let rt = Runtime { store: Store::new(cli.root.unwrap_or_else(|| PathBuf::from(ident.default_root))), backend };
+    if matches!(cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec { .. }) {
+        // These put processes of ours into a container: first make sure
+        // the image they run from cannot be written from inside one (may
+        // re-execute the runtime once, through a read-only view).
+        let scratch = rt.store.root.ancestors().find(|p| p.is_dir()).unwrap_or(std::path::Path::new("/"));
+        crate::linux::exe_seal::ensure(scratch)?;
+    }
     let create_args = |f: CreateFlags, detached: bool| CreateArgs {
         bundle: f.bundle,
         pid_file: f.pid_file,

@@ -13,12 +13,20 @@ use std::io;
 #[cfg(target_arch = "x86_64")]
 pub const NEWER: &[(&str, libc::c_long, &str)] = &[
     ("memfd_create", libc::SYS_memfd_create, "3.17"),
+    ("execveat", libc::SYS_execveat, "3.19"),
+    ("open_tree", libc::SYS_open_tree, "5.2"),
+    ("move_mount", libc::SYS_move_mount, "5.2"),
+    ("fsopen", libc::SYS_fsopen, "5.2"),
+    ("fsconfig", libc::SYS_fsconfig, "5.2"),
+    ("fsmount", libc::SYS_fsmount, "5.2"),
+    ("fspick", libc::SYS_fspick, "5.2"),
     ("pidfd_send_signal", libc::SYS_pidfd_send_signal, "5.1"),
     ("pidfd_open", libc::SYS_pidfd_open, "5.3"),
     ("clone3", libc::SYS_clone3, "5.3"),
     ("pidfd_getfd", libc::SYS_pidfd_getfd, "5.6"),
     ("openat2", libc::SYS_openat2, "5.6"),
     ("close_range", libc::SYS_close_range, "5.9"),
+    ("mount_setattr", libc::SYS_mount_setattr, "5.12"),
 ];
 
 /// Set (non-empty) in the environment: the test harnesses run the runtime

@@ -3,6 +3,7 @@
 pub mod caps;
 pub mod cgroups;
 pub mod devices;
+pub mod exe_seal;
 pub mod init;
 pub mod kfile;
 pub mod lsm;
