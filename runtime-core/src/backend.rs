@@ -17,6 +17,8 @@ pub struct CreateOpts {
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub extra_env: Vec<String>,
+    /// create: the listening socket init parks on until `start`.
+    pub exec_listener: Option<OwnedFd>,
 }
 
 pub trait Backend {

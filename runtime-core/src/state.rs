@@ -1,5 +1,6 @@
 //! Container state under `--root`: one directory per container holding
-//! `state.json` (written atomically: temp file + rename) and the exec fifo.
+//! `state.json` (written atomically: temp file + rename) and the socket
+//! a created container's init waits on.
 //! A flock on the directory serialises commands on one id. State is written
 //! ahead: what create is about to make is recorded before it is made, so
 //! `delete --force` can clean up after a runtime killed at any point.
@@ -16,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context, Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
-pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where a created container's init waits for `start`: a listening unix
+/// socket it holds (no directory of the host does it hold while parked).
+pub const EXEC_SOCK: &str = "exec.sock";
 
 /// The status we record. What `state` reports is derived from it and from
 /// the process (see `lifecycle::status`).
@@ -215,13 +218,24 @@ impl Dir {
         self.dir.as_raw_fd()
     }
 
-    /// A second, unlocked handle on the directory (for init's exec fifo).
+    /// A second, unlocked handle on the directory (for the parent's
+    /// trampoline fallback; children close it).
     pub fn open_handle(&self) -> Result<File> {
         open_dir(&self.path).with_ctx(|| format!("opening {}", self.path.display()))
     }
 
-    pub fn fifo_path(&self) -> PathBuf {
-        self.path.join(EXEC_FIFO)
+    pub fn exec_sock_path(&self) -> PathBuf {
+        self.path.join(EXEC_SOCK)
+    }
+
+    /// The exec socket's address for bind/connect: its path, or, past what
+    /// a sockaddr_un holds, the same through our handle on the directory.
+    pub fn exec_sock_addr(&self) -> PathBuf {
+        let p = self.exec_sock_path();
+        if p.as_os_str().len() < 100 {
+            return p;
+        }
+        PathBuf::from(format!("/proc/self/fd/{}/{EXEC_SOCK}", self.dir.as_raw_fd()))
     }
 
     /// Remove the directory and everything in it.

@@ -2,7 +2,7 @@
 //! container and park its process until `start`.
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::LinuxNamespaceType;
 
@@ -55,11 +55,14 @@ impl Parent for Recorder<'_> {
     }
 }
 
-fn mkfifo(p: &Path) -> Result<()> {
-    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .map_err(|e| Error::Sys { context: format!("mkfifo {}", p.display()), source: e })?;
-    std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-        .map_err(|e| Error::Io { context: "chmod exec fifo".into(), source: e })
+/// The socket init parks on: `start` connects, init answers one byte and
+/// keeps the connection open (close-on-exec) until the program runs.
+fn exec_listener(dir: &Dir) -> Result<OwnedFd> {
+    let l = std::os::unix::net::UnixListener::bind(dir.exec_sock_addr())
+        .map_err(|e| Error::Io { context: format!("binding {}", dir.exec_sock_path().display()), source: e })?;
+    std::fs::set_permissions(dir.exec_sock_path(), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| Error::Io { context: format!("chmod {}", dir.exec_sock_path().display()), source: e })?;
+    Ok(OwnedFd::from(l))
 }
 
 /// Create the container; returns the init pid. Leaves nothing behind on
@@ -114,7 +117,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     };
     let result = (|| -> Result<i32> {
         dir.save(&st)?;
-        mkfifo(&dir.fifo_path())?;
+        let listener = exec_listener(&dir)?;
         let mut extra_env = vec![];
         let mut preserve = a.preserve_fds;
         if let Some(n) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<i32>().ok()).filter(|n| *n > 0) {
@@ -122,7 +125,14 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             extra_env.push("LISTEN_PID=1".to_string());
             preserve = preserve.max(n);
         }
-        let opts = CreateOpts { console, no_pivot: a.no_pivot, no_new_keyring: a.no_new_keyring, preserve_fds: preserve, extra_env };
+        let opts = CreateOpts {
+            console,
+            no_pivot: a.no_pivot,
+            no_new_keyring: a.no_new_keyring,
+            preserve_fds: preserve,
+            extra_env,
+            exec_listener: Some(listener),
+        };
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;
         let pid = rt.backend.create(&st, &bundle, std::os::fd::AsRawFd::as_raw_fd(&handle), dir.lock_fd(), opts, &mut rec)?;

@@ -74,7 +74,7 @@ impl Runtime<'_> {
         if !process::alive(p.pid, p.start_time) {
             return Status::Stopped;
         }
-        if self.store.root.join(&st.id).join(crate::state::EXEC_FIFO).exists() {
+        if self.store.root.join(&st.id).join(crate::state::EXEC_SOCK).exists() {
             return Status::Created;
         }
         if self.backend.paused(st) {

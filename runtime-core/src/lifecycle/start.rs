@@ -1,9 +1,8 @@
-//! `start`: release the parked process through the exec fifo, then run
+//! `start`: release the parked process through the exec socket, then run
 //! the poststart hooks.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 
 use super::{OciState, Runtime, Status};
 use crate::error::{Error, Result};
@@ -19,42 +18,33 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
         Status::Stopped => return Err(Error::Container("cannot start a container that has stopped".into())),
         s => return Err(Error::Container(format!("cannot start an already {s} container"))),
     }
-    let fifo = dir.fifo_path();
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&fifo)
-        .map_err(|e| Error::Io { context: "opening the exec fifo".into(), source: e })?;
     let init = st.init.ok_or(Error::NotRunning)?;
-    // Wait for init's byte, or for init to die.
+    let stopped = || Error::Container("cannot start a container that has stopped".into());
+    // Refused (init gone: its listener with it) or missing: stopped.
+    let mut conn = match std::os::unix::net::UnixStream::connect(dir.exec_sock_addr()) {
+        Ok(c) => c,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => return Err(stopped()),
+        Err(e) => return Err(Error::Io { context: format!("connecting to {}", dir.exec_sock_path().display()), source: e }),
+    };
+    // init's byte, or EOF if it died or could not answer: then it did not
+    // go on to the program, which must not run.
     let pidfd = probe::pidfd_open(init.pid).and_then(|r| r.ok());
-    loop {
-        let mut fds = vec![libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        if let Some(p) = &pidfd {
-            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        }
-        // SAFETY: valid pollfd array.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, if pidfd.is_some() { -1 } else { 50 }) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            let mut b = [0u8; 1];
-            match f.read(&mut b) {
-                Ok(1) => {
-                    wait_exec(&mut f);
-                    break;
-                }
-                _ => return Err(Error::Container("cannot start a container that has stopped".into())),
+    match read_or_death(&mut conn, pidfd.as_ref().map(|p| p.as_raw_fd()), init) {
+        Some(1) => {}
+        _ => {
+            if crate::linux::process::alive(init.pid, init.start_time) {
+                // It answered nothing and lives on: it must not run.
+                let _ = rt.backend.signal(&st, libc::SIGKILL, false);
             }
-        }
-        let dead = fds.get(1).is_some_and(|p| p.revents != 0) || !crate::linux::process::alive(init.pid, init.start_time);
-        if dead {
-            return Err(Error::Container("cannot start a container that has stopped".into()));
+            return Err(Error::Container(format!(
+                "container {id}: init failed before it could run the program (see the runtime log); the container is stopped"
+            )));
         }
     }
-    // No fifo means running: no state write needed.
-    let _ = std::fs::remove_file(&fifo);
+    // EOF: the program is running (or init died on its way there).
+    while !matches!(read_or_death(&mut conn, pidfd.as_ref().map(|p| p.as_raw_fd()), init), Some(0) | None) {}
+    // No socket means running: no state write needed.
+    let _ = std::fs::remove_file(dir.exec_sock_path());
     if !st.hooks.poststart.is_empty() {
         let json = OciState::new(&st, Status::Running).hook_json();
         // The spec: a failing poststart hook is logged, the others still run.
@@ -63,18 +53,32 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// After init's byte, the fifo reaches EOF when init's copy is closed by
-/// execve (or by its death): the program is then running.
-fn wait_exec(f: &mut std::fs::File) {
-    // SAFETY: clearing O_NONBLOCK on our fd.
-    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, 0) };
-    let mut buf = [0u8; 64];
+/// One read of the exec connection, waiting on init's death too (its
+/// pidfd, or a check every 50 ms without one): Some(bytes read), None if
+/// init died first or the read failed.
+fn read_or_death(conn: &mut std::os::unix::net::UnixStream, pidfd: Option<i32>, init: crate::state::ProcRef) -> Option<usize> {
     loop {
-        match f.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
+        let mut fds = vec![libc::pollfd { fd: conn.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        if let Some(p) = pidfd {
+            fds.push(libc::pollfd { fd: p, events: libc::POLLIN, revents: 0 });
+        }
+        let check = pidfd.is_none();
+        // SAFETY: valid pollfd array.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, if check { 50 } else { -1 }) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            let mut b = [0u8; 64];
+            return match conn.read(&mut b) {
+                Ok(n) => Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => None,
+            };
+        }
+        let dead = fds.get(1).is_some_and(|p| p.revents != 0) || (check && !crate::linux::process::alive(init.pid, init.start_time));
+        if dead {
+            return None;
         }
     }
 }

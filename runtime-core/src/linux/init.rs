@@ -1,9 +1,9 @@
 //! The container side: init sets up the rootfs and the process, tells the
-//! runtime it is ready, parks on the exec fifo until `start`, then execs
+//! runtime it is ready, parks on the exec socket until `start`, then execs
 //! the user's program. It never returns.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -361,23 +361,45 @@ fn home_of(uid: u32) -> Option<String> {
     })
 }
 
+/// Park until `start` connects to the exec socket, and answer it. The
+/// connection stays open (close-on-exec), so `start` sees EOF exactly when
+/// the program has been exec'd (or init died), and runs poststart hooks
+/// only then. A failure here means init must not go on: `start` sees EOF
+/// without the byte and says so.
+fn wait_for_start(listener: RawFd) -> Result<()> {
+    let conn = loop {
+        // SAFETY: accept4 on our listening socket, no address wanted.
+        let c = unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        if c >= 0 {
+            break c;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::Io { context: "waiting for start on the exec socket".into(), source: e });
+        }
+    };
+    // SAFETY: closing the listener: no second start may connect.
+    unsafe { libc::close(listener) };
+    loop {
+        // SAFETY: one byte from a static buffer to our connection.
+        let n = unsafe { libc::write(conn, b"0".as_ptr() as *const _, 1) };
+        if n == 1 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if n < 0 && e.raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return Err(Error::Io { context: "answering start on the exec socket".into(), source: e });
+    }
+}
+
 fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Error {
     // No fd but stdio and the preserved ones may reach the program.
     probe::cloexec_from(3 + spec.preserve_fds);
-    if spec.exec.is_none() {
-        // Blocks until `start` opens the fifo for reading.
-        // SAFETY: valid fd and C string.
-        let fd = unsafe { libc::openat(spec.state_dir_fd, c"exec.fifo".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Error::Io { context: "opening the exec fifo".into(), source: std::io::Error::last_os_error() };
-        }
-        // One byte says "released"; the fifo stays open (close-on-exec)
-        // so `start` sees EOF exactly when the program has been exec'd,
-        // and runs poststart hooks only then.
-        // SAFETY: writing one byte to our fd; closing the dir handle.
-        unsafe {
-            libc::write(fd, b"0".as_ptr() as *const _, 1);
-            libc::close(spec.state_dir_fd);
+    if let Some(l) = &spec.exec_listener {
+        if let Err(e) = wait_for_start(l.as_raw_fd()) {
+            return e;
         }
     }
     let start_hooks = if spec.exec.is_some() { &[][..] } else { hooks::list(&spec.bundle.spec, "startContainer") };

@@ -28,8 +28,12 @@ pub struct InitSpec<'a> {
     pub caps: Option<&'a crate::linux::caps::CapSets>,
     /// Set for `exec`.
     pub exec: Option<ExecTarget>,
-    /// The locked state directory (the exec fifo lives there).
+    /// The state directory, for the parent's trampoline fallback only:
+    /// the children close it at once (a parked init holding a directory of
+    /// the host would hand it to a container process with CAP_SYS_PTRACE).
     pub state_dir_fd: RawFd,
+    /// create: the listening exec socket init parks on (see init.rs).
+    pub exec_listener: Option<OwnedFd>,
     /// The state lock's fd, closed first thing in the children.
     pub lock_fd: RawFd,
     pub cgroup_dirs: &'a [PathBuf],
@@ -77,8 +81,7 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
     let me = unsafe { libc::getpid() };
     let stage1 = fork()?;
     if stage1 == 0 {
-        // SAFETY: closing our copy of the lock's fd.
-        unsafe { libc::close(spec.lock_fd) };
+        close_host_dirs(spec);
         drop(mine);
         // SAFETY: plain calls. PDEATHSIG then a parent check: no window in
         // which a killed runtime leaves stage-1 running.
@@ -146,10 +149,8 @@ fn spawn_direct(
             // SAFETY: plain calls. It holds the runtime's channel and
             // sockets from here on: nothing may read it (init::run says
             // the same again for the stage-1 path).
-            unsafe {
-                libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-                libc::close(spec.lock_fd);
-            }
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+            close_host_dirs(spec);
             drop(mine);
             // EOF without the go byte: the runtime failed or died.
             if !wait_go(go) {
@@ -179,6 +180,17 @@ fn spawn_direct(
         return Err(e);
     }
     Ok(pid)
+}
+
+/// In a child: close the state directory's handles (the lock and the
+/// trampoline's), first thing.
+fn close_host_dirs(spec: &InitSpec) {
+    for fd in [spec.lock_fd, spec.state_dir_fd] {
+        if fd >= 0 {
+            // SAFETY: closing our copies of the parent's fds.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 /// Kill a child of ours that must not run on, and reap it.
