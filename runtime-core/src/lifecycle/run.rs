@@ -36,9 +36,12 @@ pub fn run(rt: &Runtime, id: &str, mut a: CreateArgs, detach: bool, keep: bool) 
         }
         return Ok(0);
     }
+    // The bundle first, with signals as they came: reading it may block
+    // (a slow filesystem) and must stay interruptible.
+    let bundle = crate::bundle::Bundle::load(&a.bundle)?;
+    // Blocked before the container exists, so no SIGCHLD is lost.
     let set = block_all()?;
     // A terminal in the foreground: our own console socket.
-    let bundle = crate::bundle::Bundle::load(&a.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     a.loaded = Some(bundle);
     let mut ours: Option<OwnedFd> = None;

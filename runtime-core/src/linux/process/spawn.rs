@@ -101,8 +101,14 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
     drop(theirs);
     let mut init_pid = 0;
     let r = drive(spec, parent, &mine, stage1, &mut init_pid);
-    // stage-1 is our child: reap it.
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
+    // stage-1 is our child: reap it. After a failure it may be waiting
+    // for an answer that will never come (a refused uid_map write): kill
+    // it first, or this wait is forever.
+    if r.is_err() {
+        kill_and_reap(stage1);
+    } else {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
+    }
     if let Err(e) = r {
         if init_pid > 0 {
             // init is our child too (CLONE_PARENT).
