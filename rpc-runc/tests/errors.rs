@@ -511,3 +511,48 @@ fn failed_create_then_same_id_works() {
     t.create().assert_ok();
     assert_eq!(t.status().as_deref(), Some("created"));
 }
+
+/// config.json that is a FIFO (nobody writes it) or a symlink to
+/// /dev/zero: a clear error naming the path, at once, from `run` and
+/// `create` alike, and nothing left behind.
+#[test]
+fn config_json_fifo_or_device_is_refused_quickly() {
+    for (kind, want) in [("fifo", "is a FIFO"), ("zero", "is a character device")] {
+        for verb in ["run", "create"] {
+            let Some((mut t, marker)) = marked("er-cfg-special") else {
+                return;
+            };
+            let p = t.config_path();
+            match kind {
+                "fifo" => {
+                    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+                    // SAFETY: valid C string.
+                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+                }
+                _ => std::os::unix::fs::symlink("/dev/zero", &p).unwrap(),
+            }
+            t.track(&t.id);
+            let b = t.bundle_str();
+            let mut c = t.command(&[verb, "--bundle", &b, &t.id]);
+            // SAFETY: one setrlimit between fork and exec. A runtime that
+            // reads /dev/zero without bound hits this, not the host.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                    let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
+                    libc::setrlimit(libc::RLIMIT_AS, &lim);
+                    Ok(())
+                })
+            };
+            let started = std::time::Instant::now();
+            let o = t.exec(c, Duration::from_secs(5));
+            assert!(!o.timed_out, "{verb} with a {kind} config.json hung: {}", o.describe());
+            o.assert_fail();
+            assert!(started.elapsed() < Duration::from_secs(3), "{verb}: slow: {:?}", started.elapsed());
+            let path = p.display().to_string();
+            assert!(o.stderr.contains(&format!("{path}: {want}")), "{verb}: {}", o.describe());
+            t.assert_no_leftovers(&t.id, &marker);
+            std::fs::remove_file(&p).unwrap();
+            then_valid_create_works(&mut t, &marker);
+        }
+    }
+}
