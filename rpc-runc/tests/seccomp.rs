@@ -213,3 +213,33 @@ fn notify_delivers_the_listener_to_an_agent_that_answers() {
     assert!(out.stdout.contains("rc=1"), "{}", out.describe());
     let _ = Duration::from_secs(0);
 }
+
+/// A profile past the kernel's 4,096 instructions per filter is a clear
+/// error naming linux.seccomp, the count and the limit, whatever its size:
+/// 10,000 rules (a program past a pipe's 64 KiB) used to deadlock create.
+#[test]
+fn oversized_profiles_are_a_clear_error_not_a_hang() {
+    for n in [5_000usize, 8_000, 10_000] {
+        let Some(mut t) = Harness::new("sc-huge") else { return };
+        let marker = format!("sc-huge-{}-{n}", std::process::id());
+        t.marked_sleep(&marker);
+        let rules: Vec<Value> = (0..n)
+            .map(|i| json!({"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 100_000 + i, "op": "SCMP_CMP_EQ"}]}))
+            .collect();
+        // One architecture: libseccomp takes seconds per 10,000 rules each.
+        t.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rules});
+        let started = std::time::Instant::now();
+        let out = t.create();
+        assert!(!out.timed_out, "{n} rules: create hung: {}", out.describe());
+        out.assert_fail();
+        assert!(started.elapsed() < Duration::from_secs(8), "{n} rules: slow: {:?}", started.elapsed());
+        assert!(
+            out.stderr.contains("linux.seccomp: the profile compiles to") && out.stderr.contains("above the kernel's limit of 4096"),
+            "{n} rules: {}",
+            out.describe()
+        );
+        let st = t.state();
+        assert!(contains_ci(&st.stderr, "does not exist"), "{}", st.describe());
+        t.assert_no_leftovers(&t.id, &marker);
+    }
+}
