@@ -243,3 +243,37 @@ fn oversized_profiles_are_a_clear_error_not_a_hang() {
         t.assert_no_leftovers(&t.id, &marker);
     }
 }
+
+/// A profile that makes write(2) fail: init cannot write its byte to the
+/// exec fifo, so `start` must fail at once (it used to spin at 100% CPU
+/// with `state` saying created) and the program must never run.
+#[test]
+fn start_fails_when_init_cannot_write_the_exec_fifo() {
+    for verb in ["create+start", "run"] {
+        let Some(mut t) = Harness::new("sc-nowrite") else { return };
+        t.share();
+        t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5}]));
+        let marker = format!("sc-nowrite-{}", t.id);
+        t.args(&["sh", "-c", "touch /shared/ran; sleep 300", &marker]);
+        let started = std::time::Instant::now();
+        let out = if verb == "run" {
+            t.run()
+        } else {
+            t.create().assert_ok();
+            t.start()
+        };
+        assert!(!out.timed_out, "{verb}: hung: {}", out.describe());
+        out.assert_fail();
+        assert!(started.elapsed() < Duration::from_secs(5), "{verb}: slow: {:?}", started.elapsed());
+        assert!(out.stderr.contains("its init process failed before exec"), "{verb}: {}", out.describe());
+        assert!(out.stderr.contains("linux.seccomp deny write(2)"), "{verb}: {}", out.describe());
+        if verb == "run" {
+            t.assert_no_leftovers(&t.id, &marker);
+        } else {
+            assert!(t.wait_status("stopped", Duration::from_secs(3)), "{verb}: {:?}", t.status());
+            t.delete().assert_ok();
+        }
+        assert!(!t.shared.join("ran").exists(), "{verb}: the program ran");
+        assert!(processes_with_marker(&marker).is_empty(), "{verb}: left running");
+    }
+}

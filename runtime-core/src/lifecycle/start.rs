@@ -45,8 +45,15 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
                     wait_exec(&mut f);
                     break;
                 }
-                _ => return Err(Error::Container("cannot start a container that has stopped".into())),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                Ok(_) => return Err(gave_up(init, pidfd.as_ref())),
+                Err(_) => return Err(Error::Container("cannot start a container that has stopped".into())),
             }
+        } else if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // init opened the fifo and closed it without its byte: it
+            // failed at the last step (and never polls readable again, so
+            // looping here would spin).
+            return Err(gave_up(init, pidfd.as_ref()));
         }
         let dead = fds.get(1).is_some_and(|p| p.revents != 0) || !crate::linux::process::alive(init.pid, init.start_time);
         if dead {
@@ -61,6 +68,31 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
         hooks::run_all_warn("poststart", &st.hooks.poststart, &json);
     }
     Ok(())
+}
+
+/// init closed the exec fifo without releasing itself: it failed after
+/// create. Make sure it is gone, so nothing of the container runs on.
+fn gave_up(init: crate::state::ProcRef, pidfd: Option<&std::os::fd::OwnedFd>) -> Error {
+    // Alive with its start time once the pidfd is open: the pidfd is
+    // init's, and signalling through it cannot reach a recycled pid.
+    if crate::linux::process::alive(init.pid, init.start_time) {
+        match pidfd {
+            // SAFETY: plain syscall on our pidfd.
+            Some(p) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, p.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0);
+            },
+            // SAFETY: plain syscall.
+            None => unsafe {
+                libc::kill(init.pid, libc::SIGKILL);
+            },
+        }
+    }
+    Error::Container(
+        "cannot start the container: its init process failed before exec, without writing the exec fifo, so the program \
+         was not run (does linux.seccomp deny write(2)? init's own error, when it can write one, is on the container's \
+         stderr and in the log)"
+            .into(),
+    )
 }
 
 /// After init's byte, the fifo reaches EOF when init's copy is closed by

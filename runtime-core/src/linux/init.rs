@@ -24,9 +24,11 @@ pub fn run(spec: &InitSpec, ch: &Chan, userns: bool, tramp: Option<&Trampoline>)
     let r = setup(spec, ch, userns);
     match r {
         Ok(prog) => {
-            // After Ready: failures can only be logged.
+            // After Ready: failures can only be logged, and shown on the
+            // container's stderr (`run` and `create` hand it theirs).
             let e = park_and_exec(spec, prog, tramp);
             log::error(&e.to_string());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("container init: {e}\n").as_bytes());
             // SAFETY: leave at once.
             unsafe { libc::_exit(127) }
         }
@@ -373,11 +375,28 @@ fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Err
         }
         // One byte says "released"; the fifo stays open (close-on-exec)
         // so `start` sees EOF exactly when the program has been exec'd,
-        // and runs poststart hooks only then.
-        // SAFETY: writing one byte to our fd; closing the dir handle.
+        // and runs poststart hooks only then. Without the byte (a profile
+        // denying write(2)) nothing may run: `start` sees the fifo closed
+        // empty and fails.
+        let n = loop {
+            // SAFETY: writing one byte from a static buffer to our fd.
+            let n = unsafe { libc::write(fd, b"0".as_ptr() as *const _, 1) };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break n;
+        };
+        let e = std::io::Error::last_os_error();
+        // SAFETY: closing our fifo end and the dir handle.
         unsafe {
-            libc::write(fd, b"0".as_ptr() as *const _, 1);
+            if n != 1 {
+                libc::close(fd);
+            }
             libc::close(spec.state_dir_fd);
+        }
+        if n != 1 {
+            let source = if n < 0 { e } else { std::io::Error::from(std::io::ErrorKind::WriteZero) };
+            return Error::Io { context: "writing the exec fifo to be started (the program was not run)".into(), source };
         }
     }
     let start_hooks = if spec.exec.is_some() { &[][..] } else { hooks::list(&spec.bundle.spec, "startContainer") };
