@@ -556,3 +556,39 @@ fn config_json_fifo_or_device_is_refused_quickly() {
         }
     }
 }
+
+/// `--log-format` takes text or json only; anything else is an error that
+/// names the flag and the values, before the command runs.
+#[test]
+fn bogus_log_format_is_refused() {
+    let t = Harness::new_unchecked("er-log-format");
+    let o = t.rt(&["--log-format", "bogus", "list"]);
+    o.assert_fail();
+    assert!(o.stderr.contains("--log-format"), "{}", o.describe());
+    assert!(o.stderr.contains("text") && o.stderr.contains("json"), "{}", o.describe());
+    assert!(o.stdout.is_empty(), "the command ran: {}", o.describe());
+    t.rt(&["--log-format", "json", "list"]).assert_ok();
+}
+
+/// A real-time signal is RTMIN+N / RTMAX-N with N in range, as runc: a
+/// negative or too large N is an error, not another signal (RTMIN+-3 was
+/// sent as 31, SIGSYS, which kills).
+#[test]
+fn kill_refuses_real_time_signals_out_of_range() {
+    let Some((mut t, marker)) = marked("er-kill-rt") else {
+        return;
+    };
+    // pid 1 ignores signals it has no handler for: trap RTMIN+2 (glibc's
+    // RTMIN is 34).
+    t.args(&["sh", "-c", "trap 'exit 7' 36; sleep 300 & wait", &marker]);
+    t.run_detached().assert_ok();
+    for sig in ["RTMIN+-3", "SIGRTMIN-1", "RTMIN+99", "RTMAX+1"] {
+        let o = t.kill(sig);
+        o.assert_fail();
+        assert!(contains_ci(&o.stderr, "invalid signal"), "{sig}: {}", o.describe());
+    }
+    assert_eq!(t.status().as_deref(), Some("running"), "a refused signal was sent");
+    // In range it is delivered.
+    t.kill("RTMIN+2").assert_ok();
+    assert!(t.wait_status("stopped", T), "{:?}", t.status());
+}
