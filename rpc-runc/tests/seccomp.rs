@@ -277,3 +277,52 @@ fn start_fails_when_init_cannot_write_the_exec_fifo() {
         assert!(processes_with_marker(&marker).is_empty(), "{verb}: left running");
     }
 }
+
+/// A profile that denies a call init itself makes after installing the
+/// filter (sendto, which reports Ready): create fails saying seccomp is
+/// why, with the errno or the signal, not "init exited before it was
+/// ready". Nothing is left behind.
+#[test]
+fn a_profile_denying_inits_own_calls_is_named_in_the_error() {
+    let cases = [
+        ("SCMP_ACT_ERRNO", "could not report why (a call failed with: Permission denied"),
+        ("SCMP_ACT_KILL", "was killed by SIGSYS before it was ready"),
+    ];
+    for (action, want) in cases {
+        let Some(mut t) = Harness::new("sc-init-denied") else { return };
+        let marker = format!("sc-init-denied-{}", t.id);
+        t.marked_sleep(&marker);
+        t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["sendto"], "action": action, "errnoRet": 13}]));
+        let out = t.run();
+        assert!(!out.timed_out, "{action}: {}", out.describe());
+        out.assert_fail();
+        assert!(out.stderr.contains(want), "{action}: {}", out.describe());
+        assert!(out.stderr.contains("linux.seccomp denies a system call"), "{action}: {}", out.describe());
+        t.assert_no_leftovers(&t.id, &marker);
+    }
+}
+
+/// A profile that kills execve: the container's process dies of SIGSYS at
+/// its exec. `run` still exits 159 (128+SIGSYS, as runc), and now says why.
+#[test]
+fn execve_killed_by_seccomp_is_explained() {
+    for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS"] {
+        let Some(mut t) = Harness::new("sc-kill-execve") else { return };
+        t.share();
+        t.args(&["sh", "-c", "touch /shared/ran"]);
+        t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["execve", "execveat"], "action": action}]));
+        let out = t.run();
+        assert!(!out.timed_out, "{action}: {}", out.describe());
+        assert_eq!(out.code(), 159, "{action}: {}", out.describe());
+        assert!(out.stderr.contains("killed by SIGSYS at exec: linux.seccomp must allow execve"), "{action}: {}", out.describe());
+        assert!(!t.shared.join("ran").exists(), "{action}: the program ran");
+    }
+    // The program's own death by SIGSYS (pid 1 itself, after its exec)
+    // is not blamed on exec.
+    let Some(mut t) = Harness::new("sc-kill-later") else { return };
+    t.args(&["sh", "-c", "exec chroot / true"]);
+    t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["chroot"], "action": "SCMP_ACT_KILL_PROCESS"}]));
+    let out = t.run();
+    assert_eq!(out.code(), 159, "{}", out.describe());
+    assert!(!out.stderr.contains("at exec"), "{}", out.describe());
+}
