@@ -306,7 +306,12 @@ fn why_gone(spec: &InitSpec, stage1: i32, init_pid: i32) -> Error {
             Error::Container(format!("{who} failed before it was ready and could not report why (a call failed with: {errno}){why}"))
         }
         libc::CLD_EXITED => Error::Container(format!("{who} exited with status {status} before it was ready")),
-        _ if status == libc::SIGKILL && crate::linux::cgroups::oom::kill_count(spec.cgroup_dirs).is_some_and(|n| n > 0) => {
+        // A new container's cgroup starts with no OOM kill: any is this
+        // one. (An exec's cgroup may count older ones: not proof there.)
+        _ if status == libc::SIGKILL
+            && spec.exec.is_none()
+            && crate::linux::cgroups::oom::kill_count(spec.cgroup_dirs).is_some_and(|n| n > 0) =>
+        {
             let limit = spec
                 .bundle
                 .spec
