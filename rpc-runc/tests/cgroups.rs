@@ -859,3 +859,26 @@ fn systemd_cgroup_flag_is_refused_clearly() {
     assert!(contains_ci(&o.stderr, "systemd"), "{}", o.describe());
     let _ = Instant::now();
 }
+
+/// A memory limit too low for init to set up: it is OOM-killed before it
+/// is ready, and the error says so (runc's words) instead of "init exited
+/// before it was ready". Nothing is left behind.
+#[test]
+fn init_oom_killed_at_create_is_reported_as_such() {
+    for (i, ns) in [(0, "direct"), (1, "stage-1")] {
+        let mut t = harness!("cg-oom-init");
+        let marker = format!("cg-oom-init-{}-{i}", std::process::id());
+        t.marked_sleep(&marker);
+        t.resource("memory", json!({"limit": 1}));
+        if ns == "stage-1" {
+            // A time namespace needs stage-1 (init is its child).
+            t.set_namespace(json!({"type": "time"}));
+        }
+        let o = t.run();
+        assert!(!o.timed_out, "{ns}: {}", o.describe());
+        o.assert_fail();
+        eprintln!("{ns}: {}", o.stderr);
+        assert!(o.stderr.contains("OOM-killed (memory limit too low?)"), "{ns}: {}", o.describe());
+        t.assert_no_leftovers(&t.id, &marker);
+    }
+}

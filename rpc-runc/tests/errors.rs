@@ -511,3 +511,84 @@ fn failed_create_then_same_id_works() {
     t.create().assert_ok();
     assert_eq!(t.status().as_deref(), Some("created"));
 }
+
+/// config.json that is a FIFO (nobody writes it) or a symlink to
+/// /dev/zero: a clear error naming the path, at once, from `run` and
+/// `create` alike, and nothing left behind.
+#[test]
+fn config_json_fifo_or_device_is_refused_quickly() {
+    for (kind, want) in [("fifo", "is a FIFO"), ("zero", "is a character device")] {
+        for verb in ["run", "create"] {
+            let Some((mut t, marker)) = marked("er-cfg-special") else {
+                return;
+            };
+            let p = t.config_path();
+            match kind {
+                "fifo" => {
+                    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+                    // SAFETY: valid C string.
+                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+                }
+                _ => std::os::unix::fs::symlink("/dev/zero", &p).unwrap(),
+            }
+            t.track(&t.id);
+            let b = t.bundle_str();
+            let mut c = t.command(&[verb, "--bundle", &b, &t.id]);
+            // SAFETY: one setrlimit between fork and exec. A runtime that
+            // reads /dev/zero without bound hits this, not the host.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                    let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
+                    libc::setrlimit(libc::RLIMIT_AS, &lim);
+                    Ok(())
+                })
+            };
+            let started = std::time::Instant::now();
+            let o = t.exec(c, Duration::from_secs(5));
+            assert!(!o.timed_out, "{verb} with a {kind} config.json hung: {}", o.describe());
+            o.assert_fail();
+            assert!(started.elapsed() < Duration::from_secs(3), "{verb}: slow: {:?}", started.elapsed());
+            let path = p.display().to_string();
+            assert!(o.stderr.contains(&format!("{path}: {want}")), "{verb}: {}", o.describe());
+            t.assert_no_leftovers(&t.id, &marker);
+            std::fs::remove_file(&p).unwrap();
+            then_valid_create_works(&mut t, &marker);
+        }
+    }
+}
+
+/// `--log-format` takes text or json only; anything else is an error that
+/// names the flag and the values, before the command runs.
+#[test]
+fn bogus_log_format_is_refused() {
+    let t = Harness::new_unchecked("er-log-format");
+    let o = t.rt(&["--log-format", "bogus", "list"]);
+    o.assert_fail();
+    assert!(o.stderr.contains("--log-format"), "{}", o.describe());
+    assert!(o.stderr.contains("text") && o.stderr.contains("json"), "{}", o.describe());
+    assert!(o.stdout.is_empty(), "the command ran: {}", o.describe());
+    t.rt(&["--log-format", "json", "list"]).assert_ok();
+}
+
+/// A real-time signal is RTMIN+N / RTMAX-N with N in range, as runc: a
+/// negative or too large N is an error, not another signal (RTMIN+-3 was
+/// sent as 31, SIGSYS, which kills).
+#[test]
+fn kill_refuses_real_time_signals_out_of_range() {
+    let Some((mut t, marker)) = marked("er-kill-rt") else {
+        return;
+    };
+    // pid 1 ignores signals it has no handler for: trap RTMIN+2 (glibc's
+    // RTMIN is 34).
+    t.args(&["sh", "-c", "trap 'exit 7' 36; sleep 300 & wait", &marker]);
+    t.run_detached().assert_ok();
+    for sig in ["RTMIN+-3", "SIGRTMIN-1", "RTMIN+99", "RTMAX+1"] {
+        let o = t.kill(sig);
+        o.assert_fail();
+        assert!(contains_ci(&o.stderr, "invalid signal"), "{sig}: {}", o.describe());
+    }
+    assert_eq!(t.status().as_deref(), Some("running"), "a refused signal was sent");
+    // In range it is delivered.
+    t.kill("RTMIN+2").assert_ok();
+    assert!(t.wait_status("stopped", T), "{:?}", t.status());
+}

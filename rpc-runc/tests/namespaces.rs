@@ -356,3 +356,87 @@ fn namespaces_of_a_detached_container_match_state_pid() {
     let nspid = status_field(&st, "NSpid").unwrap();
     assert_eq!(nspid.split_whitespace().last(), Some("1"), "{st}");
 }
+
+/// A create that must fail fast (never hang with the lock held), say
+/// `want` on stderr, and leave `state`, `delete --force` and the host
+/// clean.
+fn bad_userns_create(t: &Harness, marker: &str, want: &[&str], prep: impl FnOnce(&mut std::process::Command)) {
+    t.write_config();
+    t.track(&t.id);
+    let b = t.bundle_str();
+    let mut c = t.command(&["run", "--bundle", &b, &t.id]);
+    prep(&mut c);
+    let started = std::time::Instant::now();
+    let out = t.exec(c, std::time::Duration::from_secs(10));
+    assert!(!out.timed_out, "run hung: {}", out.describe());
+    out.assert_fail();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "slow failure: {:?}", started.elapsed());
+    for w in want {
+        assert!(out.stderr.contains(w), "no {w:?} in the error: {}", out.describe());
+    }
+    let st = t.state();
+    assert!(st.stderr.contains("does not exist"), "{}", st.describe());
+    let d = t.delete_force();
+    assert!(!d.timed_out, "{}", d.describe());
+    t.assert_no_leftovers(&t.id, marker);
+}
+
+/// Each mapping the kernel refuses is an error naming the entry, before
+/// anything is made.
+#[test]
+fn refused_user_namespace_mappings_fail_fast_by_field() {
+    let many: Vec<_> = (0..400).map(|i| json!({"containerID": i, "hostID": 100000 + i, "size": 1})).collect();
+    let cases = [
+        ("uidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 0}]), "linux.uidMappings[0]: size must not be 0"),
+        (
+            "uidMappings",
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}, {"containerID": 1000, "hostID": 300000, "size": 10}]),
+            "linux.uidMappings[1]: container ids 1000..1010 overlap linux.uidMappings[0]",
+        ),
+        (
+            "gidMappings",
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}, {"containerID": 70000, "hostID": 100010, "size": 10}]),
+            "linux.gidMappings[1]: host ids 100010..100020 overlap linux.gidMappings[0]",
+        ),
+        ("uidMappings", json!([{"containerID": 0, "hostID": 4294967000u32, "size": 65536}]), "linux.uidMappings[0]: hostID 4294967000"),
+        ("gidMappings", json!(many), "linux.gidMappings: 400 mappings, above the kernel's limit of 340"),
+    ];
+    for (i, (field, m, want)) in cases.into_iter().enumerate() {
+        let mut t = harness!("ns-user-bad");
+        userns_config(&mut t);
+        let marker = format!("userns-bad-{}-{i}", std::process::id());
+        t.marked_sleep(&marker);
+        t.config["linux"][field] = m;
+        bad_userns_create(&t, &marker, &[want], |_| {});
+    }
+}
+
+/// A mapping only the kernel refuses (host root mapped by a runtime
+/// without CAP_SETFCAP): stage-1 is killed, not waited for forever, and
+/// the error is runc's.
+#[test]
+fn kernel_refused_uid_map_fails_fast_and_leaves_nothing() {
+    let mut t = harness!("ns-user-kref");
+    userns_config(&mut t);
+    let marker = format!("userns-kref-{}", std::process::id());
+    t.marked_sleep(&marker);
+    t.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+    bad_userns_create(
+        &t,
+        &marker,
+        &["failed to update /proc/", "/uid_map: Operation not permitted", "linux.uidMappings [0 0 65536]"],
+        |c| {
+            // SAFETY: one prctl between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(c, || {
+                    // CAP_SETFCAP out of the bounding set: root's exec then
+                    // leaves it out of the permitted set as well.
+                    if libc::prctl(libc::PR_CAPBSET_DROP, 31, 0, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        },
+    );
+}

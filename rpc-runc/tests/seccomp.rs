@@ -213,3 +213,116 @@ fn notify_delivers_the_listener_to_an_agent_that_answers() {
     assert!(out.stdout.contains("rc=1"), "{}", out.describe());
     let _ = Duration::from_secs(0);
 }
+
+/// A profile past the kernel's 4,096 instructions per filter is a clear
+/// error naming linux.seccomp, the count and the limit, whatever its size:
+/// 10,000 rules (a program past a pipe's 64 KiB) used to deadlock create.
+#[test]
+fn oversized_profiles_are_a_clear_error_not_a_hang() {
+    for n in [5_000usize, 8_000, 10_000] {
+        let Some(mut t) = Harness::new("sc-huge") else { return };
+        let marker = format!("sc-huge-{}-{n}", std::process::id());
+        t.marked_sleep(&marker);
+        let rules: Vec<Value> = (0..n)
+            .map(|i| json!({"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 100_000 + i, "op": "SCMP_CMP_EQ"}]}))
+            .collect();
+        // One architecture: libseccomp takes seconds per 10,000 rules each.
+        t.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rules});
+        let started = std::time::Instant::now();
+        let out = t.create();
+        assert!(!out.timed_out, "{n} rules: create hung: {}", out.describe());
+        out.assert_fail();
+        assert!(started.elapsed() < Duration::from_secs(8), "{n} rules: slow: {:?}", started.elapsed());
+        assert!(
+            out.stderr.contains("linux.seccomp: the profile compiles to") && out.stderr.contains("above the kernel's limit of 4096"),
+            "{n} rules: {}",
+            out.describe()
+        );
+        let st = t.state();
+        assert!(contains_ci(&st.stderr, "does not exist"), "{}", st.describe());
+        t.assert_no_leftovers(&t.id, &marker);
+    }
+}
+
+/// A profile that makes write(2) fail: init cannot write its byte to the
+/// exec fifo, so `start` must fail at once (it used to spin at 100% CPU
+/// with `state` saying created) and the program must never run.
+#[test]
+fn start_fails_when_init_cannot_write_the_exec_fifo() {
+    for verb in ["create+start", "run"] {
+        let Some(mut t) = Harness::new("sc-nowrite") else { return };
+        t.share();
+        t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5}]));
+        let marker = format!("sc-nowrite-{}", t.id);
+        t.args(&["sh", "-c", "touch /shared/ran; sleep 300", &marker]);
+        let started = std::time::Instant::now();
+        let out = if verb == "run" {
+            t.run()
+        } else {
+            t.create().assert_ok();
+            t.start()
+        };
+        assert!(!out.timed_out, "{verb}: hung: {}", out.describe());
+        out.assert_fail();
+        assert!(started.elapsed() < Duration::from_secs(5), "{verb}: slow: {:?}", started.elapsed());
+        assert!(out.stderr.contains("its init process failed before exec"), "{verb}: {}", out.describe());
+        assert!(out.stderr.contains("linux.seccomp deny write(2)"), "{verb}: {}", out.describe());
+        if verb == "run" {
+            t.assert_no_leftovers(&t.id, &marker);
+        } else {
+            assert!(t.wait_status("stopped", Duration::from_secs(3)), "{verb}: {:?}", t.status());
+            t.delete().assert_ok();
+        }
+        assert!(!t.shared.join("ran").exists(), "{verb}: the program ran");
+        assert!(processes_with_marker(&marker).is_empty(), "{verb}: left running");
+    }
+}
+
+/// A profile that denies a call init itself makes after installing the
+/// filter (sendto, which reports Ready): create fails saying seccomp is
+/// why, with the errno or the signal, not "init exited before it was
+/// ready". Nothing is left behind.
+#[test]
+fn a_profile_denying_inits_own_calls_is_named_in_the_error() {
+    let cases = [
+        ("SCMP_ACT_ERRNO", "could not report why (a call failed with: Permission denied"),
+        ("SCMP_ACT_KILL", "was killed by SIGSYS before it was ready"),
+    ];
+    for (action, want) in cases {
+        let Some(mut t) = Harness::new("sc-init-denied") else { return };
+        let marker = format!("sc-init-denied-{}", t.id);
+        t.marked_sleep(&marker);
+        t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["sendto"], "action": action, "errnoRet": 13}]));
+        let out = t.run();
+        assert!(!out.timed_out, "{action}: {}", out.describe());
+        out.assert_fail();
+        assert!(out.stderr.contains(want), "{action}: {}", out.describe());
+        assert!(out.stderr.contains("linux.seccomp denies a system call"), "{action}: {}", out.describe());
+        t.assert_no_leftovers(&t.id, &marker);
+    }
+}
+
+/// A profile that kills execve: the container's process dies of SIGSYS at
+/// its exec. `run` still exits 159 (128+SIGSYS, as runc), and now says why.
+#[test]
+fn execve_killed_by_seccomp_is_explained() {
+    for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS"] {
+        let Some(mut t) = Harness::new("sc-kill-execve") else { return };
+        t.share();
+        t.args(&["sh", "-c", "touch /shared/ran"]);
+        t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["execve", "execveat"], "action": action}]));
+        let out = t.run();
+        assert!(!out.timed_out, "{action}: {}", out.describe());
+        assert_eq!(out.code(), 159, "{action}: {}", out.describe());
+        assert!(out.stderr.contains("killed by SIGSYS at exec: linux.seccomp must allow execve"), "{action}: {}", out.describe());
+        assert!(!t.shared.join("ran").exists(), "{action}: the program ran");
+    }
+    // The program's own death by SIGSYS (pid 1 itself, after its exec)
+    // is not blamed on exec.
+    let Some(mut t) = Harness::new("sc-kill-later") else { return };
+    t.args(&["sh", "-c", "exec chroot / true"]);
+    t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["chroot"], "action": "SCMP_ACT_KILL_PROCESS"}]));
+    let out = t.run();
+    assert_eq!(out.code(), 159, "{}", out.describe());
+    assert!(!out.stderr.contains("at exec"), "{}", out.describe());
+}

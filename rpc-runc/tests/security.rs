@@ -450,3 +450,87 @@ fn cve_2019_5736_with_cap_sys_ptrace_racing_exec() {
     eprintln!("attacker caught a runtime process: {}: {seen}", t.shared.join("held").exists());
     t.exec(copy_cmd(&t, &copy, &["delete", "-f", &t.id]), T).assert_ok();
 }
+
+/// A static ELF (x86_64) whose PT_INTERP is `interp`: the kernel loads
+/// that file as the interpreter, and the program's own code (exit 0) never
+/// runs unless the interpreter jumps to it.
+fn elf_with_interp(interp: &str) -> Vec<u8> {
+    const BASE: u64 = 0x1000_0000;
+    let code: [u8; 9] = [0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05]; // exit(0)
+    let interp_off = 64 + 2 * 56;
+    let code_off = interp_off + interp.len() + 1;
+    let total = (code_off + code.len()) as u64;
+    let mut v = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    v.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    v.extend_from_slice(&0x3eu16.to_le_bytes()); // x86_64
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&(BASE + code_off as u64).to_le_bytes()); // entry
+    v.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    v.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    v.extend_from_slice(&0u32.to_le_bytes()); // flags
+    for h in [64u16, 56, 2, 0, 0, 0] {
+        v.extend_from_slice(&h.to_le_bytes());
+    }
+    let n = (interp.len() + 1) as u64;
+    // PT_INTERP, R
+    v.extend_from_slice(&3u32.to_le_bytes());
+    v.extend_from_slice(&4u32.to_le_bytes());
+    for x in [interp_off as u64, BASE + interp_off as u64, BASE + interp_off as u64, n, n, 1] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    // PT_LOAD of the whole file, R+X
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&5u32.to_le_bytes());
+    for x in [0, BASE, BASE, total, total, 0x1000] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.extend_from_slice(interp.as_bytes());
+    v.push(0);
+    v.extend_from_slice(&code);
+    v
+}
+
+/// An image program whose interpreter is /proc/self/exe, as a `#!` script
+/// with no argument and as an ELF's PT_INTERP: /proc/self/exe is then the
+/// exec trampoline, which used to exec the program again forever at 100%
+/// CPU as the container's pid 1 (deaf to the SIGTERM `run` forwards). It
+/// must refuse at once, say why, and exit 126, on run and on exec.
+#[test]
+fn proc_self_exe_as_interpreter_fails_fast_on_run_and_exec() {
+    if is_reference_runc() {
+        eprintln!("skip: runc runs a sealed copy of itself; this checks our trampoline");
+        return;
+    }
+    let refused = "failed: refused to run the runtime's exec trampoline as its interpreter";
+    let check = |what: &str, out: &Out, prog: &str, took: Duration| {
+        assert!(!out.timed_out, "{what}: hung (the trampoline exec'd itself): {}", out.describe());
+        assert_eq!(out.code(), 126, "{what}: {}", out.describe());
+        assert!(out.stderr.contains(&format!("exec {prog} {refused}")), "{what}: {}", out.describe());
+        assert!(!ran_the_runtime(out), "{what}: {}", out.describe());
+        assert!(took < Duration::from_secs(5), "{what}: slow: {took:?}");
+    };
+    let before = std::fs::read(runtime_path()).unwrap();
+    for (prog, kind) in [("/shebang", "script"), ("/interp", "elf")] {
+        let mut t = harness!("sec-interp-loop");
+        match kind {
+            "script" => write_script(&t.rootfs.join("shebang"), "#!/proc/self/exe\n"),
+            _ => {
+                std::fs::write(t.rootfs.join("interp"), elf_with_interp("/proc/self/exe")).unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(t.rootfs.join("interp"), std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        t.args(&[prog, "a", "b"]);
+        let started = std::time::Instant::now();
+        let out = t.run();
+        check(&format!("run {kind}"), &out, prog, started.elapsed());
+        // exec into a running container.
+        t.args(&["sleep", "300"]);
+        t.run_detached().assert_ok();
+        let started = std::time::Instant::now();
+        let out = t.rt(&["exec", &t.id, prog, "a"]);
+        check(&format!("exec {kind}"), &out, prog, started.elapsed());
+        t.delete_force().assert_ok();
+    }
+    assert!(std::fs::read(runtime_path()).unwrap() == before, "the runtime binary changed");
+}

@@ -30,7 +30,7 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::path::absolute(dir).with_ctx(|| format!("bundle {}", dir.display()))?;
         let path = dir.join(CONFIG);
-        let data = std::fs::read(&path).with_ctx(|| format!("{}", path.display()))?;
+        let data = read_config(&path)?;
         let (spec, caps) = parse(&path, &data)?;
         let rootfs = validate(&path, &dir, &spec)?;
         Ok(Bundle { dir, rootfs, spec, caps })
@@ -48,6 +48,54 @@ impl Bundle {
     pub fn has_ns(&self, t: LinuxNamespaceType) -> bool {
         self.namespaces().iter().any(|n| n.typ() == t)
     }
+}
+
+/// The most config.json may hold. runc sets no bound, but a bundle's
+/// config is rarely past a few hundred KiB (a large seccomp profile);
+/// the bound keeps `/dev/zero` or a growing file from eating memory.
+pub const CONFIG_MAX: u64 = 16 << 20;
+
+/// Read config.json: a regular file (symlinks followed, as runc does), at
+/// most CONFIG_MAX bytes. Opened non-blocking and without becoming our
+/// controlling terminal, so a FIFO or a device is refused by fstat instead
+/// of hanging the open (or the read) of a process that cannot be
+/// interrupted by anything but SIGKILL.
+pub fn read_config(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .with_ctx(|| format!("{}", path.display()))?;
+    let md = f.metadata().with_ctx(|| format!("{}: fstat", path.display()))?;
+    if !md.is_file() {
+        let t = md.file_type();
+        let kind = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::BadFile { path: path.into(), msg: format!("is {kind}; config.json must be a regular file") });
+    }
+    if md.len() > CONFIG_MAX {
+        return Err(Error::BadFile { path: path.into(), msg: format!("is {} bytes, above the limit of {CONFIG_MAX}", md.len()) });
+    }
+    let mut data = Vec::with_capacity(md.len() as usize);
+    // One byte more than the limit: a file that grew past it is refused too.
+    (&mut f).take(CONFIG_MAX + 1).read_to_end(&mut data).with_ctx(|| format!("reading {}", path.display()))?;
+    if data.len() as u64 > CONFIG_MAX {
+        return Err(Error::BadFile { path: path.into(), msg: format!("grew past the limit of {CONFIG_MAX} bytes while read") });
+    }
+    Ok(data)
 }
 
 /// What `parse` reads of config.json beside oci-spec's typed parse.
@@ -280,6 +328,15 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
         }
     } else if nss.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none()) {
         return err("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings".into());
+    }
+    // What the kernel would refuse when the maps are written.
+    for (field, m) in [
+        ("linux.uidMappings", linux.and_then(|l| l.uid_mappings().as_deref())),
+        ("linux.gidMappings", linux.and_then(|l| l.gid_mappings().as_deref())),
+    ] {
+        if let Err((f, msg)) = crate::linux::namespaces::check_mappings(field, m.unwrap_or(&[])) {
+            return err(&f, msg);
+        }
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !private(LinuxNamespaceType::Uts) {
         return err("hostname", "unable to set hostname without a private UTS namespace".into());

@@ -22,7 +22,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
     /// Log format: text or json.
-    #[arg(long = "log-format", global = true, default_value = "text")]
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
     /// Debug logging.
     #[arg(long, global = true)]

@@ -18,6 +18,10 @@ pub enum Error {
     #[error("{path}: {field}: {msg}")]
     Config { path: PathBuf, field: String, msg: String },
 
+    /// A file the runtime reads is of the wrong kind or size.
+    #[error("{path}: {msg}")]
+    BadFile { path: PathBuf, msg: String },
+
     #[error("container not running")]
     NotRunning,
 

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -80,7 +81,7 @@ fn run_via(kind: &'static str, index: usize, h: &Hook, state_json: &[u8], via: O
     let mut cmd = match via {
         Some(t) => {
             let mut c = Command::new(t);
-            c.arg0(h.path());
+            c.arg0(std::ffi::OsStr::from_bytes(crate::linux::process::trampoline::MARKER.to_bytes())).arg(h.path());
             match args {
                 Some(a) => c.args(a),
                 None => c.arg(h.path()),

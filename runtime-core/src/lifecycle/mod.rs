@@ -140,13 +140,24 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     let full = format!("SIG{name}");
-    if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() {
-            0
-        } else {
-            rt.trim_start_matches('+').parse().map_err(|_| Error::Usage(format!("invalid signal {s:?}")))?
-        };
-        return Ok(libc::SIGRTMIN() + off);
+    // RTMIN, RTMIN+N and RTMAX-N, N within the real-time range, as runc.
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let rt = |base: i32, rest: &str, sign: char, dir: i32| -> Result<i32> {
+        let bad = || Error::Usage(format!("invalid signal {s:?} (real-time signals are RTMIN+N and RTMAX-N, 0 <= N <= {})", max - min));
+        if rest.is_empty() {
+            return Ok(base);
+        }
+        let n = rest.strip_prefix(sign).filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).ok_or_else(bad)?;
+        match n.parse::<i32>() {
+            Ok(n) if n <= max - min => Ok(base + dir * n),
+            _ => Err(bad()),
+        }
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return rt(min, rest, '+', 1);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return rt(max, rest, '-', -1);
     }
     full.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| Error::Usage(format!("invalid signal {s:?}")))
 }
@@ -181,5 +192,18 @@ mod tests {
         assert_eq!(parse_signal("hup").unwrap(), 1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn real_time_signals_stay_in_their_range() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(parse_signal("RTMIN").unwrap(), min);
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), min + 3);
+        assert_eq!(parse_signal("RTMAX-2").unwrap(), max - 2);
+        assert_eq!(parse_signal("RTMAX").unwrap(), max);
+        assert_eq!(parse_signal(&format!("RTMIN+{}", max - min)).unwrap(), max);
+        for bad in ["RTMIN+-3", "RTMIN-3", "RTMIN3", "RTMIN+", "RTMIN++1", "RTMAX+1", "RTMAX--1", "RTMIN+99", "RTMIN+ 1"] {
+            assert!(parse_signal(bad).is_err(), "{bad} accepted as {:?}", parse_signal(bad));
+        }
     }
 }

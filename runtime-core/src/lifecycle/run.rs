@@ -36,9 +36,12 @@ pub fn run(rt: &Runtime, id: &str, mut a: CreateArgs, detach: bool, keep: bool) 
         }
         return Ok(0);
     }
+    // The bundle first, with signals as they came: reading it may block
+    // (a slow filesystem) and must stay interruptible.
+    let bundle = crate::bundle::Bundle::load(&a.bundle)?;
+    // Blocked before the container exists, so no SIGCHLD is lost.
     let set = block_all()?;
     // A terminal in the foreground: our own console socket.
-    let bundle = crate::bundle::Bundle::load(&a.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     a.loaded = Some(bundle);
     let mut ours: Option<OwnedFd> = None;
@@ -131,6 +134,7 @@ pub fn forward(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> 
     let mut master_open = master.is_some();
     loop {
         // Reap first: the exit may already be pending.
+        say_if_killed_at_exec(pid);
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => {
@@ -190,5 +194,29 @@ fn drain(master: Option<&OwnedFd>, open: bool) {
         // SAFETY: setting O_NONBLOCK on our fd.
         unsafe { libc::fcntl(m.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
         while copy(m.as_raw_fd(), 1) {}
+    }
+}
+
+/// A process killed by SIGSYS before it became the program (a seccomp
+/// profile that kills execve): its status alone (159) would say nothing,
+/// so say why. Peeked before the reap, while /proc still shows its comm:
+/// still ours (the exec of the trampoline was killed) or the trampoline's
+/// (/proc/self/fd/N gives a number; its exec of the program was killed).
+fn say_if_killed_at_exec(pid: i32) {
+    // SAFETY: siginfo_t is plain data; waitid fills it.
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer; WNOWAIT leaves the child to be reaped.
+    let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut si, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    // SAFETY: a CLD_KILLED/CLD_DUMPED record has si_status.
+    if r != 0 || !matches!(si.si_code, libc::CLD_KILLED | libc::CLD_DUMPED) || unsafe { si.si_status() } != libc::SIGSYS {
+        return;
+    }
+    let comm = |p: &str| crate::linux::kfile::read(format!("/proc/{p}/comm")).ok().map(|s| s.trim_end().to_string());
+    let Some(theirs) = comm(&pid.to_string()) else { return };
+    let at_exec = comm("self").as_deref() == Some(theirs.as_str()) || (!theirs.is_empty() && theirs.bytes().all(|b| b.is_ascii_digit()));
+    if at_exec {
+        let msg = "the container's process was killed by SIGSYS at exec: linux.seccomp must allow execve(2) (and execveat(2))";
+        crate::log::error(msg);
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{msg}\n").as_bytes());
     }
 }

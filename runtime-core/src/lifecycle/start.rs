@@ -31,15 +31,7 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     let pidfd = probe::pidfd_open(init.pid).and_then(|r| r.ok());
     match read_or_death(&mut conn, pidfd.as_ref().map(|p| p.as_raw_fd()), init) {
         Some(1) => {}
-        _ => {
-            if crate::linux::process::alive(init.pid, init.start_time) {
-                // It answered nothing and lives on: it must not run.
-                let _ = rt.backend.signal(&st, libc::SIGKILL, false);
-            }
-            return Err(Error::Container(format!(
-                "container {id}: init failed before it could run the program (see the runtime log); the container is stopped"
-            )));
-        }
+        _ => return Err(gave_up(init, pidfd.as_ref())),
     }
     // EOF: the program is running (or init died on its way there).
     while !matches!(read_or_death(&mut conn, pidfd.as_ref().map(|p| p.as_raw_fd()), init), Some(0) | None) {}
@@ -51,6 +43,31 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
         hooks::run_all_warn("poststart", &st.hooks.poststart, &json);
     }
     Ok(())
+}
+
+/// init closed the exec connection without its byte (or died): it failed
+/// after create. Make sure it is gone, so nothing of the container runs on.
+fn gave_up(init: crate::state::ProcRef, pidfd: Option<&std::os::fd::OwnedFd>) -> Error {
+    // Alive with its start time once the pidfd is open: the pidfd is
+    // init's, and signalling through it cannot reach a recycled pid.
+    if crate::linux::process::alive(init.pid, init.start_time) {
+        match pidfd {
+            // SAFETY: plain syscall on our pidfd.
+            Some(p) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, p.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0);
+            },
+            // SAFETY: plain syscall.
+            None => unsafe {
+                libc::kill(init.pid, libc::SIGKILL);
+            },
+        }
+    }
+    Error::Container(
+        "cannot start the container: its init process failed before exec, without answering on the exec socket, so the \
+         program was not run (does linux.seccomp deny write(2)? init's own error, when it can write one, is on the container's \
+         stderr and in the log)"
+            .into(),
+    )
 }
 
 /// One read of the exec connection, waiting on init's death too (its

@@ -24,18 +24,31 @@ pub fn run(spec: &InitSpec, ch: &Chan, userns: bool, tramp: Option<&Trampoline>)
     let r = setup(spec, ch, userns);
     match r {
         Ok(prog) => {
-            // After Ready: failures can only be logged.
+            // After Ready: failures can only be logged, and shown on the
+            // container's stderr (`run` and `create` hand it theirs).
             let e = park_and_exec(spec, prog, tramp);
             log::error(&e.to_string());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("container init: {e}\n").as_bytes());
             // SAFETY: leave at once.
             unsafe { libc::_exit(127) }
         }
-        Err(e) => {
-            let _ = ch.send(&Msg::Error(e.to_string()));
-            // SAFETY: leave at once.
-            unsafe { libc::_exit(1) }
-        }
+        Err(e) => fail(ch, &e),
     }
+}
+
+/// Report a setup failure to the runtime and leave. When even the report
+/// cannot be sent (a seccomp profile denying sendto), the exit status
+/// carries the errno: the runtime reads it from the wait status.
+pub fn fail(ch: &Chan, e: &Error) -> ! {
+    let code = match ch.send(&Msg::Error(e.to_string())) {
+        Ok(()) => 1,
+        Err(send) => {
+            let errno = e.errno().or(send.errno()).filter(|n| (1..256 - crate::linux::process::spawn::SILENT_EXIT_BASE).contains(n));
+            errno.map_or(1, |n| crate::linux::process::spawn::SILENT_EXIT_BASE + n)
+        }
+    };
+    // SAFETY: leave at once.
+    unsafe { libc::_exit(code) }
 }
 
 pub struct Prog {

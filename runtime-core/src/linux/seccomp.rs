@@ -128,6 +128,20 @@ fn check(r: c_int, what: impl FnOnce() -> String) -> Result<()> {
 /// Compile a profile. Unknown syscall names are skipped with a warning
 /// (as runc does); unknown actions, operators and architectures are errors.
 pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
+    let (ctx, flags, notify) = build(s)?;
+    let bpf = export(&ctx)?;
+    Ok(Program {
+        bpf,
+        flags,
+        notify,
+        listener_path: s.listener_path().as_ref().map(|p| p.display().to_string()),
+        listener_metadata: s.listener_metadata().clone(),
+    })
+}
+
+/// The libseccomp filter of a profile, its seccomp(2) flags, and whether
+/// it notifies.
+fn build(s: &LinuxSeccomp) -> Result<(Ctx, libc::c_ulong, bool)> {
     let def = action(s.default_action(), s.default_errno_ret(), "linux.seccomp.defaultAction")?;
     // SAFETY: plain constructor.
     let ctx = Ctx(unsafe { seccomp_init(def) });
@@ -230,19 +244,50 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
         }
         flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
     }
-    let bpf = export(&ctx)?;
-    Ok(Program {
-        bpf,
-        flags,
-        notify,
-        listener_path: s.listener_path().as_ref().map(|p| p.display().to_string()),
-        listener_metadata: s.listener_metadata().clone(),
-    })
+    Ok((ctx, flags, notify))
 }
 
-/// The program's bytes, through a pipe (a filter is at most 4096
-/// instructions = 32 KiB, within a pipe's buffer).
+/// The kernel's limit on one filter (BPF_MAXINSNS).
+pub const MAX_INSNS: usize = 4096;
+
+/// The program's bytes. libseccomp writes them to an fd; a pipe that only
+/// we read would deadlock past its 64 KiB (8,192 instructions), so the fd
+/// is a memfd, which takes any size, read back from its start. Kernels
+/// without memfd get a pipe drained by a thread while libseccomp writes.
 fn export(ctx: &Ctx) -> Result<Vec<u8>> {
+    let io = |what: &str, e: std::io::Error| Error::Io { context: format!("linux.seccomp: {what}"), source: e };
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::syscall(libc::SYS_memfd_create, c"rpc-seccomp".as_ptr(), libc::MFD_CLOEXEC) } as RawFd;
+    let out = if fd >= 0 {
+        // SAFETY: a fresh fd we own.
+        let m = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: valid ctx and fd.
+        check(unsafe { seccomp_export_bpf(ctx.0, m.as_raw_fd()) }, || "linux.seccomp: exporting the filter".into())?;
+        let mut f = std::fs::File::from(m);
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).map_err(|e| io("reading the filter back", e))?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| io("reading the filter back", e))?;
+        out
+    } else {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(io("memfd_create for the filter", e));
+        }
+        export_through_pipe(ctx)?
+    };
+    let n = out.len() / 8;
+    if n > MAX_INSNS {
+        return Err(Error::Container(format!(
+            "linux.seccomp: the profile compiles to {n} BPF instructions, above the kernel's limit of {MAX_INSNS} per filter (BPF_MAXINSNS)"
+        )));
+    }
+    Ok(out)
+}
+
+/// Before memfd (3.17): a pipe, read by a thread while libseccomp fills
+/// it, so no size can block the write. Joined before we return: the
+/// runtime is single-threaded again by the time it forks.
+fn export_through_pipe(ctx: &Ctx) -> Result<Vec<u8>> {
     let mut fds = [0; 2];
     // SAFETY: valid array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -250,16 +295,18 @@ fn export(ctx: &Ctx) -> Result<Vec<u8>> {
     }
     // SAFETY: both fds were just made.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: valid ctx and fd.
-    check(unsafe { seccomp_export_bpf(ctx.0, w.as_raw_fd()) }, || "linux.seccomp: exporting the filter".into())?;
-    drop(w);
-    let mut f = std::fs::File::from(r);
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| Error::Io { context: "reading the filter".into(), source: e })?;
-    if out.len() / 8 > 4096 {
-        return Err(Error::Container(format!("linux.seccomp: the filter has {} instructions, above the kernel's 4096", out.len() / 8)));
-    }
-    Ok(out)
+    std::thread::scope(|sc| {
+        let reader = sc.spawn(move || {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut out).map(|_| out)
+        });
+        // SAFETY: valid ctx and fd.
+        let exported = check(unsafe { seccomp_export_bpf(ctx.0, w.as_raw_fd()) }, || "linux.seccomp: exporting the filter".into());
+        drop(w);
+        let read = reader.join().unwrap_or_else(|_| Err(std::io::Error::other("reader thread panicked")));
+        exported?;
+        read.map_err(|e| Error::Io { context: "reading the filter".into(), source: e })
+    })
 }
 
 /// Install the program in this process. Returns the listener fd when the
@@ -330,4 +377,34 @@ pub fn version() -> String {
 fn cstr_to_string(p: *const c_char) -> String {
     // SAFETY: caller passes a valid C string.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A profile of `n` rules, each on its own argument value (so none
+    /// merge): a program of several instructions per rule.
+    fn big(n: u64) -> LinuxSeccomp {
+        let rules: Vec<_> = (0..n)
+            .map(|i| {
+                let args: Vec<_> = (0..3).map(|a| serde_json::json!({"index": a, "value": 1000 + i + a, "op": "SCMP_CMP_EQ"})).collect();
+                serde_json::json!({"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": args})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})).unwrap()
+    }
+
+    /// Past a pipe's 64 KiB, export used to block on a pipe only it read.
+    #[test]
+    fn a_filter_past_a_pipe_buffer_is_exported_whole_both_ways() {
+        let (ctx, _, _) = build(&big(1_000)).unwrap();
+        let thread = export_through_pipe(&ctx).unwrap();
+        assert!(thread.len() > 65536, "only {} bytes: not past a pipe's buffer", thread.len());
+        let e = export(&ctx).unwrap_err().to_string();
+        assert!(e.contains(&format!("{} BPF instructions", thread.len() / 8)) && e.contains("limit of 4096"), "{e}");
+        // A small one exports the same bytes both ways.
+        let (ctx, _, _) = build(&big(10)).unwrap();
+        assert_eq!(export(&ctx).unwrap(), export_through_pipe(&ctx).unwrap());
+    }
 }

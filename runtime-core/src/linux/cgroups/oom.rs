@@ -29,6 +29,16 @@ pub enum Notice {
     Gone,
 }
 
+/// How many processes the kernel has OOM-killed in the container's memory
+/// cgroup (v1 memory.oom_control, v2 memory.events); None without one.
+pub fn kill_count(dirs: &[PathBuf]) -> Option<u64> {
+    let l = Layout::new(dirs);
+    if let Some(d) = super::v1::memory_dir(&l) {
+        return kv(d, "memory.oom_control").get("oom_kill").copied();
+    }
+    l.v2_with("memory.events").and_then(|d| kv(d, "memory.events").get("oom_kill").copied())
+}
+
 impl OomWatcher {
     /// Watch the container's memory cgroup; None without one.
     pub fn new(dirs: &[PathBuf]) -> Result<Option<OomWatcher>> {

@@ -91,21 +91,23 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
                 libc::_exit(1);
             }
         }
-        let code = match stage_one(spec, &theirs, tramp.as_ref()) {
-            Ok(()) => 0,
-            Err(e) => {
-                let _ = theirs.send(&Msg::Error(e.to_string()));
-                1
-            }
-        };
+        if let Err(e) = stage_one(spec, &theirs, tramp.as_ref()) {
+            init::fail(&theirs, &e);
+        }
         // SAFETY: leave without running the parent's destructors.
-        unsafe { libc::_exit(code) };
+        unsafe { libc::_exit(0) };
     }
     drop(theirs);
     let mut init_pid = 0;
     let r = drive(spec, parent, &mine, stage1, &mut init_pid);
-    // stage-1 is our child: reap it.
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
+    // stage-1 is our child: reap it. After a failure it may be waiting
+    // for an answer that will never come (a refused uid_map write): kill
+    // it first, or this wait is forever.
+    if r.is_err() {
+        kill_and_reap(stage1);
+    } else {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
+    }
     if let Err(e) = r {
         if init_pid > 0 {
             // init is our child too (CLONE_PARENT).
@@ -268,9 +270,80 @@ fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_
             Some(Msg::Ready) => return Err(Error::Container("container process ready before its pid was known".into())),
             Some(Msg::Error(m)) => return Err(Error::Container(m)),
             Some(m) => return Err(Error::Container(format!("unexpected message from the container: {m:?}"))),
-            None => return Err(Error::Container("container init exited before it was ready".into())),
+            None => return Err(why_gone(spec, stage1, *init_pid)),
         }
     }
+}
+
+/// The exit status of a setup process that reports its error by exit
+/// status alone, because sending it failed: this plus the errno of the
+/// failure (what a seccomp profile returned, most likely).
+pub const SILENT_EXIT_BASE: i32 = 100;
+
+/// The channel closed before Ready: init (or stage-1, before init was
+/// cloned) died without a word. Say how, from its wait status (peeked, not
+/// reaped: the caller still kills and reaps by pid) and the cgroup's OOM
+/// counter, rather than "exited before it was ready".
+fn why_gone(spec: &InitSpec, stage1: i32, init_pid: i32) -> Error {
+    let (pid, who) = match (init_pid > 0, spec.exec.is_some()) {
+        (true, false) => (init_pid, "container init"),
+        (false, false) => (stage1, "container init (stage-1)"),
+        (true, true) => (init_pid, "exec process"),
+        (false, true) => (stage1, "exec process (stage-1)"),
+    };
+    // SAFETY: siginfo_t is plain data; waitid fills it. EOF on the channel
+    // means every process holding its other end is exiting (none closes it
+    // before Ready), so this wait is short.
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = loop {
+        // SAFETY: valid out-pointer; pid is our child.
+        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut si, libc::WEXITED | libc::WNOWAIT) };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        break r;
+    };
+    let seccomp = spec.seccomp.is_some();
+    let hint = "linux.seccomp denies a system call the runtime makes in the container after installing the filter \
+                (the profile must allow them up to the program's execve)";
+    if r != 0 {
+        return Error::Container(format!("{who} exited before it was ready"));
+    }
+    // SAFETY: waitid filled a CLD_* record: si_status is valid.
+    let (code, status) = (si.si_code, unsafe { si.si_status() });
+    match code {
+        libc::CLD_EXITED if status > SILENT_EXIT_BASE && status < 256 => {
+            let errno = std::io::Error::from_raw_os_error(status - SILENT_EXIT_BASE);
+            let why = if seccomp { format!(": {hint}?") } else { String::new() };
+            Error::Container(format!("{who} failed before it was ready and could not report why (a call failed with: {errno}){why}"))
+        }
+        libc::CLD_EXITED => Error::Container(format!("{who} exited with status {status} before it was ready")),
+        // A new container's cgroup starts with no OOM kill: any is this
+        // one. (An exec's cgroup may count older ones: not proof there.)
+        _ if status == libc::SIGKILL
+            && spec.exec.is_none()
+            && crate::linux::cgroups::oom::kill_count(spec.cgroup_dirs).is_some_and(|n| n > 0) =>
+        {
+            let limit = spec
+                .bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.memory().as_ref())
+                .and_then(|m| m.limit())
+                .map(|l| format!(": linux.resources.memory.limit is {l} bytes"))
+                .unwrap_or_default();
+            Error::Container(format!("{who} was OOM-killed (memory limit too low?){limit}"))
+        }
+        _ if status == libc::SIGSYS && seccomp => Error::Container(format!("{who} was killed by SIGSYS before it was ready: {hint}")),
+        _ => Error::Container(format!("{who} was killed by signal {} before it was ready", signal_name(status))),
+    }
+}
+
+/// SIGKILL for 9, or the number when it has no name.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string())
 }
 
 /// stage-1: cgroups, namespaces, then clone init.
