@@ -13,6 +13,7 @@ use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
 
+pub mod claim;
 pub mod devices_bpf;
 #[cfg(test)]
 pub(crate) mod fake;
