@@ -86,6 +86,15 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     read_limited(f, meta.len() as usize, limit)
 }
 
+/// Read a file the user named (`update -r FILE`), at most `limit` bytes:
+/// opened as given (a symlink, `<(...)`'s /dev/fd/N or a FIFO are the
+/// user's choice), only the size is bounded (/dev/zero is an error).
+pub fn read_named(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let f = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let hint = f.metadata().map(|m| m.len().min(limit) as usize).unwrap_or(0);
+    read_limited(f, hint, limit)
+}
+
 /// Read `r` to its end, at most `limit` bytes (stdin for `update -r -`).
 pub fn read_limited(r: impl Read, hint: usize, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut data = Vec::with_capacity(hint.saturating_add(1));
@@ -119,6 +128,8 @@ mod tests {
         assert!(matches!(read_file(&d, 1 << 20), Err(ReadError::NotRegular("a directory"))));
         assert!(read_file(&d.join("missing"), 1).unwrap_err().not_found());
         assert!(matches!(read_limited(std::io::repeat(0), 0, 1 << 20), Err(ReadError::TooBig(_))));
+        assert!(matches!(read_named(Path::new("/dev/zero"), 1 << 20), Err(ReadError::TooBig(_))));
+        assert_eq!(read_named(&d.join("zero").with_file_name("f"), 5).unwrap(), b"12345");
         assert_eq!(read_file(&f, 5).map_err(|e| e.to_string()).unwrap().len(), 5);
         assert_eq!(ReadError::TooBig(1 << 20).to_string(), "is larger than 1 MiB");
         std::fs::remove_dir_all(&d).unwrap();

@@ -152,7 +152,7 @@ pub enum Cmd {
         #[arg(long)]
         stats: bool,
         /// Interval between stats events (Go duration, e.g. 5s).
-        #[arg(long, default_value = "5s")]
+        #[arg(long, default_value = "5s", allow_hyphen_values = true)]
         interval: String,
         id: String,
     },

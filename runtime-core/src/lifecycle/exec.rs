@@ -172,7 +172,11 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         None => {
             // Made by a runtime that kept no snapshot: the bundle is all
             // there is.
-            crate::log::warn(&format!("container {id} has no {}: exec reads {} again", state::SNAPSHOT, st.bundle.join("config.json").display()));
+            crate::log::warn(&format!(
+                "container {id} has no {}: exec reads {} again",
+                state::SNAPSHOT,
+                st.bundle.join("config.json").display()
+            ));
             Bundle::load(&st.bundle)?
         }
     };

@@ -115,7 +115,7 @@ pub fn resources_from(f: &UpdateFlags) -> Result<Res> {
         let data = if src == "-" {
             crate::bounded::read_limited(std::io::stdin().lock(), 0, MAX_RESOURCES)
         } else {
-            crate::bounded::read_file(Path::new(src), MAX_RESOURCES)
+            crate::bounded::read_named(Path::new(src), MAX_RESOURCES)
         }
         .map_err(|e| Error::Usage(format!("--resources {}: {e}", if src == "-" { "(stdin)" } else { src })))?;
         let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("--resources {src}: {e}")))?;
