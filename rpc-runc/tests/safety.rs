@@ -266,7 +266,7 @@ fn negative_preserve_fds_is_refused() {
     let b = t.bundle_str();
     for n in ["-3", "-5"] {
         for verb in ["create", "run"] {
-            for form in [vec!["--preserve-fds".to_string(), n.to_string()], vec![format!("--preserve-fds={n}")]] {
+            for form in [vec![format!("--preserve-fds={n}")], vec!["--preserve-fds".to_string(), n.to_string()]] {
                 let mut args: Vec<&str> = vec![verb];
                 args.extend(form.iter().map(String::as_str));
                 args.extend(["--bundle", &b, &t.id]);
