@@ -239,7 +239,7 @@ impl Dir {
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)
             .with_ctx(|| format!("writing {}", tmp.display()))?;
         f.write_all(&data).with_ctx(|| format!("writing {}", tmp.display()))?;
