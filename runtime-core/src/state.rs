@@ -219,6 +219,10 @@ fn read_file(p: &Path, limit: u64, id: &str) -> Result<Vec<u8>> {
     })
 }
 
+fn encode(s: &State) -> Result<Vec<u8>> {
+    serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))
+}
+
 fn read_state(dir: &Path, id: &str) -> Result<State> {
     let p = dir.join(STATE_FILE);
     let d = read_file(&p, MAX_STATE, id)?;
@@ -232,8 +236,11 @@ impl Dir {
 
     /// Write state.json atomically.
     pub fn save(&self, s: &State) -> Result<()> {
+        self.save_encoded(&encode(s)?)
+    }
+
+    fn save_encoded(&self, data: &[u8]) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
-        let data = serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -242,16 +249,19 @@ impl Dir {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)
             .with_ctx(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&data).with_ctx(|| format!("writing {}", tmp.display()))?;
+        f.write_all(data).with_ctx(|| format!("writing {}", tmp.display()))?;
         drop(f);
         std::fs::rename(&tmp, self.path.join(STATE_FILE)).ctx("renaming state file")
     }
 
-    /// Write the snapshot: the state about to be recorded and config.json
-    /// as read. Once, before state.json (so a state always has one).
-    pub fn save_snapshot(&self, st: &State, config: &[u8]) -> Result<()> {
+    /// create's first write: the snapshot (this state and config.json as
+    /// read), then state.json, from one encoding of the state. The
+    /// snapshot goes first, so every state.json has one.
+    pub fn save_first(&self, st: &State, config: &[u8]) -> Result<()> {
         let p = self.path.join(SNAPSHOT);
-        let mut data = serde_json::to_vec(st).map_err(|e| Error::Container(format!("encoding state: {e}")))?;
+        let state = encode(st)?;
+        let mut data = Vec::with_capacity(state.len() + 1 + config.len());
+        data.extend_from_slice(&state);
         // The state's compact JSON has no raw newline: it ends the line.
         data.push(b'\n');
         data.extend_from_slice(config);
@@ -262,7 +272,9 @@ impl Dir {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&p)
             .with_ctx(|| format!("writing {}", p.display()))?;
-        f.write_all(&data).with_ctx(|| format!("writing {}", p.display()))
+        f.write_all(&data).with_ctx(|| format!("writing {}", p.display()))?;
+        drop(f);
+        self.save_encoded(&state)
     }
 
     /// The snapshot; None for a container made by a runtime that wrote
@@ -390,12 +402,13 @@ mod tests {
         assert!(d.load_snapshot().unwrap().is_none());
         let mut st = state("c3");
         st.cgroups = vec!["/sys/fs/cgroup/x".into()];
-        d.save_snapshot(&st, b"{\n  \"ociVersion\": \"1.0.2\"\n}\n").unwrap();
+        d.save_first(&st, b"{\n  \"ociVersion\": \"1.0.2\"\n}\n").unwrap();
+        assert_eq!(d.load().unwrap().cgroups, st.cgroups);
         let s = d.load_snapshot().unwrap().unwrap();
         assert_eq!(s.state.cgroups, st.cgroups);
         assert_eq!(s.config(), b"{\n  \"ociVersion\": \"1.0.2\"\n}\n");
         // Written once: a second create of it fails rather than replace it.
-        assert!(d.save_snapshot(&st, b"{}").is_err());
+        assert!(d.save_first(&st, b"{}").is_err());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

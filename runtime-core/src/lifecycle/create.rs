@@ -118,8 +118,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         },
     };
     let result = (|| -> Result<i32> {
-        dir.save_snapshot(&st, &bundle.raw)?;
-        dir.save(&st)?;
+        dir.save_first(&st, &bundle.raw)?;
         mkfifo(&dir.fifo_path())?;
         let mut extra_env = vec![];
         let mut preserve = a.preserve_fds;

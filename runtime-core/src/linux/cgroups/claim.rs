@@ -31,7 +31,7 @@ pub struct Claim {
 /// it, and an empty one is harmless (runc leaves existing ones too).
 pub fn claim(dirs: &[PathBuf]) -> Result<Claim> {
     let Some(first) = dirs.first() else { return Ok(Claim { _fd: None }) };
-    super::create(std::slice::from_ref(first))?;
+    let made = super::create_one(first, super::pure_v2(dirs))?;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -54,6 +54,9 @@ pub fn claim(dirs: &[PathBuf]) -> Result<Claim> {
             _ => return Err(Error::Cgroup { path: first.clone(), msg: format!("locking: {e}") }),
         }
     }
-    super::check_reusable(dirs)?;
+    // A directory this create made is empty (nothing joins it without
+    // the claim): only the others need a look, as before (a fresh
+    // container's are missing: one failed open each).
+    super::check_reusable(if made { &dirs[1..] } else { dirs })?;
     Ok(Claim { _fd: Some(f.into()) })
 }
