@@ -882,3 +882,90 @@ fn init_oom_killed_at_create_is_reported_as_such() {
         t.assert_no_leftovers(&t.id, &marker);
     }
 }
+
+/// issue 19 #7: the "cgroup must be empty" rule holds under races. Two
+/// creates with one cgroupsPath (other ids, under two --root dirs) at
+/// once, ten times: each time exactly one succeeds (both did, every
+/// time); the other fails naming the cgroup and leaves nothing; the
+/// winner is not harmed by it.
+#[test]
+fn concurrent_creates_of_one_cgroup_path_have_one_winner() {
+    let mut t = harness!("cg-race");
+    let marker = format!("marker-{}", t.id);
+    t.marked_sleep(&marker);
+    let cg = format!("/rpct-race-{}/{}", std::process::id(), t.id);
+    t.config["linux"]["cgroupsPath"] = json!(cg);
+    t.write_config();
+    let other_root = t.dir.join("state2");
+    let root_of = |i: usize| if i % 2 == 1 { other_root.clone() } else { t.root.clone() };
+    // The runtime with an explicit --root (the harness adds its own).
+    let cmd = |root: &Path, args: &[&str]| {
+        let mut c = Command::new(runtime_path());
+        c.arg("--root").arg(root).args(args).current_dir(&t.dir).stdin(Stdio::null());
+        c
+    };
+    let b = t.bundle_str();
+    for round in 0..10 {
+        let ids: Vec<String> = (0..2).map(|i| t.other_id(&format!("{round}-{i}"))).collect();
+        let kids: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (o, e) = (t.dir.join(format!("race-{round}-{i}.out")), t.dir.join(format!("race-{round}-{i}.err")));
+                let mut c = cmd(&root_of(i), &["create", "--bundle", &b, id]);
+                c.stdout(fs::File::create(&o).unwrap()).stderr(fs::File::create(&e).unwrap());
+                (c.spawn().unwrap(), o, e)
+            })
+            .collect();
+        let outs: Vec<Out> = kids.into_iter().map(|(c, o, e)| t.wait_spawned(c, o, e, Duration::from_secs(30))).collect();
+        let won: Vec<usize> = (0..outs.len()).filter(|&i| outs[i].ok()).collect();
+        // (The winner under the other root is deleted even if an assert fails.)
+        let _cleanup = won.iter().map(|&w| Deleter(cmd(&root_of(w), &["delete", "--force", &ids[w]]))).collect::<Vec<_>>();
+        assert_eq!(won.len(), 1, "round {round}: exactly one create may win: {:#?}", outs.iter().map(|o| o.describe()).collect::<Vec<_>>());
+        let (w, l) = (won[0], 1 - won[0]);
+        assert!(outs[l].stderr.contains(cg.trim_start_matches('/')), "the error must name the cgroup: {}", outs[l].describe());
+        assert!(!root_of(l).join(&ids[l]).exists(), "state left for {}: {}", ids[l], outs[l].describe());
+        // One process in the cgroup: the winner's init, still there.
+        let st = t.exec(cmd(&root_of(w), &["state", &ids[w]]), T);
+        st.assert_ok();
+        assert!(st.stdout.contains("\"created\""), "{}", st.describe());
+        let pid = serde_json::from_str::<Value>(&st.stdout).unwrap()["pid"].as_i64().unwrap();
+        let procs = fs::read_to_string(Path::new("/sys/fs/cgroup/memory").join(cg.trim_start_matches('/')).join("cgroup.procs")).unwrap();
+        assert_eq!(procs.lines().collect::<Vec<_>>(), [pid.to_string()], "{procs}");
+        if round == 0 {
+            // It starts and runs: the loser did not take it down with it.
+            t.exec(cmd(&root_of(w), &["start", &ids[w]]), T).assert_ok();
+            assert!(wait_until(T, || processes_with_marker(&marker).len() == 1), "{:?}", processes_with_marker(&marker));
+        }
+        t.exec(cmd(&root_of(w), &["delete", "--force", &ids[w]]), T).assert_ok();
+        assert!(wait_until(Duration::from_secs(3), || processes_with_marker(&marker).is_empty()));
+    }
+    for e in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let parent = e.path().join(format!("rpct-race-{}", std::process::id()));
+        assert!(!parent.join(&t.id).exists(), "cgroup left in {}", parent.display());
+        let _ = fs::remove_dir(parent);
+    }
+}
+
+/// Runs a `delete --force` when dropped.
+struct Deleter(Command);
+
+impl Drop for Deleter {
+    fn drop(&mut self) {
+        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// issue 19 #8: an --interval Go cannot hold, zero or negative is a clear
+/// error, never a panic (it aborted with 134).
+#[test]
+fn events_interval_out_of_range_is_an_error() {
+    let mut t = harness!("cg-events-interval");
+    t.args(&["sleep", "300"]);
+    t.run_detached().assert_ok();
+    for bad in ["18446744073709551615s", "9999999999h", "-5s", "0s", "1e9s"] {
+        let o = t.rt(&["events", "--interval", bad, &t.id]);
+        assert_eq!(o.code(), 1, "{bad}: {}", o.describe());
+        assert!(contains_any_ci(&o.stderr, &["interval", "duration"]), "{bad}: {}", o.describe());
+    }
+}

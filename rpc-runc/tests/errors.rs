@@ -592,3 +592,30 @@ fn kill_refuses_real_time_signals_out_of_range() {
     t.kill("RTMIN+2").assert_ok();
     assert!(t.wait_status("stopped", T), "{:?}", t.status());
 }
+
+/// issue 19 #10: a linux.devices path is cleaned before the "under /dev"
+/// check: `/dev/../etc/x` made a host-disk node on the rootfs (kept after
+/// delete). Majors and minors the kernel's dev_t cannot hold are refused,
+/// not truncated into another device.
+#[test]
+fn device_outside_dev_or_too_big_is_refused() {
+    let cases = [
+        (json!({"path": "/dev/../etc/rpct-disk", "type": "b", "major": 8, "minor": 0, "fileMode": 438}), "linux.devices[0].path"),
+        (json!({"path": "/dev/rpct-big", "type": "c", "major": 4294967297u64, "minor": 3}), "linux.devices[0].major"),
+        (json!({"path": "/dev/rpct-big", "type": "c", "major": 1, "minor": 1048576}), "linux.devices[0].minor"),
+    ];
+    for (dev, field) in cases {
+        let Some((mut t, marker)) = marked("er-dev") else { return };
+        t.config["linux"]["devices"] = json!([dev]);
+        t.write_config();
+        let o = create_fails_cleanly(&t, &marker);
+        assert!(o.stderr.contains(field), "{field}: {}", o.describe());
+        assert!(!t.rootfs.join("etc/rpct-disk").exists(), "a node was made on the rootfs");
+    }
+    // Cleaned and under /dev, it is made where it says.
+    let mut t = harness!("er-dev-ok");
+    t.config["linux"]["devices"] = json!([{"path": "/dev/sub/../rpct-null", "type": "c", "major": 1, "minor": 3}]);
+    t.sh("ls -l /dev/rpct-null");
+    let out = t.run_ok();
+    assert!(out.starts_with('c') && out.contains("1,   3"), "{out}");
+}

@@ -240,3 +240,64 @@ fn exec_cwd_through_leaked_fd_is_refused() {
         );
     }
 }
+
+/// issue 19 #3: the container's isolation is fixed at create. With the
+/// pid and network namespaces, the seccomp profile and the capabilities
+/// taken out of config.json after create, exec still joins init's
+/// namespaces, under its filter and with its capabilities; with
+/// config.json gone it still runs (what create read is what counts).
+/// (runc 1.1 too keeps the namespaces and seccomp, but takes the process
+/// defaults of a flag-built exec from the current config.json, and fails
+/// without one: those checks are ours only.)
+#[test]
+fn exec_keeps_the_isolation_recorded_at_create() {
+    let mut t = harness!("ex-frozen-cfg");
+    t.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    t.args(&["sleep", "300"]);
+    t.run_detached().assert_ok();
+    let pid = t.pid();
+    // The host's view of init, to compare with.
+    let init_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let init_cap = status_field(&init_status, "CapEff").unwrap();
+    assert_eq!(status_field(&init_status, "Seccomp").as_deref(), Some("2"));
+    // Now loosen the bundle as far as it goes.
+    t.remove_namespace("pid").remove_namespace("network");
+    t.config["linux"].as_object_mut().unwrap().remove("seccomp");
+    let all = json!(["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_KILL", "CAP_NET_ADMIN"]);
+    for set in ["bounding", "effective", "permitted"] {
+        t.config["process"]["capabilities"][set] = all.clone();
+    }
+    t.config["process"]["noNewPrivileges"] = json!(false);
+    t.write_config();
+    let probe = "grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status; readlink /proc/self/ns/pid; readlink /proc/self/ns/net";
+    let check = |out: &Out| {
+        out.assert_ok();
+        let s = &out.stdout;
+        assert_eq!(status_field(s, "Seccomp").as_deref(), Some("2"), "the filter is gone: {}", out.describe());
+        if !is_reference_runc() {
+            assert_eq!(status_field(s, "NoNewPrivs").as_deref(), Some("1"), "{}", out.describe());
+            assert_eq!(status_field(s, "CapEff").as_deref(), Some(init_cap.as_str()), "{}", out.describe());
+        }
+        let ns: Vec<&str> = s.lines().filter(|l| l.contains(":[")).collect();
+        assert_eq!(ns, [pid_ns(pid, "pid"), pid_ns(pid, "net")], "{}", out.describe());
+        assert_ne!(ns[0], host_ns("pid"));
+    };
+    check(&t.rt(&["exec", &t.id, "sh", "-c", probe]));
+    // --process takes the process from the file, the isolation still from create.
+    let pj = t.dir.join("process.json");
+    std::fs::write(&pj, json!({"args": ["sh", "-c", probe], "env": ["PATH=/bin:/usr/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "noNewPrivileges": true, "capabilities": t.config["process"]["capabilities"].clone()}).to_string()).unwrap();
+    let out = t.rt(&["exec", "--process", pj.to_str().unwrap(), &t.id]);
+    out.assert_ok();
+    assert_eq!(status_field(&out.stdout, "Seccomp").as_deref(), Some("2"), "{}", out.describe());
+    let ns: Vec<&str> = out.stdout.lines().filter(|l| l.contains(":[")).collect();
+    assert_eq!(ns, [pid_ns(pid, "pid"), pid_ns(pid, "net")], "{}", out.describe());
+    // And with no config.json at all.
+    if !is_reference_runc() {
+        std::fs::remove_file(t.config_path()).unwrap();
+        check(&t.rt(&["exec", &t.id, "sh", "-c", probe]));
+    }
+}

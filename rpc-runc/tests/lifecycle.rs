@@ -519,3 +519,104 @@ fn state_while_the_lock_is_held_elsewhere() {
     t.start().assert_ok();
     held("running");
 }
+
+/// Run the runtime with its address space capped, so that a runtime that
+/// reads a state file without bound fails fast instead of taking the
+/// machine's memory.
+fn rt_capped(t: &Harness, args: &[&str], timeout: Duration) -> Out {
+    use std::os::unix::process::CommandExt;
+    let mut c = t.command(args);
+    // SAFETY: setrlimit in the child before exec.
+    unsafe {
+        c.pre_exec(|| {
+            let r = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            libc::setrlimit(libc::RLIMIT_AS, &r);
+            Ok(())
+        });
+    }
+    t.exec(c, timeout)
+}
+
+/// issue 19 #9: a state.json swapped for a symlink (to /dev/zero), a FIFO
+/// or a huge file is an error naming it, at once: `state` neither eats
+/// memory nor hangs, and `list` still lists the others (warning about
+/// this one, as runc does).
+#[test]
+fn state_file_symlink_fifo_or_huge_is_a_clear_error() {
+    let mut t = harness!("lc-state-bad");
+    t.args(&["sleep", "300"]);
+    t.create().assert_ok();
+    let good = t.other_id("good");
+    t.create_id(&good, &[]).assert_ok();
+    let p = t.root.join(&t.id).join("state.json");
+    let saved = std::fs::read(&p).unwrap();
+    let fifo = |p: &std::path::Path| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("symbolic link", &|| std::os::unix::fs::symlink("/dev/zero", &p).unwrap()),
+        ("FIFO", &|| fifo(&p)),
+        ("larger than", &|| std::fs::write(&p, vec![b' '; 2 << 20]).unwrap()),
+    ];
+    for (what, make) in cases {
+        std::fs::remove_file(&p).unwrap();
+        make();
+        let o = rt_capped(&t, &["state", &t.id], Duration::from_secs(5));
+        assert_eq!(o.code(), 1, "{what}: {}", o.describe());
+        assert!(o.stderr.contains(p.to_str().unwrap()) && o.stderr.contains(what), "{what}: {}", o.describe());
+        let o = rt_capped(&t, &["list", "-q"], Duration::from_secs(5));
+        o.assert_ok();
+        assert_eq!(o.stdout, format!("{good}\n"), "{what}: {}", o.describe());
+        assert!(o.stderr.contains(&t.id) && o.stderr.contains(what), "{what}: a warning names it: {}", o.describe());
+    }
+    // Put back, it is the container it was.
+    std::fs::remove_file(&p).unwrap();
+    std::fs::write(&p, saved).unwrap();
+    assert_eq!(t.status().as_deref(), Some("created"));
+}
+
+/// issue 19 #9: a corrupt state.json does not hide the container: `list`
+/// warns, `delete` refuses naming the file, and `delete --force` still
+/// kills its processes and removes its cgroups and state (from what
+/// create recorded).
+#[test]
+fn corrupt_state_is_reported_and_delete_force_cleans_up() {
+    let mut t = harness!("lc-state-corrupt");
+    let marker = format!("marker-{}", t.id);
+    t.marked_sleep(&marker);
+    t.run_detached().assert_ok();
+    assert!(wait_until(T, || processes_with_marker(&marker).len() == 1));
+    let p = t.root.join(&t.id).join("state.json");
+    std::fs::write(&p, b"{\"id\": \"half a state").unwrap();
+    let o = t.rt(&["list"]);
+    o.assert_ok();
+    assert!(o.stderr.contains(&t.id) && o.stderr.contains("state.json"), "no warning: {}", o.describe());
+    let o = t.delete();
+    o.assert_fail();
+    assert!(o.stderr.contains(p.to_str().unwrap()), "{}", o.describe());
+    assert!(t.state_dir_exists(&t.id));
+    let o = t.delete_force();
+    o.assert_ok();
+    t.assert_no_leftovers(&t.id, &marker);
+}
+
+/// `update -r` reads its file bounded (it read /dev/zero without end);
+/// `-r -` still takes stdin.
+#[test]
+fn update_resources_is_read_bounded() {
+    let mut t = harness!("lc-update-r");
+    t.args(&["sleep", "300"]);
+    t.run_detached().assert_ok();
+    let o = rt_capped(&t, &["update", "-r", "/dev/zero", &t.id], Duration::from_secs(5));
+    assert_eq!(o.code(), 1, "{}", o.describe());
+    assert!(o.stderr.contains("/dev/zero") && o.stderr.contains("larger than"), "{}", o.describe());
+    let mut c = t.command(&["update", "-r", "-", &t.id]);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(br#"{"pids": {"limit": 77}}"#).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cg_read(t.pid(), "pids", "pids.max").trim(), "77");
+}

@@ -260,3 +260,41 @@ fn masked_and_readonly_paths_cannot_be_undone_from_inside() {
     assert!(out.contains("done"), "{out}");
     assert!(out.lines().any(|l| l.trim() == "0"), "/proc/keys is not masked: {out}");
 }
+
+/// issue 19 #6: --preserve-fds is unsigned, as in runc: a negative count
+/// (-3 closed the container's stdout and stderr, -5 passed every fd of
+/// the caller) is refused by create, run and exec with an error naming
+/// the flag, and nothing is made or run.
+#[test]
+fn negative_preserve_fds_is_refused() {
+    let mut t = harness!("sf-preserve-neg");
+    t.sh("echo ran > /ran");
+    t.write_config();
+    let b = t.bundle_str();
+    for n in ["-3", "-5"] {
+        for verb in ["create", "run"] {
+            for form in [vec![format!("--preserve-fds={n}")], vec!["--preserve-fds".to_string(), n.to_string()]] {
+                let mut args: Vec<&str> = vec![verb];
+                args.extend(form.iter().map(String::as_str));
+                args.extend(["--bundle", &b, &t.id]);
+                t.track(&t.id.clone());
+                let o = t.rt(&args);
+                assert!(!o.ok() && !o.timed_out, "{verb} {n}: {}", o.describe());
+                assert!(o.stderr.contains("preserve-fds"), "{verb} {n}: {}", o.describe());
+                assert!(t.root_entries().is_empty(), "{verb} {n} left state: {:?}", t.root_entries());
+                assert!(!t.rootfs.join("ran").exists(), "{verb} {n}: the process ran");
+            }
+        }
+    }
+    // exec: refused, nothing runs in the container.
+    t.args(&["sleep", "300"]);
+    t.run_detached().assert_ok();
+    for n in ["-3", "-5"] {
+        let o = t.rt(&["exec", "--preserve-fds", n, &t.id, "sh", "-c", "echo ran > /ran"]);
+        assert!(!o.ok() && !o.timed_out, "exec {n}: {}", o.describe());
+        assert!(o.stderr.contains("preserve-fds"), "exec {n}: {}", o.describe());
+        assert!(!t.rootfs.join("ran").exists(), "exec {n}: the process ran");
+    }
+    // A count still works (fds 3..3+N exactly: preserve_fds_passes_exactly_n).
+    t.rt(&["exec", "--preserve-fds", "0", &t.id, "true"]).assert_ok();
+}

@@ -24,6 +24,9 @@ pub struct Bundle {
     pub spec: Spec,
     /// The capability sets, parsed by us (unknown names dropped with a warning).
     pub caps: Option<CapSets>,
+    /// config.json's bytes as read: create keeps them in the container's
+    /// snapshot (see `state`), what exec goes by.
+    pub raw: Vec<u8>,
 }
 
 impl Bundle {
@@ -33,7 +36,15 @@ impl Bundle {
         let data = read_config(&path)?;
         let (spec, caps) = parse(&path, &data)?;
         let rootfs = validate(&path, &dir, &spec)?;
-        Ok(Bundle { dir, rootfs, spec, caps })
+        Ok(Bundle { dir, rootfs, spec, caps, raw: data })
+    }
+
+    /// The bundle as create read it, from the container's snapshot at
+    /// `path`: parsed, not validated again (create did, and the rootfs is
+    /// the one create resolved, not what the path points to now).
+    pub fn recorded(dir: &Path, rootfs: &Path, path: &Path, raw: &[u8]) -> Result<Bundle> {
+        let (spec, caps) = parse(path, raw)?;
+        Ok(Bundle { dir: dir.to_path_buf(), rootfs: rootfs.to_path_buf(), spec, caps, raw: vec![] })
     }
 
     pub fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
@@ -379,8 +390,9 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
         }
     }
     for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
-        if !d.path().is_absolute() || !d.path().starts_with("/dev") {
-            return err(&format!("linux.devices[{i}].path"), format!("{:?} must be an absolute path under /dev", d.path()));
+        // Cleaned first: `/dev/../etc/x` is not under /dev.
+        if let Err((f, m)) = crate::linux::devices::check(d) {
+            return err(&format!("linux.devices[{i}].{f}"), m);
         }
     }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
@@ -510,6 +522,20 @@ mod tests {
             r#""namespaces":[{"type":"mount"},{"type":"ipc"}],"sysctl":{"kernel.shmmax":"1"}"#,
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn devices_under_dev_and_numbers_that_fit() {
+        let dev = |d: &str| {
+            check(&cfg("").replace(r#""namespaces":[{"type":"mount"}]"#, &format!(r#""namespaces":[{{"type":"mount"}}],"devices":[{d}]"#)))
+        };
+        dev(r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229}"#).unwrap();
+        let e = dev(r#"{"path":"/dev/../etc/x","type":"b","major":8,"minor":0}"#).unwrap_err();
+        assert!(e.to_string().contains("linux.devices[0].path"), "{e}");
+        let e = dev(r#"{"path":"/dev/x","type":"c","major":4294967297,"minor":0}"#).unwrap_err();
+        assert!(e.to_string().contains("linux.devices[0].major"), "{e}");
+        let e = dev(r#"{"path":"/dev/x","type":"c","major":1,"minor":-1}"#).unwrap_err();
+        assert!(e.to_string().contains("linux.devices[0].minor"), "{e}");
     }
 
     #[test]

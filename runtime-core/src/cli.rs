@@ -61,7 +61,7 @@ pub struct CreateFlags {
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Pass N extra fds (3..3+N) to the container.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    #[arg(long = "preserve-fds", default_value_t = 0, allow_hyphen_values = true, value_parser = lifecycle::parse_preserve_fds)]
     pub preserve_fds: i32,
 }
 
@@ -152,7 +152,7 @@ pub enum Cmd {
         #[arg(long)]
         stats: bool,
         /// Interval between stats events (Go duration, e.g. 5s).
-        #[arg(long, default_value = "5s")]
+        #[arg(long, default_value = "5s", allow_hyphen_values = true)]
         interval: String,
         id: String,
     },

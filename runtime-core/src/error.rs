@@ -56,6 +56,10 @@ pub enum Error {
 
     #[error("cgroup {path}: {msg}")]
     Cgroup { path: PathBuf, msg: String },
+
+    /// A state file that cannot be read or parsed (not a missing one).
+    #[error("state file {path}: {msg}")]
+    State { path: PathBuf, msg: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,6 +3,7 @@
 //! isolation layer (`linux`); a `Backend` decides where processes live.
 
 pub mod backend;
+pub mod bounded;
 pub mod bundle;
 pub mod cli;
 pub mod error;

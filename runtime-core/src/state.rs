@@ -4,6 +4,14 @@
 //! A flock on the directory serialises commands on one id. State is written
 //! ahead: what create is about to make is recorded before it is made, so
 //! `delete --force` can clean up after a runtime killed at any point.
+//!
+//! Beside it, written once by create, the snapshot: the first state and
+//! config.json as create read it. A container's isolation (namespaces,
+//! seccomp, the process defaults exec inherits) is fixed at create: exec
+//! takes it from the snapshot, never from the bundle, which may have been
+//! changed or removed since (runc keeps the whole config in its state for
+//! the same reason). And `delete --force` finds the cgroups there when
+//! state.json is lost or corrupt.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,6 +28,11 @@ pub const STATE_FILE: &str = "state.json";
 /// Where a created container's init waits for `start`: a listening unix
 /// socket it holds (no directory of the host does it hold while parked).
 pub const EXEC_SOCK: &str = "exec.sock";
+pub const SNAPSHOT: &str = "create.snapshot";
+/// state.json is a few hundred bytes: anything near this is not ours.
+pub const MAX_STATE: u64 = 1 << 20;
+/// The snapshot holds config.json (a big seccomp profile is ~1 MiB).
+pub const MAX_SNAPSHOT: u64 = 64 << 20;
 
 /// The status we record. What `state` reports is derived from it and from
 /// the process (see `lifecycle::status`).
@@ -181,13 +194,42 @@ impl Store {
     }
 }
 
+/// What create recorded for good (see the module's comment).
+pub struct Snapshot {
+    /// The state as first written, before anything was made: the
+    /// cgroups, hooks and namespaces' kind, with no init yet.
+    pub state: State,
+    data: Vec<u8>,
+    config_at: usize,
+}
+
+impl Snapshot {
+    /// config.json's bytes as create read them.
+    pub fn config(&self) -> &[u8] {
+        &self.data[self.config_at..]
+    }
+}
+
+/// Bounded, no symlink followed, no FIFO waited on: a state directory's
+/// files may have been tampered with, and `list` reads every one.
+fn read_file(p: &Path, limit: u64, id: &str) -> Result<Vec<u8>> {
+    crate::bounded::read_file(p, limit).map_err(|e| {
+        if e.not_found() {
+            Error::NotExist(id.to_string())
+        } else {
+            Error::State { path: p.to_path_buf(), msg: e.to_string() }
+        }
+    })
+}
+
+fn encode(s: &State) -> Result<Vec<u8>> {
+    serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))
+}
+
 fn read_state(dir: &Path, id: &str) -> Result<State> {
     let p = dir.join(STATE_FILE);
-    match std::fs::read(&p) {
-        Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Container(format!("corrupt state file {}: {e}", p.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotExist(id.to_string())),
-        Err(e) => Err(e).with_ctx(|| format!("reading {}", p.display())),
-    }
+    let d = read_file(&p, MAX_STATE, id)?;
+    serde_json::from_slice(&d).map_err(|e| Error::State { path: p, msg: format!("corrupt: {e}") })
 }
 
 impl Dir {
@@ -197,19 +239,60 @@ impl Dir {
 
     /// Write state.json atomically.
     pub fn save(&self, s: &State) -> Result<()> {
+        self.save_encoded(&encode(s)?)
+    }
+
+    fn save_encoded(&self, data: &[u8]) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
-        let data = serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)
             .with_ctx(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&data).with_ctx(|| format!("writing {}", tmp.display()))?;
+        f.write_all(data).with_ctx(|| format!("writing {}", tmp.display()))?;
         drop(f);
         std::fs::rename(&tmp, self.path.join(STATE_FILE)).ctx("renaming state file")
+    }
+
+    /// create's first write: the snapshot (this state and config.json as
+    /// read), then state.json, from one encoding of the state. The
+    /// snapshot goes first, so every state.json has one.
+    pub fn save_first(&self, st: &State, config: &[u8]) -> Result<()> {
+        let p = self.path.join(SNAPSHOT);
+        let state = encode(st)?;
+        let mut data = Vec::with_capacity(state.len() + 1 + config.len());
+        data.extend_from_slice(&state);
+        // The state's compact JSON has no raw newline: it ends the line.
+        data.push(b'\n');
+        data.extend_from_slice(config);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&p)
+            .with_ctx(|| format!("writing {}", p.display()))?;
+        f.write_all(&data).with_ctx(|| format!("writing {}", p.display()))?;
+        drop(f);
+        self.save_encoded(&state)
+    }
+
+    /// The snapshot; None for a container made by a runtime that wrote
+    /// none (or a create killed before it did).
+    pub fn load_snapshot(&self) -> Result<Option<Snapshot>> {
+        let p = self.path.join(SNAPSHOT);
+        let data = match read_file(&p, MAX_SNAPSHOT, &self.id) {
+            Ok(d) => d,
+            Err(Error::NotExist(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let corrupt = |m: String| Error::State { path: p.clone(), msg: format!("corrupt: {m}") };
+        let nl = data.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("no state line".into()))?;
+        let state = serde_json::from_slice(&data[..nl]).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(Snapshot { state, data, config_at: nl + 1 }))
     }
 
     /// The fd holding the lock: children of create must close it, or the
@@ -301,6 +384,45 @@ mod tests {
         d.destroy().unwrap();
         assert!(matches!(store.open("c1", false), Err(Error::NotExist(_))));
         assert!(store.list().unwrap().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn state_files_are_read_bounded_and_never_through_a_symlink() {
+        let root = tmp();
+        let store = Store::new(&root);
+        let d = store.create("c2").unwrap();
+        let p = d.path.join(STATE_FILE);
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        let e = d.load().unwrap_err();
+        assert!(matches!(&e, Error::State { path, .. } if path == &p), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(d.load().unwrap_err().to_string().contains("FIFO"));
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, vec![b' '; MAX_STATE as usize + 1]).unwrap();
+        assert!(d.load().unwrap_err().to_string().contains("larger than 1 MiB"));
+        std::fs::write(&p, b"{not json").unwrap();
+        assert!(d.load().unwrap_err().to_string().contains("corrupt"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn snapshot_round_trip() {
+        let root = tmp();
+        let store = Store::new(&root);
+        let d = store.create("c3").unwrap();
+        assert!(d.load_snapshot().unwrap().is_none());
+        let mut st = state("c3");
+        st.cgroups = vec!["/sys/fs/cgroup/x".into()];
+        d.save_first(&st, b"{\n  \"ociVersion\": \"1.0.2\"\n}\n").unwrap();
+        assert_eq!(d.load().unwrap().cgroups, st.cgroups);
+        let s = d.load_snapshot().unwrap().unwrap();
+        assert_eq!(s.state.cgroups, st.cgroups);
+        assert_eq!(s.config(), b"{\n  \"ociVersion\": \"1.0.2\"\n}\n");
+        // Written once: a second create of it fails rather than replace it.
+        assert!(d.save_first(&st, b"{}").is_err());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

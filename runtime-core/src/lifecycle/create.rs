@@ -69,6 +69,7 @@ fn exec_listener(dir: &Dir) -> Result<OwnedFd> {
 /// error.
 pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     crate::id::validate(id)?;
+    super::check_preserve_fds(a.preserve_fds)?;
     let bundle = match a.loaded.take() {
         Some(b) => b,
         None => Bundle::load(&a.bundle)?,
@@ -91,12 +92,16 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         _ => None,
     };
     let dir = rt.store.create(id)?;
-    // A cgroup already holding processes is not ours to take (nor to
-    // clean up): refuse before its paths are recorded.
-    if let Err(e) = cgroups::check_reusable(&cgroup_dirs) {
-        let _ = dir.destroy();
-        return Err(e);
-    }
+    // A cgroup already holding processes, or claimed by another create,
+    // is not ours to take (nor to clean up): refuse before its paths are
+    // recorded. The claim is held until init has joined (see `claim`).
+    let _claim = match cgroups::claim::claim(&cgroup_dirs) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = dir.destroy();
+            return Err(e);
+        }
+    };
     let st = State {
         id: id.to_string(),
         backend: rt.backend.name().to_string(),
@@ -116,11 +121,13 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         },
     };
     let result = (|| -> Result<i32> {
-        dir.save(&st)?;
+        dir.save_first(&st, &bundle.raw)?;
         let listener = exec_listener(&dir)?;
         let mut extra_env = vec![];
         let mut preserve = a.preserve_fds;
-        if let Some(n) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<i32>().ok()).filter(|n| *n > 0) {
+        if let Some(n) =
+            std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<i32>().ok()).filter(|n| (1..=super::MAX_PRESERVE_FDS).contains(n))
+        {
             extra_env.push(format!("LISTEN_FDS={n}"));
             extra_env.push("LISTEN_PID=1".to_string());
             preserve = preserve.max(n);

@@ -17,18 +17,24 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         Err(Error::NotExist(_)) if force => return Ok(()),
         Err(e) => return Err(e),
     };
-    let st = match dir.load() {
-        Ok(s) => s,
-        Err(Error::NotExist(_)) => {
-            // A create killed before it wrote any state.
-            if force {
-                return dir.destroy();
-            }
-            return Err(Error::NotExist(id.to_string()));
+    let (st, recovered) = match dir.load() {
+        Ok(s) => (s, false),
+        Err(e @ (Error::NotExist(_) | Error::State { .. })) if force => match recover(&dir, &e) {
+            Some(s) => (s, true),
+            None => return dir.destroy(),
+        },
+        Err(e @ Error::State { .. }) => {
+            return Err(Error::Container(format!("{e} (delete --force cleans up what create recorded)")));
         }
         Err(e) => return Err(e),
     };
     let status = rt.status(&st, false);
+    if recovered {
+        // Its init is unknown: every process in its cgroups goes, frozen
+        // ones too (a SIGKILL waits for the thaw under cgroup v1).
+        let _ = rt.backend.signal(&st, libc::SIGKILL, true);
+        let _ = rt.backend.pause(&st, false);
+    }
     match status {
         // A create that died: its init may still be on its way out.
         Status::Stopped if st.status == crate::state::Recorded::Creating => kill_and_wait(rt, &st, false)?,
@@ -51,6 +57,36 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         hooks::run_all_warn("poststop", &st.hooks.poststop, &json);
     }
     dir.destroy()
+}
+
+/// The state of a container whose state.json is missing or unreadable,
+/// from what create recorded before it made anything (its cgroups): all
+/// that `delete --force` needs to kill what is left and remove it. None
+/// when nothing was recorded (a create killed before its first write),
+/// after saying so if a state file was there: what it held cannot be
+/// found and may be left behind.
+fn recover(dir: &crate::state::Dir, why: &Error) -> Option<State> {
+    let missing = matches!(why, Error::NotExist(_));
+    match dir.load_snapshot() {
+        Ok(Some(s)) => {
+            if !missing {
+                crate::log::warn(&format!("{why}; deleting the container by what create recorded"));
+            }
+            Some(s.state)
+        }
+        Ok(None) if missing => None,
+        Ok(None) => {
+            crate::log::warn(&format!(
+                "{why}; nothing else was recorded for container {}: its processes and cgroups, if any, are not known and are left",
+                dir.id
+            ));
+            None
+        }
+        Err(e) => {
+            crate::log::warn(&format!("{why}; {e}: the container's processes and cgroups, if any, are not known and are left"));
+            None
+        }
+    }
 }
 
 fn kill_and_wait(rt: &Runtime, st: &State, paused: bool) -> Result<()> {

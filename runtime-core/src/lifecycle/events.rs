@@ -11,10 +11,19 @@ use crate::linux::cgroups::oom::{Notice, OomWatcher};
 use crate::linux::cgroups::stats;
 use crate::linux::process;
 
-/// A Go duration: "5s", "100ms", "1m30s", "1.5s", "250us".
+/// Go's limit: a duration is an int64 count of nanoseconds (~292 years).
+const MAX_SECS: f64 = i64::MAX as f64 / 1e9;
+
+/// A Go duration: "5s", "100ms", "1m30s", "1.5s", "250us". What Go's
+/// time.ParseDuration refuses (out of its range) is refused here too,
+/// never handed on to arithmetic that would overflow.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let bad = || Error::Usage(format!("invalid duration {s:?} (e.g. 5s, 500ms, 1m)"));
     let t = s.trim();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
     if t == "0" {
         return Ok(Duration::ZERO);
     }
@@ -40,7 +49,13 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         total += n * mul;
         rest = &rest[u_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    if !total.is_finite() || total > MAX_SECS {
+        return Err(Error::Usage(format!("invalid duration {s:?}: out of range (at most 2562047h)")));
+    }
+    if negative && total > 0.0 {
+        return Err(Error::Usage(format!("invalid duration {s:?}: must not be negative")));
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 fn emit(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
@@ -73,7 +88,8 @@ pub fn events(rt: &Runtime, id: &str, once: bool, interval: Duration, out: &mut 
         }
     };
     let alive = || st.init.is_some_and(|p| process::alive(p.pid, p.start_time));
-    let mut next = Instant::now() + interval;
+    let too_long = || Error::Usage(format!("--interval {interval:?}: too long"));
+    let mut next = Instant::now().checked_add(interval).ok_or_else(too_long)?;
     loop {
         let now = Instant::now();
         if now >= next {
@@ -81,9 +97,9 @@ pub fn events(rt: &Runtime, id: &str, once: bool, interval: Duration, out: &mut 
                 return Ok(());
             }
             emit(out, &stats::collect(&st.cgroups, pid).event(id))?;
-            next += interval;
+            next = next.checked_add(interval).ok_or_else(too_long)?;
             if next < now {
-                next = now + interval;
+                next = now.checked_add(interval).ok_or_else(too_long)?;
             }
             continue;
         }
@@ -132,5 +148,12 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+        // Out of Go's range, negative, or not a number: an error, no panic.
+        for bad in ["18446744073709551615s", "2562048h", "1e400s", "-5s", "-", ".s", "9".repeat(400).as_str()] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("2562047h").unwrap(), Duration::from_secs(2562047 * 3600));
+        assert_eq!(parse_duration("+1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("-0").unwrap(), Duration::ZERO);
     }
 }

@@ -1,5 +1,5 @@
 //! `exec`: run another process in a running container, as runc does. The
-//! process is the container's (from the bundle), overridden by the flags,
+//! process is the container's (as create recorded it), overridden by the flags,
 //! or a whole OCI `process` object from `--process` (then the flags that
 //! describe the process are ignored). With `--detach` the process is left
 //! to the caller's subreaper and the pid file is written before we exit.
@@ -63,7 +63,7 @@ pub struct ExecArgs {
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
     /// Pass N extra fds.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    #[arg(long = "preserve-fds", default_value_t = 0, allow_hyphen_values = true, value_parser = super::parse_preserve_fds)]
     pub preserve_fds: i32,
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
@@ -152,8 +152,10 @@ fn build(b: &Bundle, a: &ExecArgs) -> Result<(oci_spec::runtime::Process, Option
 /// Returns the exit code: 0 when detached, the process's status otherwise.
 pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
     crate::id::validate(id)?;
+    super::check_preserve_fds(a.preserve_fds)?;
     let dir = rt.store.open(id, false)?;
     let st = dir.load()?;
+    let snapshot = dir.load_snapshot()?;
     drop(dir);
     match rt.status(&st, false) {
         Status::Stopped => return Err(Error::Container("cannot exec in a stopped container".into())),
@@ -163,7 +165,21 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         Status::Creating => return Err(Error::Container("cannot exec in a container that is being created".into())),
         _ => {}
     }
-    let bundle = Bundle::load(&st.bundle)?;
+    // The container's namespaces, seccomp and process defaults as create
+    // recorded them: config.json may have been edited or removed since.
+    let bundle = match &snapshot {
+        Some(s) => Bundle::recorded(&st.bundle, &st.rootfs, &rt.store.root.join(id).join(state::SNAPSHOT), s.config())?,
+        None => {
+            // Made by a runtime that kept no snapshot: the bundle is all
+            // there is.
+            crate::log::warn(&format!(
+                "container {id} has no {}: exec reads {} again",
+                state::SNAPSHOT,
+                st.bundle.join("config.json").display()
+            ));
+            Bundle::load(&st.bundle)?
+        }
+    };
     let (process, caps) = build(&bundle, &a)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && a.detach && a.console_socket.is_none() {

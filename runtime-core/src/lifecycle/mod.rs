@@ -129,6 +129,29 @@ impl OciState {
     }
 }
 
+/// The most `--preserve-fds` (or LISTEN_FDS) may ask for: fds 3..3+N
+/// must stay within the fd numbers the kernel can have.
+pub const MAX_PRESERVE_FDS: i32 = i32::MAX - 3;
+
+/// `--preserve-fds N`: unsigned, as in runc. A negative count would make
+/// the close-on-exec point fall below 3 (closing stdio, or leaking every
+/// fd of the caller).
+pub fn parse_preserve_fds(s: &str) -> std::result::Result<i32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if (0..=MAX_PRESERVE_FDS as i64).contains(&n) => Ok(n as i32),
+        Ok(_) => Err(format!("{s:?} is out of range: the number of extra fds to pass, from 0 to {MAX_PRESERVE_FDS}")),
+        Err(_) => Err(format!("{s:?} is not a number of fds (an unsigned integer)")),
+    }
+}
+
+/// The same rule for callers of the library (the CLI checks it first).
+pub(crate) fn check_preserve_fds(n: i32) -> Result<i32> {
+    if !(0..=MAX_PRESERVE_FDS).contains(&n) {
+        return Err(Error::Usage(format!("--preserve-fds {n}: must be from 0 to {MAX_PRESERVE_FDS}")));
+    }
+    Ok(n)
+}
+
 /// Parse a signal as runc does: a number, `KILL` or `SIGKILL`.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
@@ -205,5 +228,15 @@ mod tests {
         for bad in ["RTMIN+-3", "RTMIN-3", "RTMIN3", "RTMIN+", "RTMIN++1", "RTMAX+1", "RTMAX--1", "RTMIN+99", "RTMIN+ 1"] {
             assert!(parse_signal(bad).is_err(), "{bad} accepted as {:?}", parse_signal(bad));
         }
+    }
+
+    #[test]
+    fn preserve_fds_is_unsigned() {
+        assert_eq!(parse_preserve_fds("0"), Ok(0));
+        assert_eq!(parse_preserve_fds("2"), Ok(2));
+        for bad in ["-1", "-3", "-5", "x", "", "2147483647", "99999999999"] {
+            assert!(parse_preserve_fds(bad).is_err(), "{bad}");
+        }
+        assert!(check_preserve_fds(-3).is_err());
     }
 }

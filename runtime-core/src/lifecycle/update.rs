@@ -2,7 +2,6 @@
 //! container. Everything is validated first and the writes are rolled
 //! back if the kernel refuses one, so a failed update changes nothing.
 
-use std::io::Read;
 use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
@@ -10,6 +9,9 @@ use oci_spec::runtime::LinuxResources;
 use super::{Runtime, Status};
 use crate::error::{Error, Result};
 use crate::linux::cgroups::resources::{self, Res};
+
+/// The most `update -r` reads.
+pub const MAX_RESOURCES: u64 = crate::state::MAX_STATE;
 
 /// runc's update flags, as given (None: not given).
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -109,12 +111,13 @@ pub fn resources_from(f: &UpdateFlags) -> Result<Res> {
         return Err(Error::Unsupported("Intel RDT (--l3-cache-schema, --mem-bw-schema)".into()));
     }
     if let Some(src) = &f.resources {
-        let mut data = Vec::new();
-        if src == "-" {
-            std::io::stdin().read_to_end(&mut data).map_err(|e| Error::Io { context: "reading resources from stdin".into(), source: e })?;
+        // Bounded as state.json is: a LinuxResources object is small.
+        let data = if src == "-" {
+            crate::bounded::read_limited(std::io::stdin().lock(), 0, MAX_RESOURCES)
         } else {
-            data = std::fs::read(Path::new(src)).map_err(|e| Error::Io { context: format!("reading {src}"), source: e })?;
+            crate::bounded::read_named(Path::new(src), MAX_RESOURCES)
         }
+        .map_err(|e| Error::Usage(format!("--resources {}: {e}", if src == "-" { "(stdin)" } else { src })))?;
         let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("--resources {src}: {e}")))?;
         let r: LinuxResources = crate::bundle::typed(Path::new(src), &v).map_err(|e| Error::Usage(format!("--resources {e}")))?;
         return Ok(Res::from_oci(&r));

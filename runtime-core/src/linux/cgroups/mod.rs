@@ -13,6 +13,7 @@ use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
 
+pub mod claim;
 pub mod devices_bpf;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -230,51 +231,63 @@ pub fn check_reusable(dirs: &[PathBuf]) -> Result<()> {
 /// mkdir the directories; new cpuset cgroups get their parent's cpus/mems.
 /// On a pure v2 host each new level gets the controllers its parent offers.
 pub fn create(dirs: &[PathBuf]) -> Result<()> {
-    let pure_v2 = dirs.len() == 1 && Hierarchies::cached().mode() == Mode::V2;
+    let pure_v2 = pure_v2(dirs);
     for d in dirs {
-        if pure_v2 {
-            // Each new level needs the controllers enabled above it first.
-            if d.exists() {
-                continue;
-            }
-        } else {
-            // mkdir first (one system call in the common case); walk up
-            // only when the parent is missing.
-            match std::fs::create_dir(d) {
-                Ok(()) => {
-                    init_cpuset(d)?;
-                    continue;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::Cgroup { path: d.clone(), msg: format!("mkdir: {e}") }),
-            }
-        }
-        // Create level by level so cpuset children are initialised.
-        let mut missing = vec![];
-        let mut cur = d.as_path();
-        while !cur.exists() {
-            missing.push(cur.to_path_buf());
-            match cur.parent() {
-                Some(p) => cur = p,
-                None => break,
-            }
-        }
-        for m in missing.into_iter().rev() {
-            if pure_v2 {
-                if let Some(p) = m.parent().filter(|p| p.join("cgroup.controllers").exists()) {
-                    v2::enable_all_in(p);
-                }
-            }
-            match std::fs::create_dir(&m) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::Cgroup { path: m, msg: format!("mkdir: {e}") }),
-            }
-            init_cpuset(&m)?;
-        }
+        create_one(d, pure_v2)?;
     }
     Ok(())
+}
+
+fn pure_v2(dirs: &[PathBuf]) -> bool {
+    dirs.len() == 1 && Hierarchies::cached().mode() == Mode::V2
+}
+
+/// `create` for one of the container's directories; true when this call
+/// made it (and no other: mkdir says so to one caller only).
+fn create_one(d: &Path, pure_v2: bool) -> Result<bool> {
+    if pure_v2 {
+        // Each new level needs the controllers enabled above it first.
+        if d.exists() {
+            return Ok(false);
+        }
+    } else {
+        // mkdir first (one system call in the common case); walk up
+        // only when the parent is missing.
+        match std::fs::create_dir(d) {
+            Ok(()) => {
+                init_cpuset(d)?;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Cgroup { path: d.to_path_buf(), msg: format!("mkdir: {e}") }),
+        }
+    }
+    // Create level by level so cpuset children are initialised.
+    let mut missing = vec![];
+    let mut cur = d;
+    while !cur.exists() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    let mut made = false;
+    for m in missing.into_iter().rev() {
+        if pure_v2 {
+            if let Some(p) = m.parent().filter(|p| p.join("cgroup.controllers").exists()) {
+                v2::enable_all_in(p);
+            }
+        }
+        match std::fs::create_dir(&m) {
+            Ok(()) => made = m == d,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::Cgroup { path: m, msg: format!("mkdir: {e}") }),
+        }
+        init_cpuset(&m)?;
+    }
+    Ok(made)
 }
 
 /// A new v1 cpuset cgroup starts with empty cpus and mems, and no task
