@@ -19,6 +19,9 @@ pub struct CreateOpts {
     pub extra_env: Vec<String>,
     /// create: the listening socket init parks on until `start`.
     pub exec_listener: Option<OwnedFd>,
+    /// Host fds the runtime holds that the container's processes must not
+    /// (the cgroup claim): the children close them first thing.
+    pub host_fds: Vec<std::os::fd::RawFd>,
 }
 
 pub trait Backend {

@@ -95,7 +95,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     // A cgroup already holding processes, or claimed by another create,
     // is not ours to take (nor to clean up): refuse before its paths are
     // recorded. The claim is held until init has joined (see `claim`).
-    let _claim = match cgroups::claim::claim(&cgroup_dirs) {
+    let claim = match cgroups::claim::claim(&cgroup_dirs) {
         Ok(c) => c,
         Err(e) => {
             let _ = dir.destroy();
@@ -139,6 +139,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             preserve_fds: preserve,
             extra_env,
             exec_listener: Some(listener),
+            host_fds: claim.fd().into_iter().collect(),
         };
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;

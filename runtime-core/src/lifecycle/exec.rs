@@ -199,8 +199,15 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         }
         _ => None,
     };
-    let opts =
-        CreateOpts { console, no_pivot: false, no_new_keyring: true, preserve_fds: a.preserve_fds, extra_env: vec![], exec_listener: None };
+    let opts = CreateOpts {
+        console,
+        no_pivot: false,
+        no_new_keyring: true,
+        preserve_fds: a.preserve_fds,
+        extra_env: vec![],
+        exec_listener: None,
+        host_fds: vec![],
+    };
     let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), opts, &mut NoHooks)?;
     // The process runs from here on: if the caller cannot be given it (no
     // terminal, no pid file), it must not run on unknown to anyone.

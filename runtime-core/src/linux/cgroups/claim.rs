@@ -8,10 +8,10 @@
 //! --root the creates use.
 //!
 //! It is taken without waiting: a second create fails at once, naming the
-//! cgroup. The lock's fd is close-on-exec, and the children of create
-//! (stage-1, init) hold it until they exec or die: by then the cgroup
-//! holds init, so a later create is refused as "not empty" anyway, and a
-//! parked init never makes another create wait.
+//! cgroup. The children of create (stage-1, init) close their copies of
+//! the lock's fd first thing (`Claim::fd` goes into `CreateOpts`): a parked
+//! init holding a directory of the host's cgroupfs would hand a container
+//! process with CAP_SYS_PTRACE a way out through /proc/1/fd/N/.. (tested).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,7 +21,14 @@ use crate::error::{Error, Result};
 
 /// Held until dropped (by create, once init has joined the cgroup).
 pub struct Claim {
-    _fd: Option<OwnedFd>,
+    fd: Option<OwnedFd>,
+}
+
+impl Claim {
+    /// The lock's fd, for the children to close.
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
 }
 
 /// Make the container's first cgroup directory (as `create` would) and
@@ -30,7 +37,7 @@ pub struct Claim {
 /// The directory is left when the check fails: another create may hold
 /// it, and an empty one is harmless (runc leaves existing ones too).
 pub fn claim(dirs: &[PathBuf]) -> Result<Claim> {
-    let Some(first) = dirs.first() else { return Ok(Claim { _fd: None }) };
+    let Some(first) = dirs.first() else { return Ok(Claim { fd: None }) };
     let made = super::create_one(first, super::pure_v2(dirs))?;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -58,5 +65,5 @@ pub fn claim(dirs: &[PathBuf]) -> Result<Claim> {
     // the claim): only the others need a look, as before (a fresh
     // container's are missing: one failed open each).
     super::check_reusable(if made { &dirs[1..] } else { dirs })?;
-    Ok(Claim { _fd: Some(f.into()) })
+    Ok(Claim { fd: Some(f.into()) })
 }

@@ -34,6 +34,8 @@ pub struct InitSpec<'a> {
     pub state_dir_fd: RawFd,
     /// create: the listening exec socket init parks on (see init.rs).
     pub exec_listener: Option<OwnedFd>,
+    /// Other host fds of the runtime the children close first thing.
+    pub host_fds: Vec<RawFd>,
     /// The state lock's fd, closed first thing in the children.
     pub lock_fd: RawFd,
     pub cgroup_dirs: &'a [PathBuf],
@@ -185,9 +187,9 @@ fn spawn_direct(
 }
 
 /// In a child: close the state directory's handles (the lock and the
-/// trampoline's), first thing.
+/// trampoline's) and the other host fds, first thing.
 fn close_host_dirs(spec: &InitSpec) {
-    for fd in [spec.lock_fd, spec.state_dir_fd] {
+    for &fd in [spec.lock_fd, spec.state_dir_fd].iter().chain(&spec.host_fds) {
         if fd >= 0 {
             // SAFETY: closing our copies of the parent's fds.
             unsafe { libc::close(fd) };
