@@ -1,7 +1,10 @@
-//! The security regression suite: one test per known runc escape (and the
-//! protections around them), each showing the attack fails here. The rest
-//! of the suite lives in safety.rs (CVE-2021-30465, CVE-2024-21626, the
-//! parked init's /proc/1/exe, masked paths) and seccomp.rs.
+//! The security regression suite: one test per known runc escape class
+//! (and the protections around them), each showing the attack fails here.
+//! Every class runs twice (`escape_classes!` below): with the default
+//! capabilities, and with CAP_SYS_PTRACE and CAP_SYS_ADMIN added to every
+//! capability set, since what stops an attacker holding those (ptrace of
+//! our processes, mounting, writing /proc/sys) is what these tests are
+//! about. More seccomp checks are in seccomp.rs.
 #[macro_use]
 mod common;
 
@@ -44,18 +47,83 @@ fn ran_the_runtime(out: &Out) -> bool {
     all.contains("Usage:") || all.contains(&runtime_version_line()) || all.contains("unrecognized subcommand")
 }
 
+/// The capabilities an escape class runs under.
+#[derive(Clone, Copy, Debug)]
+enum Caps {
+    /// runc's `spec` defaults.
+    Default,
+    /// CAP_SYS_PTRACE and CAP_SYS_ADMIN added to every capability set:
+    /// the container may ptrace, mount and write what root may in /proc.
+    PtraceAndAdmin,
+}
+
+impl Caps {
+    fn apply(self, t: &mut Harness) {
+        if let Caps::PtraceAndAdmin = self {
+            for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+                if let Some(a) = t.config["process"]["capabilities"][set].as_array_mut() {
+                    for c in ["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"] {
+                        if !a.iter().any(|x| x == c) {
+                            a.push(json!(c));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `escape_classes!(f, ...)`: a module per class `f(caps: Caps)`, with a
+/// test under each capability set (`f::default_caps`,
+/// `f::with_sys_ptrace_and_sys_admin`), so a failure names both.
+macro_rules! escape_classes {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn default_caps() {
+                    super::$name(super::Caps::Default)
+                }
+                #[test]
+                fn with_sys_ptrace_and_sys_admin() {
+                    super::$name(super::Caps::PtraceAndAdmin)
+                }
+            }
+        )*
+    };
+}
+
+escape_classes!(
+    cve_2019_5736_proc_self_exe_interpreter_on_run,
+    cve_2019_5736_proc_self_exe_interpreter_as_start_container_hook,
+    cve_2019_5736_proc_self_exe_interpreter_on_exec,
+    cve_2019_5736_runtime_binary_unreachable_through_parked_init,
+    exec_in_progress_cannot_be_ptraced_from_inside,
+    cve_2021_30465_mount_destination_symlink_stays_in_rootfs,
+    cve_2024_21626_cwd_through_leaked_fd_is_refused,
+    cve_2023_27561_proc_or_sys_as_symlink_is_refused,
+    cve_2019_16884_fake_proc_is_refused,
+    cve_2019_19921_symlink_into_proc_is_refused,
+    no_new_privs_blocks_setuid_gain,
+    default_seccomp_profile_blocks_keyctl_and_user_namespaces,
+    x32_syscalls_meet_the_deny_rules,
+    cve_2025_31133_masked_paths_with_dev_null_swapped_for_a_symlink,
+    cve_2025_52565_dev_console_swapped_for_a_symlink,
+    cve_2025_52881_procfs_writes_redirected_by_overmounts,
+);
+
 /// CVE-2019-5736 on run: the image's program is a script whose interpreter
 /// is /proc/self/exe. The kernel resolves that while the runtime's process
 /// execs it, so a runtime that execs from its own binary would run the
 /// host's runtime binary inside the container, to be overwritten through
 /// /proc/<pid>/exe. Here the interpreter is a sealed trampoline instead.
-#[test]
-fn cve_2019_5736_proc_self_exe_interpreter_on_run() {
+fn cve_2019_5736_proc_self_exe_interpreter_on_run(caps: Caps) {
     if is_reference_runc() {
         eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
         return;
     }
     let mut t = harness!("sec-5736-run");
+    caps.apply(&mut t);
     write_script(&t.rootfs.join("evil"), "#!/proc/self/exe --version\n");
     t.args(&["/evil"]);
     let before = std::fs::read(runtime_path()).unwrap();
@@ -67,13 +135,13 @@ fn cve_2019_5736_proc_self_exe_interpreter_on_run() {
 
 /// CVE-2019-5736 through a startContainer hook: its path is resolved in
 /// the container, so the image decides what it is.
-#[test]
-fn cve_2019_5736_proc_self_exe_interpreter_as_start_container_hook() {
+fn cve_2019_5736_proc_self_exe_interpreter_as_start_container_hook(caps: Caps) {
     if is_reference_runc() {
         eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
         return;
     }
     let mut t = harness!("sec-5736-hook");
+    caps.apply(&mut t);
     write_script(&t.rootfs.join("evil"), "#!/proc/self/exe --version\n");
     t.config["hooks"] = json!({"startContainer": [{"path": "/evil"}]});
     t.args(&["true"]);
@@ -89,13 +157,13 @@ fn cve_2019_5736_proc_self_exe_interpreter_as_start_container_hook() {
 
 /// CVE-2019-5736 on exec, with a watcher inside that grabs every new
 /// process's /proc/<pid>/exe and tries to write through it.
-#[test]
-fn cve_2019_5736_proc_self_exe_interpreter_on_exec() {
+fn cve_2019_5736_proc_self_exe_interpreter_on_exec(caps: Caps) {
     if is_reference_runc() {
         eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
         return;
     }
     let mut t = harness!("sec-5736-exec");
+    caps.apply(&mut t);
     write_script(&t.rootfs.join("evil"), "#!/proc/self/exe --version\n");
     t.share();
     t.sh("while :; do for e in /proc/[0-9]*/exe; do \
@@ -112,13 +180,77 @@ fn cve_2019_5736_proc_self_exe_interpreter_on_exec() {
     assert!(!seen.contains("rpc-runc"), "the runtime binary was visible as a process's exe: {seen}");
 }
 
+/// CVE-2021-30465 class: a mount destination that is a symlink out of the
+/// rootfs is resolved inside it; nothing appears on the host.
+fn cve_2021_30465_mount_destination_symlink_stays_in_rootfs(caps: Caps) {
+    let mut t = harness!("sf-symlink-dest");
+    caps.apply(&mut t);
+    let host_target = t.dir.join("host-target");
+    std::os::unix::fs::symlink(&host_target, t.rootfs.join("evil")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../tmp", t.rootfs.join("up")).unwrap();
+    t.add_mount(json!({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"}));
+    t.add_mount(json!({"destination": "/up/rpct-escape-probe", "type": "tmpfs", "source": "tmpfs"}));
+    t.sh("grep -c tmpfs /proc/self/mounts >/dev/null; test -d /evil/sub && echo inside");
+    let out = t.run_ok();
+    assert!(out.contains("inside"), "{out}");
+    assert!(!host_target.exists(), "the runtime created {} on the host", host_target.display());
+    assert!(!std::path::Path::new("/tmp/rpct-escape-probe").exists(), "escaped through ../");
+    // The mount went where the symlink points *inside* the rootfs.
+    assert!(t.rootfs.join(host_target.strip_prefix("/").unwrap()).join("sub").is_dir());
+}
+
+/// CVE-2024-21626 class: a cwd through /proc/self/fd/N can never be a
+/// host directory the runtime had open.
+fn cve_2024_21626_cwd_through_leaked_fd_is_refused(caps: Caps) {
+    for n in 3..12 {
+        let mut t = harness!("sf-cwd-fd");
+        caps.apply(&mut t);
+        t.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        t.sh("ls -a . ; cat state.json 2>/dev/null; pwd");
+        let out = t.run();
+        let all = out.all_output();
+        assert!(
+            !all.contains("ociVersion") && !all.contains("state.json") && !all.contains("exec.fifo"),
+            "fd {n}: the container saw a host directory: {all}"
+        );
+    }
+}
+
+/// CVE-2019-5736 class: while init is parked (a fork of the runtime), a
+/// process sharing its pid namespace can neither read nor write the
+/// runtime binary through /proc/1/exe; after start, /proc/1/exe is the
+/// container's own program.
+fn cve_2019_5736_runtime_binary_unreachable_through_parked_init(caps: Caps) {
+    if is_reference_runc() {
+        eprintln!("skip: runc parks in a re-executed copy of itself; this checks our design");
+        return;
+    }
+    let mut a = harness!("sf-exe");
+    caps.apply(&mut a);
+    a.args(&["sleep", "300"]);
+    a.create().assert_ok();
+    let pid = a.pid();
+    let mut b = harness!("sf-exe-b");
+    caps.apply(&mut b);
+    b.set_namespace(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}));
+    b.sh(
+        "cat /proc/1/exe >/dev/null 2>&1 && echo READ; echo x 2>/dev/null >> /proc/1/exe && echo WROTE; ls -l /proc/1/exe 2>&1; echo done",
+    );
+    let out = b.run_ok();
+    assert!(out.contains("done"), "{out}");
+    assert!(!out.contains("READ") && !out.contains("WROTE"), "runtime binary reachable: {out}");
+    a.start().assert_ok();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(!exe.to_string_lossy().contains("rpc-runc"), "/proc/1/exe is {}", exe.display());
+}
+
 /// CVE-2023-27561 (and CVE-2019-19921's original form): /proc and /sys
 /// must not be symlinks in the rootfs, or procfs and sysfs would land where
 /// the image points. Refused, and nothing is left behind.
-#[test]
-fn cve_2023_27561_proc_or_sys_as_symlink_is_refused() {
+fn cve_2023_27561_proc_or_sys_as_symlink_is_refused(caps: Caps) {
     for dir in ["proc", "sys"] {
         let mut t = harness!("sec-27561");
+        caps.apply(&mut t);
         let p = t.rootfs.join(dir);
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(t.rootfs.join("tmp/elsewhere")).unwrap();
@@ -138,13 +270,13 @@ fn cve_2023_27561_proc_or_sys_as_symlink_is_refused() {
 
 /// CVE-2019-16884: an image (or volume) providing a fake /proc, so the
 /// LSM label write lands in a plain file. Only procfs may cover /proc.
-#[test]
-fn cve_2019_16884_fake_proc_is_refused() {
+fn cve_2019_16884_fake_proc_is_refused(caps: Caps) {
     for (name, m) in [
         ("bind", json!({"destination": "/proc", "type": "bind", "source": "fakeproc", "options": ["rbind"]})),
         ("tmpfs", json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"})),
     ] {
         let mut t = harness!("sec-16884");
+        caps.apply(&mut t);
         let fake = t.bundle.join("fakeproc/self/attr");
         std::fs::create_dir_all(&fake).unwrap();
         write_file(&fake.join("exec"), "");
@@ -162,12 +294,12 @@ fn cve_2019_16884_fake_proc_is_refused() {
 
 /// CVE-2019-19921: a symlink in the image carries a mount into /proc (over
 /// /proc itself, or inside it where the runtime writes /proc/self/attr).
-#[test]
-fn cve_2019_19921_symlink_into_proc_is_refused() {
+fn cve_2019_19921_symlink_into_proc_is_refused(caps: Caps) {
     for (link, target, dest, word) in
         [("evil", "/proc", "/evil", "not of type proc"), ("evil2", "/proc/self", "/evil2/attr", "inside /proc")]
     {
         let mut t = harness!("sec-19921");
+        caps.apply(&mut t);
         std::os::unix::fs::symlink(target, t.rootfs.join(link)).unwrap();
         t.add_mount(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"}));
         let marker = format!("{}-m", t.id);
@@ -196,10 +328,10 @@ const EUID_C: &str = "#include <stdio.h>\n#include <unistd.h>\nint main(void){pr
 
 /// no_new_privs: a setuid-root program run by uid 1000 gains euid 0
 /// without it, and does not with it.
-#[test]
-fn no_new_privs_blocks_setuid_gain() {
+fn no_new_privs_blocks_setuid_gain(caps: Caps) {
     for nnp in [false, true] {
         let mut t = harness!("sec-nnp");
+        caps.apply(&mut t);
         let Some(prog) = compile_into(&t, "euid", EUID_C) else {
             return;
         };
@@ -216,9 +348,9 @@ fn no_new_privs_blocks_setuid_gain() {
 
 /// The default profile `spec` writes blocks keyctl (the kernel keyring is
 /// not namespaced) and unshare(CLONE_NEWUSER); without it both work.
-#[test]
-fn default_seccomp_profile_blocks_keyctl_and_user_namespaces() {
+fn default_seccomp_profile_blocks_keyctl_and_user_namespaces(caps: Caps) {
     let mut t = harness!("sec-keyctl");
+    caps.apply(&mut t);
     let src = "#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
                int main(void){long r = syscall(SYS_keyctl, 0 /*GET_KEYRING_ID*/, -3 /*SESSION*/, 1);\
                printf(\"keyctl=%ld errno=%d\\n\", r, r < 0 ? errno : 0);return 0;}\n";
@@ -244,9 +376,9 @@ fn default_seccomp_profile_blocks_keyctl_and_user_namespaces() {
 /// the container cannot read the runtime's memory, environment, fds or
 /// binary: the runtime is non-dumpable until it execs. A process of the
 /// container itself is readable the same way (the control).
-#[test]
-fn exec_in_progress_cannot_be_ptraced_from_inside() {
+fn exec_in_progress_cannot_be_ptraced_from_inside(caps: Caps) {
     let mut t = harness!("sec-ptrace");
+    caps.apply(&mut t);
     let sock = t.dir.join("agent.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let mut p = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_NOTIFY"}]});
@@ -319,9 +451,9 @@ fn exec_in_progress_cannot_be_ptraced_from_inside() {
 /// rule: with x32 in `architectures`, an x32 mkdir meets the same ERRNO
 /// rule as the native one. (This host's kernel has no x32 ABI, so a call
 /// the filter let through would fail with ENOSYS, not the rule's EACCES.)
-#[test]
-fn x32_syscalls_meet_the_deny_rules() {
+fn x32_syscalls_meet_the_deny_rules(caps: Caps) {
     let mut t = harness!("sec-x32");
+    caps.apply(&mut t);
     let src = "#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
                int main(void){long a = syscall(SYS_mkdir, \"/tmp/native\", 0755); int ea = a < 0 ? errno : 0;\
                long b = syscall(0x40000000 | SYS_mkdir, \"/tmp/x32\", 0755); int eb = b < 0 ? errno : 0;\
@@ -337,4 +469,117 @@ fn x32_syscalls_meet_the_deny_rules() {
     t.args(&["/x32"]);
     let out = t.run_ok();
     assert!(out.contains("native=13 x32=13"), "{out}");
+}
+
+/// A createContainer hook runs in the container's mount namespace after
+/// the runtime made /dev and mounted /proc, and before pivot_root, masked
+/// paths, the console and the procfs writes: it stands in for whoever
+/// else can change the container's tree at that moment (a racing process
+/// of another container sharing /dev or a volume, mounts propagating in
+/// through a shared mount), deterministically.
+fn tamper_before_pivot(t: &mut Harness, script: &str) {
+    t.config["hooks"] = json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+}
+
+/// CVE-2025-31133: masked files are covered with the container's
+/// /dev/null. Swapped for a symlink just before, a runtime that binds the
+/// path "/dev/null" binds the symlink's target instead, writable (here a
+/// host file through /shared; /proc/sys/kernel/core_pattern in the
+/// advisory). Only a verified 1:3 character device may be used, as runc
+/// 1.2.8 does: the container is refused, naming /dev/null.
+fn cve_2025_31133_masked_paths_with_dev_null_swapped_for_a_symlink(caps: Caps) {
+    let mut t = harness!("sec-31133");
+    caps.apply(&mut t);
+    t.share();
+    let target = t.shared.join("target");
+    write_file(&target, "HOST-FILE\n");
+    let r = t.rootfs.display().to_string();
+    tamper_before_pivot(&mut t, &format!("rm -f {r}/dev/null && ln -s /shared/target {r}/dev/null"));
+    let marker = format!("{}-m", t.id);
+    t.args(&["sh", "-c", "cat /proc/timer_list /proc/keys 2>&1 | head -c 100; echo; echo WROTE > /proc/timer_list; echo WROTE > /proc/keys; echo done", &marker]);
+    let out = t.run();
+    let now = std::fs::read_to_string(&target).unwrap_or_default();
+    assert_eq!(now, "HOST-FILE\n", "a masked path was the symlink's target, writable: {}", out.describe());
+    assert!(!out.stdout.contains("HOST-FILE"), "a masked path showed the symlink's target: {}", out.describe());
+    assert!(!out.ok(), "ran with /dev/null a symlink: {}", out.describe());
+    assert!(out.stderr.contains("/dev/null") && out.stderr.contains("1:3"), "{}", out.describe());
+    t.assert_no_leftovers(&t.id.clone(), &marker);
+}
+
+/// CVE-2025-52565: the pty is bind-mounted over /dev/console. A symlink
+/// there (left by the image when /dev is the image's own, or swapped in
+/// a moment before) must not carry the mount, or the creation of a
+/// missing /dev/console, anywhere else: the console is a file we made,
+/// opened without following links, and the mount goes to that fd.
+fn cve_2025_52565_dev_console_swapped_for_a_symlink(caps: Caps) {
+    for (how, link) in [("image", "/victim"), ("image, dangling", "/created-by-the-runtime"), ("swapped", "/victim")] {
+        let mut t = harness!("sec-52565");
+        caps.apply(&mut t);
+        write_file(&t.rootfs.join("victim"), "VICTIM\n");
+        let r = t.rootfs.display().to_string();
+        if how.starts_with("image") {
+            // /dev is the image's: no tmpfs over it.
+            t.config["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/dev");
+            std::os::unix::fs::symlink(link, t.rootfs.join("dev/console")).unwrap();
+        } else {
+            tamper_before_pivot(&mut t, &format!("ln -s {link} {r}/dev/console"));
+        }
+        t.config["process"]["terminal"] = json!(true);
+        t.args(&["sleep", "300"]);
+        let sock = t.dir.join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let master = std::thread::spawn(move || listener.accept().ok().and_then(|(c, _)| recv_fd_msg(&c).ok()));
+        let out = t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]);
+        if let Some((_, fd)) = master.join().unwrap() {
+            // SAFETY: the master we were sent; closing it when done.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+        out.assert_ok();
+        let pid = t.pid();
+        let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        let on = |p: &str| info.lines().filter(|l| l.split(' ').nth(4) == Some(p)).count();
+        assert_eq!(on(link), 0, "{how}: the pty was mounted over the symlink's target:\n{info}");
+        assert!(!t.rootfs.join("created-by-the-runtime").exists(), "{how}: the symlink's target was created");
+        assert_eq!(on("/dev/console"), 1, "{how}: no console mount:\n{info}");
+        assert_eq!(std::fs::read_to_string(t.rootfs.join("victim")).unwrap(), "VICTIM\n", "{how}");
+        let console = std::fs::symlink_metadata(format!("/proc/{pid}/root/dev/console")).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(console.file_type().is_char_device(), "{how}: /dev/console is {:?}", console.file_type());
+        t.delete_force().assert_ok();
+    }
+}
+
+/// CVE-2025-52881: the runtime's procfs writes (sysctls, oom_score_adj,
+/// LSM labels) must reach the file they name. A bind mount over
+/// /proc/1/oom_score_adj or /proc/sys/kernel/domainname (another procfs
+/// file would pass an "is it procfs" check; here plain files, to see
+/// where the value went) must neither receive the value nor stop it from
+/// being set.
+fn cve_2025_52881_procfs_writes_redirected_by_overmounts(caps: Caps) {
+    let mut t = harness!("sec-52881");
+    caps.apply(&mut t);
+    let (d1, d2) = (t.dir.join("decoy-oom"), t.dir.join("decoy-domainname"));
+    write_file(&d1, "");
+    write_file(&d2, "");
+    let r = t.rootfs.display().to_string();
+    tamper_before_pivot(
+        &mut t,
+        &format!(
+            "mount --bind {} {r}/proc/1/oom_score_adj && mount --bind {} {r}/proc/sys/kernel/domainname",
+            d1.display(),
+            d2.display()
+        ),
+    );
+    t.config["process"]["oomScoreAdj"] = json!(123);
+    t.config["linux"]["sysctl"] = json!({"kernel.domainname": "rpc-52881"});
+    t.args(&["sleep", "300"]);
+    let out = t.create();
+    let (v1, v2) = (std::fs::read_to_string(&d1).unwrap(), std::fs::read_to_string(&d2).unwrap());
+    assert!(v1.is_empty() && v2.is_empty(), "the runtime wrote into the overmounts: oom {v1:?}, domainname {v2:?}: {}", out.describe());
+    out.assert_ok();
+    let pid = t.pid();
+    let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    assert_eq!(adj.trim(), "123", "oomScoreAdj not applied");
+    let dn = Command::new("nsenter").args(["-t", &pid.to_string(), "-u", "cat", "/proc/sys/kernel/domainname"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&dn.stdout).trim(), "rpc-52881", "sysctl not applied: {dn:?}");
 }

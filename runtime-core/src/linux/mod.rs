@@ -10,6 +10,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod path;
 pub mod probe;
+pub mod procfs;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;

@@ -2,6 +2,7 @@
 //! mount of one `mounts[]` entry inside the rootfs.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -102,6 +103,23 @@ pub fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsF
         ),
         source: e,
     })
+}
+
+/// Bind-mount what `src` refers to onto what `target` refers to: by fd
+/// (open_tree + move_mount) where the kernel can, so neither is looked up
+/// by path again; else through their /proc/self/fd links.
+pub fn bind_fd(src: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    let (s, t) = (path::proc_fd_path(src), path::proc_fd_path(target));
+    match crate::linux::probe::bind_fd(src.as_raw_fd(), target.as_raw_fd()) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(Error::Io { context: format!("bind {} on {} (by fd)", fd_name(&s), fd_name(&t)), source: e }),
+        None => mount(Some(&s), &t, None, MsFlags::MS_BIND, None),
+    }
+}
+
+/// What a /proc/self/fd link names (for messages).
+fn fd_name(p: &Path) -> String {
+    std::fs::read_link(p).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string())
 }
 
 /// Flags the kernel locked on an existing mount (a remount must keep them).

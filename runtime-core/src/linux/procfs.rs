@@ -1,0 +1,176 @@
+//! The runtime's own writes to procfs (LSM labels, sysctls,
+//! oom_score_adj) go through one verified procfs handle, never through
+//! the path "/proc/...", CVE-2025-52881 class: the container's /proc is a
+//! mount tree others may reach (a shared mount propagating into it, a
+//! hook, a second container in the same namespaces), and a bind mount of
+//! another procfs file over /proc/self/attr/exec or /proc/sys/kernel/x
+//! still passes an fstatfs() == PROC_SUPER_MAGIC check, so the label or
+//! the value would land in, say, /proc/sys/kernel/core_pattern.
+//!
+//! The handle is, in order of preference:
+//! - a private procfs instance (fsopen/fsmount, 5.2), detached: nobody
+//!   else can reach it, so nothing can be mounted over anything in it;
+//! - else the /proc we see, checked to be the root of a procfs.
+//!
+//! Files are then opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_XDEV |
+//! RESOLVE_NO_MAGICLINKS) (5.6): a mount crossed on the way (an overmount
+//! of the target or of a directory above it) is refused with EXDEV. On a
+//! kernel with neither (rpc-runlxc's 2.6.32) this is the best that kernel
+//! allows: the file opened must be on the same procfs instance as /proc.
+//!
+//! It is opened on first use, once per process (init or exec's child),
+//! and only by containers that write procfs at all: the default
+//! create/start path never pays for it.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::{Error, Result};
+use crate::linux::probe;
+
+const PROC_ROOT_INO: u64 = 1;
+
+/// A procfs root we trust (see the module documentation).
+pub struct ProcFs {
+    root: OwnedFd,
+    /// A private instance (no overmount possible) rather than /proc.
+    private: bool,
+}
+
+fn fstatfs_magic(fd: RawFd) -> std::io::Result<libc::c_long> {
+    // SAFETY: valid fd and a local buffer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_type as libc::c_long)
+}
+
+fn dev_of(fd: RawFd) -> std::io::Result<libc::dev_t> {
+    // SAFETY: valid fd and a local buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.st_dev)
+}
+
+impl ProcFs {
+    /// Open the handle: a private procfs instance, else a checked /proc.
+    pub fn open() -> Result<ProcFs> {
+        const MOUNT_ATTR_NOSUID: u32 = 0x2;
+        const MOUNT_ATTR_NODEV: u32 = 0x4;
+        const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+        match probe::fsopen_detached(c"proc", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) {
+            Some(Ok(root)) => return Ok(ProcFs { root, private: true }),
+            // A user namespace whose /proc is not fully visible (masked
+            // paths), or a seccomp profile without fsopen: the checked
+            // /proc below is still safe with openat2.
+            Some(Err(e)) => crate::log::debug(&format!("a private procfs instance: {e}; using /proc, checked")),
+            None => {}
+        }
+        let err = |e: std::io::Error| Error::Io { context: "opening /proc for the runtime's writes".into(), source: e };
+        // SAFETY: valid C string; the fd returned is ours.
+        let fd = unsafe { libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        // SAFETY: just opened.
+        let root = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: valid fd and a local buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(root.as_raw_fd(), &mut st) } != 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        if fstatfs_magic(root.as_raw_fd()).map_err(err)? != libc::PROC_SUPER_MAGIC as libc::c_long || st.st_ino != PROC_ROOT_INO {
+            return Err(Error::Container("/proc is not the root of a procfs: refusing to write the container's settings through it".into()));
+        }
+        Ok(ProcFs { root, private: false })
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// Open `rel` (e.g. "self/attr/exec", "sys/kernel/domainname") in
+    /// this procfs with `flags`, refusing any mount crossed on the way.
+    pub fn open_file(&self, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
+        let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+        match probe::openat2_beneath(self.root.as_raw_fd(), &c, flags, libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_MAGICLINKS) {
+            Some(Ok(fd)) => return Ok(fd),
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EXDEV) => {
+                return Err(std::io::Error::other(format!("/proc/{rel} is covered by another mount (refused)")))
+            }
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+        // No openat2: the best this kernel allows.
+        // SAFETY: valid fd and C string; the fd returned is ours.
+        let fd = unsafe { libc::openat(self.root.as_raw_fd(), c.as_ptr(), flags | libc::O_NOFOLLOW) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: just opened.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Not the same filesystem instance: something is mounted over it
+        // (a bind of another file of this very procfs would pass: only
+        // openat2 sees that).
+        if fstatfs_magic(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC as libc::c_long || dev_of(fd.as_raw_fd())? != dev_of(self.root.as_raw_fd())? {
+            return Err(std::io::Error::other(format!("/proc/{rel} is covered by another mount (refused)")));
+        }
+        Ok(fd)
+    }
+
+    /// Write `data` to `rel` in one write(2), as procfs files want.
+    pub fn write(&self, rel: &str, data: &[u8]) -> std::io::Result<()> {
+        let fd = self.open_file(rel, libc::O_WRONLY)?;
+        // SAFETY: valid fd and buffer.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr() as *const libc::c_void, data.len()) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if n as usize != data.len() {
+            return Err(std::io::Error::other(format!("short write to /proc/{rel} ({n} of {} bytes)", data.len())));
+        }
+        Ok(())
+    }
+}
+
+/// A [`ProcFs`] opened on first use and kept for the process's other
+/// writes.
+#[derive(Default)]
+pub struct Lazy(std::cell::OnceCell<ProcFs>);
+
+impl Lazy {
+    pub fn new() -> Lazy {
+        Lazy::default()
+    }
+
+    pub fn get(&self) -> Result<&ProcFs> {
+        if let Some(p) = self.0.get() {
+            return Ok(p);
+        }
+        let p = ProcFs::open()?;
+        Ok(self.0.get_or_init(|| p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_refuses_what_it_should() {
+        let p = ProcFs::open().unwrap();
+        let fd = p.open_file("self/status", libc::O_RDONLY).unwrap();
+        let mut s = String::new();
+        use std::io::Read;
+        std::fs::File::from(fd).read_to_string(&mut s).unwrap();
+        assert!(s.contains(&format!("Pid:\t{}", std::process::id())), "{s}");
+        // Magic links (fd/N, exe) are refused: they lead out of procfs.
+        assert!(p.open_file("self/exe", libc::O_RDONLY).is_err());
+        assert!(p.open_file("../etc/passwd", libc::O_RDONLY).is_err());
+        assert!(p.open_file("/etc/passwd", libc::O_RDONLY).is_err());
+    }
+}
