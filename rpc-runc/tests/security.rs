@@ -110,6 +110,7 @@ escape_classes!(
     cve_2025_31133_masked_paths_with_dev_null_swapped_for_a_symlink,
     cve_2025_52565_dev_console_swapped_for_a_symlink,
     cve_2025_52881_procfs_writes_redirected_by_overmounts,
+    cve_2025_52881_procfs_writes_redirected_by_overmounts_in_a_user_namespace,
 );
 
 /// CVE-2019-5736 on run: the image's program is a script whose interpreter
@@ -551,35 +552,65 @@ fn cve_2025_52565_dev_console_swapped_for_a_symlink(caps: Caps) {
 
 /// CVE-2025-52881: the runtime's procfs writes (sysctls, oom_score_adj,
 /// LSM labels) must reach the file they name. A bind mount over
-/// /proc/1/oom_score_adj or /proc/sys/kernel/domainname (another procfs
+/// /proc/1/oom_score_adj or /proc/sys/net/ipv4/ip_forward (another procfs
 /// file would pass an "is it procfs" check; here plain files, to see
-/// where the value went) must neither receive the value nor stop it from
-/// being set.
+/// where the value went) must neither receive the value nor pass for the
+/// real file.
 fn cve_2025_52881_procfs_writes_redirected_by_overmounts(caps: Caps) {
+    procfs_overmounts(caps, false);
+}
+
+/// The same in a user namespace, where the private procfs instance is
+/// made by the container's root. (No oomScoreAdj there: init, not
+/// dumpable, may not write its own oom_score_adj from inside a user
+/// namespace, with or without this attack; a separate bug.)
+fn cve_2025_52881_procfs_writes_redirected_by_overmounts_in_a_user_namespace(caps: Caps) {
+    procfs_overmounts(caps, true);
+}
+
+fn procfs_overmounts(caps: Caps, userns: bool) {
     let mut t = harness!("sec-52881");
     caps.apply(&mut t);
-    let (d1, d2) = (t.dir.join("decoy-oom"), t.dir.join("decoy-domainname"));
-    write_file(&d1, "");
-    write_file(&d2, "");
+    if userns {
+        t.set_namespace(json!({"type": "user"}));
+        t.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        t.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    }
+    let (d1, d2) = (t.dir.join("decoy-oom"), t.dir.join("decoy-sysctl"));
+    for d in [&d1, &d2] {
+        write_file(d, "");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
     let r = t.rootfs.display().to_string();
     tamper_before_pivot(
         &mut t,
         &format!(
-            "mount --bind {} {r}/proc/1/oom_score_adj && mount --bind {} {r}/proc/sys/kernel/domainname",
+            "mount --bind {} {r}/proc/1/oom_score_adj && mount --bind {} {r}/proc/sys/net/ipv4/ip_forward",
             d1.display(),
             d2.display()
         ),
     );
-    t.config["process"]["oomScoreAdj"] = json!(123);
-    t.config["linux"]["sysctl"] = json!({"kernel.domainname": "rpc-52881"});
-    t.args(&["sleep", "300"]);
+    if !userns {
+        t.config["process"]["oomScoreAdj"] = json!(123);
+    }
+    // (A net sysctl: its owner is the container's root, user namespace or
+    // not.)
+    t.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let marker = format!("{}-m", t.id);
+    t.marked_sleep(&marker);
     let out = t.create();
     let (v1, v2) = (std::fs::read_to_string(&d1).unwrap(), std::fs::read_to_string(&d2).unwrap());
-    assert!(v1.is_empty() && v2.is_empty(), "the runtime wrote into the overmounts: oom {v1:?}, domainname {v2:?}: {}", out.describe());
-    out.assert_ok();
+    assert!(v1.is_empty() && v2.is_empty(), "the runtime wrote into the overmounts: oom {v1:?}, sysctl {v2:?}: {}", out.describe());
+    if !out.ok() {
+        // Refused, naming what: fine, if nothing is left behind.
+        assert!(out.stderr.contains("/proc/sys/net/ipv4/ip_forward") && out.stderr.contains("covered by another mount"), "{}", out.describe());
+        t.assert_no_leftovers(&t.id.clone(), &marker);
+        return;
+    }
     let pid = t.pid();
     let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
-    assert_eq!(adj.trim(), "123", "oomScoreAdj not applied");
-    let dn = Command::new("nsenter").args(["-t", &pid.to_string(), "-u", "cat", "/proc/sys/kernel/domainname"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&dn.stdout).trim(), "rpc-52881", "sysctl not applied: {dn:?}");
+    assert_eq!(adj.trim(), if userns { "0" } else { "123" }, "oomScoreAdj not applied");
+    let v = Command::new("nsenter").args(["-t", &pid.to_string(), "-n", "cat", "/proc/sys/net/ipv4/ip_forward"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1", "sysctl not applied: {v:?}");
 }
