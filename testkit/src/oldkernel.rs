@@ -14,6 +14,11 @@ use std::io;
 pub const NEWER: &[(&str, libc::c_long, &str)] = &[
     ("memfd_create", libc::SYS_memfd_create, "3.17"),
     ("pidfd_send_signal", libc::SYS_pidfd_send_signal, "5.1"),
+    ("open_tree", libc::SYS_open_tree, "5.2"),
+    ("move_mount", libc::SYS_move_mount, "5.2"),
+    ("fsopen", libc::SYS_fsopen, "5.2"),
+    ("fsconfig", libc::SYS_fsconfig, "5.2"),
+    ("fsmount", libc::SYS_fsmount, "5.2"),
     ("pidfd_open", libc::SYS_pidfd_open, "5.3"),
     ("clone3", libc::SYS_clone3, "5.3"),
     ("pidfd_getfd", libc::SYS_pidfd_getfd, "5.6"),
