@@ -111,6 +111,7 @@ escape_classes!(
     cve_2025_52565_dev_console_swapped_for_a_symlink,
     cve_2025_52881_procfs_writes_redirected_by_overmounts,
     cve_2025_52881_procfs_writes_redirected_by_overmounts_in_a_user_namespace,
+    cve_2025_52881_readonly_paths_through_an_overmounted_proc_self_fd,
 );
 
 /// CVE-2019-5736 on run: the image's program is a script whose interpreter
@@ -497,7 +498,12 @@ fn cve_2025_31133_masked_paths_with_dev_null_swapped_for_a_symlink(caps: Caps) {
     let r = t.rootfs.display().to_string();
     tamper_before_pivot(&mut t, &format!("rm -f {r}/dev/null && ln -s /shared/target {r}/dev/null"));
     let marker = format!("{}-m", t.id);
-    t.args(&["sh", "-c", "cat /proc/timer_list /proc/keys 2>&1 | head -c 100; echo; echo WROTE > /proc/timer_list; echo WROTE > /proc/keys; echo done", &marker]);
+    t.args(&[
+        "sh",
+        "-c",
+        "cat /proc/timer_list /proc/keys 2>&1 | head -c 100; echo; echo WROTE > /proc/timer_list; echo WROTE > /proc/keys; echo done",
+        &marker,
+    ]);
     let out = t.run();
     let now = std::fs::read_to_string(&target).unwrap_or_default();
     assert_eq!(now, "HOST-FILE\n", "a masked path was the symlink's target, writable: {}", out.describe());
@@ -604,7 +610,11 @@ fn procfs_overmounts(caps: Caps, userns: bool) {
     assert!(v1.is_empty() && v2.is_empty(), "the runtime wrote into the overmounts: oom {v1:?}, sysctl {v2:?}: {}", out.describe());
     if !out.ok() {
         // Refused, naming what: fine, if nothing is left behind.
-        assert!(out.stderr.contains("/proc/sys/net/ipv4/ip_forward") && out.stderr.contains("covered by another mount"), "{}", out.describe());
+        assert!(
+            out.stderr.contains("/proc/sys/net/ipv4/ip_forward") && out.stderr.contains("covered by another mount"),
+            "{}",
+            out.describe()
+        );
         t.assert_no_leftovers(&t.id.clone(), &marker);
         return;
     }
@@ -613,4 +623,41 @@ fn procfs_overmounts(caps: Caps, userns: bool) {
     assert_eq!(adj.trim(), if userns { "0" } else { "123" }, "oomScoreAdj not applied");
     let v = Command::new("nsenter").args(["-t", &pid.to_string(), "-n", "cat", "/proc/sys/net/ipv4/ip_forward"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1", "sysctl not applied: {v:?}");
+}
+
+/// CVE-2025-52881, the runtime's mounts after pivot_root: mount(2) takes
+/// paths, and "/proc/self/fd/N" then goes through the container's /proc.
+/// With a tmpfs of symlinks over /proc/1/fd, the read-only remount of
+/// /proc/sys (and the tmpfs over masked directories) would land on a
+/// directory of the attacker's choosing and leave /proc/sys writable:
+/// with CAP_SYS_ADMIN, /proc/sys/kernel/core_pattern is the host's.
+fn cve_2025_52881_readonly_paths_through_an_overmounted_proc_self_fd(caps: Caps) {
+    let mut t = harness!("sec-52881-fd");
+    caps.apply(&mut t);
+    std::fs::create_dir_all(t.rootfs.join("decoy")).unwrap();
+    let r = t.rootfs.display().to_string();
+    tamper_before_pivot(
+        &mut t,
+        &format!("mount -t tmpfs none {r}/proc/1/fd && for i in $(seq 0 64); do ln -s /decoy {r}/proc/1/fd/$i; done"),
+    );
+    t.config["linux"]["maskedPaths"] = json!(["/proc/acpi", "/proc/keys", "/sys/firmware"]);
+    let marker = format!("{}-m", t.id);
+    t.marked_sleep(&marker);
+    // Seen from the host while init is parked: the program itself could
+    // not even start here (its exec goes through /proc/self/fd too).
+    let out = t.create();
+    if !out.ok() {
+        assert!(out.stderr.contains("linux.readonlyPaths") || out.stderr.contains("linux.maskedPaths"), "{}", out.describe());
+        t.assert_no_leftovers(&t.id.clone(), &marker);
+        return;
+    }
+    let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", t.pid())).unwrap();
+    let opts = |p: &str| {
+        info.lines().filter(|l| l.split(' ').nth(4) == Some(p)).map(|l| l.split(' ').nth(5).unwrap_or("").to_string()).next_back()
+    };
+    assert!(opts("/decoy").is_none(), "the runtime mounted on the decoy:\n{info}");
+    let sys = opts("/proc/sys").unwrap_or_default();
+    assert!(sys.split(',').any(|o| o == "ro"), "/proc/sys is not read-only ({sys}):\n{info}");
+    let fw = opts("/sys/firmware").unwrap_or_default();
+    assert!(fw.split(',').any(|o| o == "ro"), "/sys/firmware is not masked ({fw}):\n{info}");
 }

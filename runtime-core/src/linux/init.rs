@@ -106,7 +106,7 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
         Some(_) => {
             if let Some(sock) = spec.console.as_ref() {
                 let size = spec.process.console_size().map(|b| (b.height() as u16, b.width() as u16));
-                tty::setup_console(sock.as_raw_fd(), size, false)?;
+                tty::setup_console(sock.as_raw_fd(), size, false, &proc)?;
             }
             String::new()
         }
@@ -158,8 +158,8 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool, proc: &procfs::Lazy) -> R
         let (ro, masked) = (l.readonly_paths().as_deref().unwrap_or(&[]), l.masked_paths().as_deref().unwrap_or(&[]));
         if !ro.is_empty() || !masked.is_empty() {
             let slash = crate::linux::path::Root::open(Path::new("/"))?;
-            rootfs::readonly(&slash, ro)?;
-            rootfs::mask(&slash, masked)?;
+            rootfs::readonly(&slash, ro, proc)?;
+            rootfs::mask(&slash, masked, proc)?;
         }
     }
     if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -177,7 +177,7 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool, proc: &procfs::Lazy) -> R
     }
     if let Some(sock) = spec.console.as_ref() {
         let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(sock.as_raw_fd(), size, true)?;
+        tty::setup_console(sock.as_raw_fd(), size, true, proc)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         proc.get()?.write("self/oom_score_adj", adj.to_string().as_bytes()).map_err(|e| {

@@ -10,6 +10,7 @@ use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
 use crate::linux::path::{self, Create};
+use crate::linux::procfs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -107,13 +108,19 @@ pub fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsF
 
 /// Bind-mount what `src` refers to onto what `target` refers to: by fd
 /// (open_tree + move_mount) where the kernel can, so neither is looked up
-/// by path again; else through their /proc/self/fd links.
-pub fn bind_fd(src: &OwnedFd, target: &OwnedFd) -> Result<()> {
-    let (s, t) = (path::proc_fd_path(src), path::proc_fd_path(target));
+/// by path again; else through their fd links in the verified procfs (for
+/// use after pivot_root, where the container's /proc is not to be trusted).
+pub fn bind_fd(src: &OwnedFd, target: &OwnedFd, proc: &procfs::Lazy) -> Result<()> {
     match crate::linux::probe::bind_fd(src.as_raw_fd(), target.as_raw_fd()) {
         Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(Error::Io { context: format!("bind {} on {} (by fd)", fd_name(&s), fd_name(&t)), source: e }),
-        None => mount(Some(&s), &t, None, MsFlags::MS_BIND, None),
+        Some(Err(e)) => Err(Error::Io {
+            context: format!("bind {} on {} (by fd)", fd_name(&path::proc_fd_path(src)), fd_name(&path::proc_fd_path(target))),
+            source: e,
+        }),
+        None => {
+            let p = proc.get()?;
+            p.at_fd_dir(|| mount(Some(&procfs::fd_path(src)), &procfs::fd_path(target), None, MsFlags::MS_BIND, None))
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct ProcFs {
     root: OwnedFd,
     /// A private instance (no overmount possible) rather than /proc.
     private: bool,
+    /// Our /proc/self/fd in it, once opened (see `at_fd_dir`).
+    fd_dir: std::cell::OnceCell<OwnedFd>,
 }
 
 fn fstatfs_magic(fd: RawFd) -> std::io::Result<libc::c_long> {
@@ -62,7 +64,7 @@ impl ProcFs {
         const MOUNT_ATTR_NODEV: u32 = 0x4;
         const MOUNT_ATTR_NOEXEC: u32 = 0x8;
         match probe::fsopen_detached(c"proc", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) {
-            Some(Ok(root)) => return Ok(ProcFs { root, private: true }),
+            Some(Ok(root)) => return Ok(ProcFs { root, private: true, fd_dir: Default::default() }),
             // A user namespace whose /proc is not fully visible (masked
             // paths), or a seccomp profile without fsopen: the checked
             // /proc below is still safe with openat2.
@@ -83,9 +85,11 @@ impl ProcFs {
             return Err(err(std::io::Error::last_os_error()));
         }
         if fstatfs_magic(root.as_raw_fd()).map_err(err)? != libc::PROC_SUPER_MAGIC as libc::c_long || st.st_ino != PROC_ROOT_INO {
-            return Err(Error::Container("/proc is not the root of a procfs: refusing to write the container's settings through it".into()));
+            return Err(Error::Container(
+                "/proc is not the root of a procfs: refusing to write the container's settings through it".into(),
+            ));
         }
-        Ok(ProcFs { root, private: false })
+        Ok(ProcFs { root, private: false, fd_dir: Default::default() })
     }
 
     pub fn is_private(&self) -> bool {
@@ -96,7 +100,8 @@ impl ProcFs {
     /// this procfs with `flags`, refusing any mount crossed on the way.
     pub fn open_file(&self, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
         let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+        // (openat2 refuses O_NOCTTY with O_PATH.)
+        let flags = if flags & libc::O_PATH != 0 { flags | libc::O_CLOEXEC } else { flags | libc::O_CLOEXEC | libc::O_NOCTTY };
         match probe::openat2_beneath(self.root.as_raw_fd(), &c, flags, libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_MAGICLINKS) {
             Some(Ok(fd)) => return Ok(fd),
             Some(Err(e)) if e.raw_os_error() == Some(libc::EXDEV) => {
@@ -116,10 +121,50 @@ impl ProcFs {
         // Not the same filesystem instance: something is mounted over it
         // (a bind of another file of this very procfs would pass: only
         // openat2 sees that).
-        if fstatfs_magic(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC as libc::c_long || dev_of(fd.as_raw_fd())? != dev_of(self.root.as_raw_fd())? {
+        if fstatfs_magic(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC as libc::c_long
+            || dev_of(fd.as_raw_fd())? != dev_of(self.root.as_raw_fd())?
+        {
             return Err(std::io::Error::other(format!("/proc/{rel} is covered by another mount (refused)")));
         }
         Ok(fd)
+    }
+
+    /// Run `f` with the working directory at this process's fd directory
+    /// in this procfs (opened as any file here, so a mount over it or
+    /// over /proc/<pid> is refused), where a path from [`fd_path`] is the
+    /// fd's magic link and nothing else is traversed. For mount(2), which
+    /// takes paths: after pivot_root "/proc/self/fd/N" would go through
+    /// the container's /proc, where a mount over /proc/1/fd could send a
+    /// bind or a read-only remount elsewhere (and leave, say, /proc/sys
+    /// writable).
+    pub fn at_fd_dir<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let dir_flags = if probe::has_o_path() { libc::O_PATH } else { libc::O_RDONLY };
+        let dir = match self.fd_dir.get() {
+            Some(d) => d,
+            None => {
+                let d = self
+                    .open_file("self/fd", dir_flags | libc::O_DIRECTORY)
+                    .map_err(|e| Error::Io { context: "opening /proc/self/fd for the runtime's mounts".into(), source: e })?;
+                self.fd_dir.get_or_init(|| d)
+            }
+        };
+        // SAFETY: valid C string; the fd returned is ours.
+        let cwd = unsafe { libc::open(c".".as_ptr(), dir_flags | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if cwd < 0 {
+            return Err(Error::Io { context: "saving the working directory".into(), source: std::io::Error::last_os_error() });
+        }
+        // SAFETY: just opened.
+        let cwd = unsafe { OwnedFd::from_raw_fd(cwd) };
+        // SAFETY: fchdir to a directory fd we hold.
+        if unsafe { libc::fchdir(dir.as_raw_fd()) } != 0 {
+            return Err(Error::Io { context: "entering /proc/self/fd".into(), source: std::io::Error::last_os_error() });
+        }
+        let r = f();
+        // SAFETY: as above.
+        if unsafe { libc::fchdir(cwd.as_raw_fd()) } != 0 {
+            return Err(Error::Io { context: "restoring the working directory".into(), source: std::io::Error::last_os_error() });
+        }
+        r
     }
 
     /// Write `data` to `rel` in one write(2), as procfs files want.
@@ -135,6 +180,11 @@ impl ProcFs {
         }
         Ok(())
     }
+}
+
+/// The path of `fd` inside [`ProcFs::at_fd_dir`].
+pub fn fd_path(fd: &impl AsRawFd) -> std::path::PathBuf {
+    std::path::PathBuf::from(fd.as_raw_fd().to_string())
 }
 
 /// A [`ProcFs`] opened on first use and kept for the process's other
@@ -172,5 +222,12 @@ mod tests {
         assert!(p.open_file("self/exe", libc::O_RDONLY).is_err());
         assert!(p.open_file("../etc/passwd", libc::O_RDONLY).is_err());
         assert!(p.open_file("/etc/passwd", libc::O_RDONLY).is_err());
+        // Inside at_fd_dir an fd's path is its link, and the working
+        // directory comes back.
+        let f = std::fs::File::open("/etc/hostname").unwrap();
+        let before = std::env::current_dir().unwrap();
+        let seen = p.at_fd_dir(|| Ok(std::fs::read_link(fd_path(&f)).unwrap())).unwrap();
+        assert_eq!(seen, std::path::Path::new("/etc/hostname"));
+        assert_eq!(std::env::current_dir().unwrap(), before);
     }
 }

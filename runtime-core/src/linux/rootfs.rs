@@ -12,6 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::linux::devices;
 use crate::linux::mounts::{self, mount, remount_bind};
 use crate::linux::path::{proc_fd_path, Create, Root};
+use crate::linux::procfs;
 
 fn propagation(p: Option<&str>) -> MsFlags {
     match p.unwrap_or("") {
@@ -149,21 +150,23 @@ fn existing(root: &Root, p: &str) -> Result<Option<std::os::fd::OwnedFd>> {
 
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over dirs.
 /// `root` is the new "/".
-pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
+pub fn mask(root: &Root, paths: &[String], proc: &procfs::Lazy) -> Result<()> {
     let mut null: Option<OwnedFd> = None;
     for p in paths {
         let Some(fd) = existing(root, p)? else { continue };
+        let named = |e: Error| Error::Container(format!("linux.maskedPaths {p}: {e}"));
         let is_dir = nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
         if is_dir {
-            mount(Some(Path::new("tmpfs")), &proc_fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None)
-                .map_err(|e| Error::Container(format!("linux.maskedPaths {p}: {e}")))?;
+            proc.get()?
+                .at_fd_dir(|| mount(Some(Path::new("tmpfs")), &procfs::fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None))
+                .map_err(named)?;
             continue;
         }
         let null = match null.as_ref() {
             Some(n) => n,
             None => null.insert(verified_dev_null(root)?),
         };
-        mounts::bind_fd(null, &fd).map_err(|e| Error::Container(format!("linux.maskedPaths {p}: {e}")))?;
+        mounts::bind_fd(null, &fd, proc).map_err(named)?;
     }
     Ok(())
 }
@@ -175,7 +178,9 @@ pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
 /// masked paths, writable. Refused as runc 1.2.8 refuses it. The masks are
 /// then bound from this fd, so the path is never looked up again.
 fn verified_dev_null(root: &Root) -> Result<OwnedFd> {
-    let refuse = |what: String| Error::Container(format!("linux.maskedPaths: /dev/null is not the character device 1:3 ({what}): cannot mask with it"));
+    let refuse = |what: String| {
+        Error::Container(format!("linux.maskedPaths: /dev/null is not the character device 1:3 ({what}): cannot mask with it"))
+    };
     let dev = root.open_path(Path::new("/dev"), Create::No).map_err(|e| refuse(e.to_string()))?;
     let flags = if crate::linux::probe::has_o_path() { libc::O_PATH } else { libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY };
     // SAFETY: valid fd and C string; the fd returned is ours.
@@ -203,18 +208,23 @@ fn verified_dev_null(root: &Root) -> Result<OwnedFd> {
 }
 
 /// readonlyPaths: bind onto itself, then remount read-only. `root` is the
-/// new "/".
-pub fn readonly(root: &Root, paths: &[String]) -> Result<()> {
+/// new "/"; the mounts go through the verified procfs (see
+/// `ProcFs::at_fd_dir`).
+pub fn readonly(root: &Root, paths: &[String], proc: &procfs::Lazy) -> Result<()> {
     for p in paths {
         let Some(fd) = existing(root, p)? else { continue };
-        let target = proc_fd_path(&fd);
-        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-            .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
-        let fd2 = root.open_path(Path::new(p), Create::No)?;
-        remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-            .or_else(|_| remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY))
-            .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
-        let _ = fd.as_raw_fd();
+        let named = |e: Error| Error::Container(format!("linux.readonlyPaths {p}: {e}"));
+        proc.get()?
+            .at_fd_dir(|| {
+                let target = procfs::fd_path(&fd);
+                mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+                // The bind replaced what the fd pointed at.
+                let fd2 = root.open_path(Path::new(p), Create::No)?;
+                let target = procfs::fd_path(&fd2);
+                remount_bind(&target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+                    .or_else(|_| remount_bind(&target, MsFlags::MS_RDONLY))
+            })
+            .map_err(named)?;
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
 /// Inside the container, after pivot_root: make a pty, send its master,
 /// make the slave our stdio and controlling terminal, and bind it over
 /// /dev/console.
-pub fn setup_console(sock: RawFd, size: Option<(u16, u16)>, dev_console: bool) -> Result<()> {
+pub fn setup_console(sock: RawFd, size: Option<(u16, u16)>, dev_console: bool, proc: &crate::linux::procfs::Lazy) -> Result<()> {
     // SAFETY: plain libc calls on fds we own.
     unsafe {
         let master = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
@@ -61,7 +61,8 @@ pub fn setup_console(sock: RawFd, size: Option<(u16, u16)>, dev_console: bool) -
         // only (CVE-2025-52565).
         if dev_console {
             let console = console_target()?;
-            crate::linux::mounts::bind_fd(&slave, &console).map_err(|e| Error::Container(format!("mounting the pty on /dev/console: {e}")))?;
+            crate::linux::mounts::bind_fd(&slave, &console, proc)
+                .map_err(|e| Error::Container(format!("mounting the pty on /dev/console: {e}")))?;
         }
         send_fd(sock, master.as_raw_fd(), "/dev/ptmx")?;
         drop(master);
@@ -145,7 +146,12 @@ fn console_target() -> Result<OwnedFd> {
     }
     // SAFETY: valid fd and C string; O_EXCL|O_NOFOLLOW: only a file we make.
     let fd = unsafe {
-        libc::openat(dev.as_raw_fd(), c"console".as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC, 0o600)
+        libc::openat(
+            dev.as_raw_fd(),
+            c"console".as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o600,
+        )
     };
     if fd < 0 {
         return Err(err("creating", std::io::Error::last_os_error()));
