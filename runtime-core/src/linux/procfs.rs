@@ -1,26 +1,29 @@
-//! The runtime's own writes to procfs (LSM labels, sysctls,
-//! oom_score_adj) go through one verified procfs handle, never through
-//! the path "/proc/...", CVE-2025-52881 class: the container's /proc is a
-//! mount tree others may reach (a shared mount propagating into it, a
-//! hook, a second container in the same namespaces), and a bind mount of
-//! another procfs file over /proc/self/attr/exec or /proc/sys/kernel/x
-//! still passes an fstatfs() == PROC_SUPER_MAGIC check, so the label or
-//! the value would land in, say, /proc/sys/kernel/core_pattern.
+//! The runtime's own procfs writes (LSM labels, sysctls, oom_score_adj)
+//! and its mounts after pivot_root (which name fds as /proc/self/fd/N) go
+//! through one verified procfs handle, never through the path "/proc/...",
+//! CVE-2025-52881 class: the container's /proc is a mount tree others may
+//! reach (a shared mount propagating into it, a hook, a second container
+//! in the same namespaces), and a bind mount of another procfs file over
+//! /proc/self/attr/exec or /proc/sys/kernel/x still passes an fstatfs() ==
+//! PROC_SUPER_MAGIC check, so the label or the value would land in, say,
+//! /proc/sys/kernel/core_pattern.
 //!
-//! The handle is, in order of preference:
-//! - a private procfs instance (fsopen/fsmount, 5.2), detached: nobody
-//!   else can reach it, so nothing can be mounted over anything in it;
-//! - else the /proc we see, checked to be the root of a procfs.
+//! With openat2 (5.6), the handle is the /proc we see, checked to be the
+//! root of a procfs, and every file is opened with RESOLVE_BENEATH |
+//! RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS: a mount crossed on the way
+//! (over the file or a directory above it) is refused with EXDEV, and
+//! what we write to or mount through is the fd, so nothing swapped in
+//! later matters. (A private procfs instance would do as well but costs a
+//! superblock, ~0.2 ms, per container.)
 //!
-//! Files are then opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_XDEV |
-//! RESOLVE_NO_MAGICLINKS) (5.6): a mount crossed on the way (an overmount
-//! of the target or of a directory above it) is refused with EXDEV. On a
-//! kernel with neither (rpc-runlxc's 2.6.32) this is the best that kernel
-//! allows: the file opened must be on the same procfs instance as /proc.
+//! Without openat2, a private procfs instance (fsopen/fsmount, 5.2):
+//! detached, nobody else can reach it, so nothing is mounted in it. With
+//! neither (rpc-runlxc's 2.6.32), the best that kernel allows: the file
+//! opened must be on the same procfs instance as /proc.
 //!
-//! It is opened on first use, once per process (init or exec's child),
-//! and only by containers that write procfs at all: the default
-//! create/start path never pays for it.
+//! It is opened on first use, once per process (init or exec's child):
+//! by init when the config has readonly or masked paths, sysctls or an
+//! oomScoreAdj, by either for an LSM label.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -33,8 +36,8 @@ const PROC_ROOT_INO: u64 = 1;
 /// A procfs root we trust (see the module documentation).
 pub struct ProcFs {
     root: OwnedFd,
-    /// A private instance (no overmount possible) rather than /proc.
-    private: bool,
+    /// Files are opened with openat2 (else openat and a check).
+    openat2: bool,
     /// Our /proc/self/fd in it, once opened (see `at_fd_dir`).
     fd_dir: std::cell::OnceCell<OwnedFd>,
 }
@@ -57,20 +60,40 @@ fn dev_of(fd: RawFd) -> std::io::Result<libc::dev_t> {
     Ok(st.st_dev)
 }
 
+const NO_XDEV: u64 = libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_MAGICLINKS;
+
 impl ProcFs {
-    /// Open the handle: a private procfs instance, else a checked /proc.
+    /// Open the handle (see the module documentation for which).
     pub fn open() -> Result<ProcFs> {
-        const MOUNT_ATTR_NOSUID: u32 = 0x2;
-        const MOUNT_ATTR_NODEV: u32 = 0x4;
-        const MOUNT_ATTR_NOEXEC: u32 = 0x8;
-        match probe::fsopen_detached(c"proc", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) {
-            Some(Ok(root)) => return Ok(ProcFs { root, private: true, fd_dir: Default::default() }),
-            // A user namespace whose /proc is not fully visible (masked
-            // paths), or a seccomp profile without fsopen: the checked
-            // /proc below is still safe with openat2.
+        let checked = Self::checked_proc();
+        if let Ok(root) = &checked {
+            // Does openat2 work here (kernel, seccomp profile)? One cheap
+            // call on the root itself tells.
+            if let Some(Ok(_)) = probe::openat2_beneath(root.as_raw_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, NO_XDEV) {
+                return checked.map(|root| ProcFs { root, openat2: true, fd_dir: Default::default() });
+            }
+        }
+        match Self::private() {
+            Some(Ok(p)) => return Ok(p),
+            // A user namespace whose /proc is not fully visible, or a
+            // seccomp profile without fsopen.
             Some(Err(e)) => crate::log::debug(&format!("a private procfs instance: {e}; using /proc, checked")),
             None => {}
         }
+        checked.map(|root| ProcFs { root, openat2: false, fd_dir: Default::default() })
+    }
+
+    /// A private procfs instance, or None without the new mount API.
+    fn private() -> Option<std::io::Result<ProcFs>> {
+        const MOUNT_ATTR_NOSUID: u32 = 0x2;
+        const MOUNT_ATTR_NODEV: u32 = 0x4;
+        const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+        let root = probe::fsopen_detached(c"proc", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+        Some(root.map(|root| ProcFs { root, openat2: false, fd_dir: Default::default() }))
+    }
+
+    /// "/proc", checked to be the root of a procfs.
+    fn checked_proc() -> Result<OwnedFd> {
         let err = |e: std::io::Error| Error::Io { context: "opening /proc for the runtime's writes".into(), source: e };
         // SAFETY: valid C string; the fd returned is ours.
         let fd = unsafe { libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
@@ -89,11 +112,7 @@ impl ProcFs {
                 "/proc is not the root of a procfs: refusing to write the container's settings through it".into(),
             ));
         }
-        Ok(ProcFs { root, private: false, fd_dir: Default::default() })
-    }
-
-    pub fn is_private(&self) -> bool {
-        self.private
+        Ok(root)
     }
 
     /// Open `rel` (e.g. "self/attr/exec", "sys/kernel/domainname") in
@@ -102,13 +121,15 @@ impl ProcFs {
         let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         // (openat2 refuses O_NOCTTY with O_PATH.)
         let flags = if flags & libc::O_PATH != 0 { flags | libc::O_CLOEXEC } else { flags | libc::O_CLOEXEC | libc::O_NOCTTY };
-        match probe::openat2_beneath(self.root.as_raw_fd(), &c, flags, libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_MAGICLINKS) {
-            Some(Ok(fd)) => return Ok(fd),
-            Some(Err(e)) if e.raw_os_error() == Some(libc::EXDEV) => {
-                return Err(std::io::Error::other(format!("/proc/{rel} is covered by another mount (refused)")))
+        if self.openat2 {
+            match probe::openat2_beneath(self.root.as_raw_fd(), &c, flags, NO_XDEV) {
+                Some(Ok(fd)) => return Ok(fd),
+                Some(Err(e)) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    return Err(std::io::Error::other(format!("/proc/{rel} is covered by another mount (refused)")))
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
-            Some(Err(e)) => return Err(e),
-            None => {}
         }
         // No openat2: the best this kernel allows.
         // SAFETY: valid fd and C string; the fd returned is ours.
@@ -212,16 +233,31 @@ mod tests {
 
     #[test]
     fn reads_and_refuses_what_it_should() {
-        let p = ProcFs::open().unwrap();
+        check(&ProcFs::open().unwrap());
+    }
+
+    /// The handle of kernels without openat2: a private instance, files
+    /// opened with openat (needs CAP_SYS_ADMIN).
+    #[test]
+    fn the_private_instance() {
+        match ProcFs::private() {
+            Some(Ok(p)) => check(&p),
+            other => eprintln!("skip: no private procfs instance here: {:?}", other.map(|r| r.err())),
+        }
+    }
+
+    fn check(p: &ProcFs) {
         let fd = p.open_file("self/status", libc::O_RDONLY).unwrap();
         let mut s = String::new();
         use std::io::Read;
         std::fs::File::from(fd).read_to_string(&mut s).unwrap();
         assert!(s.contains(&format!("Pid:\t{}", std::process::id())), "{s}");
-        // Magic links (fd/N, exe) are refused: they lead out of procfs.
-        assert!(p.open_file("self/exe", libc::O_RDONLY).is_err());
-        assert!(p.open_file("../etc/passwd", libc::O_RDONLY).is_err());
-        assert!(p.open_file("/etc/passwd", libc::O_RDONLY).is_err());
+        if p.openat2 {
+            // Magic links (fd/N, exe) are refused: they lead out of procfs.
+            assert!(p.open_file("self/exe", libc::O_RDONLY).is_err());
+            assert!(p.open_file("../etc/passwd", libc::O_RDONLY).is_err());
+            assert!(p.open_file("/etc/passwd", libc::O_RDONLY).is_err());
+        }
         // Inside at_fd_dir an fd's path is its link, and the working
         // directory comes back.
         let f = std::fs::File::open("/etc/hostname").unwrap();
