@@ -158,8 +158,11 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool, proc: &procfs::Lazy) -> R
         let (ro, masked) = (l.readonly_paths().as_deref().unwrap_or(&[]), l.masked_paths().as_deref().unwrap_or(&[]));
         if !ro.is_empty() || !masked.is_empty() {
             let slash = crate::linux::path::Root::open(Path::new("/"))?;
-            rootfs::readonly(&slash, ro, proc)?;
-            rootfs::mask(&slash, masked, proc)?;
+            // Mounts name fds as paths: through the verified procfs.
+            proc.get()?.at_fd_dir("linux.readonlyPaths and linux.maskedPaths", || {
+                rootfs::readonly(&slash, ro)?;
+                rootfs::mask(&slash, masked, proc)
+            })?;
         }
     }
     if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {

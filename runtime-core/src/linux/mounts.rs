@@ -119,7 +119,7 @@ pub fn bind_fd(src: &OwnedFd, target: &OwnedFd, proc: &procfs::Lazy) -> Result<(
         }),
         None => {
             let p = proc.get()?;
-            p.at_fd_dir(|| mount(Some(&procfs::fd_path(src)), &procfs::fd_path(target), None, MsFlags::MS_BIND, None))
+            p.at_fd_dir("bind mount", || mount(Some(&procfs::fd_path(src)), &procfs::fd_path(target), None, MsFlags::MS_BIND, None))
         }
     }
 }

@@ -158,32 +158,33 @@ impl ProcFs {
     /// the container's /proc, where a mount over /proc/1/fd could send a
     /// bind or a read-only remount elsewhere (and leave, say, /proc/sys
     /// writable).
-    pub fn at_fd_dir<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// `what` names the caller's purpose in errors.
+    pub fn at_fd_dir<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let dir_flags = if probe::has_o_path() { libc::O_PATH } else { libc::O_RDONLY };
         let dir = match self.fd_dir.get() {
             Some(d) => d,
             None => {
                 let d = self
                     .open_file("self/fd", dir_flags | libc::O_DIRECTORY)
-                    .map_err(|e| Error::Io { context: "opening /proc/self/fd for the runtime's mounts".into(), source: e })?;
+                    .map_err(|e| Error::Io { context: format!("{what}: opening /proc/self/fd for the runtime's mounts"), source: e })?;
                 self.fd_dir.get_or_init(|| d)
             }
         };
         // SAFETY: valid C string; the fd returned is ours.
         let cwd = unsafe { libc::open(c".".as_ptr(), dir_flags | libc::O_DIRECTORY | libc::O_CLOEXEC) };
         if cwd < 0 {
-            return Err(Error::Io { context: "saving the working directory".into(), source: std::io::Error::last_os_error() });
+            return Err(Error::Io { context: format!("{what}: saving the working directory"), source: std::io::Error::last_os_error() });
         }
         // SAFETY: just opened.
         let cwd = unsafe { OwnedFd::from_raw_fd(cwd) };
         // SAFETY: fchdir to a directory fd we hold.
         if unsafe { libc::fchdir(dir.as_raw_fd()) } != 0 {
-            return Err(Error::Io { context: "entering /proc/self/fd".into(), source: std::io::Error::last_os_error() });
+            return Err(Error::Io { context: format!("{what}: entering /proc/self/fd"), source: std::io::Error::last_os_error() });
         }
         let r = f();
         // SAFETY: as above.
         if unsafe { libc::fchdir(cwd.as_raw_fd()) } != 0 {
-            return Err(Error::Io { context: "restoring the working directory".into(), source: std::io::Error::last_os_error() });
+            return Err(Error::Io { context: format!("{what}: restoring the working directory"), source: std::io::Error::last_os_error() });
         }
         r
     }
@@ -262,7 +263,7 @@ mod tests {
         // directory comes back.
         let f = std::fs::File::open("/etc/hostname").unwrap();
         let before = std::env::current_dir().unwrap();
-        let seen = p.at_fd_dir(|| Ok(std::fs::read_link(fd_path(&f)).unwrap())).unwrap();
+        let seen = p.at_fd_dir("test", || Ok(std::fs::read_link(fd_path(&f)).unwrap())).unwrap();
         assert_eq!(seen, std::path::Path::new("/etc/hostname"));
         assert_eq!(std::env::current_dir().unwrap(), before);
     }

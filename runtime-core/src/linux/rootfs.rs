@@ -149,7 +149,7 @@ fn existing(root: &Root, p: &str) -> Result<Option<std::os::fd::OwnedFd>> {
 }
 
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over dirs.
-/// `root` is the new "/".
+/// `root` is the new "/". Called inside `ProcFs::at_fd_dir` of `proc`.
 pub fn mask(root: &Root, paths: &[String], proc: &procfs::Lazy) -> Result<()> {
     let mut null: Option<OwnedFd> = None;
     for p in paths {
@@ -157,9 +157,7 @@ pub fn mask(root: &Root, paths: &[String], proc: &procfs::Lazy) -> Result<()> {
         let named = |e: Error| Error::Container(format!("linux.maskedPaths {p}: {e}"));
         let is_dir = nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
         if is_dir {
-            proc.get()?
-                .at_fd_dir(|| mount(Some(Path::new("tmpfs")), &procfs::fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None))
-                .map_err(named)?;
+            mount(Some(Path::new("tmpfs")), &procfs::fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None).map_err(named)?;
             continue;
         }
         let null = match null.as_ref() {
@@ -208,22 +206,19 @@ fn verified_dev_null(root: &Root) -> Result<OwnedFd> {
 }
 
 /// readonlyPaths: bind onto itself, then remount read-only. `root` is the
-/// new "/"; the mounts go through the verified procfs (see
-/// `ProcFs::at_fd_dir`).
-pub fn readonly(root: &Root, paths: &[String], proc: &procfs::Lazy) -> Result<()> {
+/// new "/". Called inside `ProcFs::at_fd_dir`: the fds are named through
+/// the verified procfs, not the container's /proc.
+pub fn readonly(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
         let Some(fd) = existing(root, p)? else { continue };
         let named = |e: Error| Error::Container(format!("linux.readonlyPaths {p}: {e}"));
-        proc.get()?
-            .at_fd_dir(|| {
-                let target = procfs::fd_path(&fd);
-                mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-                // The bind replaced what the fd pointed at.
-                let fd2 = root.open_path(Path::new(p), Create::No)?;
-                let target = procfs::fd_path(&fd2);
-                remount_bind(&target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-                    .or_else(|_| remount_bind(&target, MsFlags::MS_RDONLY))
-            })
+        let target = procfs::fd_path(&fd);
+        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(named)?;
+        // The bind replaced what the fd pointed at.
+        let fd2 = root.open_path(Path::new(p), Create::No)?;
+        let target = procfs::fd_path(&fd2);
+        remount_bind(&target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+            .or_else(|_| remount_bind(&target, MsFlags::MS_RDONLY))
             .map_err(named)?;
     }
     Ok(())
