@@ -52,14 +52,20 @@ fn ran_the_runtime(out: &Out) -> bool {
 enum Caps {
     /// runc's `spec` defaults.
     Default,
-    /// CAP_SYS_PTRACE and CAP_SYS_ADMIN added to every capability set:
-    /// the container may ptrace, mount and write what root may in /proc.
+    /// CAP_SYS_PTRACE and CAP_SYS_ADMIN added to every capability set
+    /// (inheritable too, so the ambient ones hold, and a non-root program
+    /// keeps them): the container may ptrace, mount and write what root
+    /// may in /proc.
     PtraceAndAdmin,
 }
 
 impl Caps {
     fn apply(self, t: &mut Harness) {
         if let Caps::PtraceAndAdmin = self {
+            let caps = &mut t.config["process"]["capabilities"];
+            if caps["inheritable"].is_null() {
+                caps["inheritable"] = json!([]);
+            }
             for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
                 if let Some(a) = t.config["process"]["capabilities"][set].as_array_mut() {
                     for c in ["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"] {
@@ -113,6 +119,23 @@ escape_classes!(
     cve_2025_52881_procfs_writes_redirected_by_overmounts_in_a_user_namespace,
     cve_2025_52881_readonly_paths_through_an_overmounted_proc_self_fd,
 );
+
+/// The second variant really holds the two capabilities (else every
+/// `with_sys_ptrace_and_sys_admin` test would quietly repeat the first).
+#[test]
+fn the_capability_variants_are_what_they_say() {
+    for (caps, want) in [(Caps::Default, false), (Caps::PtraceAndAdmin, true)] {
+        let mut t = harness!("sec-caps");
+        caps.apply(&mut t);
+        t.sh("grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status");
+        let out = t.run_ok();
+        let bits = cap_mask(&["SYS_PTRACE", "SYS_ADMIN"]);
+        for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+            let v = parse_hex(&status_field(&out, set).unwrap_or_else(|| panic!("no {set}: {out}")));
+            assert_eq!(v & bits == bits, want, "{caps:?}: {set} {v:x}");
+        }
+    }
+}
 
 /// CVE-2019-5736 on run: the image's program is a script whose interpreter
 /// is /proc/self/exe. The kernel resolves that while the runtime's process
