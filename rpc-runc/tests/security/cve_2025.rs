@@ -197,3 +197,26 @@ pub(crate) fn cve_2025_52881_readonly_paths_through_an_overmounted_proc_self_fd(
     let fw = opts("/sys/firmware").unwrap_or_default();
     assert!(fw.split(',').any(|o| o == "ro"), "/sys/firmware is not masked ({fw}):\n{info}");
 }
+
+/// CVE-2025-52881, a read: the highest capability the kernel knows, which
+/// decides what is dropped from the bounding set, must not come from the
+/// container's /proc/sys/kernel/cap_last_cap. Overmounted with "5" (and
+/// no capability named in the config, so nothing asked the kernel before),
+/// the bounding set would keep everything above CAP_KILL, CAP_SYS_ADMIN
+/// included, for a setuid or file-capability program to take back.
+pub(crate) fn cve_2025_52881_cap_last_cap_read_through_an_overmount(caps: Caps) {
+    let mut t = harness!("sec-52881-cap");
+    caps.apply(&mut t);
+    let fake = t.dir.join("fake-cap-last-cap");
+    write_file(&fake, "5\n");
+    let r = t.rootfs.display().to_string();
+    tamper_before_pivot(&mut t, &format!("mount --bind {} {r}/proc/sys/kernel/cap_last_cap", fake.display()));
+    let sets = json!([]);
+    t.config["process"]["capabilities"] =
+        json!({"bounding": sets, "effective": sets, "permitted": sets, "inheritable": sets, "ambient": sets});
+    t.args(&["sleep", "300"]);
+    t.create().assert_ok();
+    let st = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
+    let bnd = parse_hex(&status_field(&st, "CapBnd").unwrap());
+    assert_eq!(bnd, 0, "the bounding set kept {bnd:x}:\n{st}");
+}
