@@ -220,3 +220,45 @@ pub(crate) fn cve_2025_52881_cap_last_cap_read_through_an_overmount(caps: Caps) 
     let bnd = parse_hex(&status_field(&st, "CapBnd").unwrap());
     assert_eq!(bnd, 0, "the bounding set kept {bnd:x}:\n{st}");
 }
+
+/// CVE-2025-52881, the fd sweep before exec: on kernels without
+/// close_range (the old-kernel rerun, RPC_TEST_OLD_KERNEL) init lists
+/// /proc/self/fd to mark every fd close-on-exec. Through the container's
+/// /proc, an empty tmpfs over /proc/1/fd hides them all, and an fd the
+/// runtime was given (here fd 5, not close-on-exec) would reach the
+/// container's program. Seen from the host while init is parked, after
+/// the sweep. (With close_range, the default here, there is no listing.)
+pub(crate) fn cve_2025_52881_fd_sweep_through_an_overmounted_proc_self_fd(caps: Caps) {
+    use std::os::unix::process::CommandExt;
+    let mut t = harness!("sec-52881-sweep");
+    caps.apply(&mut t);
+    let r = t.rootfs.display().to_string();
+    tamper_before_pivot(&mut t, &format!("mount -t tmpfs none {r}/proc/1/fd"));
+    // No masked or read-only paths: those would refuse the overmount first.
+    t.config["linux"]["maskedPaths"] = json!([]);
+    t.config["linux"]["readonlyPaths"] = json!([]);
+    t.args(&["sleep", "300"]);
+    t.write_config();
+    t.track(&t.id.clone());
+    let b = t.bundle_str();
+    let mut c = t.command(&["create", "--bundle", &b, &t.id]);
+    let given = std::fs::File::open(t.config_path()).unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = given.as_raw_fd();
+    // (`t.command` already runs the runtime under the old-kernel filter
+    // when the suite does.)
+    // SAFETY: dup2 in the child before exec.
+    unsafe {
+        c.pre_exec(move || {
+            libc::dup2(fd, 100);
+            libc::dup2(100, 5);
+            libc::close(100);
+            Ok(())
+        });
+    }
+    t.exec(c, std::time::Duration::from_secs(10)).assert_ok();
+    let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/5", t.pid())).unwrap_or_default();
+    let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).map(|f| u32::from_str_radix(f.trim(), 8).unwrap_or(0));
+    // An fd 5 that is not close-on-exec would be the program's.
+    assert!(flags.is_none_or(|f| f & libc::O_CLOEXEC as u32 != 0), "fd 5 reaches the program:\n{info}");
+}

@@ -127,15 +127,32 @@ pub fn cloexec_from(from: RawFd) {
     ) {
         return;
     }
-    // Fallback: walk our fd table.
-    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => (from..1024).collect(),
+    // Fallback: walk our fd table, listed through the verified procfs
+    // (after pivot_root "/proc/self/fd" is the container's, and an empty
+    // tmpfs over it would hide every fd from this loop); else every fd
+    // number up to our limit.
+    let fds: Vec<RawFd> = match list_own_fds() {
+        Some(v) => v,
+        None => {
+            let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: a local buffer.
+            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 { r.rlim_cur.min(1 << 20) as RawFd } else { 1024 };
+            (from..max.max(from)).collect()
+        }
     };
     for fd in fds.into_iter().filter(|&fd| fd >= from) {
         // SAFETY: setting a flag on an fd; EBADF is harmless.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+}
+
+/// Our open fds, from /proc/self/fd of the verified procfs handle (the
+/// listing's own fd among them: already close-on-exec).
+fn list_own_fds() -> Option<Vec<RawFd>> {
+    let p = super::procfs::ProcFs::open().ok()?;
+    let dir = p.open_file("self/fd", libc::O_RDONLY | libc::O_DIRECTORY).ok()?;
+    let mut d = nix::dir::Dir::from_fd(dir).ok()?;
+    Some(d.iter().filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse::<RawFd>().ok()).collect())
 }
 
 #[repr(C)]
