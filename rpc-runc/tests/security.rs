@@ -125,6 +125,7 @@ escape_classes!(
     cve_2025_52881_readonly_paths_through_an_overmounted_proc_self_fd,
     cve_2025_52881_cap_last_cap_read_through_an_overmount,
     cve_2025_52881_fd_sweep_through_an_overmounted_proc_self_fd,
+    cve_2025_52881_trampoline_exec_through_an_overmounted_proc_self_fd,
 );
 
 /// The second variant really holds the two capabilities (else every

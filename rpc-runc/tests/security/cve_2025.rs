@@ -262,3 +262,27 @@ pub(crate) fn cve_2025_52881_fd_sweep_through_an_overmounted_proc_self_fd(caps: 
     // An fd 5 that is not close-on-exec would be the program's.
     assert!(flags.is_none_or(|f| f & libc::O_CLOEXEC as u32 != 0), "fd 5 reaches the program:\n{info}");
 }
+
+/// CVE-2025-52881 meets CVE-2019-5736: the last exec goes through the
+/// trampoline as "/proc/self/fd/N". Through the container's /proc, a
+/// tmpfs over /proc/1/fd with "N" a symlink to /proc/self/exe makes that
+/// exec run the host's runtime binary inside the container.
+pub(crate) fn cve_2025_52881_trampoline_exec_through_an_overmounted_proc_self_fd(caps: Caps) {
+    let mut t = harness!("sec-52881-tramp");
+    caps.apply(&mut t);
+    let r = t.rootfs.display().to_string();
+    tamper_before_pivot(
+        &mut t,
+        &format!("mount -t tmpfs none {r}/proc/1/fd && for i in $(seq 0 64); do ln -s /proc/self/exe {r}/proc/1/fd/$i; done"),
+    );
+    t.config["linux"]["maskedPaths"] = json!([]);
+    t.config["linux"]["readonlyPaths"] = json!([]);
+    t.args(&["/bin/echo", "the program ran"]);
+    let out = t.run();
+    let all = out.all_output();
+    assert!(
+        !(all.contains("Usage:") || all.contains(&runtime_version_line()) || all.contains("unrecognized subcommand")),
+        "the runtime binary ran inside the container: {}",
+        out.describe()
+    );
+}
