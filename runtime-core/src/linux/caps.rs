@@ -21,10 +21,32 @@ pub struct CapSets {
     pub ambient: Vec<Capability>,
 }
 
-/// Highest capability number the running kernel knows (read once).
+/// Highest capability number the running kernel knows (found once). Asked
+/// of the kernel itself, PR_CAPBSET_READ failing with EINVAL past the last
+/// one, not read from /proc/sys/kernel/cap_last_cap: init may first ask
+/// after pivot_root, where that file is the container's and a mount over
+/// it could say "5" and keep CAP_SYS_ADMIN in the bounding set
+/// (CVE-2025-52881 class).
 pub fn last_cap() -> u8 {
     static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *LAST.get_or_init(|| crate::linux::kfile::read("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40))
+    *LAST.get_or_init(|| {
+        // SAFETY: a read-only prctl.
+        let known = |n: u8| unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(n), 0, 0, 0) } >= 0;
+        if !known(0) {
+            return 40;
+        }
+        // Binary search of the last known in 0..=63.
+        let (mut lo, mut hi) = (0u8, 64u8);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if known(mid) {
+                lo = mid
+            } else {
+                hi = mid
+            }
+        }
+        lo
+    })
 }
 
 /// Add capability `name` of set `field` to `out`, once; unknown names and
@@ -164,6 +186,12 @@ impl CapSets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_cap_is_the_kernels() {
+        let want: u8 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
+        assert_eq!(last_cap(), want);
+    }
 
     #[test]
     fn parses_leniently() {

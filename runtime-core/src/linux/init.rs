@@ -14,7 +14,7 @@ use crate::hooks;
 use crate::linux::process::spawn::InitSpec;
 use crate::linux::process::sync::{Chan, Msg};
 use crate::linux::process::trampoline::Trampoline;
-use crate::linux::{lsm, probe, rlimits, rootfs, seccomp, sysctl, tty};
+use crate::linux::{lsm, probe, procfs, rlimits, rootfs, seccomp, sysctl, tty};
 use crate::log;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -112,23 +112,25 @@ fn setup(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<Prog> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::setsid();
     }
+    // One verified procfs handle for all of this process's procfs writes.
+    let proc = procfs::Lazy::new();
     let state_json = match spec.exec {
-        None => container(spec, ch, userns)?,
+        None => container(spec, ch, userns, &proc)?,
         Some(_) => {
             if let Some(sock) = spec.console.as_ref() {
                 let size = spec.process.console_size().map(|b| (b.height() as u16, b.width() as u16));
-                tty::setup_console(sock.as_raw_fd(), size, false)?;
+                tty::setup_console(sock.as_raw_fd(), size, false, &proc)?;
             }
             String::new()
         }
     };
-    finish(spec, ch, userns, state_json)
+    finish(spec, ch, userns, state_json, &proc)
 }
 
 /// The container's own setup (create only): rootfs, hooks, pivot_root,
 /// sysctl, masked/read-only paths, hostname, console, oom_score_adj.
 /// Returns the state JSON for startContainer hooks.
-fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
+fn container(spec: &InitSpec, ch: &Chan, userns: bool, proc: &procfs::Lazy) -> Result<String> {
     let b = spec.bundle;
     let s = &b.spec;
     let process = spec.process;
@@ -164,13 +166,16 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
     if let Some(l) = linux {
         // sysctls before /proc/sys becomes read-only.
         if let Some(sc) = l.sysctl() {
-            sysctl::apply(sc)?;
+            sysctl::apply(proc, sc)?;
         }
         let (ro, masked) = (l.readonly_paths().as_deref().unwrap_or(&[]), l.masked_paths().as_deref().unwrap_or(&[]));
         if !ro.is_empty() || !masked.is_empty() {
             let slash = crate::linux::path::Root::open(Path::new("/"))?;
-            rootfs::readonly(&slash, ro)?;
-            rootfs::mask(&slash, masked)?;
+            // Mounts name fds as paths: through the verified procfs.
+            proc.get()?.at_fd_dir("linux.readonlyPaths and linux.maskedPaths", || {
+                rootfs::readonly(&slash, ro)?;
+                rootfs::mask(&slash, masked, proc)
+            })?;
         }
     }
     if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -188,10 +193,10 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
     }
     if let Some(sock) = spec.console.as_ref() {
         let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(sock.as_raw_fd(), size, true)?;
+        tty::setup_console(sock.as_raw_fd(), size, true, proc)?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+        proc.get()?.write("self/oom_score_adj", adj.to_string().as_bytes()).map_err(|e| {
             Error::Container(format!(
                 "process.oomScoreAdj {adj}: {e}{}",
                 if adj < 0 { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" }
@@ -203,7 +208,7 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool) -> Result<String> {
 
 /// What create and exec share: rlimits, labels, user, capabilities,
 /// no_new_privs, umask, cwd, and the program lookup.
-fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Result<Prog> {
+fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String, proc: &procfs::Lazy) -> Result<Prog> {
     let process = spec.process;
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     // Scheduling before the capabilities go (an RT policy needs CAP_SYS_NICE).
@@ -221,6 +226,12 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
     // Once, before either seccomp install point.
     reset_signals();
     let nnp = process.no_new_privileges().unwrap_or(false);
+    if spec.seccomp.is_some() && (process.apparmor_profile().is_some() || process.selinux_label().is_some()) {
+        // The label is written after the filter is in: open the procfs
+        // handle before the profile can refuse fsopen or openat2 (an
+        // error here is reported by the write, if it comes to one).
+        let _ = proc.get();
+    }
     if let (Some(p), false) = (spec.seccomp, nnp) {
         // Without no_new_privs, installing needs CAP_SYS_ADMIN: do it
         // before the capabilities and the user change. The agent gets the
@@ -228,7 +239,7 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String) -> Resul
         let listener = seccomp::install(p)?;
         send_listener(spec, listener, p, &state_json)?;
     }
-    lsm::apply(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
+    lsm::apply(proc, process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
     // The environment and the program.
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(spec.extra_env.iter().cloned());

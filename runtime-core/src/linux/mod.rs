@@ -12,6 +12,7 @@ pub mod namespaces;
 pub mod path;
 pub mod probe;
 pub mod process;
+pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sched;

@@ -2,6 +2,7 @@
 //! mount of one `mounts[]` entry inside the rootfs.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
 use crate::linux::path::{self, Create};
+use crate::linux::procfs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -102,6 +104,29 @@ pub fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsF
         ),
         source: e,
     })
+}
+
+/// Bind-mount what `src` refers to onto what `target` refers to: by fd
+/// (open_tree + move_mount) where the kernel can, so neither is looked up
+/// by path again; else through their fd links in the verified procfs (for
+/// use after pivot_root, where the container's /proc is not to be trusted).
+pub fn bind_fd(src: &OwnedFd, target: &OwnedFd, proc: &procfs::Lazy) -> Result<()> {
+    match crate::linux::probe::bind_fd(src.as_raw_fd(), target.as_raw_fd()) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(Error::Io {
+            context: format!("bind {} on {} (by fd)", fd_name(&path::proc_fd_path(src)), fd_name(&path::proc_fd_path(target))),
+            source: e,
+        }),
+        None => {
+            let p = proc.get()?;
+            p.at_fd_dir("bind mount", || mount(Some(&procfs::fd_path(src)), &procfs::fd_path(target), None, MsFlags::MS_BIND, None))
+        }
+    }
+}
+
+/// What a /proc/self/fd link names (for messages).
+fn fd_name(p: &Path) -> String {
+    std::fs::read_link(p).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string())
 }
 
 /// Flags the kernel locked on an existing mount (a remount must keep them).

@@ -127,15 +127,32 @@ pub fn cloexec_from(from: RawFd) {
     ) {
         return;
     }
-    // Fallback: walk our fd table.
-    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => (from..1024).collect(),
+    // Fallback: walk our fd table, listed through the verified procfs
+    // (after pivot_root "/proc/self/fd" is the container's, and an empty
+    // tmpfs over it would hide every fd from this loop); else every fd
+    // number up to our limit.
+    let fds: Vec<RawFd> = match list_own_fds() {
+        Some(v) => v,
+        None => {
+            let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: a local buffer.
+            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 { r.rlim_cur.min(1 << 20) as RawFd } else { 1024 };
+            (from..max.max(from)).collect()
+        }
     };
     for fd in fds.into_iter().filter(|&fd| fd >= from) {
         // SAFETY: setting a flag on an fd; EBADF is harmless.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+}
+
+/// Our open fds, from /proc/self/fd of the verified procfs handle (the
+/// listing's own fd among them: already close-on-exec).
+fn list_own_fds() -> Option<Vec<RawFd>> {
+    let p = super::procfs::ProcFs::open().ok()?;
+    let dir = p.open_file("self/fd", libc::O_RDONLY | libc::O_DIRECTORY).ok()?;
+    let mut d = nix::dir::Dir::from_fd(dir).ok()?;
+    Some(d.iter().filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse::<RawFd>().ok()).collect())
 }
 
 #[repr(C)]
@@ -181,4 +198,79 @@ pub fn wait_gone(pid: i32, start_time: u64, timeout: Duration) -> bool {
         nap = (nap * 2).min(Duration::from_millis(20));
     }
     !super::process::alive(pid, start_time)
+}
+
+static NEW_MOUNT_API: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// openat2 beneath `dir` with the given RESOLVE_* flags (no escape by
+/// "..", absolute symlinks or magic links). None without openat2.
+pub fn openat2_beneath(dir: RawFd, path: &std::ffi::CStr, flags: i32, resolve: u64) -> Option<std::io::Result<OwnedFd>> {
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: resolve | libc::RESOLVE_BENEATH };
+    // SAFETY: valid pointers for the duration of the call; a returned fd is ours.
+    try_new(
+        "openat2",
+        &OPENAT2,
+        || unsafe { libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) },
+        |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+    )
+}
+
+/// A fresh, detached instance of filesystem `fstype` (fsopen, fsconfig,
+/// fsmount: 5.2): reachable only through the fd returned, so nothing can
+/// be mounted over it. `attrs` are MOUNT_ATTR_* flags. None without the
+/// new mount API.
+pub fn fsopen_detached(fstype: &std::ffi::CStr, attrs: u32) -> Option<std::io::Result<OwnedFd>> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: plain syscall with a valid C string; the fd is ours.
+    let fs = try_new(
+        "fsopen",
+        &NEW_MOUNT_API,
+        || unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) },
+        |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+    )?;
+    Some(fs.and_then(|fs| {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscalls on our fsopen fd; the mount fd is ours.
+        unsafe {
+            let null = std::ptr::null::<libc::c_char>();
+            if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let m = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs);
+            if m < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(OwnedFd::from_raw_fd(m as RawFd))
+        }
+    }))
+}
+
+/// Bind what `src` refers to onto what `target` refers to, both fds
+/// (open_tree + move_mount: 5.2), so no path is looked up again and no
+/// /proc/self/fd is needed. None without the new mount API.
+pub fn bind_fd(src: RawFd, target: RawFd) -> Option<std::io::Result<()>> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: plain syscall on fds we were given; the tree fd is ours.
+    let tree = try_new(
+        "open_tree",
+        &NEW_MOUNT_API,
+        || unsafe { libc::syscall(libc::SYS_open_tree, src, c"".as_ptr(), flags) },
+        |fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+    )?;
+    Some(tree.and_then(|tree| {
+        use std::os::fd::AsRawFd;
+        let how = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH;
+        // SAFETY: plain syscall on valid fds and empty C strings.
+        let r = unsafe { libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), target, c"".as_ptr(), how) };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }))
 }

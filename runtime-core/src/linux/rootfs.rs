@@ -2,7 +2,7 @@
 //! mounts in order, /dev, pivot_root (or MS_MOVE + chroot with
 //! `--no-pivot`), masked and read-only paths and a read-only root.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
@@ -12,6 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::linux::devices;
 use crate::linux::mounts::{self, mount, remount_bind};
 use crate::linux::path::{proc_fd_path, Create, Root};
+use crate::linux::procfs;
 
 fn propagation(p: Option<&str>) -> MsFlags {
     match p.unwrap_or("") {
@@ -148,35 +149,77 @@ fn existing(root: &Root, p: &str) -> Result<Option<std::os::fd::OwnedFd>> {
 }
 
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over dirs.
-/// `root` is the new "/".
-pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
+/// `root` is the new "/". Called inside `ProcFs::at_fd_dir` of `proc`.
+pub fn mask(root: &Root, paths: &[String], proc: &procfs::Lazy) -> Result<()> {
+    let mut null: Option<OwnedFd> = None;
     for p in paths {
         let Some(fd) = existing(root, p)? else { continue };
-        let target = proc_fd_path(&fd);
+        let named = |e: Error| Error::Container(format!("linux.maskedPaths {p}: {e}"));
         let is_dir = nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
         if is_dir {
-            mount(Some(Path::new("tmpfs")), &target, Some("tmpfs"), MsFlags::MS_RDONLY, None)
-        } else {
-            mount(Some(Path::new("/dev/null")), &target, None, MsFlags::MS_BIND, None)
+            mount(Some(Path::new("tmpfs")), &procfs::fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None).map_err(named)?;
+            continue;
         }
-        .map_err(|e| Error::Container(format!("linux.maskedPaths {p}: {e}")))?;
+        let null = match null.as_ref() {
+            Some(n) => n,
+            None => null.insert(verified_dev_null(root)?),
+        };
+        mounts::bind_fd(null, &fd, proc).map_err(named)?;
     }
     Ok(())
 }
 
+/// The container's /dev/null, opened without following a symlink and
+/// checked to be the 1:3 character device (CVE-2025-31133): swapped for a
+/// symlink or a file, the path "/dev/null" would bind whatever it names
+/// (/proc/sys/kernel/core_pattern, a host file through a volume) over the
+/// masked paths, writable. Refused as runc 1.2.8 refuses it. The masks are
+/// then bound from this fd, so the path is never looked up again.
+fn verified_dev_null(root: &Root) -> Result<OwnedFd> {
+    let refuse = |what: String| {
+        Error::Container(format!("linux.maskedPaths: /dev/null is not the character device 1:3 ({what}): cannot mask with it"))
+    };
+    let dev = root.open_path(Path::new("/dev"), Create::No).map_err(|e| refuse(e.to_string()))?;
+    let flags = if crate::linux::probe::has_o_path() { libc::O_PATH } else { libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY };
+    // SAFETY: valid fd and C string; the fd returned is ours.
+    let fd = unsafe { libc::openat(dev.as_raw_fd(), c"null".as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(refuse(if e.raw_os_error() == Some(libc::ELOOP) { "a symlink".into() } else { e.to_string() }));
+    }
+    // SAFETY: just opened.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| refuse(e.to_string()))?;
+    let kind = st.st_mode & libc::S_IFMT;
+    let (ma, mi) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    if kind != libc::S_IFCHR || (ma, mi) != (1, 3) {
+        return Err(refuse(match kind {
+            libc::S_IFLNK => "a symlink".into(),
+            libc::S_IFREG => "a regular file".into(),
+            libc::S_IFDIR => "a directory".into(),
+            libc::S_IFCHR => format!("the character device {ma}:{mi}"),
+            libc::S_IFBLK => format!("the block device {ma}:{mi}"),
+            _ => "not a device".into(),
+        }));
+    }
+    Ok(fd)
+}
+
 /// readonlyPaths: bind onto itself, then remount read-only. `root` is the
-/// new "/".
+/// new "/". Called inside `ProcFs::at_fd_dir`: the fds are named through
+/// the verified procfs, not the container's /proc.
 pub fn readonly(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
         let Some(fd) = existing(root, p)? else { continue };
-        let target = proc_fd_path(&fd);
-        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-            .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
+        let named = |e: Error| Error::Container(format!("linux.readonlyPaths {p}: {e}"));
+        let target = procfs::fd_path(&fd);
+        mount(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(named)?;
+        // The bind replaced what the fd pointed at.
         let fd2 = root.open_path(Path::new(p), Create::No)?;
-        remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-            .or_else(|_| remount_bind(&proc_fd_path(&fd2), MsFlags::MS_RDONLY))
-            .map_err(|e| Error::Container(format!("linux.readonlyPaths {p}: {e}")))?;
-        let _ = fd.as_raw_fd();
+        let target = procfs::fd_path(&fd2);
+        remount_bind(&target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+            .or_else(|_| remount_bind(&target, MsFlags::MS_RDONLY))
+            .map_err(named)?;
     }
     Ok(())
 }

@@ -211,8 +211,8 @@ impl Trampoline {
     }
 
     /// Exec `path` with `argv` and `envp` through the trampoline. Returns
-    /// only on failure. execve of /proc/self/fd/N first (a seccomp profile
-    /// that lets the program start allows execve), execveat without /proc.
+    /// only on failure. execveat of the handle first, execve of
+    /// /proc/self/fd/N where that is missing or refused.
     pub fn exec(&self, path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> std::io::Error {
         let mut targv: Vec<*const libc::c_char> = Vec::with_capacity(argv.len() + 2);
         targv.push(MARKER.as_ptr());
@@ -223,12 +223,17 @@ impl Trampoline {
         };
         // SAFETY: NUL-terminated pointer arrays into live CStrings.
         unsafe {
-            libc::execve(via_proc.as_ptr(), targv.as_ptr(), envp.as_ptr());
+            // The handle itself: a path through the container's /proc
+            // could be overmounted to name something else (the runtime's
+            // own binary, CVE-2025-52881's class).
+            libc::syscall(libc::SYS_execveat, self.0.as_raw_fd(), c"".as_ptr(), targv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
             let e = std::io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
+            // No execveat (before 3.19), or a profile that allows only
+            // execve: through procfs.
+            if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EACCES)) {
                 return e;
             }
-            libc::syscall(libc::SYS_execveat, self.0.as_raw_fd(), c"".as_ptr(), targv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+            libc::execve(via_proc.as_ptr(), targv.as_ptr(), envp.as_ptr());
         }
         std::io::Error::last_os_error()
     }
