@@ -40,7 +40,8 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         total += n * mul;
         rest = &rest[u_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // A duration past u64 seconds is refused, not a panic (issue 19 #8).
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 fn emit(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
@@ -132,5 +133,8 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+        // issue 19 #8: was a panic
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("98999999899999999h").is_err());
     }
 }

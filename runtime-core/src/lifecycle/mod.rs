@@ -146,7 +146,10 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         } else {
             rt.trim_start_matches('+').parse().map_err(|_| Error::Usage(format!("invalid signal {s:?}")))?
         };
-        return Ok(libc::SIGRTMIN() + off);
+        // Within RTMIN..RTMAX, and no overflow on the way (found by
+        // tests/fuzz.rs: "rtmin2147483647").
+        let (lo, hi) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        return lo.checked_add(off).filter(|n| (lo..=hi).contains(n)).ok_or_else(|| Error::Usage(format!("invalid signal {s:?}")));
     }
     full.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| Error::Usage(format!("invalid signal {s:?}")))
 }
@@ -181,5 +184,10 @@ mod tests {
         assert_eq!(parse_signal("hup").unwrap(), 1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("RTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
+        assert_eq!(parse_signal("RTMIN").unwrap(), libc::SIGRTMIN());
+        assert!(parse_signal("RTMIN+-3").is_err());
+        assert!(parse_signal("rtmin2147483647").is_err());
+        assert!(parse_signal("RTMIN+31").is_err());
     }
 }
