@@ -1139,3 +1139,170 @@ fn hostile_state_json() {
     let _ = victim.wait();
     report("state.json", rows.len(), invocations, failures);
 }
+
+// ----- exec --process and update -r: what containerd sends a running container -----
+
+/// A bad input for a running container and the words its error must name.
+struct LiveRow {
+    name: &'static str,
+    file: Patch,
+    want: Vec<&'static str>,
+    after: Option<u32>,
+    /// Read this path instead of a file the row writes.
+    path: Option<&'static str>,
+}
+
+fn live(name: &'static str, file: Patch, want: &[&'static str]) -> LiveRow {
+    LiveRow { name, file, want: want.to_vec(), after: None, path: None }
+}
+
+impl LiveRow {
+    fn after(mut self, n: u32) -> LiveRow {
+        self.after = Some(n);
+        self
+    }
+    fn path(mut self, p: &'static str) -> LiveRow {
+        self.path = Some(p);
+        self
+    }
+}
+
+fn exec_rows() -> Vec<LiveRow> {
+    vec![
+        live("process.json empty", text(""), &["process.json", "line 1"]),
+        live("process.json not json", text("{args: sh}"), &["process.json", "line 1"]),
+        live("process.json an array", text("[]"), &["process.json"]),
+        live("process.json is a directory", ConfigDir, &["process.json"]),
+        live("args empty", set("/args", json!([])), &["args"]),
+        live("args missing", del("/args"), &["args"]),
+        live("args a string", set("/args", json!("sh")), &["args"]),
+        live("args[1] with NUL", set("/args", json!(["sh", "-c\u{0}x"])), &["args[1]", "NUL"]),
+        live("args[0] not found", set("/args", json!(["no-such-binary-xyz"])), &["no-such-binary-xyz", "not found"]),
+        live("cwd relative", set("/cwd", json!("tmp")), &["cwd"]),
+        live("cwd missing", del("/cwd"), &["cwd"]),
+        live("env[0] no =", set("/env", json!(["NOEQUALS"])), &["env[0]"]),
+        live("env[0] empty name", set("/env", json!(["=x"])), &["env[0]"]),
+        live("env a string", set("/env", json!("A=b")), &["env"]),
+        live("user.uid negative", set("/user/uid", json!(-1)), &["user.uid"]),
+        live("user.uid string", set("/user/uid", json!("0")), &["user.uid"]),
+        live("user missing", del("/user"), &["user"]),
+        live("capabilities.bounding a string", set("/capabilities", json!({"bounding": "CAP_KILL"})), &["capabilities.bounding"]),
+        live("rlimits[0].type unknown", set("/rlimits", json!([{"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}])), &["rlimits[0]"]),
+        live("rlimits[0] soft above hard", set("/rlimits", json!([{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}])), &["rlimits[0]"]),
+        live("noNewPrivileges string", set("/noNewPrivileges", json!("yes")), &["noNewPrivileges"]),
+        live("oomScoreAdj string", set("/oomScoreAdj", json!("1")), &["oomScoreAdj"]),
+        live("scheduler.nice 100", set("/scheduler", json!({"policy": "SCHED_OTHER", "nice": 100})), &["scheduler.nice"]),
+        live("apparmorProfile number", set("/apparmorProfile", json!(5)), &["apparmorProfile"]),
+    ]
+}
+
+fn update_rows() -> Vec<LiveRow> {
+    vec![
+        live("resources empty file", text(""), &["resources"]),
+        live("resources not json", text("{memory"), &["resources"]),
+        live("resources an array", text("[1]"), &["resources"]),
+        live("memory.limit a string", set("/memory", json!({"limit": "1G"})), &["memory.limit"]),
+        live("memory.limit float", set("/memory", json!({"limit": 1.5})), &["memory.limit"]),
+        live("memory.limit -5", set("/memory", json!({"limit": -5})), &["memory"]),
+        live("memory.swap below the limit", set("/memory", json!({"limit": 67108864, "swap": 1048576})), &["memory"]),
+        live("cpu.shares a string", set("/cpu", json!({"shares": "x"})), &["cpu.shares"]),
+        live("cpu.quota -5", set("/cpu", json!({"quota": -5, "period": 100000})), &["cpu"]),
+        live("cpu.cpus 999", set("/cpu", json!({"cpus": "999"})), &["cpus"]),
+        live("cpu.mems letters", set("/cpu", json!({"mems": "abc"})), &["mems"]),
+        live("pids.limit a string", set("/pids", json!({"limit": "x"})), &["pids.limit"]),
+        live("blockIO.weight a string", set("/blockIO", json!({"weight": "x"})), &["blockIO.weight"]),
+        live("unified key with ..", set("/unified", json!({"../../cgroup.procs": "1"})), &["unified"]),
+        // #9: `update -r` reads without bound.
+        live("resources from /dev/zero", Bytes(vec![]), &["/dev/zero"]).path("/dev/zero").after(9),
+    ]
+}
+
+/// The container's pids (from `ps`).
+fn container_pids(t: &Harness) -> Vec<i32> {
+    let o = t.rt(&["ps", "--format", "json", &t.id]);
+    serde_json::from_str::<Vec<i32>>(o.stdout.trim()).unwrap_or_default()
+}
+
+/// Bad `exec --process` files and `update -r` files against a running
+/// container: each refused at once, naming the field, with no process
+/// added to the container and the container still running with the
+/// limits it had.
+#[test]
+fn hostile_exec_and_update_input() {
+    let mut t = harness!("hostile-live");
+    t.args(&["sh", "-c", "sleep 300"]);
+    t.resource("memory", json!({"limit": 268435456}));
+    t.run_detached().assert_ok();
+    let pids = container_pids(&t);
+    assert!(!pids.is_empty(), "no container process");
+    let pid = t.pid();
+    let limit = || cg_read(pid, "memory", "memory.limit_in_bytes");
+    let limit0 = limit();
+    let good_process = json!({"args": ["sh", "-c", "exit 0"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
+    let mut failures = Vec::new();
+    let mut invocations = 0;
+    let (exec, update) = (exec_rows(), update_rows());
+    for (verb, rows, base) in [("exec", &exec, good_process), ("update", &update, json!({}))] {
+        let file = t.dir.join(if verb == "exec" { "process.json" } else { "resources.json" });
+        for r in rows.iter() {
+            if !only(r.name) {
+                continue;
+            }
+            let _ = fs::remove_file(&file);
+            let _ = fs::remove_dir_all(&file);
+            let path = match (&r.file, r.path) {
+                (_, Some(p)) => p.to_string(),
+                (Bytes(b), None) => {
+                    fs::write(&file, b).unwrap();
+                    file.display().to_string()
+                }
+                (ConfigDir, None) => {
+                    fs::create_dir(&file).unwrap();
+                    file.display().to_string()
+                }
+                (p, None) => {
+                    let mut v = base.clone();
+                    apply(p, &mut v);
+                    fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+                    file.display().to_string()
+                }
+            };
+            let args: Vec<&str> = if verb == "exec" { vec!["exec", "--process", &path, &t.id] } else { vec!["update", "-r", &path, &t.id] };
+            let start = Instant::now();
+            let o = t.rt_timeout(&args, ROW_TIMEOUT);
+            invocations += 1;
+            if show() {
+                eprintln!("[{verb} {}] code {} stderr: {}", r.name, o.code(), o.stderr.trim());
+            }
+            let mut why = Vec::new();
+            if o.timed_out {
+                why.push(format!("no answer within {ROW_TIMEOUT:?}"));
+            } else if o.ok() {
+                why.push("succeeded".into());
+            }
+            let missing: Vec<&str> = r.want.iter().copied().filter(|w| !contains_ci(&o.stderr, w)).collect();
+            if !missing.is_empty() {
+                why.push(format!("error does not name {missing:?}"));
+            }
+            if t.status().as_deref() != Some("running") {
+                why.push(format!("the container is {:?} afterwards", t.status()));
+            }
+            let now = container_pids(&t);
+            if now != pids {
+                why.push(format!("container processes {now:?}, were {pids:?}"));
+            }
+            if limit() != limit0 {
+                why.push(format!("memory limit {} (was {limit0})", limit()));
+            }
+            if !why.is_empty() {
+                let name = format!("{verb}: {}", r.name);
+                failures.push((
+                    name,
+                    r.after,
+                    format!("{} ({:.1} s)\n    stderr: {}", why.join(", "), start.elapsed().as_secs_f64(), o.stderr.trim()),
+                ));
+            }
+        }
+    }
+    report("exec --process and update -r", exec.len() + update.len(), invocations, failures);
+}

@@ -123,6 +123,40 @@ fn nul_at(v: &Value, here: &str) -> Option<String> {
     }
 }
 
+/// What config.json's `process` and an `exec --process` file must both
+/// satisfy; the error is (JSON path with `prefix`, message).
+fn check_process(p: &oci_spec::runtime::Process, prefix: &str) -> std::result::Result<(), (String, String)> {
+    let err = |f: &str, m: String| Err((format!("{prefix}{f}"), m));
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return err("args", "must not be empty".into());
+    }
+    if !p.cwd().is_absolute() {
+        return err("cwd", format!("{:?} must be an absolute path", p.cwd()));
+    }
+    for (i, e) in p.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            return err(&format!("env[{i}]"), format!("{e:?} is not of the form KEY=value"));
+        }
+        if e.starts_with('=') {
+            return err(&format!("env[{i}]"), format!("environment variable name can't be empty: {e:?}"));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            return err(&format!("rlimits[{i}]"), format!("duplicate rlimit {:?}", r.typ()));
+        }
+        if r.soft() > r.hard() {
+            return err(&format!("rlimits[{i}]"), "soft limit is greater than the hard limit".into());
+        }
+    }
+    // runc 1.2's range; the kernel would clamp it silently.
+    if let Some(n) = p.scheduler().as_ref().and_then(|s| *s.nice()).filter(|n| !(-20..=19).contains(n)) {
+        return err("scheduler.nice", format!("{n} is outside -20..19"));
+    }
+    Ok(())
+}
+
 /// Parse an OCI `process` object (`exec --process FILE`), with the same
 /// leniency for capability names as config.json.
 pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Process, Option<CapSets>)> {
@@ -135,13 +169,11 @@ pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Pro
     if let Some(o) = v.as_object_mut() {
         o.remove("capabilities");
     }
+    if let Some(at) = nul_at(&v, "") {
+        return Err(Error::config(path, at, "contains a NUL byte"));
+    }
     let p: oci_spec::runtime::Process = typed(path, &v)?;
-    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::config(path, "args", "must not be empty"));
-    }
-    if !p.cwd().is_absolute() {
-        return Err(Error::config(path, "cwd", format!("{:?} must be an absolute path", p.cwd())));
-    }
+    check_process(&p, "").map_err(|(f, m)| Error::config(path, f, m))?;
     Ok((p, caps))
 }
 
@@ -266,36 +298,9 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
         Err(e) => return err("root.path", format!("{}: {e}", rp.display())),
     };
     // process
-    if let Some(p) = spec.process() {
-        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return err("process.args", "must not be empty".into());
-        }
-        if !p.cwd().is_absolute() {
-            return err("process.cwd", format!("{:?} must be an absolute path", p.cwd()));
-        }
-        for (i, e) in p.env().iter().flatten().enumerate() {
-            if !e.contains('=') {
-                return err(&format!("process.env[{i}]"), format!("{e:?} is not of the form KEY=value"));
-            }
-            if e.starts_with('=') {
-                return err(&format!("process.env[{i}]"), format!("environment variable name can't be empty: {e:?}"));
-            }
-        }
-        let mut seen = HashSet::new();
-        for (i, r) in p.rlimits().iter().flatten().enumerate() {
-            if !seen.insert(format!("{:?}", r.typ())) {
-                return err(&format!("process.rlimits[{i}]"), format!("duplicate rlimit {:?}", r.typ()));
-            }
-            if r.soft() > r.hard() {
-                return err(&format!("process.rlimits[{i}]"), "soft limit is greater than the hard limit".into());
-            }
-        }
-        // runc 1.2's range; the kernel would clamp it silently.
-        if let Some(n) = p.scheduler().as_ref().and_then(|s| *s.nice()).filter(|n| !(-20..=19).contains(n)) {
-            return err("process.scheduler.nice", format!("{n} is outside -20..19"));
-        }
-    } else {
-        return err("process", "must be set".into());
+    match spec.process() {
+        Some(p) => check_process(p, "process.").map_err(|(f, m)| Error::config(path, f, m))?,
+        None => return err("process", "must be set".into()),
     }
     // mounts
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
