@@ -9,7 +9,7 @@ APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protob
 # libcap-ng.
 GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make libseccomp-dev libcap-ng-dev
 
-.PHONY: all build links deps guest-deps guest run test unit bench bench-vmm conformance fmt clippy clean link-order
+.PHONY: all build links deps guest-deps guest run test unit fuzz bench bench-vmm conformance fmt clippy clean link-order
 
 # Runtimes the conformance page compares (ours as they exist, and peers).
 CONFORMANCE_RUNTIMES = $(foreach r,rpc-runc rpc-runlxc rpc-runv,$(if $(wildcard target/release/$(r)),--runtime $(r)=target/release/$(r))) \
@@ -79,6 +79,15 @@ test: deps build guest
 
 unit:
 	$(CARGO) test --workspace --release --lib --bins
+
+# The fuzz targets of runtime-core, the shim and rpc-vmm for FUZZ_SECS
+# each (the 2 s pass with a fixed seed is part of `make test`), with a
+# new seed each run unless RPC_FUZZ_SEED is set. Crashes are saved in
+# $$TMPDIR/rpc-fuzz-crashes (see testkit/src/fuzz.rs).
+FUZZ_SECS ?= 60
+fuzz:
+	RPC_FUZZ_SECS=$(FUZZ_SECS) RPC_FUZZ_SEED=$${RPC_FUZZ_SEED:-time} \
+		$(CARGO) test --release -p runtime-core -p shim -p vmm --test fuzz -- --test-threads=2
 
 bench: deps build
 	python3 bench/bench.py

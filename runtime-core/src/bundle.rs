@@ -131,7 +131,11 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
     // spec says to ignore, or an error to report by JSON path) goes the
     // lenient way below: three times the work (a Value, printed, parsed
     // again).
-    if let Ok(mut spec) = serde_json::from_slice::<Spec>(data) {
+    // A NUL byte (only ever written `\u0000` in JSON) cannot reach a path,
+    // an argument or a name the kernel takes: the lenient way finds the
+    // string that holds it and reports it by JSON path.
+    let nul = data.windows(6).any(|w| w == b"\\u0000");
+    if let Some(mut spec) = (!nul).then(|| serde_json::from_slice::<Spec>(data).ok()).flatten() {
         if let Ok(raw) = serde_json::from_slice::<RawConfig>(data) {
             if let Some(p) = spec.process_mut() {
                 p.set_capabilities(None);
@@ -142,6 +146,9 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
     }
     let mut v: Value =
         serde_json::from_slice(data).map_err(|e| Error::config(path, format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
+    if let Some(at) = nul_at(&v, "") {
+        return Err(Error::config(path, at, "contains a NUL byte"));
+    }
     // Capabilities: oci-spec refuses names it does not know, runc and the
     // spec ignore them. Take them out, parse them ourselves.
     let caps = match v.pointer_mut("/process/capabilities").map(Value::take) {
@@ -153,6 +160,60 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<(Spec, Option<CapSets>)> {
     }
     let spec: Spec = typed(path, &v)?;
     Ok((spec, caps))
+}
+
+/// The JSON path of the first string (or member name) holding a NUL byte,
+/// annotations aside: they are only stored, as runc stores them.
+fn nul_at(v: &Value, here: &str) -> Option<String> {
+    match v {
+        Value::String(s) => s.contains('\0').then(|| here.to_string()),
+        Value::Array(a) => a.iter().enumerate().find_map(|(i, e)| nul_at(e, &format!("{here}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, e)| {
+            let p = if here.is_empty() { k.clone() } else { format!("{here}.{k}") };
+            if p == "annotations" {
+                return None;
+            }
+            if k.contains('\0') {
+                return Some(p);
+            }
+            nul_at(e, &p)
+        }),
+        _ => None,
+    }
+}
+
+/// What config.json's `process` and an `exec --process` file must both
+/// satisfy; the error is (JSON path with `prefix`, message).
+fn check_process(p: &oci_spec::runtime::Process, prefix: &str) -> std::result::Result<(), (String, String)> {
+    let err = |f: &str, m: String| Err((format!("{prefix}{f}"), m));
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return err("args", "must not be empty".into());
+    }
+    if !p.cwd().is_absolute() {
+        return err("cwd", format!("{:?} must be an absolute path", p.cwd()));
+    }
+    for (i, e) in p.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            return err(&format!("env[{i}]"), format!("{e:?} is not of the form KEY=value"));
+        }
+        if e.starts_with('=') {
+            return err(&format!("env[{i}]"), format!("environment variable name can't be empty: {e:?}"));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            return err(&format!("rlimits[{i}]"), format!("duplicate rlimit {:?}", r.typ()));
+        }
+        if r.soft() > r.hard() {
+            return err(&format!("rlimits[{i}]"), "soft limit is greater than the hard limit".into());
+        }
+    }
+    // runc 1.2's range; the kernel would clamp it silently.
+    if let Some(n) = p.scheduler().as_ref().and_then(|s| *s.nice()).filter(|n| !(-20..=19).contains(n)) {
+        return err("scheduler.nice", format!("{n} is outside -20..19"));
+    }
+    Ok(())
 }
 
 /// Parse an OCI `process` object (`exec --process FILE`), with the same
@@ -167,13 +228,11 @@ pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Pro
     if let Some(o) = v.as_object_mut() {
         o.remove("capabilities");
     }
+    if let Some(at) = nul_at(&v, "") {
+        return Err(Error::config(path, at, "contains a NUL byte"));
+    }
     let p: oci_spec::runtime::Process = typed(path, &v)?;
-    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::config(path, "args", "must not be empty"));
-    }
-    if !p.cwd().is_absolute() {
-        return Err(Error::config(path, "cwd", format!("{:?} must be an absolute path", p.cwd())));
-    }
+    check_process(&p, "").map_err(|(f, m)| Error::config(path, f, m))?;
     Ok((p, caps))
 }
 
@@ -186,11 +245,18 @@ pub fn typed<T: serde::de::DeserializeOwned>(path: &Path, v: &Value) -> Result<T
     serde_json::from_slice(&text).map_err(|e| {
         let msg = e.to_string();
         let msg = msg.rsplit_once(" at line ").map(|(m, _)| m.to_string()).unwrap_or(msg);
-        Error::config(path, path_at_line(&text, e.line()), msg)
+        let mut at = path_at_line(&text, e.line());
+        // serde reports a missing member at the end of its object, whose
+        // path `path_at_line` gives: name the member itself.
+        if let Some(field) = msg.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+            at = if at.is_empty() { field.to_string() } else { format!("{at}.{field}") };
+        }
+        Error::config(path, at, msg)
     })
 }
 
-/// The JSON path of the member on `line` (1-based) of pretty-printed JSON.
+/// The JSON path of the member on `line` (1-based) of pretty-printed JSON;
+/// on a closing line, the path of the container it closes.
 fn path_at_line(text: &[u8], line: usize) -> String {
     // Each open container: its name in the path and, for arrays, the
     // index of the next element.
@@ -200,10 +266,10 @@ fn path_at_line(text: &[u8], line: usize) -> String {
         let l = raw.trim();
         let closing = l.starts_with('}') || l.starts_with(']');
         if closing {
-            stack.pop();
             if n + 1 >= line {
-                break;
+                return dotted(&stack);
             }
+            stack.pop();
             continue;
         }
         let (name, rest) = if let Some(r) = l.strip_prefix('"').and_then(|r| r.split_once("\": ")) {
@@ -218,13 +284,7 @@ fn path_at_line(text: &[u8], line: usize) -> String {
                 _ => (String::new(), l),
             }
         };
-        let prefix: String = stack.iter().map(|(k, _)| k.as_str()).filter(|k| !k.is_empty()).fold(String::new(), |acc, k| {
-            if acc.is_empty() || k.starts_with('[') {
-                acc + k
-            } else {
-                acc + "." + k
-            }
-        });
+        let prefix = dotted(&stack);
         here = if prefix.is_empty() {
             name.clone()
         } else if name.starts_with('[') {
@@ -245,6 +305,17 @@ fn path_at_line(text: &[u8], line: usize) -> String {
         }
     }
     here
+}
+
+/// `a.b[1].c` from the names of the open containers.
+fn dotted(stack: &[(String, Option<usize>)]) -> String {
+    stack.iter().map(|(k, _)| k.as_str()).filter(|k| !k.is_empty()).fold(String::new(), |acc, k| {
+        if acc.is_empty() || k.starts_with('[') {
+            acc + k
+        } else {
+            acc + "." + k
+        }
+    })
 }
 
 pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
@@ -276,6 +347,9 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
     let Some(root) = spec.root() else {
         return err("root", "must be set".into());
     };
+    if root.path().as_os_str().is_empty() {
+        return err("root.path", "must not be empty".into());
+    }
     let rp = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
     let rootfs = match std::fs::canonicalize(&rp) {
         Ok(p) if p.is_dir() => p,
@@ -283,29 +357,9 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
         Err(e) => return err("root.path", format!("{}: {e}", rp.display())),
     };
     // process
-    if let Some(p) = spec.process() {
-        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return err("process.args", "must not be empty".into());
-        }
-        if !p.cwd().is_absolute() {
-            return err("process.cwd", format!("{:?} must be an absolute path", p.cwd()));
-        }
-        for (i, e) in p.env().iter().flatten().enumerate() {
-            if !e.contains('=') {
-                return err(&format!("process.env[{i}]"), format!("{e:?} is not of the form KEY=value"));
-            }
-        }
-        let mut seen = HashSet::new();
-        for (i, r) in p.rlimits().iter().flatten().enumerate() {
-            if !seen.insert(format!("{:?}", r.typ())) {
-                return err(&format!("process.rlimits[{i}]"), format!("duplicate rlimit {:?}", r.typ()));
-            }
-            if r.soft() > r.hard() {
-                return err(&format!("process.rlimits[{i}]"), "soft limit is greater than the hard limit".into());
-            }
-        }
-    } else {
-        return err("process", "must be set".into());
+    match spec.process() {
+        Some(p) => check_process(p, "process.").map_err(|(f, m)| Error::config(path, f, m))?,
+        None => return err("process", "must be set".into()),
     }
     // mounts
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -395,6 +449,12 @@ pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
             return err(&format!("linux.devices[{i}].{f}"), m);
         }
     }
+    // runc refuses intelRdt on a host without it; we have no RDT support
+    // (`features` says so), and ignoring it would drop an isolation the
+    // config asked for.
+    if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
+        return err("linux.intelRdt", "Intel RDT is not supported by this runtime".into());
+    }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         if !matches!(p, "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable") {
             return err("linux.rootfsPropagation", format!("unknown propagation {p:?}"));
@@ -449,6 +509,36 @@ mod tests {
         assert!(e.to_string().contains("process.user.uid"), "{e}");
         let e = check("{not json").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn missing_members_are_named() {
+        let e = check(&cfg("").replace(r#""cwd":"/","#, "")).unwrap_err();
+        assert!(e.to_string().contains("process.cwd: missing field `cwd`"), "{e}");
+        let e = check(&cfg("").replace(r#""user":{"uid":0,"gid":0},"#, "")).unwrap_err();
+        assert!(e.to_string().contains("process.user: missing field `user`"), "{e}");
+        let e = check(&cfg(r#","mounts":[{"type":"tmpfs"}]"#)).unwrap_err();
+        assert!(e.to_string().contains("mounts[0].destination: missing field"), "{e}");
+    }
+
+    #[test]
+    fn nul_bytes_are_named() {
+        let e = check(&cfg("").replace(r#""args":["sh"]"#, r#""args":["sh","a\u0000b"]"#)).unwrap_err();
+        assert_eq!(e.to_string(), "config.json: process.args[1]: contains a NUL byte");
+        let e = check(&cfg(r#","hostname":"a\u0000""#)).unwrap_err();
+        assert!(e.to_string().contains("config.json: hostname: contains a NUL byte"), "{e}");
+        // annotations are only stored; an escaped backslash is no NUL
+        check(
+            &cfg(r#","annotations":{"a":"b\u0000"},"hostname":"\\u0000""#)
+                .replace(r#"[{"type":"mount"}]"#, r#"[{"type":"mount"},{"type":"uts"}]"#),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn empty_root_path() {
+        let e = check(&cfg("").replace(r#""path":"/""#, r#""path":"""#)).unwrap_err();
+        assert_eq!(e.to_string(), "config.json: root.path: must not be empty");
     }
 
     #[test]

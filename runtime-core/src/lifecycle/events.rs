@@ -155,5 +155,6 @@ mod tests {
         assert_eq!(parse_duration("2562047h").unwrap(), Duration::from_secs(2562047 * 3600));
         assert_eq!(parse_duration("+1s").unwrap(), Duration::from_secs(1));
         assert_eq!(parse_duration("-0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("98999999899999999h").is_err());
     }
 }

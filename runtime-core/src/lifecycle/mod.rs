@@ -215,6 +215,11 @@ mod tests {
         assert_eq!(parse_signal("hup").unwrap(), 1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("RTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
+        assert_eq!(parse_signal("RTMIN").unwrap(), libc::SIGRTMIN());
+        assert!(parse_signal("RTMIN+-3").is_err());
+        assert!(parse_signal("rtmin2147483647").is_err());
+        assert!(parse_signal("RTMIN+31").is_err());
     }
 
     #[test]

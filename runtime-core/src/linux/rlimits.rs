@@ -28,7 +28,7 @@ pub fn resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 }
 
 pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
-    for r in limits {
+    for (i, r) in limits.iter().enumerate() {
         let res = resource(r.typ());
         let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
         // SAFETY: valid rlimit struct.
@@ -42,9 +42,10 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
             } else {
                 String::new()
             };
+            // The spec's name (RLIMIT_NOFILE), as the config spells it.
+            let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             return Err(Error::Container(format!(
-                "process.rlimits: setting {:?} to soft {} hard {}: {e}{hint}",
-                r.typ(),
+                "process.rlimits[{i}]: setting {name} to soft {} hard {}: {e}{hint}",
                 r.soft(),
                 r.hard()
             )));

@@ -53,7 +53,10 @@ pub fn apply_scheduler(s: &Scheduler) -> Result<()> {
     };
     // SAFETY: a valid sched_attr for the calling thread.
     if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
-        return Err(Error::Io { context: format!("process.scheduler (policy {:?})", s.policy()), source: std::io::Error::last_os_error() });
+        let source = std::io::Error::last_os_error();
+        // The policy as the config spells it (SCHED_FIFO).
+        let policy = serde_json::to_value(s.policy()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        return Err(Error::Io { context: format!("process.scheduler (policy {policy})"), source });
     }
     Ok(())
 }
