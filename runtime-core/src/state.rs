@@ -226,10 +226,27 @@ fn encode(s: &State) -> Result<Vec<u8>> {
     serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))
 }
 
+/// Is `d` strictly below the mount point of one of `hs` (a container's
+/// cgroup, never a hierarchy's root), written without `.` or `..`?
+fn below_a_hierarchy(hs: &crate::linux::cgroups::Hierarchies, d: &Path) -> bool {
+    use std::path::Component;
+    d.is_absolute()
+        && d.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && hs.list.iter().any(|h| d.strip_prefix(&h.mountpoint).is_ok_and(|rest| rest.components().next().is_some()))
+}
+
 fn read_state(dir: &Path, id: &str) -> Result<State> {
     let p = dir.join(STATE_FILE);
     let d = read_file(&p, MAX_STATE, id)?;
-    serde_json::from_slice(&d).map_err(|e| Error::State { path: p, msg: format!("corrupt: {e}") })
+    let st: State = serde_json::from_slice(&d).map_err(|e| Error::State { path: p.clone(), msg: format!("corrupt: {e}") })?;
+    // delete --force kills every process in these and removes them: a
+    // path that is not a container's cgroup (a hierarchy's root, "..", a
+    // directory elsewhere) makes the file corrupt, never a target.
+    let hs = crate::linux::cgroups::Hierarchies::cached();
+    if let Some(bad) = st.cgroups.iter().find(|d| !below_a_hierarchy(hs, d)) {
+        return Err(Error::State { path: p, msg: format!("corrupt: cgroup path {} is not below a cgroup hierarchy", bad.display()) });
+    }
+    Ok(st)
 }
 
 impl Dir {

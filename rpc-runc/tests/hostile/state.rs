@@ -58,6 +58,14 @@ fn good_state(id: &str, t: &Harness) -> Value {
     })
 }
 
+/// A directory shaped like a cgroup whose cgroup.procs names `victim`.
+fn fake_cgroup(victim: i32) -> String {
+    let d = format!("/tmp/rpct-fake-cgroup-{victim}");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(format!("{d}/cgroup.procs"), format!("{victim}\n")).unwrap();
+    d
+}
+
 pub fn state_rows(victim: i32) -> Vec<StateRow> {
     use Expect::*;
     use StateFile::*;
@@ -82,6 +90,19 @@ pub fn state_rows(victim: i32) -> Vec<StateRow> {
         srow("state.json init.pid 2^31", Good(json!({"init": {"pid": 2147483648u64, "start_time": 1}})), Fail(&["state.json"])).after(9),
         srow("state.json cgroups a string", Good(json!({"cgroups": "/sys/fs/cgroup"})), Fail(&["state.json"])).after(9),
         srow("state.json missing members", Bytes(b"{}".to_vec()), Fail(&["state.json"])).after(9),
+        // delete --force kills what the recorded cgroups hold: a directory
+        // that is not a container's cgroup (here a fake one holding the
+        // victim) must make the file corrupt, not a target.
+        srow(
+            "state.json cgroup outside every hierarchy",
+            Good(json!({"cgroups": [fake_cgroup(victim)]})),
+            Fail(&["not below a cgroup hierarchy"]),
+        ),
+        srow(
+            "state.json cgroup with ..",
+            Good(json!({"cgroups": ["/sys/fs/cgroup/pids/rpct-none/.."]})),
+            Fail(&["not below a cgroup hierarchy"]),
+        ),
         // Pids that are not ours: the start time does not match, so
         // nothing may be signalled (the victim must survive).
         srow("state.json init is a stranger", Good(json!({"init": {"pid": victim, "start_time": 1}})), Status("stopped")),
