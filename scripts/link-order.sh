@@ -38,7 +38,15 @@ if [ "${1:-}" = --if-stale ]; then
 fi
 command -v valgrind >/dev/null || { echo "link-order: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 work=$(mktemp -d /tmp/rpc-link-order.XXXXXX)
-trap 'rm -rf "$work" /tmp/rpc-link-order-cg' EXIT
+trap 'umount "$work/bin" 2>/dev/null; rm -rf "$work" /tmp/rpc-link-order-cg' EXIT
+# Profile a copy on a read-only mount: the runtime then runs as it is
+# instead of re-executing itself through a sealed view (linux/exe_seal.rs),
+# which valgrind would follow as a second program.
+mkdir -p "$work/bin"
+cp "$BIN" "$work/bin/rpc-runc"
+mount --bind "$work/bin" "$work/bin"
+mount -o remount,bind,ro "$work/bin"
+BIN=$work/bin/rpc-runc
 root=$work/root
 scripts/mkbundle.sh "$work/b" 'true' >/dev/null
 cp -a "$work/b" "$work/plain"
