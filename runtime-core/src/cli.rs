@@ -181,6 +181,16 @@ pub struct Identity {
 
 /// Parse the command line, run the verb, return the exit code.
 pub fn main(id: &Identity, backend: &dyn Backend) -> i32 {
+    // Sealing may re-execute us: do it before any other work (the parse
+    // below runs again in the new image). `dispatch` checks once more,
+    // for command lines this scan does not read as clap does.
+    if let Some(root) = spawning_verb_root(std::env::args_os().skip(1), id.default_root) {
+        let scratch = root.ancestors().find(|p| p.is_dir()).unwrap_or(std::path::Path::new("/")).to_path_buf();
+        if let Err(e) = crate::linux::exe_seal::ensure(&scratch) {
+            eprintln!("{}: {e}", id.name);
+            return 1;
+        }
+    }
     // clap's command tree and matches are left to the process exit:
     // dropping them took ~100k instructions on every call.
     let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -217,6 +227,32 @@ pub fn main(id: &Identity, backend: &dyn Backend) -> i32 {
             1
         }
     }
+}
+
+/// A quick read of the command line, before clap: if the verb puts
+/// processes into a container (create, run, exec), the --root it names.
+fn spawning_verb_root(args: impl Iterator<Item = std::ffi::OsString>, default_root: &str) -> Option<PathBuf> {
+    let mut root = PathBuf::from(default_root);
+    let mut args = args.peekable();
+    while let Some(a) = args.next() {
+        let Some(s) = a.to_str() else { return None };
+        match s {
+            "create" | "run" | "exec" => return Some(root),
+            "--root" => root = PathBuf::from(args.next()?),
+            "--log" | "--log-format" | "--criu" => {
+                args.next()?;
+            }
+            "--rootless" => {
+                if args.peek().and_then(|v| v.to_str()).is_some_and(|v| matches!(v, "true" | "false" | "auto")) {
+                    args.next();
+                }
+            }
+            _ if s.starts_with("--root=") => root = PathBuf::from(&s["--root=".len()..]),
+            _ if s.starts_with('-') => {}
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
@@ -344,4 +380,25 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::Container(e.to_string()))?;
     println!("{s}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(args: &[&str]) -> Option<PathBuf> {
+        spawning_verb_root(args.iter().map(std::ffi::OsString::from), "/run/x")
+    }
+
+    /// The early scan finds the verbs that seal, and the --root clap would.
+    #[test]
+    fn the_early_scan_reads_verb_and_root_as_clap_does() {
+        assert_eq!(scan(&["run", "c1"]), Some("/run/x".into()));
+        assert_eq!(scan(&["--root", "/r", "--log", "run", "exec", "c1"]), Some("/r".into()));
+        assert_eq!(scan(&["--debug", "--root=/r2", "--log-format", "json", "exec", "c1", "sh"]), Some("/r2".into()));
+        assert_eq!(scan(&["--rootless", "true", "create", "c1"]), Some("/run/x".into()));
+        assert_eq!(scan(&["state", "run"]), None);
+        assert_eq!(scan(&["--root", "/r", "delete", "exec"]), None);
+        assert_eq!(scan(&["--root"]), None);
+    }
 }
