@@ -235,7 +235,7 @@ fn spawning_verb_root(args: impl Iterator<Item = std::ffi::OsString>, default_ro
     let mut root = PathBuf::from(default_root);
     let mut args = args.peekable();
     while let Some(a) = args.next() {
-        let Some(s) = a.to_str() else { return None };
+        let s = a.to_str()?;
         match s {
             "create" | "run" | "exec" => return Some(root),
             "--root" => root = PathBuf::from(args.next()?),
