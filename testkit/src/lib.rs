@@ -1,7 +1,8 @@
 //! Test support shared by the rpc runtimes' integration tests, the shim's
 //! tests and the conformance runner: a busybox-static rootfs, receiving an
 //! fd over a unix socket (console sockets, seccomp agents), and looking at
-//! the host for what a runtime left behind (processes, mounts).
+//! the host for what a runtime left behind (processes, mounts, cgroups,
+//! descriptors: `leaks`).
 //!
 //! Only std and libc: the conformance runner stays a CLI-only driver of any
 //! runtime, and nothing here knows one.
@@ -9,6 +10,7 @@
 pub mod busybox;
 pub mod fdpass;
 pub mod host;
+pub mod leaks;
 pub mod oldkernel;
 
 pub use busybox::Busybox;
