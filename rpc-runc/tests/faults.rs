@@ -67,12 +67,17 @@ fn fault_binary() -> &'static Path {
 
 /// `BIN --root ROOT ARGS` the way the harness runs the runtime, with `env`.
 fn command(t: &Harness, bin: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    command_in(t, &t.root, bin, env, args)
+}
+
+/// The same with another `--root`.
+fn command_in(t: &Harness, root: &Path, bin: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     if testkit::oldkernel::enabled() {
         // SAFETY: install only makes the prctl (no allocation).
         unsafe { std::os::unix::process::CommandExt::pre_exec(&mut c, || old_kernel().install()) };
     }
-    c.arg("--root").arg(&t.root).args(args).current_dir(&t.dir).stdin(Stdio::null());
+    c.arg("--root").arg(root).args(args).current_dir(&t.dir).stdin(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -447,4 +452,79 @@ fn start_after_a_start_killed_at_the_fifo() {
 fn killed_at(t: &Harness, point: &str, args: &[&str]) {
     let o = fault_rt(t, &[("RPC_FAULT", point)], args);
     assert_eq!(o.code(), 137, "RPC_FAULT={point} did not kill the runtime: {}", o.describe());
+}
+
+/// A tmpfs of `pages` pages and `inodes` inodes at `dir`, with all but
+/// `free_pages` pages taken by a filler file.
+fn full_tmpfs(dir: &Path, pages: usize, inodes: usize, free_pages: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = std::ffi::CString::new("tmpfs").unwrap();
+    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    let opts = std::ffi::CString::new(format!("size={},nr_inodes={inodes},mode=0711", pages * 4096)).unwrap();
+    // SAFETY: valid C strings.
+    let r = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, opts.as_ptr() as *const _) };
+    assert_eq!(r, 0, "mount tmpfs on {}: {}", dir.display(), std::io::Error::last_os_error());
+    if pages > free_pages {
+        std::fs::write(dir.join("filler"), vec![b'x'; (pages - free_pages) * 4096]).unwrap();
+    }
+}
+
+/// `--root` on a full file system: every create either works (and deletes
+/// cleanly) or fails with an error that names the file it could not write
+/// and ENOSPC, and leaves nothing: no state dir, cgroup or process. The
+/// free space steps through each write of create (state dir, state.json,
+/// its rewrites with init's pid and "created", the exec fifo), so the
+/// failure lands before, while and after init exists.
+#[test]
+fn create_on_a_full_root_fails_cleanly() {
+    let _g = serial();
+    let mut t = harness!("fp-root-full");
+    let marker = format!("rf-{}", std::process::id());
+    t.marked_sleep(&marker);
+    t.write_config();
+    let b = t.bundle_str();
+    let base = testkit::leaks::Baseline::take();
+    let mut failed = 0;
+    let mut worked = 0;
+    let mut n = 0;
+    // (free pages, inodes): pages for state.json and its temp copy;
+    // inodes for the root, the filler, the state dir, state.json, its
+    // temp copy and the fifo.
+    let cases: Vec<(usize, usize)> = (0..4).map(|p| (p, 64)).chain((2..8).map(|i| (8, i))).collect();
+    for (free, inodes) in cases {
+        n += 1;
+        let root = t.dir.join(format!("full{n}"));
+        full_tmpfs(&root, 16, inodes, free);
+        let id = t.other_id(&format!("f{n}"));
+        let what = format!("{free} free pages, {inodes} inodes");
+        let rs = root.to_string_lossy().into_owned();
+        let rt = |args: &[&str]| t.exec(command_in(&t, &root, &runtime_path(), &[], args), T);
+        let o = rt(&["create", "--bundle", &b, &id]);
+        assert!(!o.timed_out, "{what}: create hangs: {}", o.describe());
+        if o.ok() {
+            worked += 1;
+            rt(&["start", &id]).assert_ok();
+            rt(&["delete", "--force", &id]).assert_ok();
+        } else {
+            failed += 1;
+            eprintln!("  {what}: {}", o.stderr.trim());
+            assert!(o.stderr.contains("No space left on device"), "{what}: unclear error: {}", o.describe());
+            assert!(o.stderr.contains(rs.as_str()), "{what}: the error does not name the file: {}", o.describe());
+            let st = rt(&["state", &id]);
+            assert!(st.stderr.contains("does not exist"), "{what}: {}", st.describe());
+        }
+        assert_eq!(testkit::leaks::dir_entries(&root), ["filler"], "{what}: left in --root");
+        let dir = format!("{}/", t.dir.display());
+        let ok = wait_until(Duration::from_secs(5), || {
+            testkit::processes_matching(|c| c.contains(&marker) || (c.contains(&dir) && c.contains(&id))).is_empty()
+                && cgroup_dirs_named(&id).is_empty()
+        });
+        assert!(ok, "{what}: processes or cgroups left: {:?} {:?}", processes_with_marker(&marker), cgroup_dirs_named(&id));
+        let c = std::ffi::CString::new(rs.as_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        assert!(base.leaked().is_empty(), "{what}: {:?}", base.leaked());
+    }
+    eprintln!("full --root: {failed} creates failed cleanly, {worked} worked");
+    assert!(failed > 0 && worked > 0, "the cases no longer reach both outcomes: {failed} failed, {worked} worked");
 }
