@@ -9,7 +9,7 @@ APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protob
 # libcap-ng.
 GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make libseccomp-dev libcap-ng-dev
 
-.PHONY: all build links deps guest-deps guest run test unit fuzz bench bench-vmm conformance fmt clippy clean link-order
+.PHONY: all build links deps guest-deps guest run test unit fuzz reliability bench bench-vmm conformance fmt clippy clean link-order
 
 # Runtimes the conformance page compares (ours as they exist, and peers).
 CONFORMANCE_RUNTIMES = $(foreach r,rpc-runc rpc-runlxc rpc-runv,$(if $(wildcard target/release/$(r)),--runtime $(r)=target/release/$(r))) \
@@ -88,6 +88,16 @@ FUZZ_SECS ?= 60
 fuzz:
 	RPC_FUZZ_SECS=$(FUZZ_SECS) RPC_FUZZ_SEED=$${RPC_FUZZ_SEED:-time} \
 		$(CARGO) test --release -p runtime-core -p shim -p vmm --test fuzz -- --test-threads=2
+
+# The load and fault suite at full size (issue 19): 10,000 create/start/
+# delete cycles sequential and 10,000 in 4 streams, 200 random kill -9 per
+# verb on top of every fault point (rpc-runc built with the fault-points
+# feature into target/fault-points), a full --root; 500 `ctr run --rm` and
+# 5 rounds of 50 tasks in one pod under containerd, a pod shim killed under
+# live tasks. `make test` runs the same tests at CI size.
+reliability: deps build
+	RPC_RELIABILITY=full $(CARGO) test --release -p rpc-runc --test load --test faults -- --nocapture --test-threads=1
+	RPC_RELIABILITY=full $(CARGO) test --release -p shim --test reliability -- --nocapture --test-threads=1
 
 bench: deps build
 	python3 bench/bench.py

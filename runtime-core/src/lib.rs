@@ -7,6 +7,7 @@ pub mod bounded;
 pub mod bundle;
 pub mod cli;
 pub mod error;
+pub mod fault;
 pub mod features;
 pub mod hooks;
 pub mod id;

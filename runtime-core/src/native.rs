@@ -25,6 +25,7 @@ impl Backend for Native {
         parent: &mut dyn spawn::Parent,
     ) -> Result<i32> {
         cgroups::create(&st.cgroups)?;
+        crate::fault!("create:after-cgroups");
         // Resources, and always the device rules: deny by default plus the
         // default allow list. linux.devices entries are not implicitly
         // allowed (as with runc): the config's rules decide.

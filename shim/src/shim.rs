@@ -67,10 +67,41 @@ fn remove_socket(address: &str) {
     }
 }
 
+/// Does a shim accept connections on `address`? A non-blocking connect:
+/// refused (or absent) means nobody listens; a full backlog (EAGAIN) still
+/// means a live, busy shim.
+fn listening(address: &str) -> bool {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    let Ok(sock) = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(addr) = nix::sys::socket::UnixAddr::new(path) else { return false };
+    match nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EAGAIN || e == nix::errno::Errno::EINPROGRESS,
+    }
+}
+
 impl containerd_shim::Shim for RpcShim {
     type T = Service;
 
     fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        if args.action == "start" || args.action == "delete" {
+            // containerd-shim 0.11 handles SIGPIPE through signal-hook, whose
+            // wake-up socket is gone while these short-lived actions exit: a
+            // SIGCHLD then makes its handler send into a closed socket, the
+            // EPIPE raises SIGPIPE, whose handler sends again, forever, and
+            // containerd waits on `start` for good (seen with 10 tasks
+            // started at once in one pod). Ignored, SIGPIPE cannot loop; the
+            // long-lived shim that `start` spawns installs its handler anew.
+            // SAFETY: plain call.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        }
         RpcShim {
             id: args.id.clone(),
             socket: args.socket.clone(),
@@ -104,9 +135,14 @@ impl containerd_shim::Shim for RpcShim {
             Err(e) => warn!("cleaning up {}: {e}", self.id),
         }
         unmount_rootfs(&bundle);
-        // The dead shim's socket (its address file is in the bundle).
+        // The dead shim's socket (its address file is in the bundle). In a
+        // pod the address is the pod's shim, which containerd also asks to
+        // clean up after each member task that goes: removing the socket of
+        // that live shim made the pod's next task start a second one.
         if let Ok(address) = containerd_shim::util::read_address() {
-            remove_socket(&address);
+            if !listening(&address) {
+                remove_socket(&address);
+            }
         }
         Ok(DeleteResponse {
             pid: 0,

@@ -40,7 +40,9 @@ impl Parent for Recorder<'_> {
     fn on_pid(&mut self, pid: i32) -> Result<()> {
         let start_time = process::start_time(pid).ok_or_else(|| Error::Container("container init exited at once".into()))?;
         self.st.init = Some(ProcRef { pid, start_time });
-        self.dir.save(&self.st)
+        self.dir.save(&self.st)?;
+        crate::fault!("create:after-pid-save");
+        Ok(())
     }
 
     fn on_hooks(&mut self, pid: i32) -> Result<(String, String)> {
@@ -51,6 +53,7 @@ impl Parent for Recorder<'_> {
         hooks::run_all("createRuntime", hooks::list(&self.bundle.spec, "createRuntime"), &json)?;
         let _ = pid;
         let created = OciState::new(&self.st, Status::Created).hook_json();
+        crate::fault!("create:after-hooks");
         Ok((String::from_utf8_lossy(&json).into_owned(), String::from_utf8_lossy(&created).into_owned()))
     }
 }
@@ -92,6 +95,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         _ => None,
     };
     let dir = rt.store.create(id)?;
+    crate::fault!("create:after-state-dir");
     // A cgroup already holding processes, or claimed by another create,
     // is not ours to take (nor to clean up): refuse before its paths are
     // recorded. The claim is held until init has joined (see `claim`).
@@ -122,7 +126,9 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     };
     let result = (|| -> Result<i32> {
         dir.save_first(&st, &bundle.raw)?;
+        crate::fault!("create:after-state-save");
         let listener = exec_listener(&dir)?;
+        crate::fault!("create:after-fifo");
         let mut extra_env = vec![];
         let mut preserve = a.preserve_fds;
         if let Some(n) =
@@ -144,6 +150,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;
         let pid = rt.backend.create(&st, &bundle, std::os::fd::AsRawFd::as_raw_fd(&handle), dir.lock_fd(), opts, &mut rec)?;
+        crate::fault!("create:after-ready");
         // Recorded so that `state` tells a finished create from one in
         // progress: both have a live init and a fifo, and any command
         // holding the lock (start, pause, delete) would otherwise read as
@@ -151,9 +158,11 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         let mut st = rec.st;
         st.status = Recorded::Created;
         dir.save(&st)?;
+        crate::fault!("create:before-pid-file");
         if let Some(pf) = &a.pid_file {
             state::write_atomic(pf, pid.to_string().as_bytes())?;
         }
+        crate::fault!("create:after-pid-file");
         Ok(pid)
     })();
     match result {

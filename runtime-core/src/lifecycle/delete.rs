@@ -35,6 +35,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         let _ = rt.backend.signal(&st, libc::SIGKILL, true);
         let _ = rt.backend.pause(&st, false);
     }
+    crate::fault!("delete:before-kill");
     match status {
         // A create that died: its init may still be on its way out.
         Status::Stopped if st.status == crate::state::Recorded::Creating => kill_and_wait(rt, &st, false)?,
@@ -43,6 +44,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         Status::Running | Status::Paused if force => kill_and_wait(rt, &st, status == Status::Paused)?,
         s => return Err(Error::Container(format!("cannot delete container {id} that is not stopped: {s}"))),
     }
+    crate::fault!("delete:after-kill");
     // Empty cgroups (the usual case: the pid namespace died with init) go
     // at once; otherwise kill whatever is left in them (no pid namespace,
     // or escaped helpers) first.
@@ -52,10 +54,12 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         }
         rt.backend.destroy(&st)?;
     }
+    crate::fault!("delete:after-destroy");
     if !st.hooks.poststop.is_empty() {
         let json = OciState::new(&st, Status::Stopped).hook_json();
         hooks::run_all_warn("poststop", &st.hooks.poststop, &json);
     }
+    crate::fault!("delete:after-poststop");
     dir.destroy()
 }
 

@@ -77,6 +77,7 @@ struct NoHooks;
 
 impl Parent for NoHooks {
     fn on_pid(&mut self, _pid: i32) -> Result<()> {
+        crate::fault!("exec:after-pid");
         Ok(())
     }
     fn on_hooks(&mut self, _pid: i32) -> Result<(String, String)> {
@@ -209,6 +210,7 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         host_fds: vec![],
     };
     let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), opts, &mut NoHooks)?;
+    crate::fault!("exec:after-ready");
     // The process runs from here on: if the caller cannot be given it (no
     // terminal, no pid file), it must not run on unknown to anyone.
     let after = (|| -> Result<Option<OwnedFd>> {
@@ -216,9 +218,11 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
             Some(sock) => Some(tty::recv_fd(sock.as_raw_fd())?),
             None => None,
         };
+        crate::fault!("exec:before-pid-file");
         if let Some(pf) = &a.pid_file {
             state::write_atomic(pf, pid.to_string().as_bytes())?;
         }
+        crate::fault!("exec:after-pid-file");
         Ok(master)
     })();
     let master = match after {

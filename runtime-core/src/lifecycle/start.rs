@@ -20,9 +20,16 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     }
     let init = st.init.ok_or(Error::NotRunning)?;
     let stopped = || Error::Container("cannot start a container that has stopped".into());
-    // Refused (init gone: its listener with it) or missing: stopped.
+    crate::fault!("start:before-fifo-read");
     let mut conn = match std::os::unix::net::UnixStream::connect(dir.exec_sock_addr()) {
         Ok(c) => c,
+        // Refused with init alive: an earlier `start` was answered and died
+        // before it removed the socket; init went on to the program.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) && crate::linux::process::alive(init.pid, init.start_time) => {
+            let _ = std::fs::remove_file(dir.exec_sock_path());
+            return Err(Error::Container("cannot start an already running container".into()));
+        }
+        // Refused (init gone: its listener with it) or missing: stopped.
         Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => return Err(stopped()),
         Err(e) => return Err(Error::Io { context: format!("connecting to {}", dir.exec_sock_path().display()), source: e }),
     };
@@ -30,18 +37,22 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     // go on to the program, which must not run.
     let pidfd = probe::pidfd_open(init.pid).and_then(|r| r.ok());
     match read_or_death(&mut conn, pidfd.as_ref().map(|p| p.as_raw_fd()), init) {
-        Some(1) => {}
+        Some(1) => {
+            crate::fault!("start:after-fifo-read");
+        }
         _ => return Err(gave_up(init, pidfd.as_ref())),
     }
     // EOF: the program is running (or init died on its way there).
     while !matches!(read_or_death(&mut conn, pidfd.as_ref().map(|p| p.as_raw_fd()), init), Some(0) | None) {}
     // No socket means running: no state write needed.
     let _ = std::fs::remove_file(dir.exec_sock_path());
+    crate::fault!("start:before-poststart");
     if !st.hooks.poststart.is_empty() {
         let json = OciState::new(&st, Status::Running).hook_json();
         // The spec: a failing poststart hook is logged, the others still run.
         hooks::run_all_warn("poststart", &st.hooks.poststart, &json);
     }
+    crate::fault!("start:after-poststart");
     Ok(())
 }
 

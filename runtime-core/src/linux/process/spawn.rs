@@ -100,6 +100,7 @@ pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
         unsafe { libc::_exit(0) };
     }
     drop(theirs);
+    crate::fault!(if spec.exec.is_some() { "exec:after-fork" } else { "create:after-fork" });
     let mut init_pid = 0;
     let r = drive(spec, parent, &mine, stage1, &mut init_pid);
     // stage-1 is our child: reap it. After a failure it may be waiting
@@ -173,6 +174,7 @@ fn spawn_direct(
         Ok(Parked::Parent(pid, go)) => (pid, go),
     };
     drop(theirs);
+    crate::fault!("create:after-clone");
     let mut init_pid = pid;
     let r = cgroups::join(spec.cgroup_dirs, pid).and_then(|()| parent.on_pid(pid)).and_then(|()| {
         release(go);
