@@ -421,30 +421,42 @@ fn kill_at_random_moments() {
     eprintln!("  state after the kill: {statuses:?}");
 }
 
-/// A `start` killed after it opened the exec fifo has released init (a
-/// parked init writes its byte as soon as the fifo has a reader, and goes
-/// on to exec): the program runs though the fifo is still there. A second
-/// `start` used to wait for a byte that would never come, for as long as
-/// the program ran; it must say the container runs, and `state` agree.
+/// A `start` killed before it connected to the exec socket has released
+/// nothing: a second `start` starts the container. One killed after
+/// init's answer has released it: the program runs though the socket is
+/// still there, and a second `start` must say the container runs (not
+/// wait, not call it stopped), and `state` agree.
 #[test]
-fn start_after_a_start_killed_at_the_fifo() {
+fn start_after_a_start_killed_at_the_exec_socket() {
     let _g = serial();
-    let mut t = harness!("fp-start-twice");
     if std::env::var_os("RPC_RUNTIME").is_some() {
         eprintln!("SKIP fp-start-twice: fault points are rpc-runc's own");
         return;
     }
-    let marker = format!("fs-{}", std::process::id());
-    t.marked_sleep(&marker);
-    t.create().assert_ok();
-    killed_at(&t, "start:before-fifo-read", &["start", &t.id]);
-    assert!(wait_until(T, || !processes_with_marker(&marker).is_empty()), "the program did not run");
-    let again = t.rt_timeout(&["start", &t.id], Duration::from_secs(20));
-    assert!(!again.timed_out, "second start hangs: {}", again.describe());
-    assert!(again.stderr.contains("already running"), "{}", again.describe());
-    assert_eq!(t.status().as_deref(), Some("running"));
-    t.delete_force().assert_ok();
-    t.assert_no_leftovers(&t.id, &marker);
+    for (point, released) in [("start:before-fifo-read", false), ("start:after-fifo-read", true)] {
+        let mut t = harness!("fp-start-twice");
+        let marker = format!("fs-{}-{released}", std::process::id());
+        t.marked_sleep(&marker);
+        t.create().assert_ok();
+        killed_at(&t, point, &["start", &t.id]);
+        if released {
+            assert!(wait_until(T, || !processes_with_marker(&marker).is_empty()), "{point}: the program did not run");
+        } else {
+            assert_eq!(t.status().as_deref(), Some("created"), "{point}");
+            assert!(processes_with_marker(&marker).is_empty(), "{point}: the program ran without a start");
+        }
+        let again = t.rt_timeout(&["start", &t.id], Duration::from_secs(20));
+        assert!(!again.timed_out, "{point}: second start hangs: {}", again.describe());
+        if released {
+            assert!(again.stderr.contains("already running"), "{point}: {}", again.describe());
+        } else {
+            again.assert_ok();
+            assert!(wait_until(T, || !processes_with_marker(&marker).is_empty()), "{point}: the program did not run");
+        }
+        assert_eq!(t.status().as_deref(), Some("running"), "{point}");
+        t.delete_force().assert_ok();
+        t.assert_no_leftovers(&t.id, &marker);
+    }
 }
 
 /// Run the fault binary with RPC_FAULT=point; it must have died there.
