@@ -98,8 +98,10 @@ fn a_kernel_without_the_newer_syscalls_gets_the_fallbacks() {
     assert!(text.contains("memfd_create: "), "no memfd fallback in the log:\n{text}");
     // Neither the new mount API nor memfd: the runtime's own image is an
     // unlinked private copy, and the copy's name is gone from --root.
-    assert!(text.contains("re-executing the runtime through a private unlinked copy"), "no copy fallback in the log:\n{text}");
-    assert!(text.contains("runtime image is protected: PrivateCopy"), "{text}");
+    assert!(
+        text.contains("runtime image is protected: PrivateCopy, re-executed through a private unlinked copy"),
+        "no copy fallback in the log:\n{text}"
+    );
     let left: Vec<_> =
         std::fs::read_dir(&t.root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".rpc-runtime")).collect();
     assert!(left.is_empty(), "copies left in --root: {left:?}");

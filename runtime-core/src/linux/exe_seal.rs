@@ -98,13 +98,20 @@ fn classify(fd: RawFd) -> Result<Option<Seal>> {
 /// directory of ours (the state root): the overlay's second, unused layer
 /// and, on old kernels, where the private copy is made.
 pub fn ensure(scratch: &Path) -> Result<()> {
-    let again = std::env::var_os(MARKER).is_some();
-    if again {
-        std::env::remove_var(MARKER);
-    }
+    static REEXECUTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let again = match std::env::var_os(MARKER) {
+        Some(v) => {
+            std::env::remove_var(MARKER);
+            let _ = REEXECUTED.set(v.to_string_lossy().into_owned());
+            true
+        }
+        None => false,
+    };
     let exe = open_exe()?;
     if let Some(how) = classify(exe.as_raw_fd())? {
-        crate::log::debug(&format!("runtime image is protected: {how:?}"));
+        // (The first call may come before the log is open: say it again.)
+        let via = REEXECUTED.get().map(|h| format!(", re-executed through a {h}")).unwrap_or_default();
+        crate::log::debug(&format!("runtime image is protected: {how:?}{via}"));
         return Ok(());
     }
     if again {
@@ -121,8 +128,7 @@ pub fn ensure(scratch: &Path) -> Result<()> {
         }
     };
     drop(exe);
-    crate::log::debug(&format!("re-executing the runtime through a {how}"));
-    Err(reexec(fd.as_raw_fd()))
+    Err(reexec(fd.as_raw_fd(), how))
 }
 
 fn io(context: &str) -> Error {
@@ -287,7 +293,7 @@ fn copy(from: RawFd, to: RawFd) -> Result<()> {
 
 /// execveat the handle with our own argv and environment (plus the
 /// marker); returns only the error.
-fn reexec(fd: RawFd) -> Error {
+fn reexec(fd: RawFd, how: &str) -> Error {
     let args: Vec<CString> = std::env::args_os().filter_map(|a| CString::new(a.into_vec()).ok()).collect();
     let mut env: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
@@ -297,7 +303,7 @@ fn reexec(fd: RawFd) -> Error {
             CString::new(kv.into_vec()).ok()
         })
         .collect();
-    env.extend(CString::new(format!("{MARKER}=1")));
+    env.extend(CString::new(format!("{MARKER}={how}")));
     let argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // Through procfs first (execveat came in 3.19), the handle itself
