@@ -65,11 +65,20 @@ fn kind(t: std::fs::FileType) -> &'static str {
 /// Read the regular file at `path` (its last component not a symlink),
 /// at most `limit` bytes.
 pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    read_regular(path, limit, false)
+}
+
+/// As [`read_file`], following a symlink at the end when `follow` (a
+/// bundle's config.json, as runc). Either way a FIFO or a device is
+/// refused by fstat, never waited on.
+pub fn read_regular(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, ReadError> {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is
-    // refused below); it means nothing for a regular file.
+    // refused below); it means nothing for a regular file. O_NOCTTY: a
+    // terminal device does not become ours on the way to being refused.
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
     let f = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags(nofollow | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
     {
         Ok(f) => f,

@@ -72,41 +72,12 @@ pub const CONFIG_MAX: u64 = 16 << 20;
 /// of hanging the open (or the read) of a process that cannot be
 /// interrupted by anything but SIGKILL.
 pub fn read_config(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
-        .with_ctx(|| format!("{}", path.display()))?;
-    let md = f.metadata().with_ctx(|| format!("{}: fstat", path.display()))?;
-    if !md.is_file() {
-        let t = md.file_type();
-        let kind = if t.is_fifo() {
-            "a FIFO"
-        } else if t.is_char_device() {
-            "a character device"
-        } else if t.is_block_device() {
-            "a block device"
-        } else if t.is_socket() {
-            "a socket"
-        } else if t.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(Error::BadFile { path: path.into(), msg: format!("is {kind}; config.json must be a regular file") });
-    }
-    if md.len() > CONFIG_MAX {
-        return Err(Error::BadFile { path: path.into(), msg: format!("is {} bytes, above the limit of {CONFIG_MAX}", md.len()) });
-    }
-    let mut data = Vec::with_capacity(md.len() as usize);
-    // One byte more than the limit: a file that grew past it is refused too.
-    (&mut f).take(CONFIG_MAX + 1).read_to_end(&mut data).with_ctx(|| format!("reading {}", path.display()))?;
-    if data.len() as u64 > CONFIG_MAX {
-        return Err(Error::BadFile { path: path.into(), msg: format!("grew past the limit of {CONFIG_MAX} bytes while read") });
-    }
-    Ok(data)
+    use crate::bounded::ReadError;
+    crate::bounded::read_regular(path, CONFIG_MAX, true).map_err(|e| match e {
+        ReadError::Io(source) => Error::Io { context: path.display().to_string(), source },
+        ReadError::NotRegular(kind) => Error::BadFile { path: path.into(), msg: format!("is {kind}; config.json must be a regular file") },
+        e => Error::BadFile { path: path.into(), msg: e.to_string() },
+    })
 }
 
 /// What `parse` reads of config.json beside oci-spec's typed parse.

@@ -425,6 +425,24 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// Recorded cgroups are checked on load: only a container's cgroup
+    /// below a hierarchy's mount point, never a root or a path with "..".
+    #[test]
+    fn recorded_cgroups_must_lie_below_a_hierarchy() {
+        let hs = crate::linux::cgroups::Hierarchies {
+            list: vec![crate::linux::cgroups::Hierarchy {
+                mountpoint: "/sys/fs/cgroup/pids".into(),
+                root: "/".into(),
+                kind: crate::linux::cgroups::Kind::V1(vec!["pids".into()]),
+            }],
+        };
+        assert!(below_a_hierarchy(&hs, Path::new("/sys/fs/cgroup/pids/c1")));
+        assert!(below_a_hierarchy(&hs, Path::new("/sys/fs/cgroup/pids/a/b")));
+        for bad in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/pids/", "/sys/fs/cgroup/pids/c1/..", "/tmp/c1", "pids/c1"] {
+            assert!(!below_a_hierarchy(&hs, Path::new(bad)), "{bad}");
+        }
+    }
+
     #[test]
     fn snapshot_round_trip() {
         let root = tmp();
@@ -432,7 +450,9 @@ mod tests {
         let d = store.create("c3").unwrap();
         assert!(d.load_snapshot().unwrap().is_none());
         let mut st = state("c3");
-        st.cgroups = vec!["/sys/fs/cgroup/x".into()];
+        // A path below one of this host's hierarchies (load refuses others).
+        let hs = crate::linux::cgroups::Hierarchies::cached();
+        st.cgroups = hs.list.first().map(|h| h.mountpoint.join("x")).into_iter().collect();
         d.save_first(&st, b"{\n  \"ociVersion\": \"1.0.2\"\n}\n").unwrap();
         assert_eq!(d.load().unwrap().cgroups, st.cgroups);
         let s = d.load_snapshot().unwrap().unwrap();
