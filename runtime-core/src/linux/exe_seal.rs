@@ -119,11 +119,14 @@ pub fn ensure(scratch: &Path) -> Result<()> {
     }
     let (fd, how) = match overlay(scratch) {
         Ok(fd) => (fd, "read-only overlayfs"),
-        Err(e) => {
-            crate::log::debug(&format!("sealing the runtime binary: no overlayfs view ({e}); copying it"));
-            match memfd_copy(exe.as_raw_fd())? {
-                Some(fd) => (fd, "sealed memfd"),
-                None => (private_copy(exe.as_raw_fd(), scratch)?, "private unlinked copy"),
+        Err(o) => {
+            // (The log may not be open yet: the reasons go into the error.)
+            let why =
+                |e: Error, m: &str| Error::Container(format!("sealing the runtime binary: overlayfs view: {o}; memfd copy: {m}; {e}"));
+            match memfd_copy(exe.as_raw_fd()) {
+                Ok(Some(fd)) => (fd, "sealed memfd"),
+                Ok(None) => (private_copy(exe.as_raw_fd(), scratch).map_err(|e| why(e, "no memfd"))?, "private unlinked copy"),
+                Err(m) => (private_copy(exe.as_raw_fd(), scratch).map_err(|e| why(e, &m.to_string()))?, "private unlinked copy"),
             }
         }
     };
@@ -261,7 +264,7 @@ fn private_copy(exe: RawFd, dir: &Path) -> Result<OwnedFd> {
     }
     // SAFETY: a fresh fd we own.
     let w = unsafe { OwnedFd::from_raw_fd(w) };
-    let r = copy(exe, w.as_raw_fd()).and_then(|()| {
+    let r = copy(exe, w.as_raw_fd()).map_err(|e| Error::Container(format!("{e} (to {})", name.display()))).and_then(|()| {
         drop(w);
         // SAFETY: valid C string.
         let r = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
