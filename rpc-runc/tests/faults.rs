@@ -538,5 +538,11 @@ fn create_on_a_full_root_fails_cleanly() {
         assert!(base.leaked().is_empty(), "{what}: {:?}", base.leaked());
     }
     eprintln!("full --root: {failed} creates failed cleanly, {worked} worked");
-    assert!(failed > 0 && worked > 0, "the cases no longer reach both outcomes: {failed} failed, {worked} worked");
+    if testkit::oldkernel::enabled() {
+        // Without the new mount API and memfd the runtime seals its image
+        // by copying it into --root (4.9 MB): no case here has room.
+        assert!(worked == 0 && failed > 0, "{failed} failed, {worked} worked");
+    } else {
+        assert!(failed > 0 && worked > 0, "the cases no longer reach both outcomes: {failed} failed, {worked} worked");
+    }
 }
