@@ -253,6 +253,9 @@ fn start_fails_when_init_cannot_write_the_exec_fifo() {
         let Some(mut t) = Harness::new("sc-nowrite") else { return };
         t.share();
         t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5}]));
+        // Without no_new_privs the filter goes in before init parks (with
+        // it, only after start released init, as runc does).
+        t.config["process"]["noNewPrivileges"] = json!(false);
         let marker = format!("sc-nowrite-{}", t.id);
         t.args(&["sh", "-c", "touch /shared/ran; sleep 300", &marker]);
         let started = std::time::Instant::now();
@@ -293,6 +296,8 @@ fn a_profile_denying_inits_own_calls_is_named_in_the_error() {
         let marker = format!("sc-init-denied-{}", t.id);
         t.marked_sleep(&marker);
         t.config["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", json!([{"names": ["sendto"], "action": action, "errnoRet": 13}]));
+        // (Without no_new_privs init installs the filter before it reports.)
+        t.config["process"]["noNewPrivileges"] = json!(false);
         let out = t.run();
         assert!(!out.timed_out, "{action}: {}", out.describe());
         out.assert_fail();

@@ -311,8 +311,8 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String, proc: &p
     // From here on init outlives the runtime.
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    if let (Some(p), true) = (spec.seccomp, nnp) {
-        // With no_new_privs: as late as we can still report an error.
+    if let (Some(p), true, None) = (spec.seccomp, nnp, &spec.exec_listener) {
+        // exec, with no_new_privs: as late as we can still report an error.
         let listener = seccomp::install(p)?;
         send_listener(spec, listener, p, &prog.state_json)?;
     }
@@ -431,6 +431,18 @@ fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Err
         // Their paths are the image's: through the trampoline, as the program.
         let via = tramp.map(|t| t.proc_path()).filter(|p| p.exists());
         if let Err(e) = hooks::run_all_via("startContainer", start_hooks, prog.state_json.as_bytes(), via.as_deref()) {
+            return e;
+        }
+    }
+    if let (Some(p), true, Some(_)) = (spec.seccomp, spec.process.no_new_privileges().unwrap_or(false), &spec.exec_listener) {
+        // create, with no_new_privs: after `start` released us, right
+        // before the exec, as runc does; the profile then need not allow
+        // our wait for start (accept4) nor the startContainer hooks.
+        let listener = match seccomp::install(p) {
+            Ok(l) => l,
+            Err(e) => return e,
+        };
+        if let Err(e) = send_listener(spec, listener, p, &prog.state_json) {
             return e;
         }
     }
