@@ -69,11 +69,11 @@ run: deps build
 # real containers (they skip, saying why, without root), and rpc-vmm's
 # test guests and Linux boot (they need /dev/kvm and the guest kernel).
 test: deps build guest
-	$(CARGO) test --workspace --release -- --test-threads=4
+	$(CARGO) test --workspace --profile ci -- --test-threads=4
 	@# rpc-runc's integration tests again on an older kernel's system-call
 	@# surface (no memfd, pidfd, openat2, close_range, clone3: testkit's
 	@# seccomp filter), so runtime-core's fallbacks run for real (~1 min).
-	RPC_TEST_OLD_KERNEL=1 $(CARGO) test --release -p rpc-runc --tests -- --test-threads=4
+	RPC_TEST_OLD_KERNEL=1 $(CARGO) test --profile ci -p rpc-runc --tests -- --test-threads=4
 	target/release/rpc-conformance --runtime rpc-runc=target/release/rpc-runc --require rpc-runc \
 		--expected-failures conformance/expected-failures.txt
 
