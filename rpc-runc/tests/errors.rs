@@ -619,3 +619,54 @@ fn device_outside_dev_or_too_big_is_refused() {
     let out = t.run_ok();
     assert!(out.starts_with('c') && out.contains("1,   3"), "{out}");
 }
+
+/// Issue 13: a state directory made by another backend (a --root shared
+/// by two runtimes) is refused by every verb, with an error naming both
+/// backends, and nothing of the container is touched; `list` leaves it
+/// out. Handled as ours, its record would be read as ours (delete
+/// --force would kill and remove what it names).
+#[test]
+fn a_state_made_by_another_backend_is_refused() {
+    let Some((t, marker)) = marked("foreign-backend") else { return };
+    if is_reference_runc() {
+        eprintln!("SKIP foreign-backend: rpc-runc's own state format");
+        return;
+    }
+    t.create().assert_ok();
+    t.start().assert_ok();
+    let pid = t.pid();
+    let path = t.root.join(&t.id).join("state.json");
+    let ours = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    assert_eq!(v["backend"], "native");
+    v["backend"] = json!("microvm");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let id = t.id.clone();
+    for args in [
+        vec!["state", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["kill", "--all", &id, "KILL"],
+        vec!["pause", &id],
+        vec!["start", &id],
+        vec!["exec", &id, "true"],
+        vec!["ps", &id],
+        vec!["events", "--stats", &id],
+        vec!["update", "--memory", "64m", &id],
+        vec!["delete", &id],
+        vec!["delete", "--force", &id],
+    ] {
+        let o = t.rt(&args);
+        o.assert_fail();
+        assert!(o.stderr.contains("microvm") && o.stderr.contains("native") && o.stderr.contains(&id), "{args:?}: {}", o.describe());
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "{args:?} touched the container's process");
+        assert!(!processes_with_marker(&marker).is_empty(), "{args:?}: the container's program is gone");
+    }
+    let l = t.rt(&["list", "-q"]);
+    l.assert_ok();
+    assert!(!l.stdout.lines().any(|x| x == id), "list shows another backend's container as ours: {}", l.describe());
+    // Ours again: it is all still there, and goes as usual.
+    std::fs::write(&path, ours).unwrap();
+    assert_eq!(t.status().as_deref(), Some("running"));
+    t.delete_force().assert_ok();
+    t.assert_no_leftovers(&t.id, &marker);
+}

@@ -546,3 +546,61 @@ fn create_on_a_full_root_fails_cleanly() {
         assert!(failed > 0 && worked > 0, "the cases no longer reach both outcomes: {failed} failed, {worked} worked");
     }
 }
+
+/// A process of ours with the pid `want` (the kernel hands out
+/// ns_last_pid + 1 next), or None when others kept taking it.
+fn sleeper_with_pid(want: i32) -> Option<std::process::Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).ok()?;
+        let mut c = Command::new("sleep").arg("1000").stdin(Stdio::null()).spawn().ok()?;
+        if c.id() as i32 == want {
+            return Some(c);
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    None
+}
+
+/// Issue 13: a create that fails after init's pid was recorded must kill
+/// that process only, never one that has the pid since. The createRuntime
+/// hook fails, so create kills and reaps init, and its cleanup then finds
+/// the pid in state.json; the runtime is stopped right there while a
+/// process of ours takes the pid. It used to kill(2) the recorded pid.
+#[test]
+fn failed_create_never_kills_a_recycled_pid() {
+    let _g = serial();
+    if std::env::var_os("RPC_RUNTIME").is_some() {
+        eprintln!("SKIP fp-recycled-pid: fault points are rpc-runc's own");
+        return;
+    }
+    let mut t = harness!("fp-recycled-pid");
+    let marker = format!("rp-{}", std::process::id());
+    t.marked_sleep(&marker);
+    t.config["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    t.write_config();
+    let b = t.bundle_str();
+    let mut rt = command(&t, fault_binary(), &[("RPC_FAULT_STOP", "create:before-cleanup")], &["create", "--bundle", &b, &t.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the runtime");
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{}/stat", rt.id())).is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| r.starts_with('T')))
+    };
+    assert!(wait_until(T, stopped), "the runtime did not stop at create:before-cleanup");
+    let st: Value = serde_json::from_slice(&std::fs::read(t.root.join(&t.id).join("state.json")).unwrap()).unwrap();
+    let pid = st["init"]["pid"].as_i64().expect("init's pid recorded before the hooks ran") as i32;
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "init {pid} is still there: it was not reaped");
+    let mut victim = sleeper_with_pid(pid).expect("could not get a process with init's old pid");
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(rt.id() as i32, libc::SIGCONT) };
+    let (status, timed_out) = wait_child(&mut rt, T);
+    assert!(!timed_out, "the runtime hangs after SIGCONT");
+    assert!(!status.unwrap().success(), "create succeeded with a failing createRuntime hook");
+    let alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(alive, "create's cleanup killed pid {pid}, which was no longer its container's init");
+    assert!(!t.state_dir_exists(&t.id), "create's cleanup left the state dir");
+}

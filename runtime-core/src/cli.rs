@@ -368,7 +368,11 @@ fn dispatch(ident: &Identity, backend: &dyn Backend, cli: Cli) -> Result<i32> {
             let every = lifecycle::events::parse_duration(&interval)?;
             lifecycle::events::events(&rt, &id, stats, every, &mut std::io::stdout().lock())?;
         }
-        Cmd::Features => print_json(&crate::features::features())?,
+        Cmd::Features => {
+            let mut doc = crate::features::features();
+            backend.features(&mut doc);
+            print_json(&doc)?
+        }
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => {
             return Err(Error::Unsupported("checkpoint/restore (CRIU)".into()));
         }

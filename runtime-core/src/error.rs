@@ -22,11 +22,25 @@ pub enum Error {
     #[error("{path}: {msg}")]
     BadFile { path: PathBuf, msg: String },
 
-    #[error("container not running")]
-    NotRunning,
+    /// runc's words ("container not running": containerd and podman
+    /// match them), then the id.
+    #[error("container not running: {0}")]
+    NotRunning(String),
 
-    #[error("cannot {op} container {id} in status {status}")]
-    BadStatus { op: &'static str, id: String, status: String },
+    /// A verb the container's status does not allow, in runc's words
+    /// with the id.
+    #[error("{}", transition(*op, id, status))]
+    Transition { op: Op, id: String, status: &'static str },
+
+    /// The state directory was made by another backend (a --root shared
+    /// by two runtimes): handling it here would do the wrong things.
+    #[error("container {id}: {path} was made by the {recorded} backend; this runtime is the {ours} one and cannot handle it")]
+    ForeignState { id: String, path: PathBuf, recorded: String, ours: &'static str },
+
+    /// An error, and the cleanup after it that failed too (what may be
+    /// left behind).
+    #[error("{error}; cleaning up after it failed too: {}", cleanup.join("; "))]
+    WithCleanup { error: Box<Error>, cleanup: Vec<String> },
 
     #[error("{context}: {source}")]
     Io {
@@ -62,6 +76,36 @@ pub enum Error {
     State { path: PathBuf, msg: String },
 }
 
+/// The verbs whose refusals are `Transition` errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Start,
+    Exec,
+    Delete,
+    Pause,
+    Resume,
+    Update,
+    Events,
+}
+
+/// runc's messages for a refused transition (containerd, podman and
+/// people match their words), each with the container's id.
+fn transition(op: Op, id: &str, status: &str) -> String {
+    match (op, status) {
+        (Op::Start, "stopped") => format!("cannot start a container that has stopped: {id}"),
+        (Op::Start, s) => format!("cannot start an already {s} container: {id}"),
+        (Op::Exec, "paused") => format!("cannot exec in a paused container (use --ignore-paused): {id}"),
+        (Op::Exec, "creating") => format!("cannot exec in a container that is being created: {id}"),
+        (Op::Exec, s) => format!("cannot exec in a {s} container: {id}"),
+        (Op::Delete, s) => format!("cannot delete container {id} that is not stopped: {s}"),
+        (Op::Pause, "paused") => format!("container already paused: {id}"),
+        (Op::Pause, _) => format!("container not running: {id}"),
+        (Op::Resume, _) => format!("container not paused: {id}"),
+        (Op::Update, _) => format!("cannot update container {id}: container not running"),
+        (Op::Events, _) => format!("container with id {id} is not running"),
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Attach a human context to io and nix errors.
@@ -91,6 +135,14 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
 impl Error {
     pub fn config(path: impl Into<PathBuf>, field: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Config { path: path.into(), field: field.into(), msg: msg.into() }
+    }
+    /// This error, with the cleanup failures that followed it.
+    pub fn with_cleanup(self, cleanup: Vec<String>) -> Self {
+        if cleanup.is_empty() {
+            self
+        } else {
+            Error::WithCleanup { error: Box::new(self), cleanup }
+        }
     }
     /// The errno behind this error, when there is one.
     pub fn errno(&self) -> Option<i32> {

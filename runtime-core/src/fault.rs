@@ -6,6 +6,10 @@
 //! (release builds, the benchmarked binary) the macro expands to nothing,
 //! not even the environment lookup.
 //!
+//! `RPC_FAULT_STOP=name` stops the runtime there instead (SIGSTOP), so a
+//! test can change the world under it (reuse a pid it recorded) and let
+//! it go on with SIGCONT.
+//!
 //! `RPC_FAULT_TRACE=FILE` appends the name of every point reached to FILE:
 //! the suite first records which points a clean lifecycle passes, then
 //! kills at each, so a point added here is tested without listing it twice.
@@ -29,6 +33,10 @@ pub fn hit(name: &str) {
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
             let _ = f.write_all(format!("{name}\n").as_bytes());
         }
+    }
+    if std::env::var_os("RPC_FAULT_STOP").is_some_and(|v| v == name) {
+        // SAFETY: plain syscall; we go on when continued.
+        unsafe { libc::raise(libc::SIGSTOP) };
     }
     if std::env::var_os("RPC_FAULT").is_some_and(|v| v == name) {
         // SAFETY: plain syscalls; SIGKILL cannot be caught, so nothing of

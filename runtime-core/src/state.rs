@@ -51,6 +51,18 @@ pub struct ProcRef {
     pub start_time: u64,
 }
 
+impl ProcRef {
+    /// It exists, is the one recorded, and has not exited.
+    pub fn alive(&self) -> bool {
+        crate::linux::process::alive(self.pid, self.start_time)
+    }
+
+    /// Signal it, and only it (never a recycled pid): ESRCH when gone.
+    pub fn signal(&self, sig: i32) -> std::io::Result<()> {
+        crate::linux::process::signal_checked(self.pid, self.start_time, sig)
+    }
+}
+
 /// Hooks that run after create returns (kept from the config).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LateHooks {
@@ -74,18 +86,18 @@ pub struct State {
     pub owner: String,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// cgroup directories by hierarchy mount point, recorded before mkdir.
-    #[serde(default)]
-    pub cgroups: Vec<PathBuf>,
-    /// Host-side mounts a backend made (none for the native backend: all
-    /// its mounts live in the container's private mount namespace).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub host_mounts: Vec<PathBuf>,
-    /// The container has its own pid namespace: killing init kills all.
-    pub private_pid_ns: bool,
     #[serde(default)]
     pub hooks: LateHooks,
+    /// The backend's own record (the native backend's cgroup directories,
+    /// a VMM's pid and sockets...): every other key of state.json. The
+    /// lifecycle writes it and never reads it; the backend checks it on
+    /// every load (`Backend::check`). Its keys must not be the names above.
+    #[serde(flatten)]
+    pub payload: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The fields of `State` itself: a backend's payload may not use them.
+pub const CORE_KEYS: [&str; 10] = ["id", "backend", "bundle", "rootfs", "status", "init", "created", "owner", "annotations", "hooks"];
 
 /// A locked container directory.
 pub struct Dir {
@@ -226,27 +238,10 @@ fn encode(s: &State) -> Result<Vec<u8>> {
     serde_json::to_vec(s).map_err(|e| Error::Container(format!("encoding state: {e}")))
 }
 
-/// Is `d` strictly below the mount point of one of `hs` (a container's
-/// cgroup, never a hierarchy's root), written without `.` or `..`?
-fn below_a_hierarchy(hs: &crate::linux::cgroups::Hierarchies, d: &Path) -> bool {
-    use std::path::Component;
-    d.is_absolute()
-        && d.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && hs.list.iter().any(|h| d.strip_prefix(&h.mountpoint).is_ok_and(|rest| rest.components().next().is_some()))
-}
-
 fn read_state(dir: &Path, id: &str) -> Result<State> {
     let p = dir.join(STATE_FILE);
     let d = read_file(&p, MAX_STATE, id)?;
-    let st: State = serde_json::from_slice(&d).map_err(|e| Error::State { path: p.clone(), msg: format!("corrupt: {e}") })?;
-    // delete --force kills every process in these and removes them: a
-    // path that is not a container's cgroup (a hierarchy's root, "..", a
-    // directory elsewhere) makes the file corrupt, never a target.
-    let hs = crate::linux::cgroups::Hierarchies::cached();
-    if let Some(bad) = st.cgroups.iter().find(|d| !below_a_hierarchy(hs, d)) {
-        return Err(Error::State { path: p, msg: format!("corrupt: cgroup path {} is not below a cgroup hierarchy", bad.display()) });
-    }
-    Ok(st)
+    serde_json::from_slice(&d).map_err(|e| Error::State { path: p, msg: format!("corrupt: {e}") })
 }
 
 impl Dir {
@@ -379,10 +374,8 @@ mod tests {
             created: crate::log::rfc3339_now(),
             owner: "root".into(),
             annotations: Default::default(),
-            cgroups: vec![],
-            host_mounts: vec![],
-            private_pid_ns: true,
             hooks: Default::default(),
+            payload: Default::default(),
         }
     }
 
@@ -425,24 +418,6 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
-    /// Recorded cgroups are checked on load: only a container's cgroup
-    /// below a hierarchy's mount point, never a root or a path with "..".
-    #[test]
-    fn recorded_cgroups_must_lie_below_a_hierarchy() {
-        let hs = crate::linux::cgroups::Hierarchies {
-            list: vec![crate::linux::cgroups::Hierarchy {
-                mountpoint: "/sys/fs/cgroup/pids".into(),
-                root: "/".into(),
-                kind: crate::linux::cgroups::Kind::V1(vec!["pids".into()]),
-            }],
-        };
-        assert!(below_a_hierarchy(&hs, Path::new("/sys/fs/cgroup/pids/c1")));
-        assert!(below_a_hierarchy(&hs, Path::new("/sys/fs/cgroup/pids/a/b")));
-        for bad in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/pids/", "/sys/fs/cgroup/pids/c1/..", "/tmp/c1", "pids/c1"] {
-            assert!(!below_a_hierarchy(&hs, Path::new(bad)), "{bad}");
-        }
-    }
-
     #[test]
     fn snapshot_round_trip() {
         let root = tmp();
@@ -450,13 +425,12 @@ mod tests {
         let d = store.create("c3").unwrap();
         assert!(d.load_snapshot().unwrap().is_none());
         let mut st = state("c3");
-        // A path below one of this host's hierarchies (load refuses others).
-        let hs = crate::linux::cgroups::Hierarchies::cached();
-        st.cgroups = hs.list.first().map(|h| h.mountpoint.join("x")).into_iter().collect();
+        // The backend's payload goes through as it was.
+        st.payload.insert("cgroups".into(), serde_json::json!(["/sys/fs/cgroup/pids/x"]));
         d.save_first(&st, b"{\n  \"ociVersion\": \"1.0.2\"\n}\n").unwrap();
-        assert_eq!(d.load().unwrap().cgroups, st.cgroups);
+        assert_eq!(d.load().unwrap().payload, st.payload);
         let s = d.load_snapshot().unwrap().unwrap();
-        assert_eq!(s.state.cgroups, st.cgroups);
+        assert_eq!(s.state.payload, st.payload);
         assert_eq!(s.config(), b"{\n  \"ociVersion\": \"1.0.2\"\n}\n");
         // Written once: a second create of it fails rather than replace it.
         assert!(d.save_first(&st, b"{}").is_err());

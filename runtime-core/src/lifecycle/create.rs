@@ -4,15 +4,11 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use oci_spec::runtime::LinuxNamespaceType;
-
 use super::{OciState, Runtime, Status};
-use crate::backend::CreateOpts;
+use crate::backend::{CreateHooks, CreateOpts};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::hooks;
-use crate::linux::cgroups;
-use crate::linux::process::{self, spawn::Parent};
 use crate::state::{self, Dir, LateHooks, ProcRef, Recorded, State};
 
 pub struct CreateArgs {
@@ -36,9 +32,10 @@ struct Recorder<'a> {
     bundle: &'a Bundle,
 }
 
-impl Parent for Recorder<'_> {
+impl CreateHooks for Recorder<'_> {
     fn on_pid(&mut self, pid: i32) -> Result<()> {
-        let start_time = process::start_time(pid).ok_or_else(|| Error::Container("container init exited at once".into()))?;
+        let start_time = crate::linux::process::start_time(pid)
+            .ok_or_else(|| Error::Container(format!("container {}: its process {pid} exited at once", self.st.id)))?;
         self.st.init = Some(ProcRef { pid, start_time });
         self.dir.save(&self.st)?;
         crate::fault!("create:after-pid-save");
@@ -58,16 +55,6 @@ impl Parent for Recorder<'_> {
     }
 }
 
-/// The socket init parks on: `start` connects, init answers one byte and
-/// keeps the connection open (close-on-exec) until the program runs.
-fn exec_listener(dir: &Dir) -> Result<OwnedFd> {
-    let l = std::os::unix::net::UnixListener::bind(dir.exec_sock_addr())
-        .map_err(|e| Error::Io { context: format!("binding {}", dir.exec_sock_path().display()), source: e })?;
-    std::fs::set_permissions(dir.exec_sock_path(), std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(|e| Error::Io { context: format!("chmod {}", dir.exec_sock_path().display()), source: e })?;
-    Ok(OwnedFd::from(l))
-}
-
 /// Create the container; returns the init pid. Leaves nothing behind on
 /// error.
 pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
@@ -85,9 +72,14 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     if !terminal && a.console_socket.is_some() {
         return Err(Error::Usage("cannot use console socket if runc will not detach or allocate tty".into()));
     }
-    let linux = bundle.spec.linux().as_ref();
-    let hs = cgroups::Hierarchies::cached();
-    let cgroup_dirs = cgroups::container_dirs(hs, linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    // What the backend will make on the host (cgroups), checked before
+    // anything is.
+    let payload = match rt.backend.plan(id, &bundle)? {
+        serde_json::Value::Object(m) if !m.keys().any(|k| state::CORE_KEYS.contains(&k.as_str())) => m,
+        _ => {
+            return Err(Error::Container(format!("container {id}: backend {} planned a record state.json cannot hold", rt.backend.name())))
+        }
+    };
     // Connect the console socket before anything exists.
     let console = match (&a.console_socket, a.console) {
         (_, Some(fd)) if terminal => Some(fd),
@@ -96,16 +88,6 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     };
     let dir = rt.store.create(id)?;
     crate::fault!("create:after-state-dir");
-    // A cgroup already holding processes, or claimed by another create,
-    // is not ours to take (nor to clean up): refuse before its paths are
-    // recorded. The claim is held until init has joined (see `claim`).
-    let claim = match cgroups::claim::claim(&cgroup_dirs) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = dir.destroy();
-            return Err(e);
-        }
-    };
     let st = State {
         id: id.to_string(),
         backend: rt.backend.name().to_string(),
@@ -116,19 +98,25 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
         created: crate::log::rfc3339_now(),
         owner: super::owner(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-        cgroups: cgroup_dirs,
-        host_mounts: vec![],
-        private_pid_ns: bundle.new_ns(LinuxNamespaceType::Pid),
         hooks: LateHooks {
             poststart: hooks::list(&bundle.spec, "poststart").to_vec(),
             poststop: hooks::list(&bundle.spec, "poststop").to_vec(),
         },
+        payload,
+    };
+    // A cgroup already holding processes, or claimed by another create,
+    // is not ours to take (nor to clean up): refuse before its paths are
+    // recorded. The claim is held until init has joined (see `claim`).
+    let held = match rt.backend.reserve(&st) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = dir.destroy();
+            return Err(e);
+        }
     };
     let result = (|| -> Result<i32> {
         dir.save_first(&st, &bundle.raw)?;
         crate::fault!("create:after-state-save");
-        let listener = exec_listener(&dir)?;
-        crate::fault!("create:after-fifo");
         let mut extra_env = vec![];
         let mut preserve = a.preserve_fds;
         if let Some(n) =
@@ -138,18 +126,9 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             extra_env.push("LISTEN_PID=1".to_string());
             preserve = preserve.max(n);
         }
-        let opts = CreateOpts {
-            console,
-            no_pivot: a.no_pivot,
-            no_new_keyring: a.no_new_keyring,
-            preserve_fds: preserve,
-            extra_env,
-            exec_listener: Some(listener),
-            host_fds: claim.fd().into_iter().collect(),
-        };
+        let opts = CreateOpts { console, no_pivot: a.no_pivot, no_new_keyring: a.no_new_keyring, preserve_fds: preserve, extra_env };
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
-        let handle = dir.open_handle()?;
-        let pid = rt.backend.create(&st, &bundle, std::os::fd::AsRawFd::as_raw_fd(&handle), dir.lock_fd(), opts, &mut rec)?;
+        let pid = rt.backend.create(&st, &bundle, &dir, held, opts, &mut rec)?;
         crate::fault!("create:after-ready");
         // Recorded so that `state` tells a finished create from one in
         // progress: both have a live init and a fifo, and any command
@@ -168,17 +147,27 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     match result {
         Ok(pid) => Ok(pid),
         Err(e) => {
-            // Changes nothing: processes are gone (spawn reaped them),
-            // cgroups and the state directory are removed.
-            if let Ok(cur) = dir.load() {
-                if let Some(p) = cur.init {
-                    // SAFETY: plain syscall.
-                    unsafe { libc::kill(p.pid, libc::SIGKILL) };
+            // Changes nothing: the process is gone (the backend killed and
+            // reaped what it made, or it is killed here: only the process
+            // recorded, checked by its start time, never a pid reused
+            // since), the backend's host resources and the state directory
+            // are removed. What cannot be is said beside the error.
+            crate::fault!("create:before-cleanup");
+            let mut cleanup = vec![];
+            let cur = dir.load().unwrap_or(st);
+            if cur.init.is_some() {
+                match rt.backend.signal(&cur, libc::SIGKILL, false) {
+                    Ok(()) | Err(Error::NotRunning(_)) => {}
+                    Err(k) => cleanup.push(format!("killing its process: {k}")),
                 }
             }
-            let _ = rt.backend.destroy(&st);
-            let _ = dir.destroy();
-            Err(e)
+            if let Err(d) = rt.backend.destroy(&cur) {
+                cleanup.push(format!("removing what the {} backend made: {d}", rt.backend.name()));
+            }
+            if let Err(d) = dir.destroy() {
+                cleanup.push(d.to_string());
+            }
+            Err(e.with_cleanup(cleanup))
         }
     }
 }

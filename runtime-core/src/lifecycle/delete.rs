@@ -2,12 +2,9 @@
 //! a running one only with `--force`; `--force` of an unknown id succeeds
 //! and removes a half-written state directory.
 
-use std::time::Duration;
-
 use super::{OciState, Runtime, Status};
-use crate::error::{Error, Result};
+use crate::error::{Error, Op, Result};
 use crate::hooks;
-use crate::linux::probe;
 use crate::state::State;
 
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
@@ -17,9 +14,9 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         Err(Error::NotExist(_)) if force => return Ok(()),
         Err(e) => return Err(e),
     };
-    let (st, recovered) = match dir.load() {
+    let (st, recovered) = match rt.load(&dir) {
         Ok(s) => (s, false),
-        Err(e @ (Error::NotExist(_) | Error::State { .. })) if force => match recover(&dir, &e) {
+        Err(e @ (Error::NotExist(_) | Error::State { .. })) if force => match recover(rt, &dir, &e) {
             Some(s) => (s, true),
             None => return dir.destroy(),
         },
@@ -38,20 +35,16 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     crate::fault!("delete:before-kill");
     match status {
         // A create that died: its init may still be on its way out.
-        Status::Stopped if st.status == crate::state::Recorded::Creating => kill_and_wait(rt, &st, false)?,
+        Status::Stopped if st.status == crate::state::Recorded::Creating => rt.backend.kill_and_wait(&st, false)?,
         Status::Stopped => {}
-        Status::Created | Status::Creating => kill_and_wait(rt, &st, false)?,
-        Status::Running | Status::Paused if force => kill_and_wait(rt, &st, status == Status::Paused)?,
-        s => return Err(Error::Container(format!("cannot delete container {id} that is not stopped: {s}"))),
+        Status::Created | Status::Creating => rt.backend.kill_and_wait(&st, false)?,
+        Status::Running | Status::Paused if force => rt.backend.kill_and_wait(&st, status == Status::Paused)?,
+        s => return Err(Error::Transition { op: Op::Delete, id: id.to_string(), status: s.as_str() }),
     }
     crate::fault!("delete:after-kill");
-    // Empty cgroups (the usual case: the pid namespace died with init) go
-    // at once; otherwise kill whatever is left in them (no pid namespace,
-    // or escaped helpers) first.
+    // Nothing left (the usual case: the pid namespace died with init):
+    // the fewest steps; otherwise the backend kills what is left first.
     if !rt.backend.destroy_if_empty(&st) {
-        if !st.private_pid_ns || status == Status::Stopped {
-            let _ = rt.backend.signal(&st, libc::SIGKILL, true);
-        }
         rt.backend.destroy(&st)?;
     }
     crate::fault!("delete:after-destroy");
@@ -69,9 +62,13 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
 /// when nothing was recorded (a create killed before its first write),
 /// after saying so if a state file was there: what it held cannot be
 /// found and may be left behind.
-fn recover(dir: &crate::state::Dir, why: &Error) -> Option<State> {
+fn recover(rt: &Runtime, dir: &crate::state::Dir, why: &Error) -> Option<State> {
     let missing = matches!(why, Error::NotExist(_));
-    match dir.load_snapshot() {
+    match dir.load_snapshot().and_then(|s| match s {
+        // What the snapshot names is checked as a state file would be.
+        Some(s) => rt.backend.check(&s.state, &dir.path.join(crate::state::SNAPSHOT)).map(|()| Some(s)),
+        None => Ok(None),
+    }) {
         Ok(Some(s)) => {
             if !missing {
                 crate::log::warn(&format!("{why}; deleting the container by what create recorded"));
@@ -91,20 +88,4 @@ fn recover(dir: &crate::state::Dir, why: &Error) -> Option<State> {
             None
         }
     }
-}
-
-fn kill_and_wait(rt: &Runtime, st: &State, paused: bool) -> Result<()> {
-    let _ = rt.backend.signal(st, libc::SIGKILL, !st.private_pid_ns);
-    if let Some(p) = st.init {
-        let _ = rt.backend.signal(st, libc::SIGKILL, false);
-        if paused {
-            let _ = rt.backend.pause(st, false);
-        }
-        if !probe::wait_gone(p.pid, p.start_time, Duration::from_secs(10)) {
-            return Err(Error::Container(format!("container init {} did not exit after SIGKILL", p.pid)));
-        }
-    } else if paused {
-        let _ = rt.backend.pause(st, false);
-    }
-    Ok(())
 }

@@ -6,10 +6,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::{Runtime, Status};
+use crate::backend::Notice;
+use crate::error::Op;
 use crate::error::{Error, Result};
-use crate::linux::cgroups::oom::{Notice, OomWatcher};
-use crate::linux::cgroups::stats;
-use crate::linux::process;
 
 /// Go's limit: a duration is an int64 count of nanoseconds (~292 years).
 const MAX_SECS: f64 = i64::MAX as f64 / 1e9;
@@ -68,26 +67,25 @@ pub fn events(rt: &Runtime, id: &str, once: bool, interval: Duration, out: &mut 
     // Read the state and let go of the lock: a stream must not block delete.
     let st = {
         let dir = rt.store.open(id, false)?;
-        dir.load()?
+        rt.load(&dir)?
     };
     if rt.status(&st, false) == Status::Stopped {
-        return Err(Error::Container(format!("container with id {id} is not running")));
+        return Err(Error::Transition { op: Op::Events, id: id.to_string(), status: "stopped" });
     }
-    let pid = st.init.map(|p| p.pid);
     if once {
-        return emit(out, &stats::collect(&st.cgroups, pid).event(id));
+        return emit(out, &rt.backend.stats(&st)?.event(id));
     }
     if interval.is_zero() {
         return Err(Error::Usage("--interval must be above zero".into()));
     }
-    let mut oom = match OomWatcher::new(&st.cgroups) {
+    let mut oom = match rt.backend.oom_events(&st) {
         Ok(w) => w,
         Err(e) => {
             crate::log::warn(&format!("OOM events unavailable: {e}"));
             None
         }
     };
-    let alive = || st.init.is_some_and(|p| process::alive(p.pid, p.start_time));
+    let alive = || st.init.is_some_and(|p| p.alive());
     let too_long = || Error::Usage(format!("--interval {interval:?}: too long"));
     let mut next = Instant::now().checked_add(interval).ok_or_else(too_long)?;
     loop {
@@ -96,7 +94,7 @@ pub fn events(rt: &Runtime, id: &str, once: bool, interval: Duration, out: &mut 
             if !alive() {
                 return Ok(());
             }
-            emit(out, &stats::collect(&st.cgroups, pid).event(id))?;
+            emit(out, &rt.backend.stats(&st)?.event(id))?;
             next = next.checked_add(interval).ok_or_else(too_long)?;
             if next < now {
                 next = now.checked_add(interval).ok_or_else(too_long)?;

@@ -8,11 +8,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use super::{Runtime, Status};
-use crate::backend::CreateOpts;
+use crate::backend::ExecOpts;
 use crate::bundle::Bundle;
-use crate::error::{Error, Result};
+use crate::error::{Error, Op, Result};
 use crate::linux::caps::CapSets;
-use crate::linux::process::spawn::Parent;
 use crate::linux::tty;
 use crate::state;
 
@@ -73,25 +72,17 @@ pub struct ExecArgs {
     pub cgroup: Vec<String>,
 }
 
-struct NoHooks;
-
-impl Parent for NoHooks {
-    fn on_pid(&mut self, _pid: i32) -> Result<()> {
-        crate::fault!("exec:after-pid");
-        Ok(())
-    }
-    fn on_hooks(&mut self, _pid: i32) -> Result<(String, String)> {
-        Err(Error::Container("exec runs no hooks".into()))
-    }
-}
-
 /// The process to run and its capabilities.
 fn build(b: &Bundle, a: &ExecArgs) -> Result<(oci_spec::runtime::Process, Option<CapSets>)> {
     if let Some(p) = &a.process {
         let data = std::fs::read(p).map_err(|e| Error::Io { context: format!("--process {}", p.display()), source: e })?;
         return crate::bundle::parse_process(p, &data);
     }
-    let mut p = b.spec.process().clone().ok_or_else(|| Error::Container("the container's config.json has no process".into()))?;
+    let mut p = b
+        .spec
+        .process()
+        .clone()
+        .ok_or_else(|| Error::config(b.dir.join("config.json"), "process", "must be set (exec takes its defaults from it)"))?;
     let mut caps = b.caps.clone();
     if a.args.is_empty() {
         return Err(Error::Usage("exec needs a command (or --process)".into()));
@@ -155,15 +146,12 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
     crate::id::validate(id)?;
     super::check_preserve_fds(a.preserve_fds)?;
     let dir = rt.store.open(id, false)?;
-    let st = dir.load()?;
+    let st = rt.load(&dir)?;
     let snapshot = dir.load_snapshot()?;
     drop(dir);
     match rt.status(&st, false) {
-        Status::Stopped => return Err(Error::Container("cannot exec in a stopped container".into())),
-        Status::Paused if !a.ignore_paused => {
-            return Err(Error::Container("cannot exec in a paused container (use --ignore-paused)".into()))
-        }
-        Status::Creating => return Err(Error::Container("cannot exec in a container that is being created".into())),
+        s @ (Status::Stopped | Status::Creating) => return Err(Error::Transition { op: Op::Exec, id: id.to_string(), status: s.as_str() }),
+        Status::Paused if !a.ignore_paused => return Err(Error::Transition { op: Op::Exec, id: id.to_string(), status: "paused" }),
         _ => {}
     }
     // The container's namespaces, seccomp and process defaults as create
@@ -200,16 +188,7 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         }
         _ => None,
     };
-    let opts = CreateOpts {
-        console,
-        no_pivot: false,
-        no_new_keyring: true,
-        preserve_fds: a.preserve_fds,
-        extra_env: vec![],
-        exec_listener: None,
-        host_fds: vec![],
-    };
-    let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), opts, &mut NoHooks)?;
+    let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), ExecOpts { console, preserve_fds: a.preserve_fds })?;
     crate::fault!("exec:after-ready");
     // The process runs from here on: if the caller cannot be given it (no
     // terminal, no pid file), it must not run on unknown to anyone.
@@ -228,8 +207,9 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
     let master = match after {
         Ok(m) => m,
         Err(e) => {
-            // It is our child (stage-1 cloned it with CLONE_PARENT).
-            crate::linux::process::spawn::kill_and_reap(pid);
+            // The backend made it our child (the native one: stage-1
+            // cloned it with CLONE_PARENT).
+            super::kill_and_reap(pid);
             return Err(e);
         }
     };

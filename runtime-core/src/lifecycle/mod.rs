@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::linux::process;
-use crate::state::{Recorded, State, Store};
+use crate::state::{Dir, Recorded, State, Store};
 
 pub mod create;
 pub mod delete;
@@ -61,6 +60,21 @@ impl std::fmt::Display for Status {
 }
 
 impl Runtime<'_> {
+    /// The state of a locked container, checked by the backend: one made
+    /// by another backend (a --root shared by two runtimes) is refused.
+    pub fn load(&self, dir: &Dir) -> Result<State> {
+        let st = dir.load()?;
+        self.backend.check(&st, &dir.path.join(crate::state::STATE_FILE))?;
+        Ok(st)
+    }
+
+    /// `load` without the lock (a create in progress holds it).
+    pub fn peek(&self, id: &str) -> Result<State> {
+        let st = self.store.peek(id)?;
+        self.backend.check(&st, &self.store.root.join(id).join(crate::state::STATE_FILE))?;
+        Ok(st)
+    }
+
     /// The status now. `locked_by_other` is true when a create in
     /// progress holds the lock.
     pub fn status(&self, st: &State, locked_by_other: bool) -> Status {
@@ -71,10 +85,10 @@ impl Runtime<'_> {
             return if locked_by_other { Status::Creating } else { Status::Stopped };
         }
         let Some(p) = st.init else { return Status::Stopped };
-        if !process::alive(p.pid, p.start_time) {
+        if !p.alive() {
             return Status::Stopped;
         }
-        if self.store.root.join(&st.id).join(crate::state::EXEC_SOCK).exists() {
+        if self.backend.parked(st, &self.store.root.join(&st.id)) {
             return Status::Created;
         }
         if self.backend.paused(st) {
@@ -127,6 +141,15 @@ impl OciState {
         }))
         .unwrap_or_default()
     }
+}
+
+/// Kill and reap a child of ours (a process a backend made our child and
+/// that the caller cannot be given): its pid cannot be recycled before
+/// the reap.
+pub(crate) fn kill_and_reap(pid: i32) {
+    let p = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(p, None);
 }
 
 /// The most `--preserve-fds` (or LISTEN_FDS) may ask for: fds 3..3+N

@@ -1,18 +1,17 @@
 //! `ps`: the container's processes. `--format json` prints the pid list;
 //! the table runs `ps` with the given arguments (default `-ef`) and keeps
-//! the lines whose PID is in the container's cgroups.
+//! the lines whose PID is the container's (as its backend lists them).
 
 use std::io::Write;
 
 use super::Runtime;
 use crate::error::{Error, Result};
-use crate::linux::cgroups;
 
 pub fn pids(rt: &Runtime, id: &str) -> Result<Vec<i32>> {
     crate::id::validate(id)?;
     let dir = rt.store.open(id, false)?;
-    let st = dir.load()?;
-    Ok(cgroups::pids(&st.cgroups))
+    let st = rt.load(&dir)?;
+    rt.backend.pids(&st)
 }
 
 /// Keep the header and the lines of `ps` output whose PID column is in `pids`.

@@ -7,8 +7,8 @@ use std::path::Path;
 use oci_spec::runtime::LinuxResources;
 
 use super::{Runtime, Status};
-use crate::error::{Error, Result};
-use crate::linux::cgroups::resources::{self, Res};
+use crate::error::{Error, Op, Result};
+use crate::linux::cgroups::resources::Res;
 
 /// The most `update -r` reads.
 pub const MAX_RESOURCES: u64 = crate::state::MAX_STATE;
@@ -151,15 +151,12 @@ pub fn resources_from(f: &UpdateFlags) -> Result<Res> {
 pub fn update(rt: &Runtime, id: &str, res: &Res) -> Result<()> {
     crate::id::validate(id)?;
     let dir = rt.store.open(id, true)?;
-    let st = dir.load()?;
+    let st = rt.load(&dir)?;
     match rt.status(&st, false) {
         Status::Created | Status::Running | Status::Paused => {}
-        _ => return Err(Error::Container(format!("cannot update container {id}: container not running"))),
+        s => return Err(Error::Transition { op: Op::Update, id: id.to_string(), status: s.as_str() }),
     }
-    if st.cgroups.is_empty() {
-        return Err(Error::Unsupported("update of a container without cgroups".into()));
-    }
-    resources::update(&st.cgroups, res)
+    rt.backend.update(&st, res)
 }
 
 #[cfg(test)]

@@ -29,6 +29,11 @@ impl Claim {
     pub fn fd(&self) -> Option<std::os::fd::RawFd> {
         self.fd.as_ref().map(|f| f.as_raw_fd())
     }
+
+    /// The lock's fd, to hold (the claim lasts as long as it is open).
+    pub fn into_fd(self) -> Option<OwnedFd> {
+        self.fd
+    }
 }
 
 /// Make the container's first cgroup directory (as `create` would) and

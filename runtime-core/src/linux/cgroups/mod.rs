@@ -17,6 +17,7 @@ pub mod claim;
 pub mod devices_bpf;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod manager;
 pub mod oom;
 pub mod resources;
 pub mod stats;

@@ -37,3 +37,27 @@ pub fn start_time(pid: i32) -> Option<u64> {
 pub fn alive(pid: i32, start: u64) -> bool {
     matches!(stat(pid), Some((st, state)) if st == start && state != 'Z' && state != 'X')
 }
+
+/// Send `sig` to the process `pid` started at `start`, never to another
+/// process that has its pid since. With a pidfd the check and the signal
+/// are about one process; without (before Linux 5.3) the window is the
+/// few instructions between them. Err(ESRCH) when it is gone.
+pub fn signal_checked(pid: i32, start: u64, sig: i32) -> std::io::Result<()> {
+    let gone = || std::io::Error::from_raw_os_error(libc::ESRCH);
+    if !alive(pid, start) {
+        return Err(gone());
+    }
+    if let Some(Ok(fd)) = crate::linux::probe::pidfd_open(pid) {
+        use std::os::fd::AsRawFd;
+        // The pidfd now pins the process: re-check it is ours.
+        if start_time(pid) != Some(start) {
+            return Err(gone());
+        }
+        return crate::linux::probe::pidfd_send_signal(fd.as_raw_fd(), sig);
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

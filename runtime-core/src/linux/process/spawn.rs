@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::LinuxNamespaceType;
 
+use crate::backend::CreateHooks;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::linux::process::sync::{Chan, Msg};
@@ -54,15 +55,6 @@ pub struct InitSpec<'a> {
     pub no_new_keyring: bool,
 }
 
-/// Callbacks into the lifecycle, which owns state and hooks.
-pub trait Parent {
-    /// init's pid is known: record it (write-ahead) before anything else.
-    fn on_pid(&mut self, pid: i32) -> Result<()>;
-    /// Mounts are done: run prestart and createRuntime hooks; return the
-    /// state JSON for the container-side hooks.
-    fn on_hooks(&mut self, pid: i32) -> Result<(String, String)>;
-}
-
 fn fork() -> Result<i32> {
     // SAFETY: the runtime is single-threaded here.
     let pid = unsafe { libc::fork() };
@@ -73,7 +65,7 @@ fn fork() -> Result<i32> {
 }
 
 /// Start the container's init; returns its pid once it is parked.
-pub fn spawn(spec: &InitSpec, parent: &mut dyn Parent) -> Result<i32> {
+pub fn spawn(spec: &InitSpec, parent: &mut dyn CreateHooks) -> Result<i32> {
     let (mine, theirs) = Chan::pair()?;
     let tramp = Trampoline::new(spec.state_dir_fd)?;
     if let Some(flags) = direct_flags(spec) {
@@ -140,7 +132,7 @@ fn direct_flags(spec: &InitSpec) -> Option<CloneFlags> {
 /// container's cgroup) and carries on as from stage-1.
 fn spawn_direct(
     spec: &InitSpec,
-    parent: &mut dyn Parent,
+    parent: &mut dyn CreateHooks,
     flags: CloneFlags,
     mine: Chan,
     theirs: Chan,
@@ -252,7 +244,7 @@ fn release(go: OwnedFd) {
     unsafe { libc::write(go.as_raw_fd(), b"1".as_ptr() as *const _, 1) };
 }
 
-fn drive(spec: &InitSpec, parent: &mut dyn Parent, ch: &Chan, stage1: i32, init_pid: &mut i32) -> Result<()> {
+fn drive(spec: &InitSpec, parent: &mut dyn CreateHooks, ch: &Chan, stage1: i32, init_pid: &mut i32) -> Result<()> {
     let linux = spec.bundle.spec.linux().as_ref();
     loop {
         match ch.recv()? {
