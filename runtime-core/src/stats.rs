@@ -295,9 +295,11 @@ mod tests {
 
     #[test]
     fn swap_alone_from_memory_plus_swap() {
-        let mut m = Memory::default();
-        m.usage = MemoryEntry { limit: 64 << 20, usage: 10 << 20, max: 0, failcnt: 0 };
-        m.swap = MemoryEntry { limit: (64 << 20) + (32 << 20), usage: (10 << 20) + 4096, max: 0, failcnt: 0 };
+        let mut m = Memory {
+            usage: MemoryEntry { limit: 64 << 20, usage: 10 << 20, max: 0, failcnt: 0 },
+            swap: MemoryEntry { limit: (64 << 20) + (32 << 20), usage: (10 << 20) + 4096, max: 0, failcnt: 0 },
+            ..Default::default()
+        };
         let s = m.swap_only();
         assert_eq!((s.usage, s.limit), (4096, 32 << 20));
         m.swap.limit = u64::MAX;
