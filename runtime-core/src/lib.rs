@@ -17,5 +17,6 @@ pub mod log;
 pub mod native;
 pub mod spec;
 pub mod state;
+pub mod stats;
 
 pub use error::{Error, Result};

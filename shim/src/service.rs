@@ -897,12 +897,8 @@ impl Service {
     fn do_stats(&self, req: StatsRequest) -> Result<StatsResponse> {
         let runtime = self.runtime_of(&req.id)?;
         let out = runtime.output(&["events", "--stats", &req.id], None)?;
-        let any = if crate::metrics::host_is_unified() {
-            containerd_shim::util::convert_to_any(Box::new(crate::metrics::from_runtime_stats_v2(&out)?))
-        } else {
-            containerd_shim::util::convert_to_any(Box::new(crate::metrics::from_runtime_stats(&out)?))
-        }
-        .map_err(|source| Error::Shim { context: "encoding metrics".into(), source })?;
+        let stats = crate::metrics::first_stats(&out)?;
+        let any = crate::metrics::for_containerd(&stats, crate::metrics::host_is_unified).into_any()?;
         Ok(StatsResponse { stats: MessageField::some(any), ..Default::default() })
     }
 }

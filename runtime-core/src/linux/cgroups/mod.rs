@@ -4,8 +4,8 @@
 //! fastest path and let us order writes where the kernel cares.
 //!
 //! `resources` validates and writes `linux.resources` (through `v1` and
-//! `v2`), `devices_bpf` is the v2 device filter, `stats` reads usage in
-//! runc's and containerd's shapes, `oom` notices OOM kills.
+//! `v2`), `devices_bpf` is the v2 device filter, `stats` reads usage into
+//! the one stats model (`crate::stats`), `oom` notices OOM kills.
 
 use std::path::{Path, PathBuf};
 
