@@ -22,7 +22,7 @@ use crate::linux::cgroups::resources::Res;
 use crate::state::{Dir, State};
 
 pub use crate::linux::cgroups::oom::Notice;
-pub use crate::linux::cgroups::stats::Stats;
+pub use crate::stats::Stats;
 
 /// Options of `create`/`run` that reach the backend.
 #[derive(Default)]

@@ -11,7 +11,7 @@ use oci_spec::runtime::LinuxResources;
 use super::claim::Claim;
 use super::oom::OomWatcher;
 use super::resources::Res;
-use super::stats::Stats;
+use crate::stats::Stats;
 use crate::error::Result;
 
 pub trait Manager {
