@@ -22,6 +22,9 @@ pub struct CreateOpts {
     /// Host fds the runtime holds that the container's processes must not
     /// (the cgroup claim): the children close them first thing.
     pub host_fds: Vec<std::os::fd::RawFd>,
+    /// create: the container's process is this program, not
+    /// `process.args` (a backend's VMM, say); see `process::step`.
+    pub exec_step: Option<crate::linux::process::step::ExecStep>,
 }
 
 pub trait Backend {

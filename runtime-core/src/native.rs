@@ -32,10 +32,12 @@ impl Backend for Native {
         let r = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
         cgroups::resources::apply(&st.cgroups, &r, &[])?;
         let process = bundle.spec.process().as_ref().ok_or_else(|| Error::Container("config.json has no process".into()))?;
-        let (seccomp, listener) = compile_seccomp(bundle)?;
+        // An exec step gets no seccomp filter (see process::step).
+        let (seccomp, listener) = if opts.exec_step.is_some() { (None, None) } else { compile_seccomp(bundle)? };
         let spec = spawn::InitSpec {
             seccomp: seccomp.as_ref(),
             seccomp_listener: listener,
+            exec_step: opts.exec_step.as_ref(),
             id: &st.id,
             bundle,
             process,
@@ -64,6 +66,9 @@ impl Backend for Native {
         opts: CreateOpts,
         parent: &mut dyn spawn::Parent,
     ) -> Result<i32> {
+        if opts.exec_step.is_some() {
+            return Err(Error::Unsupported("an exec step for `exec` (only the container's own process can be one)".into()));
+        }
         let init = st.init.ok_or(Error::NotRunning)?;
         // Join every namespace the container has, through its init.
         let mut namespaces = Vec::new();
@@ -95,6 +100,7 @@ impl Backend for Native {
             preserve_fds: opts.preserve_fds,
             extra_env: opts.extra_env,
             no_new_keyring: true,
+            exec_step: None,
         };
         spawn::spawn(&spec, parent)
     }

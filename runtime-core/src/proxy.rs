@@ -79,7 +79,8 @@ pub trait Inner {
 
 /// The signals a relay must not take over: the synchronous ones, which
 /// mean a fault of the proxy itself.
-const FAULTS: [Signal; 7] = [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS];
+const FAULTS: [Signal; 7] =
+    [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS];
 
 fn forwardable() -> SigSet {
     let mut set = SigSet::all();
@@ -126,7 +127,8 @@ pub fn spawn(inner: &mut dyn Inner) -> Result<i32> {
         // SAFETY: leave without running the caller's destructors.
         unsafe { libc::_exit(status) };
     }
-    let forked = if pid < 0 { Err(Error::Io { context: "fork of the proxy".into(), source: std::io::Error::last_os_error() }) } else { Ok(pid) };
+    let forked =
+        if pid < 0 { Err(Error::Io { context: "fork of the proxy".into(), source: std::io::Error::last_os_error() }) } else { Ok(pid) };
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     forked
 }

@@ -146,6 +146,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             extra_env,
             exec_listener: Some(listener),
             host_fds: claim.fd().into_iter().collect(),
+            exec_step: None,
         };
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let handle = dir.open_handle()?;

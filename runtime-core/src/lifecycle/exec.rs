@@ -208,6 +208,7 @@ pub fn exec(rt: &Runtime, id: &str, a: ExecArgs) -> Result<i32> {
         extra_env: vec![],
         exec_listener: None,
         host_fds: vec![],
+        exec_step: None,
     };
     let pid = rt.backend.exec(&st, &bundle, &process, caps.as_ref(), opts, &mut NoHooks)?;
     crate::fault!("exec:after-ready");
