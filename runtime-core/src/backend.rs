@@ -35,6 +35,10 @@ pub struct CreateOpts {
     pub preserve_fds: i32,
     /// Extra environment for the process (LISTEN_FDS/LISTEN_PID).
     pub extra_env: Vec<String>,
+    /// The container's process is this program, not `process.args` (a
+    /// backend's VMM, say), inside the namespaces and cgroups made for
+    /// the container; see `linux::process::step`.
+    pub exec_step: Option<crate::linux::process::step::ExecStep>,
 }
 
 /// Options of `exec` that reach the backend.

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod linux;
 pub mod log;
 pub mod native;
+pub mod proxy;
 pub mod spec;
 pub mod state;
 pub mod stats;

@@ -126,7 +126,14 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             extra_env.push("LISTEN_PID=1".to_string());
             preserve = preserve.max(n);
         }
-        let opts = CreateOpts { console, no_pivot: a.no_pivot, no_new_keyring: a.no_new_keyring, preserve_fds: preserve, extra_env };
+        let opts = CreateOpts {
+            console,
+            no_pivot: a.no_pivot,
+            no_new_keyring: a.no_new_keyring,
+            preserve_fds: preserve,
+            extra_env,
+            exec_step: None,
+        };
         let mut rec = Recorder { dir: &dir, st: st.clone(), bundle: &bundle };
         let pid = rt.backend.create(&st, &bundle, &dir, held, opts, &mut rec)?;
         crate::fault!("create:after-ready");

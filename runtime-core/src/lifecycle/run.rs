@@ -2,10 +2,9 @@
 //! process, forwarding signals (and a terminal) to it, then delete it.
 //! Exits with the process's status (signal N gives 128+N).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::SigSet;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -13,18 +12,10 @@ use super::create::{create, CreateArgs};
 use super::{delete, start, Runtime};
 use crate::error::{Error, Result};
 use crate::linux::tty;
+use crate::proxy;
 
-/// Block every signal we forward, before the container can exit: a
-/// SIGCHLD delivered before we wait would otherwise be lost.
-pub fn block_all() -> Result<SigSet> {
-    let mut set = SigSet::all();
-    for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS] {
-        set.remove(s);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(|e| Error::Sys { context: "sigprocmask".into(), source: e })?;
-    Ok(set)
-}
+/// (The relay's: `exec` in the foreground blocks them the same way.)
+pub use crate::proxy::block_all;
 
 pub fn run(rt: &Runtime, id: &str, mut a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     if detach {
@@ -72,43 +63,52 @@ pub fn run(rt: &Runtime, id: &str, mut a: CreateArgs, detach: bool, keep: bool) 
     status
 }
 
-struct RawMode(Option<nix::sys::termios::Termios>);
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
-        }
-    }
+/// The container's process as the proxy's inner side: our own child
+/// (init, or an exec'd process cloned with CLONE_PARENT), reaped here;
+/// with a terminal, our end of it.
+struct HostChild<'a> {
+    pid: i32,
+    master: Option<&'a OwnedFd>,
 }
 
-fn resize(master: &OwnedFd) {
-    // SAFETY: winsize is a valid out/in buffer.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+impl proxy::Inner for HostChild<'_> {
+    fn stdio(&mut self) -> proxy::Stdio {
+        // Without a terminal the process has our stdio itself: nothing
+        // to relay. With one, both directions go through the master.
+        let Some(m) = self.master else { return proxy::Stdio::default() };
+        let dup = || m.try_clone().ok();
+        proxy::Stdio { stdin: dup(), stdout: dup(), stderr: None, terminal: true }
     }
-}
 
-fn copy(from: i32, to: i32) -> bool {
-    let mut buf = [0u8; 8192];
-    // SAFETY: valid buffer.
-    let n = unsafe { libc::read(from, buf.as_mut_ptr() as *mut _, buf.len()) };
-    if n <= 0 {
-        return false;
+    fn wake_fd(&self) -> Option<RawFd> {
+        None
     }
-    let mut off = 0;
-    while off < n as usize {
-        // SAFETY: valid buffer range.
-        let w = unsafe { libc::write(to, buf[off..].as_ptr() as *const _, n as usize - off) };
-        if w <= 0 {
-            return false;
+
+    fn exit(&mut self) -> Result<Option<proxy::Exit>> {
+        say_if_killed_at_exec(self.pid);
+        loop {
+            // Any child: others of ours (a stage-1) are reaped on the way.
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == self.pid => return Ok(Some(proxy::Exit::Code(code))),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == self.pid => return Ok(Some(proxy::Exit::Signal(sig as i32))),
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(None),
+                Ok(_) => continue,
+            }
         }
-        off += w as usize;
     }
-    true
+
+    fn signal(&mut self, sig: i32) -> Result<()> {
+        // SAFETY: plain syscall; pid > 0 (never a group).
+        if unsafe { libc::kill(self.pid, sig) } != 0 {
+            return Err(Error::Io { context: format!("signal {sig} to pid {}", self.pid), source: std::io::Error::last_os_error() });
+        }
+        Ok(())
+    }
+
+    fn resize(&mut self, rows: u16, cols: u16) -> Result<()> {
+        let Some(m) = self.master else { return Ok(()) };
+        proxy::set_size(m.as_raw_fd(), rows, cols)
+    }
 }
 
 /// Forward signals (and terminal I/O) until `pid` exits; its status.
@@ -116,85 +116,7 @@ pub fn forward(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32> 
     if pid <= 0 {
         return Err(Error::Container(format!("internal error: no process to wait for (pid {pid})")));
     }
-    let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::Sys { context: "signalfd".into(), source: e })?;
-    let _raw = match master {
-        Some(m) => {
-            let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
-            if let Some(t) = &saved {
-                let mut r = t.clone();
-                nix::sys::termios::cfmakeraw(&mut r);
-                let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &r);
-            }
-            resize(m);
-            RawMode(saved)
-        }
-        None => RawMode(None),
-    };
-    let mut stdin_open = master.is_some();
-    let mut master_open = master.is_some();
-    loop {
-        // Reap first: the exit may already be pending.
-        say_if_killed_at_exec(pid);
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => {
-                    drain(master, master_open);
-                    return Ok(code);
-                }
-                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                    drain(master, master_open);
-                    return Ok(128 + sig as i32);
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
-        let mut fds = vec![libc::pollfd { fd: sfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        if let Some(m) = master {
-            fds.push(libc::pollfd { fd: if master_open { m.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
-            fds.push(libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 });
-        }
-        // SAFETY: valid pollfd array.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            continue;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            if let Ok(Some(si)) = sfd.read_signal() {
-                let sig = si.ssi_signo as i32;
-                match sig {
-                    libc::SIGCHLD => {}
-                    libc::SIGWINCH => {
-                        if let Some(m) = master {
-                            resize(m);
-                        }
-                    }
-                    libc::SIGURG => {}
-                    _ if pid > 0 => {
-                        // SAFETY: plain syscall; pid > 0 (never a group).
-                        unsafe { libc::kill(pid, sig) };
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(m) = master {
-            if master_open && fds[1].revents != 0 && !copy(m.as_raw_fd(), 1) {
-                master_open = false;
-            }
-            if stdin_open && fds[2].revents != 0 && !copy(0, m.as_raw_fd()) {
-                stdin_open = false;
-            }
-        }
-    }
-}
-
-fn drain(master: Option<&OwnedFd>, open: bool) {
-    if let (Some(m), true) = (master, open) {
-        // SAFETY: setting O_NONBLOCK on our fd.
-        unsafe { libc::fcntl(m.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-        while copy(m.as_raw_fd(), 1) {}
-    }
+    proxy::relay(&mut HostChild { pid, master }, set)
 }
 
 /// A process killed by SIGSYS before it became the program (a seccomp

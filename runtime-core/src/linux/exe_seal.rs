@@ -65,6 +65,41 @@ fn open_exe() -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// How the file behind `fd` is protected against writes, if it is (an
+/// `O_PATH` handle will do).
+pub fn protection(fd: RawFd) -> Result<Option<Seal>> {
+    classify(fd)
+}
+
+/// A handle to `program` through which, and through whose
+/// /proc/<pid>/exe once exec'd, nobody can write it: the program itself
+/// when it is already protected, else a read-only overlayfs view of it,
+/// a sealed memfd copy, or an unlinked private copy in `scratch` (as for
+/// the runtime's own image in [`ensure`]). For programs a backend execs
+/// into a container (`process::step::ExecStep`).
+pub fn seal_program(program: &Path, scratch: &Path) -> Result<OwnedFd> {
+    let c = cstr(program.as_os_str().as_bytes(), "program path")?;
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io(&format!("opening {}", program.display())));
+    }
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if classify(fd.as_raw_fd())?.is_some() {
+        return Ok(fd);
+    }
+    // (The view opens the last component without following it.)
+    let real = std::fs::canonicalize(program).map_err(|e| Error::Io { context: format!("resolving {}", program.display()), source: e })?;
+    let view = overlay(&real, scratch).or_else(|o| match memfd_copy(fd.as_raw_fd()) {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => private_copy(fd.as_raw_fd(), scratch),
+        Err(m) => private_copy(fd.as_raw_fd(), scratch)
+            .map_err(|e| Error::Container(format!("sealing {}: overlayfs view: {o}; memfd copy: {m}; {e}", program.display()))),
+    })?;
+    Ok(view)
+}
+
 fn classify(fd: RawFd) -> Result<Option<Seal>> {
     // SAFETY: fstatvfs into a local.
     let mut sfs: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -117,7 +152,10 @@ pub fn ensure(scratch: &Path) -> Result<()> {
     if again {
         return Err(Error::Container("re-executed through a sealed view of the runtime binary, yet /proc/self/exe is writable".into()));
     }
-    let (fd, how) = match overlay(scratch) {
+    let view = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| Error::Io { context: "readlink /proc/self/exe".into(), source: e })
+        .and_then(|target| overlay(&target, scratch));
+    let (fd, how) = match view {
         Ok(fd) => (fd, "read-only overlayfs"),
         Err(o) => {
             // (The log may not be open yet: the reasons go into the error.)
@@ -145,8 +183,8 @@ fn cstr(s: &[u8], what: &str) -> Result<CString> {
 /// fsopen + fsconfig + fsmount: a detached, read-only, lower-only overlayfs
 /// of the binary's directory (and `scratch`, which overlayfs needs as a
 /// second layer and which lies beneath); returns an O_PATH handle to the
-/// binary through it.
-fn overlay(scratch: &Path) -> Result<OwnedFd> {
+/// binary `target` through it.
+fn overlay(target: &Path, scratch: &Path) -> Result<OwnedFd> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
@@ -155,9 +193,8 @@ fn overlay(scratch: &Path) -> Result<OwnedFd> {
     const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
     const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 
-    let target = std::fs::read_link("/proc/self/exe").map_err(|e| Error::Io { context: "readlink /proc/self/exe".into(), source: e })?;
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
-        return Err(Error::Container(format!("runtime binary path {}: no directory", target.display())));
+        return Err(Error::Container(format!("binary path {}: no directory", target.display())));
     };
     let name = cstr(name.as_bytes(), "runtime binary name")?;
     // SAFETY: valid C string.
@@ -346,5 +383,26 @@ mod tests {
         let f = std::fs::File::open(&plain).unwrap();
         assert_eq!(classify(f.as_raw_fd()).unwrap(), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A writable program is handed over through a protected handle that
+    /// execs the same bytes; a program already protected as is.
+    #[test]
+    fn seal_program_gives_a_protected_handle() {
+        let dir = std::env::temp_dir().join(format!("rpc-seal-prog-{}", std::process::id()));
+        let scratch = std::env::temp_dir().join(format!("rpc-seal-scratch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&scratch).unwrap();
+        let prog = dir.join("prog");
+        std::fs::copy("/bin/true", &prog).unwrap();
+        let fd = seal_program(&prog, &scratch).unwrap();
+        assert!(protection(fd.as_raw_fd()).unwrap().is_some(), "{:?}", std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())));
+        let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        assert_eq!(std::fs::read(&via).unwrap(), std::fs::read(&prog).unwrap());
+        assert!(std::process::Command::new(&via).status().unwrap().success());
+        let again = seal_program(Path::new(&via), &scratch).unwrap();
+        assert!(protection(again.as_raw_fd()).unwrap().is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&scratch);
     }
 }

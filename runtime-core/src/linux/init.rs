@@ -138,7 +138,7 @@ fn container(spec: &InitSpec, ch: &Chan, userns: bool, proc: &procfs::Lazy) -> R
         join_session_keyring(spec.id);
     }
     let root = if b.has_ns(LinuxNamespaceType::Mount) { Some(rootfs::prepare(b, userns, spec.cgroup_dirs)?) } else { None };
-    let needs_state = spec.seccomp.is_some_and(|p| p.notify)
+    let needs_state = seccomp_of(spec).is_some_and(|p| p.notify)
         || !hooks::list(s, "prestart").is_empty()
         || !hooks::list(s, "createRuntime").is_empty()
         || !hooks::list(s, "createContainer").is_empty()
@@ -226,13 +226,13 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String, proc: &p
     // Once, before either seccomp install point.
     reset_signals();
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if spec.seccomp.is_some() && (process.apparmor_profile().is_some() || process.selinux_label().is_some()) {
+    if seccomp_of(spec).is_some() && (process.apparmor_profile().is_some() || process.selinux_label().is_some()) {
         // The label is written after the filter is in: open the procfs
         // handle before the profile can refuse fsopen or openat2 (an
         // error here is reported by the write, if it comes to one).
         let _ = proc.get();
     }
-    if let (Some(p), false) = (spec.seccomp, nnp) {
+    if let (Some(p), false) = (seccomp_of(spec), nnp) {
         // Without no_new_privs, installing needs CAP_SYS_ADMIN: do it
         // before the capabilities and the user change. The agent gets the
         // listener at once: our own calls from here on may be notified.
@@ -296,12 +296,23 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String, proc: &p
             )))
         }
     }
-    let exe = lookup(&args[0], &path_var)?;
-    let prog = Prog {
-        path: CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Container("exe path has a NUL".into()))?,
-        argv: args.iter().map(|a| cstring(a, "process.args")).collect::<Result<_>>()?,
-        env: env.iter().map(|a| cstring(a, "process.env")).collect::<Result<_>>()?,
-        state_json,
+    let prog = match spec.exec_step.filter(|_| spec.exec.is_none()) {
+        // Its own argv and environment; the program is its handle.
+        Some(step) => Prog {
+            path: cstring(&format!("exec step {}", step.name()), "exec step")?,
+            argv: step.argv().to_vec(),
+            env: step.env().to_vec(),
+            state_json,
+        },
+        None => {
+            let exe = lookup(&args[0], &path_var)?;
+            Prog {
+                path: CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Container("exe path has a NUL".into()))?,
+                argv: args.iter().map(|a| cstring(a, "process.args")).collect::<Result<_>>()?,
+                env: env.iter().map(|a| cstring(a, "process.env")).collect::<Result<_>>()?,
+                state_json,
+            }
+        }
     };
     if spec.exec.is_none() {
         if let Some(p) = spec.bundle.spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
@@ -311,7 +322,7 @@ fn finish(spec: &InitSpec, ch: &Chan, userns: bool, state_json: String, proc: &p
     // From here on init outlives the runtime.
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    if let (Some(p), true, None) = (spec.seccomp, nnp, &spec.exec_listener) {
+    if let (Some(p), true, None) = (seccomp_of(spec), nnp, &spec.exec_listener) {
         // exec, with no_new_privs: as late as we can still report an error.
         let listener = seccomp::install(p)?;
         send_listener(spec, listener, p, &prog.state_json)?;
@@ -364,6 +375,12 @@ fn reset_signals() {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+}
+
+/// The seccomp filter to install: none under an exec step (the spec's
+/// filter is the workload's; see process::step).
+fn seccomp_of<'a>(spec: &InitSpec<'a>) -> Option<&'a seccomp::Program> {
+    spec.seccomp.filter(|_| spec.exec_step.is_none())
 }
 
 /// Hand a NOTIFY filter's listener to the seccomp agent (listenerPath)
@@ -434,7 +451,7 @@ fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Err
             return e;
         }
     }
-    if let (Some(p), true, Some(_)) = (spec.seccomp, spec.process.no_new_privileges().unwrap_or(false), &spec.exec_listener) {
+    if let (Some(p), true, Some(_)) = (seccomp_of(spec), spec.process.no_new_privileges().unwrap_or(false), &spec.exec_listener) {
         // create, with no_new_privs: after `start` released us, right
         // before the exec, as runc does; the profile then need not allow
         // our wait for start (accept4) nor the startContainer hooks.
@@ -450,9 +467,11 @@ fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Err
     unsafe {
         let argv: Vec<*const libc::c_char> = prog.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         let envp: Vec<*const libc::c_char> = prog.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-        let e = match tramp {
-            Some(t) => t.exec(&prog.path, &argv, &envp),
-            None => {
+        let e = match (spec.exec_step.filter(|_| spec.exec.is_none()), tramp) {
+            // Not the runtime's image, and sealed: no trampoline needed.
+            (Some(step), _) => step.exec(&argv, &envp),
+            (None, Some(t)) => t.exec(&prog.path, &argv, &envp),
+            (None, None) => {
                 libc::execve(prog.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
                 std::io::Error::last_os_error()
             }

@@ -117,11 +117,13 @@ impl Backend for Native {
         cg.apply(&r)?;
         let process =
             bundle.spec.process().as_ref().ok_or_else(|| Error::config(bundle.dir.join("config.json"), "process", "must be set"))?;
-        let (seccomp, seccomp_listener) = compile_seccomp(bundle)?;
+        // An exec step gets no seccomp filter (see process::step).
+        let (seccomp, seccomp_listener) = if opts.exec_step.is_some() { (None, None) } else { compile_seccomp(bundle)? };
         let handle = dir.open_handle()?;
         let spec = spawn::InitSpec {
             seccomp: seccomp.as_ref(),
             seccomp_listener,
+            exec_step: opts.exec_step.as_ref(),
             id: &st.id,
             bundle,
             process,
@@ -189,6 +191,7 @@ impl Backend for Native {
             preserve_fds: opts.preserve_fds,
             extra_env: vec![],
             no_new_keyring: true,
+            exec_step: None,
         };
         spawn::spawn(&spec, &mut ExecHooks)
     }

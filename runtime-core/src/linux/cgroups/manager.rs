@@ -11,8 +11,8 @@ use oci_spec::runtime::LinuxResources;
 use super::claim::Claim;
 use super::oom::OomWatcher;
 use super::resources::Res;
-use crate::stats::Stats;
 use crate::error::Result;
+use crate::stats::Stats;
 
 pub trait Manager {
     /// The container's directory in each hierarchy (what init joins).

@@ -13,6 +13,7 @@
 //! they hold host state.
 
 pub mod spawn;
+pub mod step;
 pub mod sync;
 pub mod trampoline;
 

@@ -53,6 +53,8 @@ pub struct InitSpec<'a> {
     pub seccomp_listener: Option<OwnedFd>,
     /// Keep the caller's session keyring (`--no-new-keyring`).
     pub no_new_keyring: bool,
+    /// create: exec this instead of `process.args` (see step.rs).
+    pub exec_step: Option<&'a super::step::ExecStep>,
 }
 
 fn fork() -> Result<i32> {
