@@ -209,7 +209,7 @@ mod tests {
     fn rootfs_from_busybox() {
         let src = Path::new("/bin/busybox");
         if !src.exists() {
-            eprintln!("skip: no /bin/busybox");
+            testkit::skip!("no /bin/busybox");
             return;
         }
         let d = tmpdir("rootfs");

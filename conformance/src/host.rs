@@ -237,7 +237,7 @@ fn probe_cgroups(tag: &str) -> Cgroups {
         if pre.len() < 5 || post.len() < 3 {
             continue;
         }
-        let mnt = PathBuf::from(unescape(pre[4]));
+        let mnt = PathBuf::from(&*unescape(pre[4]));
         match post[0] {
             "cgroup2" if v2_mount.is_none() => v2_mount = Some(mnt),
             "cgroup" => {
@@ -287,24 +287,9 @@ fn child_files(mount: &Path, tag: &str) -> BTreeSet<String> {
     files
 }
 
-/// Undo mountinfo's octal escapes (\040 for space ...).
-pub fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Undo mountinfo's octal escapes (\040 for space ...): runtime-core's,
+/// through testkit.
+pub use testkit::host::unescape;
 
 fn which(name: &str) -> Option<PathBuf> {
     for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"] {
@@ -339,7 +324,7 @@ pub fn propagation_of(p: &Path) -> String {
         if f.len() < 6 {
             continue;
         }
-        let mnt = unescape(f[4]);
+        let mnt = unescape(f[4]).into_owned();
         if p.starts_with(&mnt) {
             let opt = &f[6..];
             let prop = if opt.iter().any(|o| o.starts_with("shared:")) {

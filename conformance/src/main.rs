@@ -183,6 +183,11 @@ fn run_case(rt: &Runtime, host: &Host, settings: &Settings, index: usize, case: 
             }
         }
     }
+    // Counted with the test suites' skips (`make test` checks them against
+    // tests/skips.txt).
+    if let Verdict::Skip(why) = &verdict {
+        testkit::skip::record_test("conformance", "rpc-conformance", &format!("{}::{}", rt.name, case.name), why);
+    }
     Outcome { verdict, ms: start.elapsed().as_millis() as u64, expected: None }
 }
 

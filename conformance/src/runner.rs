@@ -15,10 +15,10 @@ use crate::host::{self, Host};
 use crate::verdict::{fail, skip, Verdict};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,94 +66,19 @@ pub struct Settings {
     pub tag: String,
 }
 
-/// The result of one runtime invocation.
-#[derive(Debug, Clone)]
-pub struct Out {
-    pub cmd: String,
-    /// Exit code; death by signal N is 128+N; -1 when it timed out.
-    pub code: i32,
-    pub timed_out: bool,
-    pub stdout: String,
-    pub stderr: String,
-    pub stdout_path: PathBuf,
-    pub elapsed: Duration,
-}
-
-impl Out {
-    pub fn ok(&self) -> bool {
-        self.code == 0 && !self.timed_out
-    }
-    /// One line: the command, its exit code and the end of its stderr.
-    pub fn brief(&self) -> String {
-        let mut s = format!("`{}` ", self.cmd);
-        if self.timed_out {
-            s.push_str(&format!("timed out after {:.0}s", self.elapsed.as_secs_f64()));
-        } else {
-            s.push_str(&format!("exited {}", self.code));
-        }
-        let e = tail(&self.stderr, 2);
-        if !e.is_empty() {
-            s.push_str(": ");
-            s.push_str(&e);
-        }
-        s
-    }
-}
-
-/// Last `n` non-empty lines, joined, cleaned of runc's log prefixes, cut to
-/// a readable length.
-pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<String> = s.lines().map(|l| l.trim()).filter(|l| !l.is_empty()).map(clean_log_line).collect();
-    let start = lines.len().saturating_sub(n);
-    let j = lines[start..].join(" | ");
-    cut(&j, 300)
-}
-
-/// `time="..." level=error msg="x"` -> `x`; JSON log lines -> their msg.
-fn clean_log_line(l: &str) -> String {
-    if let Some(i) = l.find("msg=\"") {
-        let rest = &l[i + 5..];
-        let end = rest.rfind('"').unwrap_or(rest.len());
-        return rest[..end].replace("\\\"", "\"");
-    }
-    if l.starts_with('{') {
-        if let Ok(v) = serde_json::from_str::<Value>(l) {
-            if let Some(m) = v.get("msg").and_then(|m| m.as_str()) {
-                return m.to_string();
-            }
-        }
-    }
-    l.to_string()
-}
-
-pub fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut o: String = s.chars().take(max).collect();
-    o.push('…');
-    o
-}
+/// The result of one runtime invocation, and the helpers to show it:
+/// testkit's, shared with rpc-runc's and the shim's tests.
+pub use testkit::cli::{cut, tail, Out};
 
 /// Parse `key=value` lines.
 pub fn kv(s: &str) -> BTreeMap<String, String> {
     s.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
-/// Is `pid` a live (non-zombie) process?
+/// Is `pid` a live (non-zombie) process? (`testkit::pid_alive`; pids
+/// here are the i64 of state JSON.)
 pub fn pid_alive(pid: i64) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    let stat = host::read(format!("/proc/{pid}/stat"));
-    if stat.is_empty() {
-        return false;
-    }
-    // State is the field after the ")" of the command name.
-    match stat.rsplit_once(')') {
-        Some((_, rest)) => !matches!(rest.trim_start().chars().next(), Some('Z') | Some('X') | None),
-        None => false,
-    }
+    i32::try_from(pid).is_ok_and(|p| p > 0 && testkit::pid_alive(p))
 }
 
 pub fn ns_inode(pid: &str, t: &str) -> String {
@@ -201,28 +126,6 @@ pub fn umount_detach(p: &Path) {
     if let Ok(c) = std::ffi::CString::new(p.as_os_str().to_string_lossy().as_bytes()) {
         // SAFETY: valid C string.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-/// Wait for `child` until `timeout`; on timeout kill its process group.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> (Option<std::process::ExitStatus>, bool) {
-    let deadline = Instant::now() + timeout;
-    let mut sleep = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return (Some(st), false),
-            Ok(None) => {}
-            Err(_) => return (None, false),
-        }
-        if Instant::now() >= deadline {
-            // SAFETY: signalling our child's process group.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.kill();
-            let st = child.wait().ok();
-            return (st, true);
-        }
-        std::thread::sleep(sleep);
-        sleep = (sleep * 2).min(Duration::from_millis(20));
     }
 }
 
@@ -358,8 +261,6 @@ impl<'a> Ctx<'a> {
         self.cmd_seq += 1;
         let verb = args.iter().find(|a| !a.starts_with('-')).copied().unwrap_or("cmd");
         let base = self.dir.join("log").join(format!("{:03}-{}", self.cmd_seq, sanitize(verb)));
-        let stdout_path = base.with_extension("out");
-        let stderr_path = base.with_extension("err");
         let mut shown = vec![self.rt.name.clone()];
         shown.extend(args.iter().map(|a| {
             let s = a.to_string();
@@ -370,58 +271,17 @@ impl<'a> Ctx<'a> {
             }
         }));
         let cmd = shown.join(" ");
-        let start = Instant::now();
-        let mk = |p: &Path| File::create(p);
-        let (so, se) = match (mk(&stdout_path), mk(&stderr_path)) {
-            (Ok(a), Ok(b)) => (a, b),
-            _ => {
-                return Out {
-                    cmd,
-                    code: -2,
-                    timed_out: false,
-                    stdout: String::new(),
-                    stderr: "cannot create log files".into(),
-                    stdout_path,
-                    elapsed: Duration::ZERO,
-                }
-            }
+        let mut c = if with_root {
+            testkit::cli::command(prog, &self.root, &[] as &[&str], args)
+        } else {
+            let mut c = Command::new(prog);
+            c.args(args).stdin(Stdio::null());
+            c
         };
-        let mut c = Command::new(prog);
-        if with_root {
-            c.arg("--root").arg(&self.root);
-        }
-        c.args(args).stdin(Stdio::null()).stdout(so).stderr(se).current_dir(&self.dir).env(LEAK_VAR, "1").process_group(0);
-        let (status, timed_out) = match c.spawn() {
-            Ok(mut child) => {
-                if timeout.is_zero() {
-                    // SAFETY: our child's group.
-                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    let _ = child.wait();
-                    (None, true)
-                } else {
-                    wait_timeout(&mut child, timeout)
-                }
-            }
-            Err(e) => {
-                let _ = fs::write(&stderr_path, format!("spawn {}: {e}", prog.display()));
-                (None, false)
-            }
-        };
-        let code = match status {
-            _ if timed_out => -1,
-            Some(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
-            None => -2,
-        };
-        let out = Out {
-            cmd,
-            code,
-            timed_out,
-            stdout: fs::read_to_string(&stdout_path).unwrap_or_default(),
-            stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
-            stdout_path,
-            elapsed: start.elapsed(),
-        };
-        self.transcript.push(format!("{} -> {}{}", out.cmd, out.code, if timed_out { " (timeout)" } else { "" }));
+        // Its own process group: a timeout kills what it started too.
+        c.current_dir(&self.dir).env(LEAK_VAR, "1").process_group(0);
+        let out = testkit::cli::run_to_files(c, cmd, base.with_extension("out"), base.with_extension("err"), timeout);
+        self.transcript.push(format!("{} -> {}{}", out.cmd, out.code(), if out.timed_out { " (timeout)" } else { "" }));
         out
     }
 
@@ -477,7 +337,7 @@ impl<'a> Ctx<'a> {
         if o.timed_out {
             return Err(fail(format!("container did not finish: {}", o.brief())));
         }
-        if o.code != 0 {
+        if o.code() != 0 {
             let mut m = format!("container run failed: {}", o.brief());
             let so = tail(&o.stdout, 2);
             if !so.is_empty() {
@@ -750,15 +610,6 @@ pub fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runc_log_lines_are_cleaned() {
-        let s = "time=\"2024\" level=error msg=\"container \\\"x\\\" does not exist\"\n";
-        assert_eq!(tail(s, 1), "container \"x\" does not exist");
-        let j = "{\"level\":\"error\",\"msg\":\"boom\",\"time\":\"t\"}";
-        assert_eq!(tail(j, 1), "boom");
-        assert_eq!(tail("a\n\nb\nc\n", 2), "b | c");
-    }
 
     #[test]
     fn kv_lines() {

@@ -199,7 +199,8 @@ fn pause_freezes_and_resume_thaws() {
     assert_eq!(t.status().as_deref(), Some("paused"));
     assert_eq!(cg_read(pid, "freezer", "freezer.state"), "FROZEN");
     let a = count();
-    std::thread::sleep(Duration::from_millis(400));
+    // watched for 400 ms: fails at the first count while paused
+    holds_for(Duration::from_millis(400), || count() == a);
     assert_eq!(count(), a, "the container kept counting while paused");
     // pausing twice is an error; so is resuming a running container later
     t.rt(&["pause", &t.id]).assert_fail();
@@ -379,7 +380,7 @@ impl Cg2Dir {
     fn new(name: &str) -> Option<Cg2Dir> {
         let root = Path::new("/sys/fs/cgroup/unified");
         if !is_root() || !root.join("cgroup.controllers").exists() {
-            eprintln!("SKIP {name}: needs root and the cgroup2 tree at {}", root.display());
+            testkit::skip!("needs root and the cgroup2 tree at {}", root.display());
             return None;
         }
         let d = root.join(format!("rpct-{name}-{}", std::process::id()));
@@ -459,7 +460,7 @@ fn cgroup2_freeze_and_kill_on_the_host_tree() {
     assert!(cgroups::is_frozen(&dirs));
     assert!(fs::read_to_string(cg.0.join("cgroup.events")).unwrap().contains("frozen 1"));
     let a = n();
-    std::thread::sleep(Duration::from_millis(300));
+    holds_for(Duration::from_millis(300), || n() == a);
     assert_eq!(n(), a, "counting while frozen");
     cgroups::freeze(&dirs, false).unwrap();
     assert!(!cgroups::is_frozen(&dirs));
@@ -781,12 +782,12 @@ fn hugetlb_limit_lives_on_the_unified_tree() {
     let mut t = harness!("cg-hugetlb");
     if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() || !Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists()
     {
-        eprintln!("SKIP cg-hugetlb: no 2MB huge pages or no cgroup2 tree");
+        testkit::skip!("no 2MB huge pages or no cgroup2 tree");
         return;
     }
     let offered = fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap();
     if !offered.split_whitespace().any(|c| c == "hugetlb") {
-        eprintln!("SKIP cg-hugetlb: the cgroup2 tree has no hugetlb controller");
+        testkit::skip!("the cgroup2 tree has no hugetlb controller");
         return;
     }
     let subtree = Path::new("/sys/fs/cgroup/unified/cgroup.subtree_control");
@@ -821,7 +822,7 @@ fn blkio_throttle_and_weight_where_available() {
     t.args(&["sleep", "300"]);
     let o = t.run_detached();
     if !o.ok() && contains_ci(&o.stderr, "No such device") {
-        eprintln!("SKIP cg-blkio: no block device {ma}:{mi} here");
+        testkit::skip!("no block device {ma}:{mi} here");
         return;
     }
     o.assert_ok();
@@ -838,8 +839,8 @@ fn blkio_throttle_and_weight_where_available() {
             assert!(cg_read(pid, "blkio", f).contains("300"));
         }
         None => {
-            eprintln!(
-                "SKIP blkio weight: this host's blkio controller has no weight file (the block devices do not use CFQ/BFQ); \
+            testkit::skip!(
+                "blkio weight: this host's blkio controller has no weight file (the block devices do not use CFQ/BFQ); \
                  checking the clear error instead"
             );
             let o = t.rt(&["update", "--blkio-weight", "300", &t.id]);

@@ -7,88 +7,35 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::io::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use testkit::console::ConsoleSocket;
 
 const T: Duration = Duration::from_secs(10);
 
-/// Receive one fd sent with SCM_RIGHTS.
-fn recv_fd(sock: &UnixStream) -> std::io::Result<RawFd> {
-    recv_fd_msg(sock).map(|(_, fd)| fd)
-}
-
-/// Listen on a socket in the harness dir; a thread accepts one connection and
-/// returns the received fd.
-fn console_listener(t: &Harness) -> (PathBuf, std::thread::JoinHandle<std::io::Result<File>>) {
+/// A console socket in the harness dir (`testkit::console`): the runtime
+/// connects to it and sends the pty master.
+fn console_listener(t: &Harness) -> (PathBuf, ConsoleSocket) {
     let path = t.dir.join("console.sock");
-    let l = UnixListener::bind(&path).expect("bind console socket");
-    l.set_nonblocking(true).unwrap();
-    let h = std::thread::spawn(move || {
-        let deadline = Instant::now() + T;
-        loop {
-            match l.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(T)).unwrap();
-                    let fd = recv_fd(&s)?;
-                    return Ok(unsafe { File::from_raw_fd(fd) });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no connection"));
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    });
-    (path, h)
+    let s = ConsoleSocket::listen(&path, T).expect("bind console socket");
+    (path, s)
 }
 
 /// Read from the pty master until `until` shows up, EIO/EOF, or timeout.
 fn read_master(master: &mut File, until: &str) -> String {
-    let fd = master.as_raw_fd();
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-    let deadline = Instant::now() + T;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if String::from_utf8_lossy(&out).contains(until) {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(_) => break, // EIO: the slave side is closed
-        }
-    }
-    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+    testkit::console::read_until(master, until, T)
 }
 
 /// create with a console socket, start, and read the terminal until DONE.
 fn run_on_console(t: &mut Harness, script: &str) -> (String, File) {
     t.config["process"]["terminal"] = json!(true);
     t.sh(&format!("{script}; echo DONE; sleep 5"));
-    let (sock, h) = console_listener(t);
+    let (sock, mut h) = console_listener(t);
     let o = t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]);
     o.assert_ok();
-    let mut master = h.join().unwrap().expect("pty master fd received");
+    let mut master = h.master().expect("pty master fd received");
     t.start().assert_ok();
     let out = read_master(&mut master, "DONE");
     (out, master)
@@ -107,9 +54,9 @@ fn console_input_reaches_the_container() {
     let mut t = harness!("co-input");
     t.config["process"]["terminal"] = json!(true);
     t.sh("stty -echo; echo READY; read line; echo \"got:$line\"; sleep 5");
-    let (sock, h) = console_listener(&t);
+    let (sock, mut h) = console_listener(&t);
     t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
-    let mut master = h.join().unwrap().expect("pty master");
+    let mut master = h.master().expect("pty master");
     t.start().assert_ok();
     let first = read_master(&mut master, "READY");
     assert!(first.contains("READY"), "{first:?}");
@@ -150,9 +97,9 @@ fn terminal_with_run_detached_and_no_console_socket_fails() {
     o.assert_fail();
     t.assert_no_leftovers(&t.id, &marker);
     // control: with a console socket the same run -d works
-    let (sock, h) = console_listener(&t);
+    let (sock, mut h) = console_listener(&t);
     t.run_with(&["-d", "--console-socket", sock.to_str().unwrap()]).assert_ok();
-    let _master = h.join().unwrap().expect("pty master");
+    let _master = h.master().expect("pty master");
     assert_eq!(t.status().as_deref(), Some("running"));
 }
 
@@ -170,9 +117,9 @@ fn console_socket_without_terminal_fails() {
     std::fs::remove_file(&sock).unwrap();
     // control: the same with terminal: true works
     t.config["process"]["terminal"] = json!(true);
-    let (sock, h) = console_listener(&t);
+    let (sock, mut h) = console_listener(&t);
     t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
-    let _master = h.join().unwrap().expect("pty master");
+    let _master = h.master().expect("pty master");
 }
 
 #[test]
@@ -186,9 +133,9 @@ fn console_socket_that_does_not_exist_fails() {
     o.assert_fail();
     t.assert_no_leftovers(&t.id, &marker);
     // control: with a listener it works
-    let (sock, h) = console_listener(&t);
+    let (sock, mut h) = console_listener(&t);
     t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
-    let _master = h.join().unwrap().expect("pty master");
+    let _master = h.master().expect("pty master");
 }
 
 #[test]
@@ -196,9 +143,9 @@ fn terminal_exit_code_and_state() {
     let mut t = harness!("co-exit");
     t.config["process"]["terminal"] = json!(true);
     t.sh("echo bye; exit 0");
-    let (sock, h) = console_listener(&t);
+    let (sock, mut h) = console_listener(&t);
     t.create_id(&t.id.clone(), &["--console-socket", sock.to_str().unwrap()]).assert_ok();
-    let mut master = h.join().unwrap().expect("pty master");
+    let mut master = h.master().expect("pty master");
     assert_eq!(t.status().as_deref(), Some("created"));
     t.start().assert_ok();
     let out = read_master(&mut master, "bye");

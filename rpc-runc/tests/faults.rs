@@ -203,11 +203,11 @@ fn every_point(name: &str, stage1: bool) {
     let _g = serial();
     let mut t = harness!(name);
     if std::env::var_os("RPC_RUNTIME").is_some() {
-        eprintln!("SKIP {name}: fault points are rpc-runc's own");
+        testkit::skip!("fault points are rpc-runc's own");
         return;
     }
     if stage1 && !Path::new("/proc/self/ns/time").exists() {
-        eprintln!("SKIP {name}: no time namespace on this kernel");
+        testkit::skip!("no time namespace on this kernel");
         return;
     }
     let marker = format!("fp-{}-{}", std::process::id(), stage1 as u8);
@@ -430,7 +430,7 @@ fn kill_at_random_moments() {
 fn start_after_a_start_killed_at_the_exec_socket() {
     let _g = serial();
     if std::env::var_os("RPC_RUNTIME").is_some() {
-        eprintln!("SKIP fp-start-twice: fault points are rpc-runc's own");
+        testkit::skip!("fault points are rpc-runc's own");
         return;
     }
     for (point, released) in [("start:before-fifo-read", false), ("start:after-fifo-read", true)] {

@@ -26,8 +26,20 @@ fn create_parks_the_process_until_start() {
     let mut t = harness!("lc-parked");
     t.share().sh("touch /shared/ran; sleep 300");
     t.create().assert_ok();
-    std::thread::sleep(Duration::from_millis(700));
+    // The event first: init reaches its wait for `start` (asleep, not yet
+    // exec'd: still the runtime, not the container's sh).
+    let pid = t.pid();
+    let parked = || {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        comm.trim() != "sh" && stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("S")
+    };
+    assert!(wait_until(T, parked), "init {pid} did not park (comm, stat): {:?}", std::fs::read_to_string(format!("/proc/{pid}/stat")));
+    // Then it must stay there: watched for 700 ms, failing the moment the
+    // process runs.
+    holds_for(Duration::from_millis(700), || parked() && !t.shared.join("ran").exists());
     assert!(!t.shared.join("ran").exists(), "the container process ran before `start`");
+    assert!(parked(), "init {pid} left its wait for `start` without one");
     assert_eq!(t.status().as_deref(), Some("created"));
     t.start().assert_ok();
     assert!(wait_until(T, || t.shared.join("ran").exists()), "the container process did not run after `start`");

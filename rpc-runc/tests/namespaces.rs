@@ -245,7 +245,7 @@ fn join_network_namespace_made_with_unshare() {
     std::fs::write(&nsfile, "").unwrap();
     let st = std::process::Command::new("unshare").arg(format!("--net={}", nsfile.display())).arg("true").status().expect("unshare");
     if !st.success() {
-        eprintln!("SKIP join_network_namespace_made_with_unshare: unshare --net=FILE failed");
+        testkit::skip!("unshare --net=FILE failed");
         return;
     }
     let want = {
@@ -313,12 +313,12 @@ fn user_namespace_root_has_caps_only_inside() {
 fn time_namespace() {
     let mut t = harness!("ns-time");
     if !std::path::Path::new("/proc/self/ns/time").exists() {
-        eprintln!("SKIP time_namespace: kernel without time namespaces");
+        testkit::skip!("kernel without time namespaces");
         return;
     }
     if is_runc_before_1_2() {
         // runc 1.1 does not know the "time" namespace type at all
-        eprintln!("SKIP time_namespace: runc < 1.2 has no time namespace support");
+        testkit::skip!("runc < 1.2 has no time namespace support");
         return;
     }
     t.set_namespace(json!({"type": "time"}));

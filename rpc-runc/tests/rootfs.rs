@@ -22,7 +22,7 @@ fn domainname_is_set() {
     if is_runc_before_1_2() {
         // runc 1.1 has no domainname support at all (the field is ignored and
         // the container shows "(none)"); the OCI spec has it.
-        eprintln!("SKIP domainname_is_set: runc < 1.2 ignores `domainname`");
+        testkit::skip!("runc < 1.2 ignores `domainname`");
         return;
     }
     t.config["domainname"] = json!("example.org");
@@ -442,7 +442,7 @@ fn rootfs_propagation_shared() {
         // for pivot_root) and bind-mounts the rootfs, so with "shared" the
         // container's / ends up private (prepareRoot in rootfs_linux.go).
         // The OCI spec says the value sets the rootfs' propagation.
-        eprintln!("SKIP rootfs_propagation_shared: runc 1.1 leaves / private for \"shared\"");
+        testkit::skip!("runc 1.1 leaves / private for \"shared\"");
         return;
     }
     t.config["linux"]["rootfsPropagation"] = json!("shared");

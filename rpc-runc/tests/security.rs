@@ -30,11 +30,11 @@ fn compile_into(t: &Harness, name: &str, src: &str) -> Option<std::path::PathBuf
     match Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&c).output() {
         Ok(o) if o.status.success() => Some(out),
         Ok(o) => {
-            eprintln!("skip: gcc -static failed: {}", String::from_utf8_lossy(&o.stderr));
+            testkit::skip!("gcc -static failed: {}", String::from_utf8_lossy(&o.stderr));
             None
         }
         Err(e) => {
-            eprintln!("skip: no gcc to build the test program ({e})");
+            testkit::skip!("no gcc to build the test program ({e})");
             None
         }
     }
@@ -152,7 +152,7 @@ fn the_capability_variants_are_what_they_say() {
 /// /proc/<pid>/exe. Here the interpreter is a sealed trampoline instead.
 fn cve_2019_5736_proc_self_exe_interpreter_on_run(caps: Caps) {
     if is_reference_runc() {
-        eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
+        testkit::skip!("runc runs a sealed copy of itself, which prints its version; this checks our design");
         return;
     }
     let mut t = harness!("sec-5736-run");
@@ -170,7 +170,7 @@ fn cve_2019_5736_proc_self_exe_interpreter_on_run(caps: Caps) {
 /// the container, so the image decides what it is.
 fn cve_2019_5736_proc_self_exe_interpreter_as_start_container_hook(caps: Caps) {
     if is_reference_runc() {
-        eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
+        testkit::skip!("runc runs a sealed copy of itself, which prints its version; this checks our design");
         return;
     }
     let mut t = harness!("sec-5736-hook");
@@ -192,7 +192,7 @@ fn cve_2019_5736_proc_self_exe_interpreter_as_start_container_hook(caps: Caps) {
 /// process's /proc/<pid>/exe and tries to write through it.
 fn cve_2019_5736_proc_self_exe_interpreter_on_exec(caps: Caps) {
     if is_reference_runc() {
-        eprintln!("skip: runc runs a sealed copy of itself, which prints its version; this checks our design");
+        testkit::skip!("runc runs a sealed copy of itself, which prints its version; this checks our design");
         return;
     }
     let mut t = harness!("sec-5736-exec");
@@ -261,7 +261,7 @@ fn cve_2024_21626_cwd_through_leaked_fd_is_refused(caps: Caps) {
 /// container's own program.
 fn cve_2019_5736_runtime_binary_unreachable_through_parked_init(caps: Caps) {
     if is_reference_runc() {
-        eprintln!("skip: runc parks in a re-executed copy of itself; this checks our design");
+        testkit::skip!("runc parks in a re-executed copy of itself; this checks our design");
         return;
     }
     let mut a = harness!("sf-exe");
@@ -563,7 +563,7 @@ fn copy_cmd(t: &Harness, copy: &Path, args: &[&str]) -> Command {
 #[test]
 fn cve_2019_5736_with_cap_sys_ptrace_cannot_write_the_runtime_binary() {
     if is_reference_runc() {
-        eprintln!("skip: checks our binary's protection through a private copy of it");
+        testkit::skip!("checks our binary's protection through a private copy of it");
         return;
     }
     let mut t = harness!("sec-5736-ptrace");
@@ -600,7 +600,7 @@ fn cve_2019_5736_with_cap_sys_ptrace_cannot_write_the_runtime_binary() {
 #[test]
 fn cve_2019_5736_with_cap_sys_ptrace_racing_exec() {
     if is_reference_runc() {
-        eprintln!("skip: checks our binary's protection through a private copy of it");
+        testkit::skip!("checks our binary's protection through a private copy of it");
         return;
     }
     let mut t = harness!("sec-5736-ptrace-exec");
@@ -685,7 +685,7 @@ fn elf_with_interp(interp: &str) -> Vec<u8> {
 #[test]
 fn proc_self_exe_as_interpreter_fails_fast_on_run_and_exec() {
     if is_reference_runc() {
-        eprintln!("skip: runc runs a sealed copy of itself; this checks our trampoline");
+        testkit::skip!("runc runs a sealed copy of itself; this checks our trampoline");
         return;
     }
     let refused = "failed: refused to run the runtime's exec trampoline as its interpreter";

@@ -367,28 +367,19 @@ impl ConsoleSocket {
     /// Called once the runtime has exited successfully: it has connected
     /// and sent the master already, so nothing blocks here.
     fn receive(&self) -> Result<File> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         self.listener.set_nonblocking(true).map_err(io("console socket"))?;
         let (stream, _) = self
             .listener
             .accept()
             .map_err(|e| Error::FailedPrecondition(format!("the runtime sent no terminal on the console socket: {e}")))?;
         stream.set_nonblocking(false).map_err(io("console socket"))?;
-        let mut buf = [0u8; 4096];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(|e| io("receiving the pty master")(e.into()))?;
-        let cmsgs = msg.cmsgs().map_err(|e| io("receiving the pty master")(e.into()))?;
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                if let Some(&fd) = fds.first() {
-                    // SAFETY: the kernel just gave us this descriptor.
-                    return Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-                }
+        match runtime_core::linux::fdpass::recv_fd_msg(stream.as_raw_fd()) {
+            Ok((_, fd)) => Ok(File::from(fd)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(Error::FailedPrecondition("the runtime sent no file descriptor on the console socket".into()))
             }
+            Err(e) => Err(io("receiving the pty master")(e)),
         }
-        Err(Error::FailedPrecondition("the runtime sent no file descriptor on the console socket".into()))
     }
 }
 

@@ -126,8 +126,7 @@ fn detached_task_exec_ps_pause_metrics_kill() {
     d.ctr_ok(&["containers", "delete", "c1"]);
     assert!(!alive(init_pid));
     d.assert_no_shims();
-    let text = events.stop();
-    for topic in [
+    let topics = [
         "/tasks/create",
         "/tasks/start",
         "/tasks/exec-added",
@@ -136,37 +135,80 @@ fn detached_task_exec_ps_pause_metrics_kill() {
         "/tasks/resumed",
         "/tasks/exit",
         "/tasks/delete",
-    ] {
+    ];
+    let text = events.stop_when(&topics);
+    for topic in topics {
         assert!(text.contains(topic), "no {topic} event: {text}");
     }
 }
 
-/// `ctr events` running in the background.
+/// `ctr events` running in the background. No fixed sleeps: `start`
+/// returns once ctr is subscribed (it has printed an event this test
+/// caused), `stop_when` once the events the test expects have arrived.
 struct EventLog {
     child: std::process::Child,
-    reader: std::thread::JoinHandle<String>,
+    text: std::sync::Arc<(std::sync::Mutex<String>, std::sync::Condvar)>,
 }
 
 impl EventLog {
     fn start(d: &Daemon) -> EventLog {
+        use std::io::BufRead;
         let mut child = d.ctr_cmd(&["events"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("ctr events");
-        let mut out = child.stdout.take().expect("events stdout");
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
+        let out = child.stdout.take().expect("events stdout");
+        let text = std::sync::Arc::new((std::sync::Mutex::new(String::new()), std::sync::Condvar::new()));
+        let t = text.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let mut s = t.0.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+                t.1.notify_all();
+            }
         });
-        // let it subscribe before anything happens
-        std::thread::sleep(Duration::from_millis(300));
-        EventLog { child, reader }
+        let log = EventLog { child, text };
+        // Subscribed once an event of ours shows up: a namespace created
+        // (and removed) for the purpose publishes /namespaces/create.
+        let probe = format!("evprobe{}x{}", std::process::id(), d.ns.len());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            d.ctr_ok(&["namespaces", "create", &probe]);
+            let _ = d.ctr(&["namespaces", "remove", &probe]);
+            if log.wait_for(&[&probe], Duration::from_millis(200)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ctr events never showed our probe namespace: {}", log.snapshot());
+        }
+        log
     }
 
-    fn stop(mut self) -> String {
-        // events reach ctr asynchronously
-        std::thread::sleep(Duration::from_millis(500));
+    fn snapshot(&self) -> String {
+        self.text.0.lock().unwrap().clone()
+    }
+
+    /// Wait (at most `timeout`) until every one of `needles` has shown up.
+    fn wait_for(&self, needles: &[&str], timeout: Duration) -> bool {
+        let (m, cv) = &*self.text;
+        let deadline = Instant::now() + timeout;
+        let mut s = m.lock().unwrap();
+        loop {
+            if needles.iter().all(|n| s.contains(n)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = cv.wait_timeout(s, left).unwrap().0;
+        }
+    }
+
+    /// The events so far, once all of `topics` have arrived (events reach
+    /// ctr asynchronously) or 10 s have passed; the caller asserts.
+    fn stop_when(mut self, topics: &[&str]) -> String {
+        self.wait_for(topics, Duration::from_secs(10));
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.reader.join().unwrap_or_default()
+        self.snapshot()
     }
 }
 
@@ -253,7 +295,7 @@ fn oom_kill_publishes_task_oom() {
     let events = EventLog::start(&d);
     let out = d.ctr(&run(&d, &["--rm", "--memory-limit", "33554432", IMAGE, "oom1", "sh", "-c", "sleep 0.5; tail /dev/zero"]));
     assert_eq!(out.status.code(), Some(137), "the memory hog should be OOM-killed: {}", out_str(&out));
-    let text = events.stop();
+    let text = events.stop_when(&["/tasks/oom", "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
     assert!(text.contains("/tasks/oom") && text.contains("oom1"), "no TaskOOM event: {text}");
     for topic in ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"] {
         assert!(text.contains(topic), "no {topic} event: {text}");
@@ -526,7 +568,7 @@ fn containerd_restart_keeps_task_and_events() {
     let events = EventLog::start(&d);
     d.ctr_ok(&["task", "kill", "-s", "SIGKILL", "r1"]);
     d.wait_status("r1", "STOPPED", Duration::from_secs(10));
-    let text = events.stop();
+    let text = events.stop_when(&["/tasks/exit"]);
     assert!(text.contains("/tasks/exit") && text.contains("r1"), "no TaskExit after the restart: {text}");
     d.ctr_ok(&["task", "delete", "r1"]);
     d.ctr_ok(&["containers", "delete", "r1"]);

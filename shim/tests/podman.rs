@@ -18,8 +18,7 @@ struct Podman {
 
 impl Podman {
     fn new() -> Option<Podman> {
-        if !is_root() {
-            eprintln!("SKIP podman: needs root");
+        if testkit::skip::unless_root(env!("CARGO_PKG_NAME"), "podman, containerd, mounts") {
             return None;
         }
         assert!(

@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn a_rootfs_runs_its_applets() {
         let Ok(host) = Busybox::find() else {
-            eprintln!("skip: busybox-static is not installed");
+            crate::skip!("busybox-static is not installed");
             return;
         };
         let d = std::env::temp_dir().join(format!("testkit-busybox-{}", std::process::id()));

@@ -3,6 +3,8 @@
 use std::fs;
 use std::path::Path;
 
+pub use runtime_core::linux::mountinfo::unescape;
+
 /// Live processes (not this one, not zombies) whose command line, NULs
 /// read as spaces, satisfies `f`.
 pub fn processes_matching(f: impl Fn(&str) -> bool) -> Vec<i32> {
@@ -39,7 +41,7 @@ pub fn unmount_under(dir: &Path) {
     let mut points: Vec<String> = mi
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mount_path)
+        .map(|p| unescape(p).into_owned())
         .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -51,32 +53,9 @@ pub fn unmount_under(dir: &Path) {
     }
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mount_path(r"/a\040b\011c\134d"), "/a b\tc\\d");
-        assert_eq!(unescape_mount_path(r"/plain\04"), r"/plain\04");
-    }
 
     #[test]
     fn this_process_is_alive_and_matched_by_others_only() {

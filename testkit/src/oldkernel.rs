@@ -97,8 +97,7 @@ mod tests {
     /// older calls still work.
     #[test]
     fn the_newer_calls_fail_with_enosys_and_the_rest_work() {
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skip: installing a seccomp filter without no_new_privs needs root");
+        if crate::skip::unless_root(env!("CARGO_PKG_NAME"), "installing a seccomp filter without no_new_privs") {
             return;
         }
         let f: &'static Filter = Box::leak(Box::new(Filter::newer_syscalls()));

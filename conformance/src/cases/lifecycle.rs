@@ -495,7 +495,7 @@ fn run_exit_code(c: &mut Ctx) -> R {
     c.set_script("echo out; exit 7");
     let id = c.new_id();
     let o = c.run_fg(&id, &[])?;
-    check_eq!(o.code, 7, "exit code of run ({})", o.brief());
+    check_eq!(o.code(), 7, "exit code of run ({})", o.brief());
     check!(o.stdout.contains("out"), "the container's stdout did not reach run's stdout");
     Ok(Verdict::Pass)
 }

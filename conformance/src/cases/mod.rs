@@ -93,7 +93,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
             continue;
         }
         v.push(MountLine {
-            mount_point: crate::host::unescape(f[4]),
+            mount_point: crate::host::unescape(f[4]).into_owned(),
             mount_opts: f[5].split(',').map(String::from).collect(),
             optional: f[6..].iter().map(|s| s.to_string()).collect(),
             fstype: p[0].to_string(),

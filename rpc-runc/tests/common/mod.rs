@@ -22,9 +22,8 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -93,13 +92,10 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Skip helper: prints the reason and returns true when not root.
+/// Skip helper: records the skip (`testkit::skip`) and returns true when
+/// not root.
 pub fn skip_unless_root(test: &str) -> bool {
-    if !is_root() {
-        eprintln!("SKIP {test}: needs root (namespaces, mounts, cgroups)");
-        return true;
-    }
-    false
+    testkit::skip::unless_root(env!("CARGO_PKG_NAME"), &format!("{test}: namespaces, mounts, cgroups"))
 }
 
 /// Case-insensitive substring test.
@@ -112,89 +108,28 @@ pub fn contains_any_ci(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| contains_ci(hay, n))
 }
 
-/// Result of one command.
-#[derive(Debug, Clone)]
-pub struct Out {
-    pub cmd: String,
-    pub status: Option<ExitStatus>,
-    pub timed_out: bool,
-    pub stdout: String,
-    pub stderr: String,
-    pub stdout_path: PathBuf,
-    pub stderr_path: PathBuf,
+/// Result of one command (`testkit::cli`, shared with the shim's tests and
+/// the conformance runner).
+#[allow(unused_imports)] // each test binary uses its own part
+pub use testkit::cli::{holds_for, wait_child, wait_until, Out};
+
+/// Assertions on an [`Out`] (in the tests, not in testkit: they panic with
+/// the whole transcript).
+pub trait OutExt {
+    fn assert_ok(&self) -> &Self;
+    fn assert_fail(&self) -> &Self;
 }
 
-impl Out {
-    /// Exit code; a death by signal N is reported as 128+N (shell style), a
-    /// timeout as -1.
-    pub fn code(&self) -> i32 {
-        match self.status {
-            Some(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
-            None => -1,
-        }
-    }
-    pub fn ok(&self) -> bool {
-        !self.timed_out && self.status.map(|s| s.success()).unwrap_or(false)
-    }
-    pub fn describe(&self) -> String {
-        format!(
-            "`{}` -> code {}{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.cmd,
-            self.code(),
-            if self.timed_out { " (TIMED OUT)" } else { "" },
-            self.stdout,
-            self.stderr
-        )
-    }
+impl OutExt for Out {
     #[track_caller]
-    pub fn assert_ok(&self) -> &Self {
+    fn assert_ok(&self) -> &Self {
         assert!(self.ok(), "expected success: {}", self.describe());
         self
     }
     #[track_caller]
-    pub fn assert_fail(&self) -> &Self {
+    fn assert_fail(&self) -> &Self {
         assert!(!self.timed_out && !self.ok(), "expected failure: {}", self.describe());
         self
-    }
-    /// stdout and stderr together (for message checks).
-    pub fn all_output(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-    /// Re-read the stdout file (a detached container may still be writing it).
-    pub fn reread_stdout(&self) -> String {
-        fs::read_to_string(&self.stdout_path).unwrap_or_default()
-    }
-}
-
-/// Wait for a child with a deadline; kills it on timeout.
-pub fn wait_child(child: &mut Child, timeout: Duration) -> (Option<ExitStatus>, bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return (Some(st), false),
-            Ok(None) => {}
-            Err(_) => return (None, false),
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let st = child.wait().ok();
-            return (st, true);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Poll `f` until it returns true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -442,20 +377,12 @@ impl Harness {
 
     /// Build the runtime command line `RUNTIME --root ROOT [global] ARGS`.
     pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
-        let mut c = Command::new(runtime_path());
+        let mut c = testkit::cli::command(&runtime_path(), &self.root, &self.global_args, args);
         if testkit::oldkernel::enabled() {
             // SAFETY: install only makes the prctl (no allocation).
             unsafe { std::os::unix::process::CommandExt::pre_exec(&mut c, || old_kernel().install()) };
         }
-        c.arg("--root").arg(&self.root);
-        for g in &self.global_args {
-            c.arg(g);
-        }
-        for a in args {
-            c.arg(a.as_ref());
-        }
         c.current_dir(&self.dir);
-        c.stdin(Stdio::null());
         c
     }
 
@@ -470,28 +397,10 @@ impl Harness {
     }
 
     /// Run a prepared command with stdout/stderr going to fresh files.
-    pub fn exec(&self, mut c: Command, timeout: Duration) -> Out {
+    pub fn exec(&self, c: Command, timeout: Duration) -> Out {
         let (op, ep) = self.next_out();
-        let of = fs::File::create(&op).unwrap();
-        let ef = fs::File::create(&ep).unwrap();
-        c.stdout(of).stderr(ef);
         let cmd = format!("{:?}", c);
-        let (status, timed_out) = match c.spawn() {
-            Ok(mut child) => {
-                drop(c); // close our copies of the file handles
-                wait_child(&mut child, timeout)
-            }
-            Err(e) => panic!("cannot spawn {cmd}: {e}"),
-        };
-        Out {
-            cmd,
-            status,
-            timed_out,
-            stdout: fs::read_to_string(&op).unwrap_or_default(),
-            stderr: fs::read_to_string(&ep).unwrap_or_default(),
-            stdout_path: op,
-            stderr_path: ep,
-        }
+        testkit::cli::run_to_files(c, cmd, op, ep, timeout)
     }
 
     /// Spawn the runtime in the background, its output going to the files
@@ -506,16 +415,9 @@ impl Harness {
     }
 
     pub fn wait_spawned(&self, mut child: Child, op: PathBuf, ep: PathBuf, timeout: Duration) -> Out {
+        let start = Instant::now();
         let (status, timed_out) = wait_child(&mut child, timeout);
-        Out {
-            cmd: "spawned runtime".into(),
-            status,
-            timed_out,
-            stdout: fs::read_to_string(&op).unwrap_or_default(),
-            stderr: fs::read_to_string(&ep).unwrap_or_default(),
-            stdout_path: op,
-            stderr_path: ep,
-        }
+        Out::collect("spawned runtime".into(), status, timed_out, op, ep, start.elapsed())
     }
 
     pub fn bundle_str(&self) -> String {
@@ -656,11 +558,7 @@ impl Drop for Harness {
     fn drop(&mut self) {
         let ids: Vec<String> = self.ids.borrow().clone();
         for id in ids.iter().rev() {
-            let mut c = self.command(&["delete", "--force", id.as_str()]);
-            c.stdout(Stdio::null()).stderr(Stdio::null());
-            if let Ok(mut ch) = c.spawn() {
-                let _ = wait_child(&mut ch, Duration::from_secs(10));
-            }
+            let _ = testkit::cli::delete_force(&runtime_path(), &self.root, &self.global_args, id, Duration::from_secs(10));
         }
         reap_leftovers(&self.dir, &ids);
         unmount_under(&self.dir);
@@ -905,7 +803,8 @@ impl Harness {
 }
 
 /// Receive one message with an fd (SCM_RIGHTS) on a unix socket: the
-/// payload and the fd (console sockets, seccomp agents).
+/// payload and the fd (console sockets, seccomp agents; `testkit::fdpass`).
+/// The caller owns the returned fd.
 pub fn recv_fd_msg(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<(String, std::os::fd::RawFd)> {
     use std::os::fd::IntoRawFd;
     testkit::recv_fd_msg(sock.as_raw_fd()).map(|(payload, fd)| (payload, fd.into_raw_fd()))

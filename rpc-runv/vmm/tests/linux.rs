@@ -39,7 +39,7 @@ fn guest_dir(test: &str) -> Option<PathBuf> {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {why}");
     }
-    eprintln!("skipping {test}: {why}");
+    testkit::skip!("{test}: {why}");
     None
 }
 

@@ -217,12 +217,7 @@ pub fn owner() -> String {
     }
     std::fs::read_to_string("/etc/passwd")
         .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
-            })
-        })
+        .and_then(|p| crate::linux::passwd::by_uid(&p, uid).map(|e| e.name.to_string()))
         .unwrap_or_else(|| uid.to_string())
 }
 

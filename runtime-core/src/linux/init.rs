@@ -396,10 +396,7 @@ fn send_listener(spec: &InitSpec, listener: Option<OwnedFd>, p: &seccomp::Progra
 /// $HOME from the container's /etc/passwd.
 fn home_of(uid: u32) -> Option<String> {
     let pw = std::fs::read_to_string("/etc/passwd").ok()?;
-    pw.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
-    })
+    crate::linux::passwd::by_uid(&pw, uid).map(|e| e.home.to_string())
 }
 
 /// Park until `start` connects to the exec socket, and answer it. The

@@ -7,7 +7,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::error::{Context, Error, Result};
 
@@ -21,21 +21,9 @@ pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Receive one fd sent with `send_fd`.
+/// Receive one fd sent with `send_fd` (`fdpass::recv_fd_msg`).
 pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx("receiving the pty master")?;
-    for c in msg.cmsgs().ctx("reading control messages")? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just gave us this fd.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(Error::Container("console socket: no file descriptor received".into()))
+    crate::linux::fdpass::recv_fd_msg(sock).map(|(_, fd)| fd).ctx("receiving the pty master on the console socket")
 }
 
 /// Inside the container, after pivot_root: make a pty, send its master,

@@ -82,8 +82,7 @@ static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 impl Daemon {
     /// Starts containerd (with the CRI plugin when `cri`), imports the image.
     pub fn start(name: &str, cri: bool) -> Option<Daemon> {
-        if !is_root() {
-            eprintln!("SKIP {name}: needs root (containerd, mounts, namespaces)");
+        if testkit::skip::unless_root(env!("CARGO_PKG_NAME"), &format!("{name}: containerd, mounts, namespaces")) {
             return None;
         }
         assert!(which("containerd").is_some(), "containerd is not installed: `make deps` (apt-get install containerd) first");
@@ -396,28 +395,17 @@ impl Drop for Daemon {
             if !rt.is_dir() {
                 continue;
             }
-            let out = Command::new(runc_bin()).arg("--root").arg(&rt).args(["list", "-q"]).output();
-            if let Ok(out) = out {
-                for id in String::from_utf8_lossy(&out.stdout).lines() {
-                    let _ = Command::new(runc_bin()).arg("--root").arg(&rt).args(["delete", "--force", id]).status();
-                }
+            // testkit's runtime-CLI driver, as rpc-runc's tests use it.
+            let runc = runc_bin();
+            for id in testkit::cli::list_ids(&runc, &rt) {
+                let _ = testkit::cli::delete_force(&runc, &rt, &[] as &[&str], &id, Duration::from_secs(10));
             }
             let _ = fs::remove_dir_all(&rt);
         }
         if let Some(mut c) = self.child.take() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            // killed if it does not stop within 5 s
+            let _ = testkit::cli::wait_child(&mut c, Duration::from_secs(5));
         }
         for pid in self.shim_pids() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);

@@ -21,11 +21,12 @@ pub fn skip_reason() -> Option<String> {
     }
 }
 
-/// Returns true (after printing why) if the test must be skipped.
+/// Returns true (after recording why: `testkit::skip`) if the test must be
+/// skipped.
 pub fn skip(test: &str) -> bool {
     match skip_reason() {
         Some(why) => {
-            eprintln!("skipping {test}: {why}");
+            testkit::skip!("{test}: {why}");
             true
         }
         None => false,
@@ -262,7 +263,7 @@ pub fn virtiofsd(test: &str) -> Option<PathBuf> {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {why}");
     }
-    eprintln!("skipping {test}: {why}");
+    testkit::skip!("{test}: {why}");
     None
 }
 
@@ -285,14 +286,14 @@ pub fn net_skip_reason() -> Option<String> {
     None
 }
 
-/// Returns true (after printing why) if a virtio-net test must be skipped.
+/// Returns true (after recording why) if a virtio-net test must be skipped.
 pub fn net_skip(test: &str) -> bool {
     if skip(test) {
         return true;
     }
     match net_skip_reason() {
         Some(why) => {
-            eprintln!("skipping {test}: {why}");
+            testkit::skip!("{test}: {why}");
             true
         }
         None => false,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
+use crate::linux::mountinfo::unescape;
 
 pub mod claim;
 pub mod devices_bpf;
@@ -81,8 +82,8 @@ impl Hierarchies {
             if pf.len() < 5 || qf.len() < 3 {
                 continue;
             }
-            let mp = PathBuf::from(unescape(pf[4]));
-            let root = PathBuf::from(unescape(pf[3]));
+            let mp = PathBuf::from(&*unescape(pf[4]));
+            let root = PathBuf::from(&*unescape(pf[3]));
             let kind = match qf[0] {
                 "cgroup2" => Kind::V2,
                 "cgroup" => {
@@ -140,13 +141,6 @@ impl Hierarchies {
             })
         })
     }
-}
-
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// This process's cgroup path in a hierarchy, from /proc/self/cgroup.
