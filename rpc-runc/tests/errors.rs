@@ -630,7 +630,7 @@ fn device_outside_dev_or_too_big_is_refused() {
 fn a_state_made_by_another_backend_is_refused() {
     let Some((t, marker)) = marked("foreign-backend") else { return };
     if is_reference_runc() {
-        eprintln!("SKIP foreign-backend: rpc-runc's own state format");
+        testkit::skip!("rpc-runc's own state format");
         return;
     }
     t.create().assert_ok();

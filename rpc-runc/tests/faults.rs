@@ -571,7 +571,7 @@ fn sleeper_with_pid(want: i32) -> Option<std::process::Child> {
 fn failed_create_never_kills_a_recycled_pid() {
     let _g = serial();
     if std::env::var_os("RPC_RUNTIME").is_some() {
-        eprintln!("SKIP fp-recycled-pid: fault points are rpc-runc's own");
+        testkit::skip!("fault points are rpc-runc's own");
         return;
     }
     let mut t = harness!("fp-recycled-pid");
