@@ -142,11 +142,12 @@ pub fn ensure(scratch: &Path) -> Result<()> {
         }
     };
     drop(exe);
-    // In place where the kernel allows it; checked like any image.
-    let adopted = adopt::adopt(fd.as_raw_fd()).and_then(|()| match classify(open_exe()?.as_raw_fd())? {
-        Some(seal) => Ok(seal),
-        None => Err(Error::Container(format!("took a {how} of the runtime binary as its image, yet /proc/self/exe is writable"))),
-    });
+    // In place where the kernel allows it. The view is checked like any
+    // image first: once prctl accepted it, it is what /proc/self/exe names.
+    let adopted = match classify(fd.as_raw_fd())? {
+        Some(seal) => adopt::adopt(fd.as_raw_fd()).map(|()| seal),
+        None => return Err(Error::Container(format!("the {how} of the runtime binary is writable"))),
+    };
     match adopted {
         Ok(seal) => {
             let _ = SEALED.set(format!("{seal:?}, a {how} taken as the image in place"));

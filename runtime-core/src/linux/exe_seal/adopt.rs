@@ -52,6 +52,9 @@ struct MmMap {
     exe_fd: u32,
 }
 
+/// A range of addresses, [start, end).
+type Span = (usize, usize);
+
 /// One PT_LOAD segment of our image, in whole pages.
 struct Segment {
     start: usize,
@@ -124,7 +127,7 @@ pub(super) fn adopt(view: RawFd) -> Result<()> {
 
 /// Copy and move the replacements over the image, then name the view as
 /// the image.
-fn swap(segments: &[Segment], fresh: &[usize], relro: Option<(usize, usize)>, map: &mut MmMap) -> Result<()> {
+fn swap(segments: &[Segment], fresh: &[usize], relro: Option<Span>, map: &mut MmMap) -> Result<()> {
     for (i, (s, &p)) in segments.iter().zip(fresh).enumerate() {
         if s.writable {
             // SAFETY: both ranges are mapped, readable (the image's
@@ -170,7 +173,7 @@ fn unmap(segments: &[Segment], fresh: &[usize], from: usize) {
 /// Our PT_LOAD segments in whole pages, and the RELRO range (in the pages
 /// glibc protected: from its first page to the page its end falls in).
 #[cfg(target_pointer_width = "64")]
-fn segments() -> Result<(Vec<Segment>, Option<(usize, usize)>)> {
+fn segments() -> Result<(Vec<Segment>, Option<Span>)> {
     // SAFETY: getauxval only reads the auxiliary vector.
     let (phdr, phnum, page) = unsafe {
         (libc::getauxval(libc::AT_PHDR) as usize, libc::getauxval(libc::AT_PHNUM) as usize, libc::getauxval(libc::AT_PAGESZ) as usize)
@@ -222,7 +225,7 @@ fn segments() -> Result<(Vec<Segment>, Option<(usize, usize)>)> {
 }
 
 #[cfg(not(target_pointer_width = "64"))]
-fn segments() -> Result<(Vec<Segment>, Option<(usize, usize)>)> {
+fn segments() -> Result<(Vec<Segment>, Option<Span>)> {
     Err(refused("64-bit images only"))
 }
 
