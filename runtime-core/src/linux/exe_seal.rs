@@ -25,7 +25,7 @@
 //!
 //! The runtime does not exec again where the kernel lets it take the view
 //! as its image in place (`adopt.rs`: its mappings and `/proc/self/exe`
-//! moved onto the view; ~0.25 ms instead of ~1.3 ms for the re-exec);
+//! moved onto the view; ~0.3 ms CPU where the re-exec cost 0.7-1.3 ms);
 //! elsewhere it re-executes through the view, finds its image read-only and
 //! goes on. A binary installed on a read-only mount (or one already sealed
 //! by a supervisor) is used as it is, at the cost of three system calls.

@@ -4,8 +4,9 @@
 //! What a container can reach through `/proc/<pid>/exe` of a fork of ours
 //! is the process's `mm->exe_file`. Re-executing through the view replaced
 //! it at the price of a whole second start of the runtime (execve, page
-//! faults, relocation of the static PIE: ~1.1 ms CPU per create, run or
-//! exec on the benchmark VM, most of the seal's cost). The kernel also lets
+//! faults, relocation of the static PIE: 0.7-1.3 ms CPU per create, run
+//! or exec on the benchmark VM, most of the seal's cost; this costs ~0.3
+//! ms, mostly the 56 pages of RELRO and data copied). The kernel also lets
 //! a process name another file as its image (prctl `PR_SET_MM_MAP` with
 //! `exe_fd`, 3.18+, as CRIU restores processes; CAP_SYS_ADMIN or
 //! CAP_CHECKPOINT_RESTORE in the process's user namespace), once no mapping
