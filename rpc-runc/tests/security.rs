@@ -21,6 +21,10 @@ const T: Duration = Duration::from_secs(10);
 mod cve_2025;
 use cve_2025::*;
 
+/// Sealing the runtime's image without a second exec.
+#[path = "security/seal_in_place.rs"]
+mod seal_in_place;
+
 /// Compile a small static C program into the rootfs, or None (printed)
 /// when this machine has no C compiler with a static libc.
 fn compile_into(t: &Harness, name: &str, src: &str) -> Option<std::path::PathBuf> {

@@ -29,6 +29,12 @@ pub const NEWER: &[(&str, libc::c_long, &str)] = &[
     ("mount_setattr", libc::SYS_mount_setattr, "5.12"),
 ];
 
+/// prctl(PR_SET_MM, PR_SET_MM_MAP) (3.18) fails with EINVAL, as on a kernel
+/// without it: the runtime then seals its image by re-executing (see
+/// runtime-core's exe_seal) as it must on such a kernel.
+#[cfg(target_arch = "x86_64")]
+pub const PR_SET_MM_MAP: (libc::c_int, libc::c_ulong) = (libc::PR_SET_MM, 14);
+
 /// Set (non-empty) in the environment: the test harnesses run the runtime
 /// under `Filter::newer_syscalls` (`make test` runs part of the suite so).
 pub const ENV: &str = "RPC_TEST_OLD_KERNEL";
@@ -57,16 +63,24 @@ impl Filter {
     #[cfg(target_arch = "x86_64")]
     pub fn newer_syscalls() -> Filter {
         let n = NEWER.len();
+        // [arch] [nr] n x [nr == NEWER[i] -> ENOSYS] [prctl: 4 to EINVAL]
+        // ALLOW ENOSYS EINVAL
         let mut p = vec![
             op(LD_ABS_W, 0, 0, 4), // seccomp_data.arch
-            op(JEQ_K, 0, n as u8 + 1, AUDIT_ARCH_X86_64),
+            op(JEQ_K, 0, n as u8 + 6, AUDIT_ARCH_X86_64),
             op(LD_ABS_W, 0, 0, 0), // seccomp_data.nr
         ];
         for (i, (_, nr, _)) in NEWER.iter().enumerate() {
-            p.push(op(JEQ_K, (n - i) as u8, 0, *nr as u32));
+            p.push(op(JEQ_K, (n - i + 5) as u8, 0, *nr as u32));
         }
+        p.push(op(JEQ_K, 0, 4, libc::SYS_prctl as u32));
+        p.push(op(LD_ABS_W, 0, 0, 16)); // args[0], low half
+        p.push(op(JEQ_K, 0, 2, PR_SET_MM_MAP.0 as u32));
+        p.push(op(LD_ABS_W, 0, 0, 24)); // args[1], low half
+        p.push(op(JEQ_K, 2, 0, PR_SET_MM_MAP.1 as u32));
         p.push(op(RET_K, 0, 0, RET_ALLOW));
         p.push(op(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
+        p.push(op(RET_K, 0, 0, RET_ERRNO | libc::EINVAL as u32));
         Filter(p)
     }
 
@@ -116,6 +130,8 @@ mod tests {
             assert!(text.contains(&format!("{name}=ENOSYS")), "{name}: {text}");
         }
         assert!(text.contains("getpid=ok"), "{text}");
+        assert!(text.contains("PR_SET_MM_MAP=EINVAL"), "{text}");
+        assert!(text.contains("PR_GET_DUMPABLE=ok"), "{text}");
     }
 
     #[test]
@@ -130,5 +146,10 @@ mod tests {
             println!("{name}={}", if r < 0 && e == Some(libc::ENOSYS) { "ENOSYS".into() } else { format!("{r}/{e:?}") });
         }
         println!("getpid={}", if unsafe { libc::getpid() } > 0 { "ok" } else { "bad" });
+        // A NULL map of the right size: EFAULT where the option exists.
+        let r = unsafe { libc::prctl(PR_SET_MM_MAP.0, PR_SET_MM_MAP.1, 0usize, 104usize, 0usize) };
+        let e = io::Error::last_os_error().raw_os_error();
+        println!("PR_SET_MM_MAP={}", if r < 0 && e == Some(libc::EINVAL) { "EINVAL".into() } else { format!("{r}/{e:?}") });
+        println!("PR_GET_DUMPABLE={}", if unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } >= 0 { "ok" } else { "bad" });
     }
 }
