@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 pub fn default_spec(rootless: bool) -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut v = json!({
-        "ociVersion": super::lifecycle::OCI_VERSION,
+        "ociVersion": crate::bundle::OCI_VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

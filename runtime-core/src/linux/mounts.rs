@@ -1,5 +1,8 @@
 //! OCI mount options -> mount(2) flags, propagation and data, and the
-//! mount of one `mounts[]` entry inside the rootfs.
+//! mount of one `mounts[]` entry inside the rootfs (`cgroup` mounts in
+//! `cgroup`).
+
+mod cgroup;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -260,8 +263,7 @@ fn mount_one(ctx: &MountCtx, m: &oci_spec::runtime::Mount, over_root: &mut bool)
         return Ok(());
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::linux::cgroups::mount_in_container(&target, &resolved, root, ctx.cgroup_dirs, ctx.cgroupns, typ, opts.flags)
-            .map_err(named);
+        return cgroup::mount_in_container(&target, &resolved, root, ctx.cgroup_dirs, ctx.cgroupns, typ, opts.flags).map_err(named);
     }
     let source: PathBuf = src.unwrap_or_else(|| PathBuf::from(typ));
     let fstype = if typ.is_empty() { None } else { Some(typ) };
