@@ -35,6 +35,7 @@ fn console_listener(t: &Harness) -> (PathBuf, std::thread::JoinHandle<std::io::R
                     s.set_nonblocking(false).unwrap();
                     s.set_read_timeout(Some(T)).unwrap();
                     let fd = recv_fd(&s)?;
+                    // SAFETY: recv_fd returns a new fd of ours, owned by nothing else.
                     return Ok(unsafe { File::from_raw_fd(fd) });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -53,6 +54,7 @@ fn console_listener(t: &Harness) -> (PathBuf, std::thread::JoinHandle<std::io::R
 /// Read from the pty master until `until` shows up, EIO/EOF, or timeout.
 fn read_master(master: &mut File, until: &str) -> String {
     let fd = master.as_raw_fd();
+    // SAFETY: fcntl on an fd `master` keeps open; F_GETFL/F_SETFL touch no memory.
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);

@@ -349,6 +349,7 @@ pub fn send_listener(sock: RawFd, fd: RawFd, p: &Program, state_json: &str, pid:
 
 /// Is `name` a syscall libseccomp knows (for `features`)?
 pub fn known_syscall(name: &str) -> bool {
+    // SAFETY: libseccomp reads the NUL-terminated name, which outlives the call.
     CString::new(name).map(|c| unsafe { seccomp_syscall_resolve_name(c.as_ptr()) } != NR_SCMP_ERROR).unwrap_or(false)
 }
 
