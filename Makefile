@@ -86,7 +86,7 @@ test: deps build guest
 	scripts/test-skips.py check --list tests/skips.txt --record $(TEST_SKIPS) --log $(TEST_LOG)
 
 unit:
-	$(CARGO) test --workspace --release --lib --bins
+	$(CARGO) test --workspace --profile ci --lib --bins
 
 # The fuzz targets of runtime-core, the shim and rpc-vmm for FUZZ_SECS
 # each (the 2 s pass with a fixed seed is part of `make test`), with a
@@ -95,7 +95,7 @@ unit:
 FUZZ_SECS ?= 60
 fuzz:
 	RPC_FUZZ_SECS=$(FUZZ_SECS) RPC_FUZZ_SEED=$${RPC_FUZZ_SEED:-time} \
-		$(CARGO) test --release -p runtime-core -p shim -p vmm --test fuzz -- --test-threads=2
+		$(CARGO) test --profile ci -p runtime-core -p shim -p vmm --test fuzz -- --test-threads=2
 
 # The load and fault suite at full size (issue 19): 10,000 create/start/
 # delete cycles sequential and 10,000 in 4 streams, 200 random kill -9 per
@@ -104,8 +104,8 @@ fuzz:
 # 5 rounds of 50 tasks in one pod under containerd, a pod shim killed under
 # live tasks. `make test` runs the same tests at CI size.
 reliability: deps build
-	RPC_RELIABILITY=full $(CARGO) test --release -p rpc-runc --test load --test faults -- --nocapture --test-threads=1
-	RPC_RELIABILITY=full $(CARGO) test --release -p shim --test reliability -- --nocapture --test-threads=1
+	RPC_RELIABILITY=full $(CARGO) test --profile ci -p rpc-runc --test load --test faults -- --nocapture --test-threads=1
+	RPC_RELIABILITY=full $(CARGO) test --profile ci -p shim --test reliability -- --nocapture --test-threads=1
 
 bench: deps build
 	python3 bench/bench.py

@@ -375,9 +375,12 @@ impl Host {
             lsms.push("selinux".into());
         }
         let seccomp = status.lines().any(|l| l.starts_with("Seccomp:"));
+        // SAFETY: utsname is plain data, for which all zeroes is a valid value.
         let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-        // SAFETY: uname fills the struct.
+        // SAFETY: uname fills the struct it is given.
         unsafe { libc::uname(&mut uts) };
+        // SAFETY: the utsname fields are NUL-terminated (uname's, or the
+        // zeroes it started as), and `uts` outlives the borrow.
         let cstr = |a: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }.to_string_lossy().into_owned();
         let arch = cstr(&uts.machine);
         let kernel = cstr(&uts.release);
@@ -406,6 +409,7 @@ impl Host {
             None => parse_list(&read("/sys/devices/system/node/online")),
         };
         Host {
+            // SAFETY: geteuid has no preconditions and cannot fail.
             euid: unsafe { libc::geteuid() },
             kernel,
             arch: arch.clone(),

@@ -599,11 +599,13 @@ fn delete_after_the_runtime_was_killed_mid_create() {
     let st: Value = serde_json::from_str(&fs::read_to_string(t.root.join(&t.id).join("state.json")).unwrap()).unwrap();
     let recorded: Vec<PathBuf> = st["cgroups"].as_array().unwrap().iter().map(|p| PathBuf::from(p.as_str().unwrap())).collect();
     assert!(!recorded.is_empty() && recorded.iter().all(|p| p.exists()), "{recorded:?}");
+    // SAFETY: kill takes plain integers; the child is ours and not reaped yet.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
     let _ = child.wait();
     for p in processes_with_marker(&format!("sleep {marker}")) {
+        // SAFETY: kill takes plain integers and touches no memory of ours.
         unsafe {
             libc::kill(p, libc::SIGKILL);
         }

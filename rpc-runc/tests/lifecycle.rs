@@ -466,6 +466,7 @@ fn process_killed_from_the_host_shows_stopped() {
     t.args(&["sleep", "300"]);
     t.run_detached().assert_ok();
     let pid = t.pid();
+    // SAFETY: kill takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
@@ -564,6 +565,7 @@ fn state_file_symlink_fifo_or_huge_is_a_clear_error() {
     let saved = std::fs::read(&p).unwrap();
     let fifo = |p: &std::path::Path| {
         let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     };
     let cases: [(&str, &dyn Fn()); 3] = [

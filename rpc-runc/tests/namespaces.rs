@@ -126,11 +126,13 @@ fn new_uts_namespace_hostname_isolated() {
 fn new_ipc_namespace_has_no_host_queues() {
     // create a SysV message queue on the host; the container must not see it
     let key = 0x5250_0000 + (std::process::id() as i32 & 0xffff);
+    // SAFETY: msgget takes plain integers.
     let qid = unsafe { libc::msgget(key, libc::IPC_CREAT | 0o600) };
     assert!(qid >= 0, "msgget failed");
     struct Rm(i32);
     impl Drop for Rm {
         fn drop(&mut self) {
+            // SAFETY: IPC_RMID takes no buffer (NULL is allowed).
             unsafe {
                 libc::msgctl(self.0, libc::IPC_RMID, std::ptr::null_mut());
             }

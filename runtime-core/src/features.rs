@@ -90,7 +90,7 @@ pub fn features() -> Value {
     mount_options.sort();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": crate::lifecycle::OCI_VERSION,
+        "ociVersionMax": crate::bundle::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": mount_options,
         "linux": {

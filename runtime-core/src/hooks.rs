@@ -15,19 +15,7 @@ use crate::error::{Error, Result};
 use crate::linux::probe;
 
 /// All hook lists of a spec, by OCI name.
-pub fn all(spec: &Spec) -> Vec<(&'static str, &[Hook])> {
-    let Some(h) = spec.hooks() else { return vec![] };
-    #[allow(deprecated)]
-    let lists = [
-        ("prestart", h.prestart()),
-        ("createRuntime", h.create_runtime()),
-        ("createContainer", h.create_container()),
-        ("startContainer", h.start_container()),
-        ("poststart", h.poststart()),
-        ("poststop", h.poststop()),
-    ];
-    lists.into_iter().map(|(k, v)| (k, v.as_deref().unwrap_or(&[]))).collect()
-}
+pub use crate::bundle::hook_lists as all;
 
 pub fn list<'a>(spec: &'a Spec, kind: &str) -> &'a [Hook] {
     all(spec).into_iter().find(|(k, _)| *k == kind).map(|(_, v)| v).unwrap_or(&[])

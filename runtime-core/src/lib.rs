@@ -10,6 +10,7 @@ pub mod error;
 pub mod fault;
 pub mod features;
 pub mod hooks;
+pub mod host;
 pub mod id;
 pub mod lifecycle;
 pub mod linux;

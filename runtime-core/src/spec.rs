@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 pub fn default_spec(rootless: bool) -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut v = json!({
-        "ociVersion": super::lifecycle::OCI_VERSION,
+        "ociVersion": crate::bundle::OCI_VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
@@ -37,8 +37,7 @@ pub fn default_spec(rootless: bool) -> Value {
     });
     v["linux"]["seccomp"] = crate::linux::seccomp_profile::default_profile(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     if rootless {
-        // SAFETY: plain calls.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
         let l = &mut v["linux"];
         l["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         l["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
@@ -59,4 +58,23 @@ pub fn default_spec(rootless: bool) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_maps_root_to_the_caller() {
+        let v = default_spec(true);
+        let me = std::fs::read_to_string("/proc/self/status").unwrap();
+        let id = |key: &str| -> u64 {
+            let line = me.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        assert_eq!(v["linux"]["uidMappings"][0]["hostID"], id("Uid:"));
+        assert_eq!(v["linux"]["gidMappings"][0]["hostID"], id("Gid:"));
+        assert_eq!(v["linux"]["uidMappings"][0]["containerID"], 0);
+        assert!(default_spec(false)["linux"].get("uidMappings").is_none());
+    }
 }

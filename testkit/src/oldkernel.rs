@@ -117,6 +117,9 @@ mod tests {
         let f: &'static Filter = Box::leak(Box::new(Filter::newer_syscalls()));
         // busybox sh cannot make raw system calls: the child is this test
         // binary again, asked (by env) to report what it sees.
+        // SAFETY: the pre_exec closure runs in the forked child: install
+        // makes one prctl with a program leaked above (no allocation, no
+        // lock), which is async-signal-safe.
         let out = unsafe {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "oldkernel::tests::probe_child", "--nocapture", "--test-threads=1"])
@@ -141,10 +144,14 @@ mod tests {
         }
         for (name, nr, _) in NEWER {
             // Arguments that make each call fail fast if it exists.
+            // SAFETY: with -1 first (an invalid fd, or a pointer to no
+            // memory) and zeroes, each of these calls fails (EBADF, EFAULT,
+            // EINVAL) before it acts; under the filter none even runs.
             let r = unsafe { libc::syscall(*nr, -1, 0, 0, 0, 0) };
             let e = io::Error::last_os_error().raw_os_error();
             println!("{name}={}", if r < 0 && e == Some(libc::ENOSYS) { "ENOSYS".into() } else { format!("{r}/{e:?}") });
         }
+        // SAFETY: getpid has no preconditions and cannot fail.
         println!("getpid={}", if unsafe { libc::getpid() } > 0 { "ok" } else { "bad" });
         // A NULL map of the right size: EFAULT where the option exists.
         let r = unsafe { libc::prctl(PR_SET_MM_MAP.0, PR_SET_MM_MAP.1, 0usize, 104usize, 0usize) };

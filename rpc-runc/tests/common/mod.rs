@@ -89,6 +89,7 @@ pub fn is_runc_before_1_2() -> bool {
 }
 
 pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
@@ -590,6 +591,7 @@ fn reap_leftovers(dir: &Path, ids: &[String]) {
     }
     eprintln!("cleanup: runtime left processes {pids:?} and cgroups {cgs:?} behind; removing them");
     for p in &pids {
+        // SAFETY: kill takes plain integers and touches no memory of ours.
         unsafe {
             libc::kill(*p, libc::SIGKILL);
         }
@@ -649,6 +651,7 @@ pub fn pid_ns(pid: i32, kind: &str) -> String {
 /// Current hard RLIMIT_NOFILE of the test process.
 pub fn host_nofile_hard() -> u64 {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit to a valid, writable struct.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
     }
@@ -658,6 +661,7 @@ pub fn host_nofile_hard() -> u64 {
 /// (soft, hard) of an rlimit of the test process (RLIM_INFINITY = u64::MAX).
 pub fn host_rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit to a valid, writable struct.
     unsafe {
         libc::getrlimit(resource, &mut r);
     }

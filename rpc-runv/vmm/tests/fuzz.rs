@@ -395,8 +395,8 @@ fn fuzz_virtio_net() {
     .concat();
     run_target("virtio-net", vec![tx, rx], || {
         let mut sv = [0; 2];
-        // SAFETY: a valid array for the two fds.
         assert_eq!(
+            // SAFETY: `sv` is a valid array for the two fds.
             unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) },
             0
         );

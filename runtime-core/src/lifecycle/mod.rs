@@ -24,7 +24,7 @@ pub mod start;
 pub mod state;
 pub mod update;
 
-pub const OCI_VERSION: &str = "1.2.0";
+pub use crate::bundle::OCI_VERSION;
 
 /// Everything a verb needs: where state lives and which backend runs it.
 pub struct Runtime<'a> {

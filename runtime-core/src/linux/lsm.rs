@@ -5,13 +5,7 @@ use crate::error::{Error, Result};
 use crate::linux::procfs;
 use crate::log;
 
-pub fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").map(|s| s.trim() == "Y").unwrap_or(false)
-}
-
-pub fn selinux_enabled() -> bool {
-    std::path::Path::new("/sys/fs/selinux/enforce").exists()
-}
+pub use crate::host::{apparmor_enabled, selinux_enabled};
 
 /// Write an attr file of /proc/self through the verified procfs handle:
 /// neither a fake /proc from the image (CVE-2019-16884) nor another procfs

@@ -1,9 +1,10 @@
 //! OCI mount options -> mount(2) flags, propagation and data, and the
-//! mount of one `mounts[]` entry inside the rootfs.
+//! mount of one `mounts[]` entry inside the rootfs (`cgroup` mounts in
+//! `cgroup`).
 
-use std::ffi::CString;
+mod cgroup;
+
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -131,13 +132,8 @@ fn fd_name(p: &Path) -> String {
 
 /// Flags the kernel locked on an existing mount (a remount must keep them).
 pub fn locked_flags(target: &Path) -> MsFlags {
-    let Ok(c) = CString::new(target.as_os_str().as_bytes()) else { return MsFlags::empty() };
-    // SAFETY: valid pointers.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return MsFlags::empty();
-    }
-    let f = st.f_flag;
+    let Ok(st) = nix::sys::statvfs::statvfs(target) else { return MsFlags::empty() };
+    let f = st.flags().bits();
     let mut m = MsFlags::empty();
     for (bit, flag) in [
         (libc::ST_RDONLY, MsFlags::MS_RDONLY),
@@ -260,8 +256,7 @@ fn mount_one(ctx: &MountCtx, m: &oci_spec::runtime::Mount, over_root: &mut bool)
         return Ok(());
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::linux::cgroups::mount_in_container(&target, &resolved, root, ctx.cgroup_dirs, ctx.cgroupns, typ, opts.flags)
-            .map_err(named);
+        return cgroup::mount_in_container(&target, &resolved, root, ctx.cgroup_dirs, ctx.cgroupns, typ, opts.flags).map_err(named);
     }
     let source: PathBuf = src.unwrap_or_else(|| PathBuf::from(typ));
     let fstype = if typ.is_empty() { None } else { Some(typ) };
@@ -338,10 +333,7 @@ fn check_proc_destination(resolved: &Path, bind_src: Option<&Path>) -> Result<()
 
 /// Whether `p` is on a procfs (statfs), following symlinks.
 pub fn is_procfs(p: &Path) -> bool {
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else { return false };
-    // SAFETY: valid C string and buffer.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::PROC_SUPER_MAGIC }
+    nix::sys::statfs::statfs(p).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
 }
 
 #[cfg(test)]

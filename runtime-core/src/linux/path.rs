@@ -77,8 +77,9 @@ pub fn child_dir(dir: RawFd, name: &str, make: bool) -> std::io::Result<OwnedFd>
 }
 
 fn is_symlink(fd: RawFd) -> bool {
-    // SAFETY: stat buffer is valid.
+    // SAFETY: stat is plain data, for which all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer; a bad fd is EBADF.
     let r = unsafe { libc::fstat(fd, &mut st) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK
 }

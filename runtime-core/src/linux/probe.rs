@@ -118,10 +118,11 @@ pub fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> bool {
 /// reach the container's process).
 pub fn cloexec_from(from: RawFd) {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: plain syscall.
     if let Some(Ok(_)) = try_new(
         "close_range",
         &CLOSE_RANGE,
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only marks our fds
+        // from `from` up close-on-exec; it frees no memory and closes none.
         || unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) },
         |_| (),
     ) {

@@ -43,8 +43,9 @@ pub struct ProcFs {
 }
 
 fn fstatfs_magic(fd: RawFd) -> std::io::Result<libc::c_long> {
-    // SAFETY: valid fd and a local buffer.
+    // SAFETY: statfs is plain data, for which all zeroes is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable buffer; a bad fd is EBADF.
     if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -52,8 +53,9 @@ fn fstatfs_magic(fd: RawFd) -> std::io::Result<libc::c_long> {
 }
 
 fn dev_of(fd: RawFd) -> std::io::Result<libc::dev_t> {
-    // SAFETY: valid fd and a local buffer.
+    // SAFETY: stat is plain data, for which all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable buffer; a bad fd is EBADF.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -102,8 +104,9 @@ impl ProcFs {
         }
         // SAFETY: just opened.
         let root = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: valid fd and a local buffer.
+        // SAFETY: stat is plain data, for which all zeroes is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `root` is an open fd we own and `st` a writable buffer.
         if unsafe { libc::fstat(root.as_raw_fd(), &mut st) } != 0 {
             return Err(err(std::io::Error::last_os_error()));
         }

@@ -338,7 +338,7 @@ pub fn install(p: &Program) -> Result<Option<OwnedFd>> {
 pub fn send_listener(sock: RawFd, fd: RawFd, p: &Program, state_json: &str, pid: i32) -> Result<()> {
     let state: serde_json::Value = serde_json::from_str(state_json).unwrap_or(serde_json::Value::Null);
     let msg = serde_json::json!({
-        "ociVersion": crate::lifecycle::OCI_VERSION,
+        "ociVersion": crate::bundle::OCI_VERSION,
         "fds": ["seccompFd"],
         "pid": pid,
         "metadata": p.listener_metadata.clone().unwrap_or_default(),
@@ -349,6 +349,7 @@ pub fn send_listener(sock: RawFd, fd: RawFd, p: &Program, state_json: &str, pid:
 
 /// Is `name` a syscall libseccomp knows (for `features`)?
 pub fn known_syscall(name: &str) -> bool {
+    // SAFETY: libseccomp reads the NUL-terminated name, which outlives the call.
     CString::new(name).map(|c| unsafe { seccomp_syscall_resolve_name(c.as_ptr()) } != NR_SCMP_ERROR).unwrap_or(false)
 }
 

@@ -36,29 +36,49 @@ pub fn is_root() -> bool {
 }
 
 /// Built binaries: the shim (cargo builds it for the tests) and rpc-runc
-/// (`make build`, or the same cargo target dir).
+/// (see [`runc_bin`]).
 pub fn shim_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-rpc-v2"))
 }
 
+/// rpc-runc of the same build as the shim under test (cargo profile and
+/// target dir: `make test` builds the `ci` profile, `make build`
+/// `release`), so the runtime the tests drive is never a binary of another
+/// profile left from an older build. A workspace test run builds it beside
+/// the shim (rpc-runc's own tests need it); a run of the shim's tests alone
+/// asks cargo for it once. `RPC_RUNC` overrides.
 pub fn runc_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RPC_RUNC") {
-        return PathBuf::from(p);
-    }
-    let shim = shim_bin();
-    let mut cands = vec![];
-    if let Some(dir) = shim.parent() {
-        cands.push(dir.join("rpc-runc"));
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    cands.push(ws.join("target/release/rpc-runc"));
-    cands.push(ws.join("target/x86_64-unknown-linux-gnu/release/rpc-runc"));
-    for c in &cands {
-        if c.is_file() {
-            return c.clone();
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RPC_RUNC") {
+            return PathBuf::from(p);
         }
-    }
-    panic!("rpc-runc is not built (looked at {cands:?}): run `make build` or `cargo build --release -p rpc-runc`");
+        let shim = shim_bin();
+        let dir = shim.parent().expect("the shim binary's directory");
+        let bin = dir.join("rpc-runc");
+        if bin.is_file() {
+            return bin;
+        }
+        // TARGET_DIR/TRIPLE/PROFILE (.cargo/config.toml names the target);
+        // cargo's dev profile builds into "debug".
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(p) => p,
+        };
+        let target_dir = dir.ancestors().nth(2).expect("the cargo target dir");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let built = Command::new(cargo)
+            .args(["build", "-p", "rpc-runc", "--profile", profile, "--target-dir"])
+            .arg(target_dir)
+            .current_dir(&ws)
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(built && bin.is_file(), "building rpc-runc (cargo build -p rpc-runc --profile {profile}) did not give {}", bin.display());
+        bin
+    })
+    .clone()
 }
 
 fn which(name: &str) -> Option<PathBuf> {

@@ -323,6 +323,7 @@ mod tests {
         // SAFETY: plain calls.
         let old = unsafe { libc::umask(0o077) };
         let t = Trampoline::file(d.as_raw_fd(), &image());
+        // SAFETY: umask only sets this process's file mode mask.
         unsafe { libc::umask(old) };
         let t = t.unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "left a name behind");

@@ -2,17 +2,37 @@
 //! spec and runc are lenient, then validated. The first problem is reported
 //! by its JSON path: `config.json: process.args: must not be empty`.
 
-use std::collections::HashSet;
+//!
+//! `validate` checks what the runtime relies on, `json` reports a type
+//! error by its JSON path; `caps`, `idmap` and `devices` hold what the
+//! config's capabilities, id maps and devices must be, which the Linux
+//! layer applies. This module depends on no part of `linux` (which takes
+//! a `Bundle`): what both ask of the kernel is in `crate::host`.
+
+pub mod caps;
+pub mod devices;
+pub mod idmap;
+mod json;
+mod validate;
+
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::Value;
 
 use crate::error::{Context, Error, Result};
-use crate::linux::caps::CapSets;
-use crate::log;
+
+pub use caps::CapSets;
+pub use json::typed;
+pub use validate::{ns_name, validate};
 
 pub const CONFIG: &str = "config.json";
+
+/// The version of the OCI runtime spec this runtime implements (configs of
+/// any 1.x are taken). Here, below `linux` and the lifecycle, so that every
+/// layer (seccomp's listener message, `features`, `spec`, the lifecycle's
+/// state) names it without depending on the lifecycle.
+pub const OCI_VERSION: &str = "1.2.0";
 
 /// A loaded, validated bundle.
 #[derive(Debug, Clone)]
@@ -90,7 +110,7 @@ struct RawConfig<'a> {
 #[derive(serde::Deserialize)]
 struct RawProcess<'a> {
     #[serde(borrow, default)]
-    capabilities: Option<crate::linux::caps::RawCapSets<'a>>,
+    capabilities: Option<caps::RawCapSets<'a>>,
 }
 
 /// Parse config.json: JSON errors by line, type errors by JSON path,
@@ -153,40 +173,6 @@ fn nul_at(v: &Value, here: &str) -> Option<String> {
     }
 }
 
-/// What config.json's `process` and an `exec --process` file must both
-/// satisfy; the error is (JSON path with `prefix`, message).
-fn check_process(p: &oci_spec::runtime::Process, prefix: &str) -> std::result::Result<(), (String, String)> {
-    let err = |f: &str, m: String| Err((format!("{prefix}{f}"), m));
-    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return err("args", "must not be empty".into());
-    }
-    if !p.cwd().is_absolute() {
-        return err("cwd", format!("{:?} must be an absolute path", p.cwd()));
-    }
-    for (i, e) in p.env().iter().flatten().enumerate() {
-        if !e.contains('=') {
-            return err(&format!("env[{i}]"), format!("{e:?} is not of the form KEY=value"));
-        }
-        if e.starts_with('=') {
-            return err(&format!("env[{i}]"), format!("environment variable name can't be empty: {e:?}"));
-        }
-    }
-    let mut seen = HashSet::new();
-    for (i, r) in p.rlimits().iter().flatten().enumerate() {
-        if !seen.insert(format!("{:?}", r.typ())) {
-            return err(&format!("rlimits[{i}]"), format!("duplicate rlimit {:?}", r.typ()));
-        }
-        if r.soft() > r.hard() {
-            return err(&format!("rlimits[{i}]"), "soft limit is greater than the hard limit".into());
-        }
-    }
-    // runc 1.2's range; the kernel would clamp it silently.
-    if let Some(n) = p.scheduler().as_ref().and_then(|s| *s.nice()).filter(|n| !(-20..=19).contains(n)) {
-        return err("scheduler.nice", format!("{n} is outside -20..19"));
-    }
-    Ok(())
-}
-
 /// Parse an OCI `process` object (`exec --process FILE`), with the same
 /// leniency for capability names as config.json.
 pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Process, Option<CapSets>)> {
@@ -203,250 +189,25 @@ pub fn parse_process(path: &Path, data: &[u8]) -> Result<(oci_spec::runtime::Pro
         return Err(Error::config(path, at, "contains a NUL byte"));
     }
     let p: oci_spec::runtime::Process = typed(path, &v)?;
-    check_process(&p, "").map_err(|(f, m)| Error::config(path, f, m))?;
+    validate::check_process(&p, "").map_err(|(f, m)| Error::config(path, f, m))?;
     Ok((p, caps))
 }
 
-/// Deserialize into an oci-spec type, reporting a type error by its JSON
-/// path. The value is printed pretty (one member per line) and parsed from
-/// that text, so the error's line number maps back to a path; one code
-/// path for success and failure keeps the binary small.
-pub fn typed<T: serde::de::DeserializeOwned>(path: &Path, v: &Value) -> Result<T> {
-    let text = serde_json::to_vec_pretty(v).map_err(|e| Error::config(path, "", e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.rsplit_once(" at line ").map(|(m, _)| m.to_string()).unwrap_or(msg);
-        let mut at = path_at_line(&text, e.line());
-        // serde reports a missing member at the end of its object, whose
-        // path `path_at_line` gives: name the member itself.
-        if let Some(field) = msg.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
-            at = if at.is_empty() { field.to_string() } else { format!("{at}.{field}") };
-        }
-        Error::config(path, at, msg)
-    })
-}
-
-/// The JSON path of the member on `line` (1-based) of pretty-printed JSON;
-/// on a closing line, the path of the container it closes.
-fn path_at_line(text: &[u8], line: usize) -> String {
-    // Each open container: its name in the path and, for arrays, the
-    // index of the next element.
-    let mut stack: Vec<(String, Option<usize>)> = Vec::new();
-    let mut here = String::new();
-    for (n, raw) in String::from_utf8_lossy(text).lines().enumerate() {
-        let l = raw.trim();
-        let closing = l.starts_with('}') || l.starts_with(']');
-        if closing {
-            if n + 1 >= line {
-                return dotted(&stack);
-            }
-            stack.pop();
-            continue;
-        }
-        let (name, rest) = if let Some(r) = l.strip_prefix('"').and_then(|r| r.split_once("\": ")) {
-            (r.0.to_string(), r.1)
-        } else {
-            match stack.last_mut() {
-                Some((_, Some(i))) => {
-                    let s = format!("[{i}]");
-                    *i += 1;
-                    (s, l)
-                }
-                _ => (String::new(), l),
-            }
-        };
-        let prefix = dotted(&stack);
-        here = if prefix.is_empty() {
-            name.clone()
-        } else if name.starts_with('[') {
-            format!("{prefix}{name}")
-        } else if name.is_empty() {
-            prefix.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        if n + 1 >= line {
-            break;
-        }
-        let rest = rest.trim_end_matches(',');
-        if rest.ends_with('{') {
-            stack.push((name, None));
-        } else if rest.ends_with('[') {
-            stack.push((name, Some(0)));
-        }
-    }
-    here
-}
-
-/// `a.b[1].c` from the names of the open containers.
-fn dotted(stack: &[(String, Option<usize>)]) -> String {
-    stack.iter().map(|(k, _)| k.as_str()).filter(|k| !k.is_empty()).fold(String::new(), |acc, k| {
-        if acc.is_empty() || k.starts_with('[') {
-            acc + k
-        } else {
-            acc + "." + k
-        }
-    })
-}
-
-pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mount",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "network",
-        LinuxNamespaceType::Time => "time",
-    }
-}
-
-/// Validate what the runtime relies on; returns the canonical rootfs.
-pub fn validate(path: &Path, dir: &Path, spec: &Spec) -> Result<PathBuf> {
-    let err = |f: &str, m: String| Err(Error::config(path, f, m));
-    // ociVersion: a semver whose major is 1.
-    let ver = spec.version();
-    let major = ver.split('.').next().unwrap_or("");
-    if ver.split('.').count() < 3 || major.parse::<u32>().is_err() {
-        return err("ociVersion", format!("{ver:?} is not a semantic version"));
-    }
-    if major != "1" {
-        return err("ociVersion", format!("unsupported major version {major} in {ver:?} (this runtime implements 1.x)"));
-    }
-    // root.path
-    let Some(root) = spec.root() else {
-        return err("root", "must be set".into());
-    };
-    if root.path().as_os_str().is_empty() {
-        return err("root.path", "must not be empty".into());
-    }
-    let rp = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
-    let rootfs = match std::fs::canonicalize(&rp) {
-        Ok(p) if p.is_dir() => p,
-        Ok(p) => return err("root.path", format!("{} is not a directory", p.display())),
-        Err(e) => return err("root.path", format!("{}: {e}", rp.display())),
-    };
-    // process
-    match spec.process() {
-        Some(p) => check_process(p, "process.").map_err(|(f, m)| Error::config(path, f, m))?,
-        None => return err("process", "must be set".into()),
-    }
-    // mounts
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !m.destination().is_absolute() {
-            return err(&format!("mounts[{i}].destination"), format!("{:?} must be an absolute path", m.destination()));
-        }
-    }
-    let linux = spec.linux().as_ref();
-    // namespaces
-    let mut types = HashSet::new();
-    let nss = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]);
-    for (i, n) in nss.iter().enumerate() {
-        if !types.insert(n.typ()) {
-            return err(&format!("linux.namespaces[{i}]"), format!("duplicate namespace type {}", ns_name(n.typ())));
-        }
-        if let Some(p) = n.path() {
-            if !p.is_absolute() {
-                return err(&format!("linux.namespaces[{i}].path"), format!("{p:?} must be an absolute path"));
-            }
-        }
-    }
-    let private = |t| nss.iter().any(|n| n.typ() == t);
-    if !private(LinuxNamespaceType::Mount) {
-        return err("linux.namespaces", "a mount namespace is required".into());
-    }
-    if linux.and_then(|l| l.uid_mappings().as_ref()).is_some_and(|m| !m.is_empty())
-        || linux.and_then(|l| l.gid_mappings().as_ref()).is_some_and(|m| !m.is_empty())
-    {
-        if !private(LinuxNamespaceType::User) {
-            return err("linux.uidMappings", "user namespace mappings given without a user namespace".into());
-        }
-    } else if nss.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none()) {
-        return err("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings".into());
-    }
-    // What the kernel would refuse when the maps are written.
-    for (field, m) in [
-        ("linux.uidMappings", linux.and_then(|l| l.uid_mappings().as_deref())),
-        ("linux.gidMappings", linux.and_then(|l| l.gid_mappings().as_deref())),
-    ] {
-        if let Err((f, msg)) = crate::linux::namespaces::check_mappings(field, m.unwrap_or(&[])) {
-            return err(&f, msg);
-        }
-    }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !private(LinuxNamespaceType::Uts) {
-        return err("hostname", "unable to set hostname without a private UTS namespace".into());
-    }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !private(LinuxNamespaceType::Uts) {
-        return err("domainname", "unable to set domainname without a private UTS namespace".into());
-    }
-    if linux.and_then(|l| l.time_offsets().as_ref()).is_some_and(|t| !t.is_empty())
-        && !nss.iter().any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none())
-    {
-        return err("linux.timeOffsets", "time offsets given without a new time namespace".into());
-    }
-    // sysctl, as runc validates it: never a host sysctl write.
-    if let Some(sysctls) = linux.and_then(|l| l.sysctl().as_ref()) {
-        let mut keys: Vec<_> = sysctls.keys().collect();
-        keys.sort();
-        for k in keys {
-            let f = format!("linux.sysctl.{k}");
-            if k.contains("..") || k.starts_with('/') || k.contains('\0') {
-                return err(&f, "invalid sysctl name".into());
-            }
-            let norm = k.replace('/', ".");
-            let ipc =
-                norm.starts_with("kernel.shm") || norm.starts_with("kernel.msg") || norm == "kernel.sem" || norm.starts_with("fs.mqueue.");
-            if ipc {
-                if !private(LinuxNamespaceType::Ipc) {
-                    return err(&f, "requires a private IPC namespace".into());
-                }
-            } else if norm.starts_with("net.") {
-                if !private(LinuxNamespaceType::Network) {
-                    return err(&f, "requires a private network namespace".into());
-                }
-            } else if norm == "kernel.hostname" || norm == "kernel.domainname" {
-                if !private(LinuxNamespaceType::Uts) {
-                    return err(&f, "requires a private UTS namespace".into());
-                }
-            } else {
-                return err(&f, "sysctl is not in a separate kernel namespace".into());
-            }
-        }
-    }
-    for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
-        // Cleaned first: `/dev/../etc/x` is not under /dev.
-        if let Err((f, m)) = crate::linux::devices::check(d) {
-            return err(&format!("linux.devices[{i}].{f}"), m);
-        }
-    }
-    // runc refuses intelRdt on a host without it; we have no RDT support
-    // (`features` says so), and ignoring it would drop an isolation the
-    // config asked for.
-    if linux.and_then(|l| l.intel_rdt().as_ref()).is_some() {
-        return err("linux.intelRdt", "Intel RDT is not supported by this runtime".into());
-    }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        if !matches!(p, "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable") {
-            return err("linux.rootfsPropagation", format!("unknown propagation {p:?}"));
-        }
-    }
-    for (kind, hooks) in crate::hooks::all(spec) {
-        for (i, h) in hooks.iter().enumerate() {
-            if !h.path().is_absolute() {
-                return err(&format!("hooks.{kind}[{i}].path"), format!("{:?} must be an absolute path", h.path()));
-            }
-            if h.timeout().is_some_and(|t| t <= 0) {
-                return err(&format!("hooks.{kind}[{i}].timeout"), "must be greater than zero".into());
-            }
-        }
-    }
-    if let Some(p) = spec.process().as_ref().and_then(|p| p.apparmor_profile().as_ref()) {
-        if !p.is_empty() && !crate::linux::lsm::apparmor_enabled() {
-            log::warn(&format!("process.apparmorProfile {p:?} ignored: AppArmor is not enabled on this host"));
-        }
-    }
-    Ok(rootfs)
+/// The config's hook lists by their names in config.json, in the order
+/// they run (`hooks` runs them; here so that validation need not depend on
+/// the code that runs them).
+pub fn hook_lists(spec: &Spec) -> Vec<(&'static str, &[oci_spec::runtime::Hook])> {
+    let Some(h) = spec.hooks() else { return vec![] };
+    #[allow(deprecated)]
+    let lists = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    lists.into_iter().map(|(k, v)| (k, v.as_deref().unwrap_or(&[]))).collect()
 }
 
 #[cfg(test)]
@@ -513,21 +274,6 @@ mod tests {
     }
 
     #[test]
-    fn paths_from_pretty_lines() {
-        let v: Value = serde_json::from_str(r#"{"a":{"b":[1,{"c":2}],"d":3},"e":[[1],[2]]}"#).unwrap();
-        let t = serde_json::to_vec_pretty(&v).unwrap();
-        let text = String::from_utf8_lossy(&t).into_owned();
-        let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
-        assert_eq!(path_at_line(&t, line("\"c\"")), "a.b[1].c");
-        assert_eq!(path_at_line(&t, line("\"d\"")), "a.d");
-        let v: Value = serde_json::from_str(r#"{"m":[{"x":1},{"y":"bad"}]}"#).unwrap();
-        let t = serde_json::to_vec_pretty(&v).unwrap();
-        let text = String::from_utf8_lossy(&t).into_owned();
-        let l = text.lines().position(|l| l.contains("bad")).unwrap() + 1;
-        assert_eq!(path_at_line(&t, l), "m[1].y");
-    }
-
-    #[test]
     fn unknown_capabilities_are_ignored() {
         let s = cfg("").replace(r#""args":["sh"]"#, r#""args":["sh"],"capabilities":{"bounding":["CAP_CHOWN","CAP_NOT_A_CAP"]}"#);
         let (_, caps) = parse(Path::new("c"), s.as_bytes()).unwrap();
@@ -540,7 +286,7 @@ mod tests {
         for extra in ["", r#","CAP_NOT_A_CAP""#] {
             let s = cfg("").replace(r#""args":["sh"]"#, &format!(r#""args":["sh"],"capabilities":{{"bounding":[{odd}{extra}]}}"#));
             let (_, caps) = parse(Path::new("c"), s.as_bytes()).unwrap();
-            assert_eq!(caps.unwrap().bounding, vec![caps::Capability::CAP_KILL], "with {extra:?}");
+            assert_eq!(caps.unwrap().bounding, vec![::caps::Capability::CAP_KILL], "with {extra:?}");
         }
     }
 
@@ -553,7 +299,7 @@ mod tests {
         let (spec, fast) = parse(Path::new("c"), s.as_bytes()).unwrap();
         assert!(spec.process().as_ref().unwrap().capabilities().is_none(), "the sets live in CapSets only");
         let slow = CapSets::from_json(&serde_json::from_str(caps).unwrap()).unwrap();
-        let sorted = |mut v: Vec<caps::Capability>| {
+        let sorted = |mut v: Vec<::caps::Capability>| {
             v.sort_by_key(|c| c.index());
             v
         };
