@@ -154,9 +154,11 @@ mod tests {
         // SAFETY: getpid has no preconditions and cannot fail.
         println!("getpid={}", if unsafe { libc::getpid() } > 0 { "ok" } else { "bad" });
         // A NULL map of the right size: EFAULT where the option exists.
+        // SAFETY: the kernel reads no memory through a NULL map (EFAULT).
         let r = unsafe { libc::prctl(PR_SET_MM_MAP.0, PR_SET_MM_MAP.1, 0usize, 104usize, 0usize) };
         let e = io::Error::last_os_error().raw_os_error();
         println!("PR_SET_MM_MAP={}", if r < 0 && e == Some(libc::EINVAL) { "EINVAL".into() } else { format!("{r}/{e:?}") });
+        // SAFETY: PR_GET_DUMPABLE reads no memory.
         println!("PR_GET_DUMPABLE={}", if unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } >= 0 { "ok" } else { "bad" });
     }
 }

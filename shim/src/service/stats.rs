@@ -9,7 +9,7 @@ use containerd_shim::protos::shim::shim::{StatsRequest, StatsResponse};
 use log::warn;
 
 use super::Service;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::runtime::Runtime;
 
 impl Service {
