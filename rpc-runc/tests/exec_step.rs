@@ -81,8 +81,11 @@ impl Backend for StepBackend {
     fn plan(&self, id: &str, bundle: &Bundle) -> runtime_core::Result<serde_json::Value> {
         Native.plan(id, bundle)
     }
-    fn reserve(&self, st: &State) -> runtime_core::Result<Vec<OwnedFd>> {
-        Native.reserve(st)
+    fn reserve(&self, st: &State, dir: &Dir) -> runtime_core::Result<Vec<OwnedFd>> {
+        Native.reserve(st, dir)
+    }
+    fn forget(&self, dir: &Path) {
+        Native.forget(dir)
     }
     fn create(
         &self,

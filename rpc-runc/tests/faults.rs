@@ -229,6 +229,7 @@ fn every_point(name: &str, stage1: bool) {
     let points_delete = trace(&t, &["delete", "--force", &id]);
     let expect_create = [
         "create:after-state-dir",
+        "create:after-reserve",
         "create:after-state-save",
         "create:after-fifo",
         "create:after-cgroups",
@@ -502,7 +503,7 @@ fn create_on_a_full_root_fails_cleanly() {
     // (free pages, inodes): pages for state.json and its temp copy;
     // inodes for the root, the filler, the state dir, state.json, its
     // temp copy and the fifo.
-    let cases: Vec<(usize, usize)> = (0..4).map(|p| (p, 64)).chain((2..8).map(|i| (8, i))).collect();
+    let cases: Vec<(usize, usize)> = (0..4).map(|p| (p, 64)).chain((2..9).map(|i| (8, i))).collect();
     for (free, inodes) in cases {
         n += 1;
         let root = t.dir.join(format!("full{n}"));

@@ -84,9 +84,16 @@ pub trait Backend {
     fn plan(&self, id: &str, bundle: &Bundle) -> Result<serde_json::Value>;
 
     /// Reserve what `plan` named (a cgroup is claimed and checked unused),
-    /// once the state directory exists. The fds returned are held until
-    /// create ends; the container's processes never inherit them.
-    fn reserve(&self, st: &State) -> Result<Vec<OwnedFd>>;
+    /// once the state directory exists and before the state is written
+    /// (what is in another container's use must never be recorded as
+    /// this one's). The fds returned are held until create ends; the
+    /// container's processes never inherit them.
+    fn reserve(&self, st: &State, dir: &Dir) -> Result<Vec<OwnedFd>>;
+
+    /// A create died between `reserve` and its first state write, and
+    /// `delete --force` found its directory: undo what `reserve` made,
+    /// never what another container holds.
+    fn forget(&self, _dir: &Path) {}
 
     /// Make the container and park its process before the program runs.
     /// Returns the host pid the caller's subreaper will own (init itself,

@@ -153,3 +153,22 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed create says what its cleanup could not undo, beside the
+    /// error itself; transitions keep runc's words and add the id.
+    #[test]
+    fn cleanup_failures_and_transitions_name_what_they_are_about() {
+        let e = Error::Usage("bad".into()).with_cleanup(vec!["removing /run/x/c1: EBUSY".into()]);
+        assert_eq!(e.to_string(), "bad; cleaning up after it failed too: removing /run/x/c1: EBUSY");
+        assert!(matches!(Error::Usage("bad".into()).with_cleanup(vec![]), Error::Usage(_)));
+        let t = Error::Transition { op: Op::Start, id: "c1".into(), status: "stopped" };
+        assert_eq!(t.to_string(), "cannot start a container that has stopped: c1");
+        let d = Error::Transition { op: Op::Delete, id: "c1".into(), status: "running" };
+        assert_eq!(d.to_string(), "cannot delete container c1 that is not stopped: running");
+        assert!(Error::NotRunning("c1".into()).to_string().starts_with("container not running"));
+    }
+}

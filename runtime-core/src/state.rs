@@ -52,6 +52,11 @@ pub struct ProcRef {
 }
 
 impl ProcRef {
+    /// The process `pid` as it is now (None when it is gone).
+    pub fn of(pid: i32) -> Option<ProcRef> {
+        crate::linux::process::start_time(pid).map(|start_time| ProcRef { pid, start_time })
+    }
+
     /// It exists, is the one recorded, and has not exited.
     pub fn alive(&self) -> bool {
         crate::linux::process::alive(self.pid, self.start_time)

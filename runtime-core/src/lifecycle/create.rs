@@ -34,9 +34,8 @@ struct Recorder<'a> {
 
 impl CreateHooks for Recorder<'_> {
     fn on_pid(&mut self, pid: i32) -> Result<()> {
-        let start_time = crate::linux::process::start_time(pid)
-            .ok_or_else(|| Error::Container(format!("container {}: its process {pid} exited at once", self.st.id)))?;
-        self.st.init = Some(ProcRef { pid, start_time });
+        let p = ProcRef::of(pid).ok_or_else(|| Error::Container(format!("container {}: its process {pid} exited at once", self.st.id)))?;
+        self.st.init = Some(p);
         self.dir.save(&self.st)?;
         crate::fault!("create:after-pid-save");
         Ok(())
@@ -107,8 +106,11 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
     // A cgroup already holding processes, or claimed by another create,
     // is not ours to take (nor to clean up): refuse before its paths are
     // recorded. The claim is held until init has joined (see `claim`).
-    let held = match rt.backend.reserve(&st) {
-        Ok(h) => h,
+    let held = match rt.backend.reserve(&st, &dir) {
+        Ok(h) => {
+            crate::fault!("create:after-reserve");
+            h
+        }
         Err(e) => {
             let _ = dir.destroy();
             return Err(e);

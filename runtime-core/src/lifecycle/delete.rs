@@ -18,7 +18,10 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         Ok(s) => (s, false),
         Err(e @ (Error::NotExist(_) | Error::State { .. })) if force => match recover(rt, &dir, &e) {
             Some(s) => (s, true),
-            None => return dir.destroy(),
+            None => {
+                rt.backend.forget(&dir.path);
+                return dir.destroy();
+            }
         },
         Err(e @ Error::State { .. }) => {
             return Err(Error::Container(format!("{e} (delete --force cleans up what create recorded)")));

@@ -24,6 +24,10 @@ use crate::state::{Dir, State};
 
 mod start;
 
+/// In the state directory while a create claims its cgroup: the first
+/// cgroup directory, which the claim may make.
+const CLAIMING: &str = "cgroup.claiming";
+
 /// What the native backend records in a container's state (as keys of
 /// state.json beside the lifecycle's, where they always were).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,8 +96,25 @@ impl Backend for Native {
         serde_json::to_value(r).map_err(|e| Error::Container(format!("container {id}: encoding its record: {e}")))
     }
 
-    fn reserve(&self, st: &State) -> Result<Vec<OwnedFd>> {
-        Ok(Record::cgroups(st).claim()?.into_fd().into_iter().collect())
+    fn reserve(&self, st: &State, dir: &Dir) -> Result<Vec<OwnedFd>> {
+        let cg = Record::cgroups(st);
+        // The claim may mkdir the first cgroup before state.json names it:
+        // say so first, for `forget` after a create killed in between.
+        if let Some(first) = cg.dirs().first() {
+            let p = dir.path.join(CLAIMING);
+            std::fs::write(&p, first.as_os_str().as_encoded_bytes())
+                .map_err(|e| Error::Io { context: format!("writing {}", p.display()), source: e })?;
+        }
+        Ok(cg.claim()?.into_fd().into_iter().collect())
+    }
+
+    fn forget(&self, dir: &Path) {
+        let Ok(data) = crate::bounded::read_file(&dir.join(CLAIMING), 4096) else { return };
+        let cgroup = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&data));
+        if !below_a_hierarchy(Hierarchies::cached(), &cgroup) {
+            return;
+        }
+        cgroups::claim::remove_unclaimed(&cgroup);
     }
 
     fn create(

@@ -72,3 +72,20 @@ pub fn claim(dirs: &[PathBuf]) -> Result<Claim> {
     super::check_reusable(if made { &dirs[1..] } else { dirs })?;
     Ok(Claim { fd: Some(f.into()) })
 }
+
+/// Remove `dir` if no create holds its claim and no process is in it (a
+/// create killed after its claim made it and before recording it): what
+/// another container uses is left alone.
+pub fn remove_unclaimed(dir: &std::path::Path) {
+    let Ok(f) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW).open(dir)
+    else {
+        return;
+    };
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return;
+    }
+    if super::pids_recursive(dir).is_empty() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
