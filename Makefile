@@ -74,14 +74,19 @@ run: deps build
 TEST_SKIPS = $(CURDIR)/target/test-skips.txt
 TEST_LOG = $(CURDIR)/target/test-log.txt
 test: export RPC_TEST_SKIPS = $(TEST_SKIPS)
-test: deps build guest
+# The tests (conformance included) run the `ci` profile's build: the
+# release build (fat LTO, `make build`) is what `make run` and `make bench`
+# use, and `make test` does not pay for it.
+CI_OUT = target/x86_64-unknown-linux-gnu/ci
+test: deps guest
 	@rm -f $(TEST_SKIPS) $(TEST_LOG)
 	scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --workspace --profile ci -- --test-threads=4
 	@# rpc-runc's integration tests again on an older kernel's system-call
 	@# surface (no memfd, pidfd, openat2, close_range, clone3: testkit's
 	@# seccomp filter), so runtime-core's fallbacks run for real (~1 min).
 	RPC_TEST_OLD_KERNEL=1 scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --profile ci -p rpc-runc --tests -- --test-threads=4
-	target/release/rpc-conformance --runtime rpc-runc=target/release/rpc-runc --require rpc-runc \
+	$(CARGO) build --profile ci -p conformance -p rpc-runc
+	$(CI_OUT)/rpc-conformance --runtime rpc-runc=$(CI_OUT)/rpc-runc --require rpc-runc \
 		--expected-failures conformance/expected-failures.txt
 	scripts/test-skips.py check --list tests/skips.txt --record $(TEST_SKIPS) --log $(TEST_LOG)
 
