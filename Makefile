@@ -79,7 +79,7 @@ test: export RPC_TEST_SKIPS = $(TEST_SKIPS)
 # use, and `make test` does not pay for it.
 CI_OUT = target/x86_64-unknown-linux-gnu/ci
 test: deps guest
-	@rm -f $(TEST_SKIPS) $(TEST_LOG)
+	@rm -f $(TEST_SKIPS) $(TEST_LOG); mkdir -p target
 	scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --workspace --profile ci -- --test-threads=4
 	@# rpc-runc's integration tests again on an older kernel's system-call
 	@# surface (no memfd, pidfd, openat2, close_range, clone3: testkit's
