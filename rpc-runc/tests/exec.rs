@@ -114,8 +114,11 @@ fn exec_detached_writes_pid_file_and_is_in_the_container() {
     let pid: i32 = std::fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
     assert!(pid_alive(pid));
     assert_eq!(pid_ns(pid, "pid"), pid_ns(t.pid(), "pid"));
-    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(cmd.starts_with("sleep\x00200"), "{cmd:?}");
+    // `exec -d` returns once the process is in the container; its last
+    // step, the exec of the program by the trampoline, may still be
+    // under way.
+    let cmd = || std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(5), || cmd().starts_with("sleep\x00200")), "{:?}", cmd());
     // No helper of ours in between: the process's parent is gone or is
     // whoever reaps orphans, never a runtime process.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
