@@ -77,8 +77,11 @@ impl Backend for Native {
                 ours: self.name(),
             });
         }
+        let r = Record::of(st).map_err(|e| match e {
+            Error::State { msg, .. } => Error::State { path: path.to_path_buf(), msg },
+            e => e,
+        })?;
         let corrupt = |msg: String| Error::State { path: path.to_path_buf(), msg: format!("corrupt: {msg}") };
-        let r: Record = serde_json::from_value(serde_json::Value::Object(st.payload.clone())).map_err(|e| corrupt(e.to_string()))?;
         // delete --force kills every process in these and removes them: a
         // path that is not a container's cgroup (a hierarchy's root, "..", a
         // directory elsewhere) makes the file corrupt, never a target.
