@@ -18,6 +18,7 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -58,7 +59,15 @@ pub struct ProcessIo {
     /// started) and wired to the pty master by
     /// [`ProcessIo::attach_console`].
     console_stdin: Option<File>,
-    console_stdout: Option<File>,
+    console_stdout: Option<Output>,
+    /// Output fifos no reader opened yet; released when this is dropped.
+    pending: Arc<Pending>,
+}
+
+impl Drop for ProcessIo {
+    fn drop(&mut self) {
+        self.pending.release();
+    }
 }
 
 fn pipe() -> Result<(File, File)> {
@@ -66,19 +75,82 @@ fn pipe() -> Result<(File, File)> {
     Ok((File::from(r), File::from(w)))
 }
 
-/// Opens an output destination: a fifo (read-write, so it never blocks and
-/// a vanished reader does not kill the copy with EPIPE) or `file://`.
-fn open_output(path: &str) -> Result<File> {
+/// Where a process's output goes.
+enum Output {
+    /// A file (`file://`, or a path that is not a fifo), open already.
+    File(File),
+    /// A client's fifo. The copy opens it write-only, which waits for the
+    /// client's reader, before it reads the process's first byte, as
+    /// containerd's Go shim does: bytes written to a fifo nobody has open
+    /// for reading yet are dropped with the fifo's last close, so a process
+    /// that prints and exits before `ctr` opened its end lost its output.
+    Fifo(PathBuf),
+}
+
+/// Checks an output destination now (so a bad path fails before the
+/// runtime starts anything); a fifo itself is opened by its copy.
+fn open_output(path: &str) -> Result<Output> {
     if let Some(p) = path.strip_prefix("file://") {
         if let Some(dir) = Path::new(p).parent() {
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         }
-        return OpenOptions::new().append(true).create(true).open(p).map_err(io(format!("opening {p}")));
+        return OpenOptions::new().append(true).create(true).open(p).map(Output::File).map_err(io(format!("opening {p}")));
     }
     if path.contains("://") {
         return Err(Error::InvalidArgument(format!("unsupported stdio URI {path:?} (fifos, file:// and binary:// are)")));
     }
-    OpenOptions::new().read(true).write(true).open(path).map_err(io(format!("opening fifo {path}")))
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(path).map_err(io(format!("opening fifo {path}")))?;
+    if meta.file_type().is_fifo() {
+        return Ok(Output::Fifo(PathBuf::from(path)));
+    }
+    OpenOptions::new().write(true).open(path).map(Output::File).map_err(io(format!("opening {path}")))
+}
+
+/// Opens a client's output fifo for the copy: write-only, waiting for a
+/// reader, plus a read end of our own so a reader that goes away later
+/// does not end the copy with EPIPE. `None` when the process's io was
+/// dropped before any reader came (see [`Pending::release`]).
+fn open_fifo_output(path: &Path, pending: &Pending) -> Option<(File, File)> {
+    if pending.released.load(Ordering::Acquire) {
+        return None;
+    }
+    let w = OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(path).ok()?;
+    if pending.released.load(Ordering::Acquire) {
+        return None;
+    }
+    let keep = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
+    Some((w, keep))
+}
+
+/// The output fifos whose copies may still wait for a reader.
+#[derive(Default)]
+struct Pending {
+    released: AtomicBool,
+    fifos: Mutex<Vec<PathBuf>>,
+    /// Read ends opened by [`Pending::release`], held while any copy may
+    /// still be about to open its fifo.
+    readers: Mutex<Vec<File>>,
+}
+
+impl Pending {
+    /// Wakes every copy still blocked opening its fifo, and lets any copy
+    /// not there yet open it at once, by opening a reader of each: no
+    /// thread waits forever for a client that never came. The readers go
+    /// with the last copy.
+    fn release(&self) {
+        self.released.store(true, Ordering::Release);
+        let fifos = self.fifos.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
+        let mut opened = Vec::new();
+        for f in fifos {
+            if let Ok(r) = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&f) {
+                opened.push(r);
+            }
+        }
+        if let Ok(mut r) = self.readers.lock() {
+            r.extend(opened);
+        }
+    }
 }
 
 /// Opens the stdin fifo without waiting for a writer, then makes reads
@@ -91,40 +163,77 @@ fn open_stdin(path: &str) -> Result<File> {
     Ok(f)
 }
 
-fn spawn_copy(name: &str, mut from: File, to: Arc<Mutex<Option<File>>>) -> Result<JoinHandle<()>> {
+fn spawn_copy(name: &str, from: File, to: Arc<Mutex<Option<File>>>) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(COPY_STACK)
+        .spawn(move || copy(from, &to))
+        .map_err(io("spawning a copy thread"))
+}
+
+/// Copies a process's output to `dest`, opening a fifo first (see
+/// [`Output::Fifo`]).
+fn spawn_output(name: &str, from: File, dest: Output, pending: &Arc<Pending>) -> Result<JoinHandle<()>> {
+    let (to, fifo) = match dest {
+        Output::File(f) => (shared(f), None),
+        Output::Fifo(p) => {
+            if let Ok(mut f) = pending.fifos.lock() {
+                f.push(p.clone());
+            }
+            (Arc::new(Mutex::new(None)), Some(p))
+        }
+    };
+    let pending = pending.clone();
     std::thread::Builder::new()
         .name(name.to_string())
         .stack_size(COPY_STACK)
         .spawn(move || {
-            let mut buf = [0u8; 16 * 1024];
-            loop {
-                let n = match from.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break, // EIO: the pty's last slave closed
-                };
-                // Write through a dup, not under the lock: a write that
-                // blocks (a full pipe nobody reads) must not block
-                // close_stdin, which runs under the shim's container lock.
-                // A close meanwhile takes effect when this write ends.
-                let w = match to.lock() {
-                    Ok(g) => match g.as_ref().map(File::try_clone) {
-                        Some(Ok(w)) => w,
-                        _ => break,
-                    },
-                    Err(_) => break,
-                };
-                if (&w).write_all(&buf[..n]).is_err() {
-                    break;
+            let _keep = match fifo {
+                Some(path) => {
+                    let Some((w, keep)) = open_fifo_output(&path, &pending) else { return };
+                    if let Ok(mut f) = pending.fifos.lock() {
+                        f.retain(|p| p != &path);
+                    }
+                    if let Ok(mut g) = to.lock() {
+                        *g = Some(w);
+                    }
+                    Some(keep)
                 }
-            }
-            // EOF: close the destination so the reader sees EOF too.
-            if let Ok(mut g) = to.lock() {
-                g.take();
-            }
+                None => None,
+            };
+            copy(from, &to);
         })
         .map_err(io("spawning a copy thread"))
+}
+
+/// Copies until EOF on `from`, then closes `to` so its reader sees EOF.
+fn copy(mut from: File, to: &Mutex<Option<File>>) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break, // EIO: the pty's last slave closed
+        };
+        // Write through a dup, not under the lock: a write that blocks (a
+        // full pipe nobody reads) must not block close_stdin, which runs
+        // under the shim's container lock. A close meanwhile takes effect
+        // when this write ends.
+        let w = match to.lock() {
+            Ok(g) => match g.as_ref().map(File::try_clone) {
+                Some(Ok(w)) => w,
+                _ => break,
+            },
+            Err(_) => break,
+        };
+        if (&w).write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    if let Ok(mut g) = to.lock() {
+        g.take();
+    }
 }
 
 fn shared(f: File) -> Arc<Mutex<Option<File>>> {
@@ -274,7 +383,7 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
         let dest = open_output(path)?;
         let (r, w) = pipe()?;
         chown(&w)?;
-        pio.copiers.push(spawn_copy(name, r, shared(dest))?);
+        pio.copiers.push(spawn_output(name, r, dest, &pio.pending)?);
         Ok(Stdio::from(OwnedFd::from(w)))
     };
     let stdout = output(&paths.stdout, "stdout")?;
@@ -294,7 +403,7 @@ impl ProcessIo {
         let master = sock.receive()?;
         if let Some(dest) = self.console_stdout.take() {
             let out = master.try_clone().map_err(io("dup pty master"))?;
-            self.copiers.push(spawn_copy("console-out", out, shared(dest))?);
+            self.copiers.push(spawn_output("console-out", out, dest, &self.pending)?);
         }
         if let Some(fifo) = self.console_stdin.take() {
             let input = master.try_clone().map_err(io("dup pty master"))?;
@@ -412,6 +521,70 @@ mod tests {
         assert!(!dir.exists(), "the socket's directory was left behind");
         drop(b);
         let _ = std::fs::remove_dir(&base);
+    }
+
+    fn fifo(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rpc-shim-fifo-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("stdout");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        p
+    }
+
+    fn prepare_stdout(path: &Path) -> (RuntimeStdio, ProcessIo) {
+        let paths = StdioPaths { stdout: path.display().to_string(), ..Default::default() };
+        let sockets = path.parent().expect("dir").join("sockets");
+        prepare(&paths, &sockets, None, ("ns", "id")).expect("prepare")
+    }
+
+    /// A process that prints and exits before the client opened its fifo
+    /// (`ctr run` opens it in a goroutine of its own) keeps its output: the
+    /// copy waits for the reader before it reads. With the fifo opened
+    /// read-write up front the bytes went with the copy's close.
+    #[test]
+    fn output_written_before_the_reader_opened_is_kept() {
+        let path = fifo("early");
+        let (rt, pio) = prepare_stdout(&path);
+        let status = Command::new("sh").args(["-c", "echo early"]).stdout(rt.stdout).status().expect("sh");
+        assert!(status.success());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("reader");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut got = Vec::new();
+        loop {
+            let mut b = [0u8; 64];
+            match r.read(&mut b) {
+                Ok(0) if !got.is_empty() || std::time::Instant::now() > deadline => break,
+                Ok(0) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&got), "early\n");
+        drop(pio);
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    /// A copy still waiting for a reader ends when its process's io is
+    /// dropped (the shim deleted the process): no thread left behind.
+    #[test]
+    fn a_copy_waiting_for_a_reader_ends_when_dropped() {
+        let path = fifo("never");
+        let (rt, mut pio) = prepare_stdout(&path);
+        drop(rt);
+        let copiers = std::mem::take(&mut pio.copiers);
+        drop(pio);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for c in copiers {
+                let _ = c.join();
+            }
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(), "the copy still waits for a reader");
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
     #[test]
