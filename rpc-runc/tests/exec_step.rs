@@ -38,6 +38,8 @@ const SCRIPT: &str = "rpc.test/step-script";
 const KEEP: &str = "rpc.test/step-keep";
 /// "1": hand the program over unsealed (refused).
 const UNSEALED: &str = "rpc.test/step-unsealed";
+/// "1": exec the step at ready, without parking for start.
+const AT_READY: &str = "rpc.test/step-at-ready";
 
 /// The native backend, with the container's process replaced by the step.
 struct StepBackend;
@@ -64,6 +66,9 @@ fn step_of(bundle: &Bundle) -> runtime_core::Result<Option<ExecStep>> {
     }
     let argv = ["sh", "-c", script.as_str(), "step-argv0"].map(String::from);
     let mut step = ExecStep::new(fd, &argv, &env)?;
+    if annotation(bundle, AT_READY).as_deref() == Some("1") {
+        step = step.at_ready();
+    }
     if let Some(k) = keep {
         step.keep_fd(k);
     }
@@ -237,6 +242,28 @@ fn step_exit_status_is_the_containers() {
     assert!(o.stdout.contains("STEP-RAN") && !o.stdout.contains("PROCESS-RAN"), "{}", o.describe());
 }
 
+/// A step exec'd at ready runs during create, before any `start`, with no
+/// exec socket left to wait on; the backend's `state` then says running
+/// (native's parked() sees no socket), and kill + delete clean up.
+fn step_at_ready_runs_before_start() {
+    let mut h = harness!("exec-step-ready");
+    h.sh("echo PROCESS-RAN; exit 9");
+    with_step(&mut h, "echo STEP-AT-READY; exec sleep 100");
+    h.config["annotations"][AT_READY] = json!("1");
+    let created = h.create();
+    created.assert_ok();
+    let ran = wait_until(Duration::from_secs(10), || created.reread_stdout().contains("STEP-AT-READY"));
+    assert!(ran, "the step did not run during create: {}", created.reread_stdout());
+    assert!(!created.reread_stdout().contains("PROCESS-RAN"));
+    assert!(!h.root.join(&h.id).join("exec.sock").exists(), "an exec socket was made for a step that does not park");
+    assert!(h.wait_status("running", Duration::from_secs(5)), "state does not say running");
+    h.kill("KILL").assert_ok();
+    assert!(h.wait_status("stopped", Duration::from_secs(10)), "the step did not stop");
+    h.delete().assert_ok();
+    let id = h.id.clone();
+    h.assert_no_leftovers(&id, "exec-step-ready");
+}
+
 /// A program that could be written through /proc/<pid>/exe is refused:
 /// create fails naming the step, and leaves nothing behind.
 fn unsealed_program_is_refused() {
@@ -265,7 +292,8 @@ fn main() {
     std::env::set_var(ROLE, "1");
     std::env::set_var("RPC_RUNTIME", std::env::current_exe().unwrap());
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 4] = [
+        ("step_at_ready_runs_before_start", step_at_ready_runs_before_start),
         ("step_runs_in_the_containers_namespaces_and_cgroup", step_runs_in_the_containers_namespaces_and_cgroup),
         ("step_exit_status_is_the_containers", step_exit_status_is_the_containers),
         ("unsealed_program_is_refused", unsealed_program_is_refused),

@@ -440,7 +440,8 @@ fn park_and_exec(spec: &InitSpec, prog: Prog, tramp: Option<&Trampoline>) -> Err
             return e;
         }
     }
-    let start_hooks = if spec.exec.is_some() { &[][..] } else { hooks::list(&spec.bundle.spec, "startContainer") };
+    let at_ready = spec.exec_step.is_some_and(|s| s.is_at_ready());
+    let start_hooks = if spec.exec.is_some() || at_ready { &[][..] } else { hooks::list(&spec.bundle.spec, "startContainer") };
     if !start_hooks.is_empty() {
         // Their paths are the image's: through the trampoline, as the program.
         let via = tramp.map(|t| t.proc_path()).filter(|p| p.exists());

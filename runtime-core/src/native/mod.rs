@@ -129,7 +129,11 @@ impl Backend for Native {
         opts: CreateOpts,
         hooks: &mut dyn CreateHooks,
     ) -> Result<i32> {
-        let listener = start::listen(dir)?;
+        // A step exec'd at ready does not park: no exec socket to wait on.
+        let listener = match &opts.exec_step {
+            Some(step) if step.is_at_ready() => None,
+            _ => Some(start::listen(dir)?),
+        };
         crate::fault!("create:after-fifo");
         let cg = Record::cgroups(st);
         cg.create()?;
@@ -154,7 +158,7 @@ impl Backend for Native {
             caps: bundle.caps.as_ref(),
             exec: None,
             state_dir_fd: handle.as_raw_fd(),
-            exec_listener: Some(listener),
+            exec_listener: listener,
             host_fds: held.iter().map(|f| f.as_raw_fd()).collect(),
             lock_fd: dir.lock_fd(),
             cgroup_dirs: cg.dirs(),

@@ -25,6 +25,7 @@
 //! - fds given with [`ExecStep::keep_fd`] reach the program at the number
 //!   they have in the runtime (the step's argv names them); every other
 //!   fd above the preserved ones is closed at the exec, as for a program.
+//! - [`ExecStep::at_ready`] execs it without parking for `start`.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -38,6 +39,7 @@ pub struct ExecStep {
     argv: Vec<CString>,
     env: Vec<CString>,
     fds: Vec<OwnedFd>,
+    at_ready: bool,
 }
 
 fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
@@ -62,7 +64,7 @@ impl ExecStep {
                 argv[0]
             )));
         }
-        Ok(ExecStep { program, argv: cstrings(argv, "argv")?, env: cstrings(env, "env")?, fds: vec![] })
+        Ok(ExecStep { program, argv: cstrings(argv, "argv")?, env: cstrings(env, "env")?, fds: vec![], at_ready: false })
     }
 
     /// Hand `fd` to the program; returns the number it will have there.
@@ -70,6 +72,21 @@ impl ExecStep {
         let n = fd.as_raw_fd();
         self.fds.push(fd);
         n
+    }
+
+    /// Exec the program as soon as init is ready, without parking for
+    /// `start`: the container's process then runs during create (rpc-runv
+    /// boots its VM there, so create fails if the guest does), and the
+    /// backend decides what `start` means and what `state` says. No exec
+    /// socket is made and no startContainer hook runs on the host.
+    pub fn at_ready(mut self) -> ExecStep {
+        self.at_ready = true;
+        self
+    }
+
+    /// Whether init execs the program at once (see [`ExecStep::at_ready`]).
+    pub fn is_at_ready(&self) -> bool {
+        self.at_ready
     }
 
     /// argv[0], for messages.
