@@ -99,6 +99,10 @@ pub struct State {
     /// every load (`Backend::check`). Its keys must not be the names above.
     #[serde(flatten)]
     pub payload: serde_json::Map<String, serde_json::Value>,
+    /// The container's state directory (not written: where it was read
+    /// from), for backends that keep files of their own there.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 /// The fields of `State` itself: a backend's payload may not use them.
@@ -246,7 +250,9 @@ fn encode(s: &State) -> Result<Vec<u8>> {
 fn read_state(dir: &Path, id: &str) -> Result<State> {
     let p = dir.join(STATE_FILE);
     let d = read_file(&p, MAX_STATE, id)?;
-    serde_json::from_slice(&d).map_err(|e| Error::State { path: p, msg: format!("corrupt: {e}") })
+    let mut st: State = serde_json::from_slice(&d).map_err(|e| Error::State { path: p, msg: format!("corrupt: {e}") })?;
+    st.dir = dir.to_path_buf();
+    Ok(st)
 }
 
 impl Dir {
@@ -308,7 +314,8 @@ impl Dir {
         };
         let corrupt = |m: String| Error::State { path: p.clone(), msg: format!("corrupt: {m}") };
         let nl = data.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("no state line".into()))?;
-        let state = serde_json::from_slice(&data[..nl]).map_err(|e| corrupt(e.to_string()))?;
+        let mut state: State = serde_json::from_slice(&data[..nl]).map_err(|e| corrupt(e.to_string()))?;
+        state.dir = self.path.clone();
         Ok(Some(Snapshot { state, data, config_at: nl + 1 }))
     }
 
@@ -381,6 +388,7 @@ mod tests {
             annotations: Default::default(),
             hooks: Default::default(),
             payload: Default::default(),
+            dir: PathBuf::new(),
         }
     }
 

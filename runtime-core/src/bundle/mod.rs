@@ -67,6 +67,15 @@ impl Bundle {
         Ok(Bundle { dir: dir.to_path_buf(), rootfs: rootfs.to_path_buf(), spec, caps, raw: vec![] })
     }
 
+    /// A bundle a backend made from a spec of its own (rpc-runv's host side
+    /// of a VM), not read from a directory: `dir` and `rootfs` as given,
+    /// the capabilities parsed from the spec, the raw config its JSON.
+    pub fn derived(dir: &Path, rootfs: &Path, spec: Spec) -> Result<Bundle> {
+        let raw = serde_json::to_vec(&spec).map_err(|e| Error::Container(format!("encoding a derived config for {}: {e}", dir.display())))?;
+        let (spec, caps) = parse(&dir.join(CONFIG), &raw)?;
+        Ok(Bundle { dir: dir.to_path_buf(), rootfs: rootfs.to_path_buf(), spec, caps, raw })
+    }
+
     pub fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
         self.spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or(&[])
     }

@@ -102,6 +102,7 @@ pub fn create(rt: &Runtime, id: &str, mut a: CreateArgs) -> Result<i32> {
             poststop: hooks::list(&bundle.spec, "poststop").to_vec(),
         },
         payload,
+        dir: dir.path.clone(),
     };
     // A cgroup already holding processes, or claimed by another create,
     // is not ours to take (nor to clean up): refuse before its paths are

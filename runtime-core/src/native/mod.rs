@@ -63,6 +63,27 @@ fn below_a_hierarchy(hs: &Hierarchies, d: &Path) -> bool {
 
 pub struct Native;
 
+impl Native {
+    /// The native record of a state is sound (its cgroups are containers'
+    /// cgroups), whichever backend wrote it: a backend that runs on top of
+    /// the native one (rpc-runv's host side) checks its own name, then this.
+    pub fn check_record(&self, st: &State, path: &Path) -> Result<()> {
+        let r = Record::of(st).map_err(|e| match e {
+            Error::State { msg, .. } => Error::State { path: path.to_path_buf(), msg },
+            e => e,
+        })?;
+        let corrupt = |msg: String| Error::State { path: path.to_path_buf(), msg: format!("corrupt: {msg}") };
+        // delete --force kills every process in these and removes them: a
+        // path that is not a container's cgroup (a hierarchy's root, "..", a
+        // directory elsewhere) makes the file corrupt, never a target.
+        let hs = Hierarchies::cached();
+        if let Some(bad) = r.cgroups.iter().find(|d| !below_a_hierarchy(hs, d)) {
+            return Err(corrupt(format!("cgroup path {} is not below a cgroup hierarchy", bad.display())));
+        }
+        Ok(())
+    }
+}
+
 impl Backend for Native {
     fn name(&self) -> &'static str {
         "native"
@@ -77,19 +98,7 @@ impl Backend for Native {
                 ours: self.name(),
             });
         }
-        let r = Record::of(st).map_err(|e| match e {
-            Error::State { msg, .. } => Error::State { path: path.to_path_buf(), msg },
-            e => e,
-        })?;
-        let corrupt = |msg: String| Error::State { path: path.to_path_buf(), msg: format!("corrupt: {msg}") };
-        // delete --force kills every process in these and removes them: a
-        // path that is not a container's cgroup (a hierarchy's root, "..", a
-        // directory elsewhere) makes the file corrupt, never a target.
-        let hs = Hierarchies::cached();
-        if let Some(bad) = r.cgroups.iter().find(|d| !below_a_hierarchy(hs, d)) {
-            return Err(corrupt(format!("cgroup path {} is not below a cgroup hierarchy", bad.display())));
-        }
-        Ok(())
+        self.check_record(st, path)
     }
 
     fn plan(&self, id: &str, bundle: &Bundle) -> Result<serde_json::Value> {
