@@ -51,6 +51,12 @@ pub enum Error {
     /// A reply whose id is not the one of the request waited for.
     #[error("reply of id {got} to the request of id {want}")]
     WrongId { got: u32, want: u32 },
+    /// `recv` of an id no request is waiting under.
+    #[error("no request of id {0} is waiting for its reply")]
+    NotPending(u32),
+    /// The peer sent more than we keep unread.
+    #[error("agent sent more than {limit} {what} unread")]
+    Overflow { what: &'static str, limit: usize },
     /// A reply of the wrong type for the request (Pong to a Start...).
     #[error("unexpected reply to {what}: {got}")]
     UnexpectedReply { what: String, got: String },

@@ -215,6 +215,14 @@ impl FrameReader {
         }
     }
 
+    /// One read(2) (after a poll said readable): the frame if it completed.
+    pub(crate) fn read_once(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<Frame>> {
+        match self.read_step(fd)? {
+            Step::Frame(f) => Ok(Some(f)),
+            Step::More | Step::Empty => Ok(None),
+        }
+    }
+
     /// One read(2) of at most what the frame in progress needs.
     fn read_step(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<Step> {
         let want = self.wanted();
@@ -300,15 +308,21 @@ pub fn read_frame(fd: impl AsFd, deadline: Instant) -> Result<Frame> {
 
 /// [`read_frame`], the timeout saying `what()` was waited for.
 pub(crate) fn read_frame_for(fd: std::os::fd::BorrowedFd<'_>, deadline: Instant, what: impl Fn() -> String) -> Result<Frame> {
-    let start = Instant::now();
-    let mut reader = FrameReader::new();
-    loop {
-        if !wait_readable(fd, deadline)? {
-            return Err(Error::Timeout { what: what(), after: deadline.saturating_duration_since(start) });
-        }
-        match reader.read_step(fd)? {
-            Step::Frame(f) => return Ok(f),
-            Step::More | Step::Empty => continue,
+    FrameReader::new().read_until(fd, deadline, what)
+}
+
+impl FrameReader {
+    /// Polls and reads `fd` until a frame is complete or `deadline`
+    /// passes; a partial frame stays in the reader for the next call.
+    pub(crate) fn read_until(&mut self, fd: std::os::fd::BorrowedFd<'_>, deadline: Instant, what: impl Fn() -> String) -> Result<Frame> {
+        let start = Instant::now();
+        loop {
+            if !wait_readable(fd, deadline)? {
+                return Err(Error::Timeout { what: what(), after: deadline.saturating_duration_since(start) });
+            }
+            if let Some(f) = self.read_once(fd)? {
+                return Ok(f);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`msg`]: every message, as typed serde enums shared by both ends.
 //! - [`guest`]: the fixed facts both ends agree on (port, tags, paths).
 //! - [`frame`]: the wire format, an incremental reader, blocking helpers.
+//! - [`client`]: the host's blocking client (handshake, calls, events).
 //! - [`error`]: the crate's one error type.
 //!
 //! The wire format (see [`frame`]): `len: u32 LE` (the bytes after it,
@@ -16,6 +17,7 @@
 //! Only plain read/write/poll/sendmsg/recvmsg: the crate also serves
 //! rpc-runlxc on Linux 2.6.32 hosts.
 
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod guest;
