@@ -5,6 +5,7 @@
 //! - [`guest`]: the fixed facts both ends agree on (port, tags, paths).
 //! - [`frame`]: the wire format, an incremental reader, blocking helpers.
 //! - [`client`]: the host's blocking client (handshake, calls, events).
+//! - [`hvsock`]: dialing a guest port over a hybrid vsock unix socket.
 //! - [`error`]: the crate's one error type.
 //!
 //! The wire format (see [`frame`]): `len: u32 LE` (the bytes after it,
@@ -21,6 +22,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod guest;
+pub mod hvsock;
 // msg.rs is frozen; its Reply::Stats (runtime-core's Stats, ~1 KiB) makes
 // clippy flag the enum's size. Replies are built once per request, so
 // boxing would buy nothing; the lead may box it when msg.rs next changes.
