@@ -57,6 +57,10 @@ pub enum Error {
     /// The peer sent more than we keep unread.
     #[error("agent sent more than {limit} {what} unread")]
     Overflow { what: &'static str, limit: usize },
+    /// A bounded write queue would grow past its limit: the peer stopped
+    /// reading (or we produce too fast).
+    #[error("write queue full ({queued} + {more} bytes over its {limit}): the peer stopped reading")]
+    QueueFull { queued: usize, more: usize, limit: usize },
     /// A reply of the wrong type for the request (Pong to a Start...).
     #[error("unexpected reply to {what}: {got}")]
     UnexpectedReply { what: String, got: String },
