@@ -7,6 +7,7 @@
 //! - [`client`]: the host's blocking client (handshake, calls, events).
 //! - [`hvsock`]: dialing a guest port over a hybrid vsock unix socket.
 //! - [`server`]: the agent's side of a connection (Hello, requests, queue).
+//! - [`remote`]: a process behind an agent, for runtime-core's proxy.
 //! - [`error`]: the crate's one error type.
 //!
 //! The wire format (see [`frame`]): `len: u32 LE` (the bytes after it,
@@ -29,6 +30,7 @@ pub mod hvsock;
 // boxing would buy nothing; the lead may box it when msg.rs next changes.
 #[allow(clippy::large_enum_variant)]
 pub mod msg;
+pub mod remote;
 pub mod server;
 
 pub use error::{Error, Result};
