@@ -352,3 +352,57 @@ fn failing_pre_exec_or_missing_cgroup_starts_nothing() {
     assert!(processes_mentioning(&d.0.to_string_lossy()).is_empty());
     assert!(leftovers(&d.vm()).is_empty());
 }
+
+/// A tap device (removed when its fd closes), as the network step makes
+/// one in the container's netns; here in the test's own.
+fn open_tap() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        pad: [u8; 22],
+    }
+    // SAFETY: open of a device node; the fd is owned from here on.
+    let fd = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is ours alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = IfReq { name: [0; 16], flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short, pad: [0; 22] };
+    req.name[..7].copy_from_slice(b"rpcq%d\0");
+    // SAFETY: TUNSETIFF reads and writes one ifreq we own.
+    if unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), TUNSETIFF, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+#[test]
+fn a_tap_fd_becomes_the_guests_nic() {
+    let Some(b) = setup("a tap NIC") else { return };
+    let tap = match open_tap() {
+        Ok(t) => t,
+        Err(e) => {
+            testkit::skip!("/dev/net/tun: {e}");
+            return;
+        }
+    };
+    let d = Dir::new("tap");
+    // Not quiet: the kernel's registration of each virtio-mmio device is
+    // the guest's evidence of the NIC (the test init configures no IP).
+    let mut s = spec(&b, &d, "console=ttyS0 reboot=k panic=-1");
+    s.tap = Some(rpc_runv::hypervisor::Tap { fd: std::os::fd::AsRawFd::as_raw_fd(&tap), mac: [0x02, 0x52, 0x50, 0x43, 0, 1] });
+    let mut r = launch::start(&s, &launch::Opts::new(&b, &s)).expect("start the VM");
+    let st = r.vm.wait_timeout(BOOT).expect("wait for qemu");
+    assert!(st.is_some_and(|s| s.success()), "QEMU: {st:?}\n{}", serial_and_logs(&r, &d));
+    let serial = r.vm.serial();
+    // fs, vsock, net: three transports (QEMU lists them on the command
+    // line it appends, the kernel registers each).
+    assert!(serial.contains("virtio-mmio.2"), "no third virtio-mmio device (the NIC):\n{}", serial_and_logs(&r, &d));
+    assert!(serial.contains("RPC-GUEST-INIT-OK"), "{}", serial_and_logs(&r, &d));
+    r.stop().expect("stop");
+    assert_nothing_left(&d);
+}
