@@ -6,8 +6,8 @@ BUNDLE ?= /tmp/rpc-demo-bundle
 APT_PACKAGES = busybox-static libseccomp-dev runc crun python3 containerd protobuf-compiler podman valgrind
 # The guest kernel of rpc-runv (rpc-runv/guest/build.sh) and the test
 # guests; virtiofsd (rpc-runv/guest/virtiofsd.sh) links libseccomp and
-# libcap-ng.
-GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make libseccomp-dev libcap-ng-dev
+# libcap-ng; qemu-system-x86: rpc-runv's QEMU backend (microvm, TCG).
+GUEST_APT_PACKAGES = linux-source-6.1 bc flex bison libelf-dev cpio gcc make libseccomp-dev libcap-ng-dev qemu-system-x86
 
 .PHONY: all build links deps guest-deps guest run test unit fuzz reliability bench bench-vmm conformance fmt clippy clean link-order
 
@@ -33,11 +33,13 @@ guest-deps:
 
 # The guest kernel and test initramfs, cached in /var/cache/rpc-runtimes
 # (RPC_GUEST_CACHE): ~6.5 min on 2 cores the first time, instant after;
-# and virtiofsd, rpc-vmm's virtio-fs backend (cargo install, 75-110 s the
-# first time, cached there too).
+# virtiofsd, the virtio-fs backend (cargo install, 75-110 s the first
+# time, cached there too), and vhost-device-vsock, QEMU's vsock backend
+# (cargo install, ~4 min beside other builds, cached likewise).
 guest: guest-deps
 	rpc-runv/guest/build.sh
 	rpc-runv/guest/virtiofsd.sh
+	rpc-runv/guest/vhost-device-vsock.sh
 
 # Cargo builds for an explicit target (see .cargo/config.toml); the
 # binaries are linked into target/release, where everything looks for them.

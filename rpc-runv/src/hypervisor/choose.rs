@@ -97,15 +97,11 @@ pub fn choose_on(host: &Host, flag: Option<&str>, annotation: Option<&str>, env:
             (Ok(()), false) => Choice {
                 hypervisor: Hypervisor::Qemu,
                 accel: Accel::Tcg,
-                reason: format!(
-                    "{from} auto: {hw}: guest ring 0 would be emulated, QEMU/TCG is ~10x faster here"
-                ),
+                reason: format!("{from} auto: {hw}: guest ring 0 would be emulated, QEMU/TCG is ~10x faster here"),
             },
-            (Err(e), _) => Choice {
-                hypervisor: Hypervisor::Qemu,
-                accel: Accel::Tcg,
-                reason: format!("{from} auto: no usable KVM ({e}): QEMU/TCG"),
-            },
+            (Err(e), _) => {
+                Choice { hypervisor: Hypervisor::Qemu, accel: Accel::Tcg, reason: format!("{from} auto: no usable KVM ({e}): QEMU/TCG") }
+            }
         }),
         "qemu" => {
             // Asked for QEMU, not for an accelerator: the faster one here.
@@ -143,7 +139,11 @@ mod tests {
         assert_eq!((c.hypervisor, c.accel), (Hypervisor::RpcVmm, Accel::Kvm));
         let c = choose_on(&NESTED, None, None, None).unwrap();
         assert_eq!((c.hypervisor, c.accel), (Hypervisor::Qemu, Accel::Tcg));
-        assert!(c.reason.contains("this host's KVM has no VMX/SVM: guest ring 0 would be emulated, QEMU/TCG is ~10x faster here"), "{}", c.reason);
+        assert!(
+            c.reason.contains("this host's KVM has no VMX/SVM: guest ring 0 would be emulated, QEMU/TCG is ~10x faster here"),
+            "{}",
+            c.reason
+        );
         let c = choose_on(&no_kvm(), Some("auto"), None, None).unwrap();
         assert_eq!((c.hypervisor, c.accel), (Hypervisor::Qemu, Accel::Tcg));
         assert!(c.reason.contains("No such file"), "{}", c.reason);

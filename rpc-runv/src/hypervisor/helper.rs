@@ -117,12 +117,7 @@ pub(crate) fn spawn(p: Program<'_>, opts: &SpawnOpts) -> Result<Helper> {
         .cgroup_procs
         .iter()
         .map(|c| {
-            OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(c)
-                .map(OwnedFd::from)
-                .map_err(|e| Error::io("opening", c, e))
+            OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(c).map(OwnedFd::from).map_err(|e| Error::io("opening", c, e))
         })
         .collect::<Result<_>>()?;
     let (out, err) = match &opts.log {

@@ -113,14 +113,16 @@ impl Vm {
         &self.serial_log
     }
 
-    /// What the guest printed on its serial console so far.
+    /// What the guest printed on its serial console so far: its last
+    /// [`SERIAL_TAIL`] bytes (the guest decides how much it writes).
     pub fn serial(&self) -> String {
-        std::fs::read(&self.serial_log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        read_tail(&self.serial_log, SERIAL_TAIL)
     }
 
-    /// What QEMU printed on stderr so far (its own errors).
+    /// What QEMU printed on stderr so far (its own errors), the last
+    /// [`SERIAL_TAIL`] bytes.
     pub fn stderr(&self) -> String {
-        std::fs::read(&self.stderr_log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        read_tail(&self.stderr_log, SERIAL_TAIL)
     }
 
     /// Its exit status if it has exited (reaped then), without waiting.
@@ -155,15 +157,25 @@ impl Vm {
     }
 
     /// Waits until the serial log holds `needle`, QEMU exits, or
-    /// `timeout` passes; true if it holds it.
+    /// `timeout` passes; true if it holds it. The log is read on from
+    /// where the last look ended, so a chatty guest costs its output once.
     pub fn wait_serial(&mut self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let mut scan = Scan::new(needle.as_bytes());
+        let mut f = None;
         loop {
-            if self.serial().contains(needle) {
-                return true;
+            if f.is_none() {
+                f = std::fs::File::open(&self.serial_log).ok();
             }
-            if Instant::now() >= deadline || matches!(self.try_wait(), Ok(Some(_))) {
-                return self.serial().contains(needle);
+            if let Some(f) = f.as_mut() {
+                if scan.feed(f) {
+                    return true;
+                }
+            }
+            let exited = matches!(self.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                // One last look: QEMU may have written it just before.
+                return f.as_mut().is_some_and(|f| scan.feed(f));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -179,6 +191,52 @@ impl Vm {
             c.wait().map_err(|e| Error::io("reaping qemu pid", format!("{}", self.pid), e))?;
         }
         Ok(())
+    }
+}
+
+/// How much of a log [`Vm::serial`] and [`Vm::stderr`] return.
+pub const SERIAL_TAIL: u64 = 1 << 20;
+
+fn read_tail(path: &Path, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if f.seek(SeekFrom::Start(len.saturating_sub(max))).is_err() {
+        return String::new();
+    }
+    let mut b = Vec::new();
+    let _ = f.take(max).read_to_end(&mut b);
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// A search for a byte string in a growing file, read in chunks: keeps
+/// only the last `needle.len() - 1` bytes between reads.
+struct Scan<'a> {
+    needle: &'a [u8],
+    carry: Vec<u8>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(needle: &'a [u8]) -> Scan<'a> {
+        Scan { needle, carry: Vec::new() }
+    }
+
+    /// Reads what `f` has now (up to its current end); true once found.
+    fn feed(&mut self, f: &mut impl std::io::Read) -> bool {
+        let mut buf = [0u8; 16384];
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) | Err(_) => return self.needle.is_empty(),
+                Ok(n) => n,
+            };
+            self.carry.extend_from_slice(&buf[..n]);
+            if self.carry.windows(self.needle.len().max(1)).any(|w| w == self.needle) {
+                return true;
+            }
+            let keep = self.needle.len().saturating_sub(1);
+            let cut = self.carry.len().saturating_sub(keep);
+            self.carry.drain(..cut);
+        }
     }
 }
 
@@ -238,6 +296,19 @@ mod tests {
         assert_eq!(after(&a, "-cpu"), ["host"]);
         assert_eq!(after(&a, "-netdev"), ["tap,id=net,fd=7,vhost=off"]);
         assert!(after(&a, "-device").contains(&"virtio-net-device,netdev=net,mac=02:00:0a:0b:0c:ff"));
+    }
+
+    #[test]
+    fn scan_finds_a_needle_split_across_reads() {
+        let mut s = Scan::new(b"RPC-GUEST-INIT-OK");
+        assert!(!s.feed(&mut &b"boot... RPC-GUEST-"[..]));
+        assert!(!s.feed(&mut &b""[..]));
+        assert!(s.feed(&mut &b"INIT-OK\n"[..]));
+        let mut s = Scan::new(b"OK");
+        assert!(!s.feed(&mut &b"O K"[..]));
+        let big = vec![b'x'; 100_000];
+        assert!(!s.feed(&mut &big[..]));
+        assert!(s.carry.len() <= 1);
     }
 
     #[test]

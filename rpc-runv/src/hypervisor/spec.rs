@@ -22,7 +22,8 @@ pub const MAX_VCPUS: u32 = 255;
 /// whole MiB).
 pub const MIN_MEM_MIB: u32 = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Accel {
     /// QEMU's emulator: no /dev/kvm needed; on this project's CI host
     /// (a KVM without VMX/SVM, guest ring 0 emulated) much the faster.
@@ -47,7 +48,7 @@ impl std::fmt::Display for Accel {
 
 /// The guest NIC's backend: an open tap fd (inherited by the hypervisor
 /// at the same number) and the MAC the guest sees (the veth's, §1.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tap {
     pub fd: RawFd,
     pub mac: [u8; 6],
@@ -60,7 +61,9 @@ impl Tap {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Serializable, so a supervisor exec'd in the container can be handed
+/// the spec as is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchSpec {
     pub vcpus: u32,
     pub mem_mib: u32,

@@ -22,10 +22,7 @@ pub fn args(cid: u32, vhost_socket: &Path, uds_path: &Path) -> super::Result<Vec
     if cid < 3 {
         return Err(super::Error::BadSpec { field: "guest cid", why: format!("{cid} is reserved (0-2: hypervisor, local, host)") });
     }
-    Ok(vec![
-        "--vm".into(),
-        format!("guest-cid={cid},socket={},uds-path={}", vhost_socket.display(), uds_path.display()).into(),
-    ])
+    Ok(vec!["--vm".into(), format!("guest-cid={cid},socket={},uds-path={}", vhost_socket.display(), uds_path.display()).into()])
 }
 
 #[derive(Debug, Clone)]
