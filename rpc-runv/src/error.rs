@@ -9,6 +9,8 @@ pub enum Error {
     Invalid(String),
     #[error(transparent)]
     Core(#[from] runtime_core::Error),
+    #[error(transparent)]
+    Hypervisor(#[from] crate::hypervisor::Error),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     /// The guest agent refused or failed a request, or broke the protocol.

@@ -13,6 +13,12 @@ pub const ENV_KERNEL: &str = "RPC_RUNV_KERNEL";
 pub const ENV_INITRD: &str = "RPC_RUNV_INITRD";
 /// The cache `make guest` fills (the guest scripts' `RPC_GUEST_CACHE`).
 pub const ENV_CACHE: &str = "RPC_GUEST_CACHE";
+/// The agent initramfs containers boot (rpc-agent + the guest rpc-runc).
+pub const ENV_AGENT_INITRD: &str = "RPC_RUNV_AGENT_INITRD";
+/// The agent initramfs's name next to the rpc-runv binary (`make build`
+/// and `make test` put it there) or in [`AGENT_INITRD_INSTALLED`].
+pub const AGENT_INITRD_NAME: &str = "rpc-runv-agent.cpio";
+pub const AGENT_INITRD_INSTALLED: &str = "/usr/lib/rpc-runv/agent.cpio";
 const DEFAULT_CACHE: &str = "/var/cache/rpc-runtimes";
 
 /// The versions the install scripts pin, read from the scripts themselves
@@ -89,6 +95,15 @@ impl Lookup<'_> {
         self.one("guest kernel", ENV_KERNEL, false, vec![p], "make guest (rpc-runv/guest/build.sh builds it)")
     }
 
+    fn agent_initrd(&self) -> Result<PathBuf> {
+        let mut d = vec![];
+        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+            d.push(dir.join(AGENT_INITRD_NAME));
+        }
+        d.push(PathBuf::from(AGENT_INITRD_INSTALLED));
+        self.one("guest agent initrd", ENV_AGENT_INITRD, false, d, "make build or make test (rpc-runv/guest/initramfs.sh builds it)")
+    }
+
     fn initrd(&self) -> Result<PathBuf> {
         let p = self.cache().join("guest/current/initramfs.cpio");
         self.one("guest initrd", ENV_INITRD, false, vec![p], "make guest (rpc-runv/guest/build.sh builds it)")
@@ -113,6 +128,11 @@ pub fn kernel() -> Result<PathBuf> {
 }
 pub fn initrd() -> Result<PathBuf> {
     real().initrd()
+}
+
+/// The initramfs of containers' VMs: the agent and the guest rpc-runc.
+pub fn agent_initrd() -> Result<PathBuf> {
+    real().agent_initrd()
 }
 
 fn usable(p: &Path, exec: bool) -> bool {

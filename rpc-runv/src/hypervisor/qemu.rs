@@ -197,6 +197,11 @@ impl Vm {
 /// How much of a log [`Vm::serial`] and [`Vm::stderr`] return.
 pub const SERIAL_TAIL: u64 = 1 << 20;
 
+/// The last `max` bytes of a log (empty when there is none).
+pub fn tail(path: &Path, max: u64) -> String {
+    read_tail(path, max)
+}
+
 fn read_tail(path: &Path, max: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
