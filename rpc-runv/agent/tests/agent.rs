@@ -424,8 +424,8 @@ fn bad_frames_get_an_error_or_a_close_and_the_agent_serves_on() {
 
     // a stream for a process with no terminal asking for a tty
     let mut c = f.control();
-    f.create(&mut c, "tty", &["true"]);
-    let r = f.connect(Role::Stream { container: "tty".into(), exec: None, which: Which::Tty });
+    f.create(&mut c, "notty", &["true"]);
+    let r = f.connect(Role::Stream { container: "notty".into(), exec: None, which: Which::Tty });
     assert!(matches!(r, Err(Error::Agent { code: ErrorCode::Invalid, .. })), "{r:?}");
 
     // and the agent still serves
@@ -447,4 +447,44 @@ fn shutdown_ends_the_agent_after_its_reply() {
         assert!(t0.elapsed() < T, "the agent did not exit");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_terminal_is_one_stream_both_ways_and_resize_sets_its_size() {
+    let Some(f) = Fixture::new() else { return };
+    let mut c = f.control();
+    let mut config = f.config(&["sh", "-c", "stty size; read line; echo got $line; exit 4"]);
+    config["process"]["terminal"] = json!(true);
+    let req = Request::Create { id: "tty".into(), config, sandbox: false, ns_from_sandbox: vec![], sandbox_id: None, terminal: true };
+    assert!(matches!(c.call(&req, T).unwrap(), Reply::Created { .. }));
+    // a pipe stream on a terminal is refused
+    let r = f.connect(Role::Stream { container: "tty".into(), exec: None, which: Which::Stdout });
+    assert!(matches!(r, Err(Error::Agent { code: ErrorCode::Invalid, .. })), "{r:?}");
+    let mut tty = f.stream("tty", None, Which::Tty);
+    let w = f.wait("tty", None);
+    ok(c.call(&Request::Resize { id: "tty".into(), exec_id: None, rows: 33, cols: 77 }, T));
+    ok(c.call(&Request::Start { id: "tty".into() }, T));
+    tty.write_all(b"hello\n").unwrap();
+    let all = read_all(&tty);
+    assert!(all.contains("33 77"), "{all:?}");
+    assert!(all.contains("got hello"), "{all:?}");
+    assert_eq!(exit_of(w), Event::Exit { status: 4, signal: None });
+}
+
+#[test]
+fn quick_execs_all_get_their_exit() {
+    // An exec'd process that ends before its pid file is read: its exit
+    // is held until then (the shim's rule), not lost.
+    let Some(f) = Fixture::new() else { return };
+    let mut c = f.control();
+    f.create(&mut c, "q", &["sleep", "100"]);
+    ok(c.call(&Request::Start { id: "q".into() }, T));
+    for i in 0..8 {
+        let e = format!("q{i}");
+        let w = f.wait("q", Some(&e));
+        let req = Request::Exec { id: "q".into(), exec_id: e.clone(), process: process(&["sh", "-c", &format!("exit {i}")]), terminal: false };
+        assert!(matches!(c.call(&req, T).unwrap(), Reply::Execed { .. }));
+        assert_eq!(exit_of(w), Event::Exit { status: i, signal: None }, "exec {e}");
+    }
+    ok(c.call(&Request::Delete { id: "q".into(), force: true }, T));
 }

@@ -13,71 +13,18 @@
 //! `cargo test --profile ci -p rpc-agent --test fuzz`: 2 s with a fixed seed;
 //! `RPC_FUZZ_SECS`, `RPC_FUZZ_SEED=time` for longer runs.
 
-use std::cell::RefCell;
-use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::path::Path;
 use std::time::Instant;
 
-use rpc_agent::runtime::{CallStdio, Spawned};
-use rpc_agent::{Agent, Config, Executor};
+mod common;
+
+use common::{Fake, Spawns};
+use rpc_agent::{Agent, Config};
 use rpc_proto::msg::{Kind, Reply, Request, Role, Which};
 use serde_json::{json, Value};
 use testkit::fuzz::{self, Budget, Mutator};
-
-/// Runtime calls that "ran": their pids, for the harness to end.
-type Spawns = Rc<RefCell<Vec<i32>>>;
-
-struct Fake {
-    spawned: Spawns,
-    next: i32,
-}
-
-fn arg_after(args: &[OsString], flag: &str) -> Option<PathBuf> {
-    let i = args.iter().position(|a| a == flag)?;
-    args.get(i + 1).map(PathBuf::from)
-}
-
-/// A pipe whose reader gets `bytes` and then EOF.
-fn canned(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    let (r, w) = rpc_agent::runtime::pipe()?;
-    let mut w = std::fs::File::from(w);
-    w.write_all(bytes)?;
-    rpc_agent::runtime::set_nonblocking(&r)?;
-    Ok(r)
-}
-
-impl Executor for Fake {
-    fn spawn(&mut self, args: &[OsString], stdio: CallStdio) -> std::io::Result<Spawned> {
-        self.next += 1;
-        if self.next % 7 == 0 {
-            return Err(std::io::Error::other("fake: cannot run"));
-        }
-        let pid = 1_000_000 + self.next;
-        if let Some(p) = arg_after(args, "--pid-file") {
-            // Pids that exist nowhere: the harness "ends" some of them.
-            let text = if self.next % 5 == 0 { "garbage".to_string() } else { (2_000_000 + self.next).to_string() };
-            let _ = std::fs::write(p, text);
-        }
-        let out: &[u8] = if args.iter().any(|a| a == "events") {
-            br#"{"type":"stats","id":"c","data":{"memory":{"usage":{"usage":4096}}}}"#
-        } else if args.iter().any(|a| a == "json") {
-            b"[1,2,3]"
-        } else {
-            b"PID CMD\n1 sh\n"
-        };
-        drop(stdio);
-        self.spawned.borrow_mut().push(pid);
-        Ok(Spawned { pid, stdout: Some(canned(out)?), stderr: Some(canned(b"fake: error\n")?) })
-    }
-
-    fn kill(&mut self, _pid: i32, _sig: i32) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn frame(kind: u8, id: u32, body: &[u8]) -> Vec<u8> {
     let mut v = ((5 + body.len()) as u32).to_le_bytes().to_vec();
@@ -103,9 +50,9 @@ fn wire(input: &[u8]) -> Vec<u8> {
 /// Runs one connection's bytes through a fresh agent; the fake's calls
 /// end (status by `seed`), some made-up processes exit.
 fn run_one(dir: &Path, input: &[u8]) -> bool {
-    let spawned: Spawns = Rc::default();
+    let spawned = Spawns::default();
     let cfg = Config { runtime: "/nonexistent/rpc-runc".into(), root: dir.join("root"), state: dir.join("state") };
-    let mut agent = Agent::new(cfg, Box::new(Fake { spawned: spawned.clone(), next: 0 })).unwrap();
+    let mut agent = Agent::new(cfg, Box::new(Fake::new(spawned.clone()))).unwrap();
     let (a, mut b) = UnixStream::pair().unwrap();
     agent.adopt(a.into()).unwrap();
     b.set_nonblocking(true).unwrap();
