@@ -33,9 +33,15 @@ pub(crate) enum Source {
     Signals,
     Conn,
     /// A process's stdio pipe.
-    Pipe { key: Key, slot: Slot },
+    Pipe {
+        key: Key,
+        slot: Slot,
+    },
     /// A runtime call's stdout (false) or stderr (true).
-    CallPipe { pid: i32, err: bool },
+    CallPipe {
+        pid: i32,
+        err: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +154,15 @@ impl Agent {
     /// Exit waits for output) and handles what is ready.
     pub fn turn(&mut self, timeout_ms: i32) -> std::io::Result<()> {
         let pending = self.procs.keys().iter().any(|k| self.procs.get(k).is_some_and(|p| p.exit.is_some() && !p.exit_sent));
-        let timeout = if pending || self.shutdown.is_some() { if timeout_ms < 0 { 100 } else { timeout_ms.min(100) } } else { timeout_ms };
+        let timeout = if pending || self.shutdown.is_some() {
+            if timeout_ms < 0 {
+                100
+            } else {
+                timeout_ms.min(100)
+            }
+        } else {
+            timeout_ms
+        };
         for r in self.poller.wait(timeout)? {
             let Some(src) = self.sources.get(&r.token).cloned() else { continue };
             match src {
@@ -337,7 +351,22 @@ impl Agent {
     pub(crate) fn flush_conn(&mut self, token: Token) {
         let Some(c) = self.conns.get_mut(&token) else { return };
         let broken = c.flush().is_err();
-        let done = c.out.is_empty() && (c.close_after_flush || (c.rd_closed && c.calls == 0 && matches!(c.role, Role::Control | Role::Hello)));
+        let finished = match &c.role {
+            Role::Control | Role::Hello => c.rd_closed && c.calls == 0,
+            // Both directions over: the host's EOF came, and (for output)
+            // all was sent and the write side shut.
+            Role::Stream { key, which, parked: false } => {
+                c.rd_closed
+                    && match (which, self.procs.get(key)) {
+                        (Which::Stdin, _) => true,
+                        (Which::Stdout | Which::Tty, Some(p)) => p.stdout.shut,
+                        (Which::Stderr, Some(p)) => p.stderr.shut,
+                        (_, None) => true,
+                    }
+            }
+            _ => false,
+        };
+        let done = c.out.is_empty() && (c.close_after_flush || finished);
         if broken || done {
             self.close_conn(token);
             return;
@@ -600,7 +629,9 @@ impl Agent {
             .conns
             .iter()
             .filter(|(_, c)| match &c.role {
-                Role::Stream { key: k, parked: true, .. } | Role::Wait { key: k, parked: true } | Role::Events { key: k, parked: true } => k == key,
+                Role::Stream { key: k, parked: true, .. } | Role::Wait { key: k, parked: true } | Role::Events { key: k, parked: true } => {
+                    k == key
+                }
                 _ => false,
             })
             .map(|(t, _)| *t)
@@ -612,7 +643,12 @@ impl Agent {
 
     fn control_frame(&mut self, token: Token, f: Frame) {
         if f.kind != Kind::Request {
-            return self.error(token, f.id, ErrorCode::Invalid, format!("expected a request, got a {} frame", rpc_proto::frame::kind_name(f.kind)));
+            return self.error(
+                token,
+                f.id,
+                ErrorCode::Invalid,
+                format!("expected a request, got a {} frame", rpc_proto::frame::kind_name(f.kind)),
+            );
         }
         match f.request() {
             Ok(Request::Hello { .. }) => self.error(token, f.id, ErrorCode::Invalid, "hello again on a control connection"),

@@ -24,10 +24,20 @@ pub enum Role {
     Control,
     /// Stdio of process `key`; `parked` while the process is not known
     /// yet (a stream may come before its Create or Exec).
-    Stream { key: Key, which: Which, parked: bool },
-    Wait { key: Key, parked: bool },
+    Stream {
+        key: Key,
+        which: Which,
+        parked: bool,
+    },
+    Wait {
+        key: Key,
+        parked: bool,
+    },
     /// The init's Exit (OOM events: not yet).
-    Events { key: Key, parked: bool },
+    Events {
+        key: Key,
+        parked: bool,
+    },
 }
 
 pub struct Conn {
@@ -77,10 +87,7 @@ impl Conn {
     }
 
     pub fn parked(&self) -> bool {
-        matches!(
-            self.role,
-            Role::Stream { parked: true, .. } | Role::Wait { parked: true, .. } | Role::Events { parked: true, .. }
-        )
+        matches!(self.role, Role::Stream { parked: true, .. } | Role::Wait { parked: true, .. } | Role::Events { parked: true, .. })
     }
 }
 

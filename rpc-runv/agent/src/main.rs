@@ -89,8 +89,8 @@ fn run(args: Args, pid1: bool) -> Result<i32> {
 
 fn vsock_listener(port: u32) -> Result<OwnedFd> {
     use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, VsockAddr};
-    let fd = socket(AddressFamily::Vsock, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-        .context("vsock socket")?;
+    let fd =
+        socket(AddressFamily::Vsock, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None).context("vsock socket")?;
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &VsockAddr::new(libc::VMADDR_CID_ANY, port))
         .with_context(|| format!("binding vsock port {port}"))?;
     listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN)).context("listen")?;

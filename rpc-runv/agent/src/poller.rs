@@ -87,11 +87,7 @@ impl Poller {
     /// Waits up to `timeout_ms` (-1: no limit) for readiness.
     pub fn wait(&self, timeout_ms: i32) -> std::io::Result<Vec<Ready>> {
         let mut evs = [EpollEvent::empty(); 64];
-        let timeout = if timeout_ms < 0 {
-            EpollTimeout::NONE
-        } else {
-            EpollTimeout::try_from(timeout_ms).unwrap_or(EpollTimeout::ZERO)
-        };
+        let timeout = if timeout_ms < 0 { EpollTimeout::NONE } else { EpollTimeout::try_from(timeout_ms).unwrap_or(EpollTimeout::ZERO) };
         let n = match self.epoll.wait(&mut evs, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,

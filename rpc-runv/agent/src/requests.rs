@@ -21,17 +21,25 @@ const MAX_CALLS: usize = 64;
 const CALL_OUT_CAP: usize = 4 << 20;
 
 pub(crate) enum Op {
-    Create { id: String },
-    Exec { key: Key },
+    Create {
+        id: String,
+    },
+    Exec {
+        key: Key,
+    },
     Start,
     Kill,
-    Stats { id: String },
+    Stats {
+        id: String,
+    },
     Update,
     Pause,
     Resume,
     Pids,
     Ps,
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
     /// A cleanup nobody waits for (delete --force after a failed create).
     Cleanup,
 }
@@ -69,7 +77,11 @@ impl Agent {
     fn try_request(&mut self, token: Token, id: u32, req: Request) -> Result<(), Fail> {
         let needs_call = !matches!(
             req,
-            Request::Ping | Request::ConfigureNetwork { .. } | Request::Resize { .. } | Request::CloseStdin { .. } | Request::Shutdown { .. }
+            Request::Ping
+                | Request::ConfigureNetwork { .. }
+                | Request::Resize { .. }
+                | Request::CloseStdin { .. }
+                | Request::Shutdown { .. }
         );
         if needs_call && self.calls.len() >= MAX_CALLS {
             return Err((ErrorCode::Busy, format!("{MAX_CALLS} runtime calls in flight already")));
@@ -80,7 +92,9 @@ impl Agent {
                 self.reply(token, id, &Reply::Pong);
                 Ok(())
             }
-            Request::ConfigureNetwork { .. } => Err((ErrorCode::Unsupported, "configure_network is not implemented by this agent yet".into())),
+            Request::ConfigureNetwork { .. } => {
+                Err((ErrorCode::Unsupported, "configure_network is not implemented by this agent yet".into()))
+            }
             Request::Create { id: cid, config, sandbox: _, ns_from_sandbox, sandbox_id, terminal } => {
                 self.create(token, id, cid, config, &ns_from_sandbox, sandbox_id.as_deref(), terminal)
             }
@@ -262,7 +276,8 @@ impl Agent {
         let pid_file = dir.join(format!("exec-{exec_id}.pid"));
         let mut args: Vec<OsString> =
             vec!["exec".into(), "-d".into(), "--pid-file".into(), pid_file.clone().into(), "--process".into(), file.clone().into()];
-        let res = self.start_process(token, id, &key, &dir, terminal, &mut args, pid_file, vec![file.clone()], Op::Exec { key: key.clone() });
+        let res =
+            self.start_process(token, id, &key, &dir, terminal, &mut args, pid_file, vec![file.clone()], Op::Exec { key: key.clone() });
         if res.is_err() {
             let _ = std::fs::remove_file(&file);
         }
@@ -386,14 +401,8 @@ impl Agent {
     ) -> Result<(), Fail> {
         self.serial += 1;
         let log = self.cfg.calls().join(format!("{}-{verb}.log", self.serial));
-        let mut full: Vec<OsString> = vec![
-            "--root".into(),
-            self.cfg.root.clone().into(),
-            "--log".into(),
-            log.clone().into(),
-            "--log-format".into(),
-            "json".into(),
-        ];
+        let mut full: Vec<OsString> =
+            vec!["--root".into(), self.cfg.root.clone().into(), "--log".into(), log.clone().into(), "--log-format".into(), "json".into()];
         full.extend(args);
         let spawned = match self.exec.spawn(&full, stdio) {
             Ok(s) => s,
@@ -702,7 +711,8 @@ fn join_sandbox(config: &mut Value, ns: &[SandboxNs], pid: i32) -> Result<(), St
         .or_insert_with(|| Value::Object(Default::default()))
         .as_object_mut()
         .ok_or("linux is not an object")?;
-    let list = linux.entry("namespaces").or_insert_with(|| Value::Array(Vec::new())).as_array_mut().ok_or("linux.namespaces is not an array")?;
+    let list =
+        linux.entry("namespaces").or_insert_with(|| Value::Array(Vec::new())).as_array_mut().ok_or("linux.namespaces is not an array")?;
     for n in ns {
         let ty = match n {
             SandboxNs::Ipc => "ipc",

@@ -308,7 +308,12 @@ fn exec_has_its_own_streams_and_status_and_signals_reach_a_trap() {
     let eout = f.stream("ex", Some("e1"), Which::Stdout);
     let eerr = f.stream("ex", Some("e1"), Which::Stderr);
     let ew = f.wait("ex", Some("e1"));
-    let req = Request::Exec { id: "ex".into(), exec_id: "e1".into(), process: process(&["sh", "-c", "echo in exec; echo e >&2; exit 5"]), terminal: false };
+    let req = Request::Exec {
+        id: "ex".into(),
+        exec_id: "e1".into(),
+        process: process(&["sh", "-c", "echo in exec; echo e >&2; exit 5"]),
+        terminal: false,
+    };
     match c.call(&req, T).unwrap() {
         Reply::Execed { guest_pid } => assert!(guest_pid > 0),
         r => panic!("{r:?}"),
@@ -369,7 +374,14 @@ fn a_failed_create_keeps_the_runtimes_message_and_leaves_nothing() {
     assert_eq!(f.listed(), "");
     assert!(!f.dir.join("state/bundles/bad").exists());
     // bad ids never reach the disk
-    let req = Request::Create { id: "../x".into(), config: f.config(&["sh"]), sandbox: false, ns_from_sandbox: vec![], sandbox_id: None, terminal: false };
+    let req = Request::Create {
+        id: "../x".into(),
+        config: f.config(&["sh"]),
+        sandbox: false,
+        ns_from_sandbox: vec![],
+        sandbox_id: None,
+        terminal: false,
+    };
     assert_eq!(agent_error(c.call(&req, T)).0, ErrorCode::Invalid);
 }
 
@@ -482,7 +494,8 @@ fn quick_execs_all_get_their_exit() {
     for i in 0..8 {
         let e = format!("q{i}");
         let w = f.wait("q", Some(&e));
-        let req = Request::Exec { id: "q".into(), exec_id: e.clone(), process: process(&["sh", "-c", &format!("exit {i}")]), terminal: false };
+        let req =
+            Request::Exec { id: "q".into(), exec_id: e.clone(), process: process(&["sh", "-c", &format!("exit {i}")]), terminal: false };
         assert!(matches!(c.call(&req, T).unwrap(), Reply::Execed { .. }));
         assert_eq!(exit_of(w), Event::Exit { status: i, signal: None }, "exec {e}");
     }

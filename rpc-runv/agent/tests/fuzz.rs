@@ -131,9 +131,7 @@ fn fuzz_agent_dispatch() {
     let _ = std::fs::remove_dir_all(&dir);
     let config = json!({ "ociVersion": "1.0.2", "process": { "args": ["sh"], "cwd": "/" }, "root": { "path": "/" }, "linux": {} });
     let ctl = hello(json!({ "role": "control" }));
-    let create = |id: &str, terminal: bool| {
-        json!({ "type": "create", "id": id, "config": config, "sandbox": false, "ns_from_sandbox": [], "sandbox_id": null, "terminal": terminal })
-    };
+    let create = |id: &str, terminal: bool| json!({ "type": "create", "id": id, "config": config, "sandbox": false, "ns_from_sandbox": [], "sandbox_id": null, "terminal": terminal });
     let seeds = vec![
         seq(&[
             (1, 1, ctl.clone()),
@@ -156,12 +154,20 @@ fn fuzz_agent_dispatch() {
             (1, 1, ctl.clone()),
             (1, 2, create("t", true)),
             (1, 2, create("c2", false)),
-            (1, 3, json!({ "type": "create", "id": "p", "config": config, "sandbox": false, "ns_from_sandbox": ["ipc", "pid"], "sandbox_id": "c2", "terminal": false })),
+            (
+                1,
+                3,
+                json!({ "type": "create", "id": "p", "config": config, "sandbox": false, "ns_from_sandbox": ["ipc", "pid"], "sandbox_id": "c2", "terminal": false }),
+            ),
             (1, 4, json!({ "type": "configure_network", "ifaces": [], "routes": [], "dns": null })),
             (1, 5, json!({ "type": "shutdown", "status": 3 })),
             (2, 6, json!({ "type": "pong" })),
         ]),
-        seq(&[(1, 0, hello(json!({ "role": "stream", "container": "c", "exec": null, "which": serde_json::to_value(Which::Stdin).unwrap() })))]),
+        seq(&[(
+            1,
+            0,
+            hello(json!({ "role": "stream", "container": "c", "exec": null, "which": serde_json::to_value(Which::Stdin).unwrap() })),
+        )]),
         seq(&[(1, 7, hello(json!({ "role": "wait", "container": "c", "exec": "e" })))]),
         seq(&[(1, 7, hello(json!({ "role": "events", "container": "c" })))]),
         seq(&[(1, 1, json!({ "type": "ping" })), (1, 1, ctl)]),
@@ -170,7 +176,10 @@ fn fuzz_agent_dispatch() {
     let m = Mutator::new(
         fuzz::Kind::Json,
         16 << 10,
-        &["hello", "control", "stream", "wait", "events", "stdin", "stdout", "stderr", "tty", "create", "exec", "kill", "delete", "ipc", "uts", "pid"],
+        &[
+            "hello", "control", "stream", "wait", "events", "stdin", "stdout", "stderr", "tty", "create", "exec", "kill", "delete", "ipc",
+            "uts", "pid",
+        ],
         &seeds,
     );
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus/agent_dispatch");

@@ -73,4 +73,3 @@ impl Executor for Fake {
         Ok(())
     }
 }
-
