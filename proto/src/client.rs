@@ -179,7 +179,7 @@ impl Client {
         let start = Instant::now();
         while !bytes.is_empty() {
             match send(self.fd.as_fd(), bytes) {
-                Ok(n) => bytes = &bytes[n..],
+                Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
                     if !poll_until(self.fd.as_fd(), PollFlags::POLLOUT, deadline)? {
@@ -223,14 +223,11 @@ pub fn agent_error(body: ErrorBody) -> Error {
 /// speaks protocol N`); else its whole message.
 fn version_of(msg: &str) -> String {
     const KEY: &str = "agent speaks protocol ";
-    match msg.find(KEY) {
-        Some(at) => {
-            let rest = &msg[at + KEY.len()..];
-            let end = rest.find([',', ' ', ';']).unwrap_or(rest.len());
-            rest[..end].to_string()
-        }
-        None => msg.to_string(),
-    }
+    let Some(rest) = msg.find(KEY).and_then(|at| msg.get(at + KEY.len()..)) else {
+        return msg.to_string();
+    };
+    let end = rest.find([',', ' ', ';']).unwrap_or(rest.len());
+    rest.get(..end).unwrap_or(rest).to_string()
 }
 
 fn welcome_of(frame: &Frame) -> Result<Welcome> {

@@ -189,7 +189,7 @@ impl Session {
             while !msg.is_char_boundary(end) {
                 end -= 1;
             }
-            msg = &msg[..end];
+            msg = msg.get(..end).unwrap_or_default();
         }
         self.out.push(&encode(Kind::Error, id, &ErrorBody { code, msg: msg.to_string() })?)
     }

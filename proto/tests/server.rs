@@ -185,3 +185,13 @@ fn client_reads_a_sessions_version_error() {
     let f = frame(&hello_bytes(role.clone(), "rpc-vmm").expect("hello"));
     assert_eq!(f.request().expect("hello"), Request::Hello { proto: [PROTO, PROTO], role, client: "rpc-vmm".into() });
 }
+
+#[test]
+fn a_huge_error_message_is_cut_at_a_char_boundary() {
+    let mut s = Session::new("a", &[], 1 << 20);
+    let msg = "é".repeat(100_000);
+    s.error(3, ErrorCode::Failed, &msg).expect("queued");
+    let e = queued(&mut s).remove(0).error().expect("error");
+    assert!(e.msg.len() <= 64 << 10 && e.msg.len() > 60_000, "{}", e.msg.len());
+    assert!(e.msg.chars().all(|c| c == 'é'));
+}
