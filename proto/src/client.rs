@@ -23,6 +23,21 @@ use crate::msg::{ErrorBody, ErrorCode, Event, Kind, Reply, Request, Role, PROTO}
 /// count from 1.
 pub const HELLO_ID: u32 = 0;
 
+/// How long the host waits for a Welcome after connecting (design §6).
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long it waits for a reply ([`reply_timeout`]: Create gets more).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long it waits for Create's reply (the guest rpc-runc's create).
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The reply deadline of a request (design §6).
+pub fn reply_timeout(req: &Request) -> Duration {
+    match req {
+        Request::Create { .. } => CREATE_TIMEOUT,
+        _ => REPLY_TIMEOUT,
+    }
+}
+
 /// Events kept while a reply is awaited; more is a misbehaving agent
 /// (control connections carry none in protocol 1).
 const MAX_EVENTS: usize = 1024;
@@ -230,7 +245,10 @@ fn version_of(msg: &str) -> String {
     rest.get(..end).unwrap_or(rest).to_string()
 }
 
-fn welcome_of(frame: &Frame) -> Result<Welcome> {
+/// The Welcome in the first frame an agent sent (a VMM's event loop that
+/// reads it with a [`FrameReader`] itself): an error frame, another id,
+/// another reply or another version are errors.
+pub fn welcome_of(frame: &Frame) -> Result<Welcome> {
     if frame.kind == Kind::Error {
         return Err(agent_error(frame.error()?));
     }

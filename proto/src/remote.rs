@@ -22,7 +22,7 @@ use crate::msg::{Event, Kind, Request, Role, Which};
 
 /// How long a Signal or Resize may take before the proxy gives up on it
 /// (the design's reply deadline).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CALL_TIMEOUT: Duration = crate::client::REPLY_TIMEOUT;
 
 /// Dials a new control connection (Hello done) to the agent.
 pub type Dial = Box<dyn FnMut() -> Result<Client>>;
