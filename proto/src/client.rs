@@ -23,6 +23,21 @@ use crate::msg::{ErrorBody, ErrorCode, Event, Kind, Reply, Request, Role, PROTO}
 /// count from 1.
 pub const HELLO_ID: u32 = 0;
 
+/// How long the host waits for a Welcome after connecting (design §6).
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long it waits for a reply ([`reply_timeout`]: Create gets more).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long it waits for Create's reply (the guest rpc-runc's create).
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The reply deadline of a request (design §6).
+pub fn reply_timeout(req: &Request) -> Duration {
+    match req {
+        Request::Create { .. } => CREATE_TIMEOUT,
+        _ => REPLY_TIMEOUT,
+    }
+}
+
 /// Events kept while a reply is awaited; more is a misbehaving agent
 /// (control connections carry none in protocol 1).
 const MAX_EVENTS: usize = 1024;
@@ -179,7 +194,7 @@ impl Client {
         let start = Instant::now();
         while !bytes.is_empty() {
             match send(self.fd.as_fd(), bytes) {
-                Ok(n) => bytes = &bytes[n..],
+                Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
                     if !poll_until(self.fd.as_fd(), PollFlags::POLLOUT, deadline)? {
@@ -223,17 +238,17 @@ pub fn agent_error(body: ErrorBody) -> Error {
 /// speaks protocol N`); else its whole message.
 fn version_of(msg: &str) -> String {
     const KEY: &str = "agent speaks protocol ";
-    match msg.find(KEY) {
-        Some(at) => {
-            let rest = &msg[at + KEY.len()..];
-            let end = rest.find([',', ' ', ';']).unwrap_or(rest.len());
-            rest[..end].to_string()
-        }
-        None => msg.to_string(),
-    }
+    let Some(rest) = msg.find(KEY).and_then(|at| msg.get(at + KEY.len()..)) else {
+        return msg.to_string();
+    };
+    let end = rest.find([',', ' ', ';']).unwrap_or(rest.len());
+    rest.get(..end).unwrap_or(rest).to_string()
 }
 
-fn welcome_of(frame: &Frame) -> Result<Welcome> {
+/// The Welcome in the first frame an agent sent (a VMM's event loop that
+/// reads it with a [`FrameReader`] itself): an error frame, another id,
+/// another reply or another version are errors.
+pub fn welcome_of(frame: &Frame) -> Result<Welcome> {
     if frame.kind == Kind::Error {
         return Err(agent_error(frame.error()?));
     }

@@ -138,16 +138,6 @@ impl FrameReader {
         HEADER + self.body.capacity()
     }
 
-    /// How many bytes the frame in progress still needs before it is
-    /// complete (the header's rest when its length is not known yet).
-    fn wanted(&self) -> usize {
-        if self.hdr_got < HEADER {
-            HEADER - self.hdr_got
-        } else {
-            self.body.len() - self.body_got
-        }
-    }
-
     /// The frame's size on the wire, for a mid-frame close's message.
     fn frame_size(&self) -> usize {
         if self.hdr_got < 4 {
@@ -167,16 +157,14 @@ impl FrameReader {
     pub fn push(&mut self, data: &[u8]) -> Result<(usize, Option<Frame>)> {
         let mut taken = 0;
         if self.hdr_got < HEADER {
-            let n = (HEADER - self.hdr_got).min(data.len());
-            self.hdr[self.hdr_got..self.hdr_got + n].copy_from_slice(&data[..n]);
+            let n = fill(self.hdr.get_mut(self.hdr_got..).unwrap_or_default(), data);
             self.hdr_got += n;
             taken = n;
             self.check_header()?;
         }
         if self.hdr_got == HEADER {
-            let rest = &data[taken..];
-            let n = (self.body.len() - self.body_got).min(rest.len());
-            self.body[self.body_got..self.body_got + n].copy_from_slice(&rest[..n]);
+            let rest = data.get(taken..).unwrap_or_default();
+            let n = fill(self.body.get_mut(self.body_got..).unwrap_or_default(), rest);
             self.body_got += n;
             taken += n;
         }
@@ -188,7 +176,7 @@ impl FrameReader {
         let mut frames = Vec::new();
         while !data.is_empty() {
             let (n, frame) = self.push(data)?;
-            data = &data[n..];
+            data = data.get(n..).unwrap_or_default();
             frames.extend(frame);
         }
         Ok(frames)
@@ -225,11 +213,11 @@ impl FrameReader {
 
     /// One read(2) of at most what the frame in progress needs.
     fn read_step(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<Step> {
-        let want = self.wanted();
+        // Exactly the rest of the header, or of the body: never past the frame.
         let res = if self.hdr_got < HEADER {
-            nix::unistd::read(fd, &mut self.hdr[self.hdr_got..self.hdr_got + want])
+            nix::unistd::read(fd, self.hdr.get_mut(self.hdr_got..).unwrap_or_default())
         } else {
-            nix::unistd::read(fd, &mut self.body[self.body_got..self.body_got + want])
+            nix::unistd::read(fd, self.body.get_mut(self.body_got..).unwrap_or_default())
         };
         let n = match res {
             Ok(n) => n,
@@ -290,6 +278,13 @@ impl FrameReader {
         self.body_got = 0;
         Some(Frame { kind, id, body })
     }
+}
+
+/// Copies what fits of `src` to the start of `dst`: how many bytes.
+fn fill(dst: &mut [u8], src: &[u8]) -> usize {
+    let n = dst.len().min(src.len());
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+    n
 }
 
 /// Writes one frame to a blocking writer (a UnixStream, a File).

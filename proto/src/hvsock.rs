@@ -99,7 +99,7 @@ fn connect_nonblocking(uds: &Path, deadline: Instant) -> Result<OwnedFd, Attempt
 fn write_line(fd: BorrowedFd<'_>, mut bytes: &[u8], deadline: Instant) -> Result<(), Attempt> {
     while !bytes.is_empty() {
         match send(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => match poll_until(fd, PollFlags::POLLOUT, deadline) {
                 Ok(true) => {}

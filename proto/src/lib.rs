@@ -20,6 +20,8 @@
 //! Only plain read/write/poll/sendmsg/recvmsg: the crate also serves
 //! rpc-runlxc on Linux 2.6.32 hosts.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 pub mod client;
 pub mod error;
 pub mod frame;

@@ -18,11 +18,11 @@ use runtime_core::proxy::{Exit, Inner, Stdio};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::frame::FrameReader;
-use crate::msg::{Event, Kind, Request};
+use crate::msg::{Event, Kind, Request, Role, Which};
 
 /// How long a Signal or Resize may take before the proxy gives up on it
 /// (the design's reply deadline).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CALL_TIMEOUT: Duration = crate::client::REPLY_TIMEOUT;
 
 /// Dials a new control connection (Hello done) to the agent.
 pub type Dial = Box<dyn FnMut() -> Result<Client>>;
@@ -172,4 +172,26 @@ impl Inner for RemoteProcess {
         let req = Request::Resize { id: self.container.clone(), exec_id: self.exec.clone(), rows, cols };
         self.call(req).map_err(|e| self.core_error("resizing the terminal of", e))
     }
+}
+
+/// Opens the stream connections of process `exec` (None: the init) of
+/// `container` through `dial` (a connection of the given role, past its
+/// Welcome): stdin, stdout and stderr, or with a terminal one tty
+/// connection as stdin and stdout (two handles of it).
+pub fn open_stdio(dial: &mut dyn FnMut(Role) -> Result<Client>, container: &str, exec: Option<&str>, terminal: bool) -> Result<Stdio> {
+    let mut stream = |which: Which| -> Result<OwnedFd> {
+        let role = Role::Stream { container: container.to_string(), exec: exec.map(str::to_string), which };
+        dial(role)?.into_fd()
+    };
+    if terminal {
+        let tty = stream(Which::Tty)?;
+        let out = tty.try_clone().map_err(|e| Error::io("duplicating the tty connection", e))?;
+        return Ok(Stdio { stdin: Some(tty), stdout: Some(out), stderr: None, terminal: true });
+    }
+    Ok(Stdio {
+        stdin: Some(stream(Which::Stdin)?),
+        stdout: Some(stream(Which::Stdout)?),
+        stderr: Some(stream(Which::Stderr)?),
+        terminal: false,
+    })
 }

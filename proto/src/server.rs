@@ -91,6 +91,35 @@ pub struct Session {
     /// Everything to send, bounded.
     pub out: WriteQueue,
     greeted: Option<Greeted>,
+    /// The roles served (by [`role_name`]); None: all of them.
+    roles: Option<Vec<&'static str>>,
+}
+
+/// A role's name as on the wire (`control`, `stream`, `wait`, `events`).
+pub fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Control => "control",
+        Role::Stream { .. } => "stream",
+        Role::Wait { .. } => "wait",
+        Role::Events { .. } => "events",
+    }
+}
+
+/// A Hello's role that cannot be served by anyone: an empty container or
+/// exec id.
+fn check_role(role: &Role) -> Result<(), String> {
+    let (container, exec) = match role {
+        Role::Control => return Ok(()),
+        Role::Stream { container, exec, .. } | Role::Wait { container, exec } => (container, exec.as_deref()),
+        Role::Events { container } => (container, None),
+    };
+    if container.is_empty() {
+        return Err(format!("{} connection without a container id", role_name(role)));
+    }
+    if exec == Some("") {
+        return Err(format!("{} connection of container {container:?} with an empty exec id", role_name(role)));
+    }
+    Ok(())
 }
 
 impl Session {
@@ -103,7 +132,15 @@ impl Session {
             reader: FrameReader::new(),
             out: WriteQueue::new(queue_limit),
             greeted: None,
+            roles: None,
         }
+    }
+
+    /// Serves only these roles (by [`role_name`]): another is refused as
+    /// `unsupported` (rpc-runlxc's exec server has no stream role).
+    pub fn only_roles(mut self, roles: &[&'static str]) -> Session {
+        self.roles = Some(roles.to_vec());
+        self
     }
 
     /// The accepted Hello, once there was one.
@@ -167,6 +204,16 @@ impl Session {
             Ok(v) => v,
             Err(error) => return refuse(self, error),
         };
+        if let Err(msg) = check_role(&role) {
+            return refuse(self, ErrorBody { code: ErrorCode::Invalid, msg });
+        }
+        if let Some(roles) = &self.roles {
+            let name = role_name(&role);
+            if !roles.contains(&name) {
+                let msg = format!("{name} connections are not served here");
+                return refuse(self, ErrorBody { code: ErrorCode::Unsupported, msg });
+            }
+        }
         let welcome = Reply::Welcome { proto, agent: self.agent.clone(), features: self.features.clone() };
         self.reply(id, &welcome)?;
         let greeted = Greeted { role, client, proto };
@@ -189,7 +236,7 @@ impl Session {
             while !msg.is_char_boundary(end) {
                 end -= 1;
             }
-            msg = &msg[..end];
+            msg = msg.get(..end).unwrap_or_default();
         }
         self.out.push(&encode(Kind::Error, id, &ErrorBody { code, msg: msg.to_string() })?)
     }

@@ -226,3 +226,43 @@ fn wait_gets_the_exit_then_none() {
     assert_eq!(c.next_event(secs(5)).expect("closed"), None);
     t.join().expect("agent");
 }
+
+#[test]
+fn welcome_of_checks_what_an_event_loop_read() {
+    use rpc_proto::client::{reply_timeout, welcome_of, CREATE_TIMEOUT, REPLY_TIMEOUT};
+    use rpc_proto::frame::FrameReader;
+    let frame = |kind, id, body: &dyn erased_body::B| {
+        let (_, f) = FrameReader::new().push(&body.enc(kind, id)).expect("push");
+        f.expect("frame")
+    };
+    let w = Reply::Welcome { proto: PROTO, agent: "a".into(), features: vec![] };
+    assert_eq!(welcome_of(&frame(Kind::Reply, HELLO_ID, &w)).expect("welcome").agent, "a");
+    let e = welcome_of(&frame(Kind::Reply, 3, &w)).expect_err("id");
+    assert_eq!(e.to_string(), "reply of id 3 to the request of id 0");
+    let e = welcome_of(&frame(Kind::Reply, HELLO_ID, &Reply::Pong)).expect_err("pong");
+    assert_eq!(e.to_string(), "unexpected reply to Hello: Pong");
+    let body = ErrorBody { code: ErrorCode::Busy, msg: "too many connections".into() };
+    let e = welcome_of(&frame(Kind::Error, HELLO_ID, &body)).expect_err("error");
+    assert_eq!(e.to_string(), "guest: too many connections");
+    assert_eq!(reply_timeout(&Request::Ping), REPLY_TIMEOUT);
+    let create = Request::Create {
+        id: "c".into(),
+        config: serde_json::json!({}),
+        sandbox: false,
+        ns_from_sandbox: vec![],
+        sandbox_id: None,
+        terminal: false,
+    };
+    assert_eq!(reply_timeout(&create), CREATE_TIMEOUT);
+}
+
+mod erased_body {
+    pub trait B {
+        fn enc(&self, kind: rpc_proto::msg::Kind, id: u32) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> B for T {
+        fn enc(&self, kind: rpc_proto::msg::Kind, id: u32) -> Vec<u8> {
+            rpc_proto::frame::encode(kind, id, self).expect("encode")
+        }
+    }
+}

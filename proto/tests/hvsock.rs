@@ -113,7 +113,8 @@ fn a_guest_that_never_listens_fails_at_the_deadline() {
     assert!(took >= Duration::from_millis(600) && took < Duration::from_millis(1600), "{took:?}");
     let msg = e.to_string();
     assert!(msg.starts_with(&format!("hybrid vsock {} port 1024: no connection within", sock.display())), "{msg}");
-    assert!(msg.ends_with("(last try: the guest refused the connection)"), "{msg}");
+    // The deadline may fall inside the last try, while it waits for the answer.
+    assert!(msg.ends_with("(last try: the guest refused the connection)") || msg.ends_with("(last try: no answer to CONNECT)"), "{msg}");
     drop(t); // the fake VMM thread serves forever; it dies with the test process
 
     // No socket at all.

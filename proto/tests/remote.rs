@@ -179,3 +179,39 @@ fn an_agent_error_is_the_signals_error() {
     let _ = p.signal(9);
     assert_eq!(dials.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn open_stdio_dials_one_stream_per_fd_or_one_tty() {
+    use rpc_proto::remote::open_stdio;
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut dial = |role: Role| -> rpc_proto::Result<Client> {
+        seen.push(role.clone());
+        let (host, mut guest) = UnixStream::pair().expect("pair");
+        std::thread::spawn(move || {
+            let hello = welcome(&mut guest);
+            if let Request::Hello { role: Role::Stream { which, .. }, .. } = hello {
+                let _ = guest.write_all(format!("{which:?}").as_bytes());
+            }
+        });
+        Ok(Client::connect(host, role, "test", secs(5))?.0)
+    };
+    let stdio = open_stdio(&mut dial, "c1", Some("e1"), false).expect("stdio");
+    let mut out = String::new();
+    std::fs::File::from(stdio.stdout.expect("stdout")).read_to_string(&mut out).expect("read");
+    assert_eq!(out, "Stdout");
+    assert!(stdio.stdin.is_some() && stdio.stderr.is_some() && !stdio.terminal);
+    let stdio = open_stdio(&mut dial, "c1", None, true).expect("tty");
+    assert!(stdio.terminal && stdio.stderr.is_none());
+    let mut out = String::new();
+    std::fs::File::from(stdio.stdout.expect("stdout")).read_to_string(&mut out).expect("read");
+    assert_eq!(out, "Tty");
+    let whiches: Vec<String> = seen
+        .iter()
+        .map(|r| match r {
+            Role::Stream { container, exec, which } => format!("{container}/{exec:?}/{which:?}"),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(whiches, ["c1/Some(\"e1\")/Stdin", "c1/Some(\"e1\")/Stdout", "c1/Some(\"e1\")/Stderr", "c1/None/Tty"]);
+}

@@ -185,3 +185,32 @@ fn client_reads_a_sessions_version_error() {
     let f = frame(&hello_bytes(role.clone(), "rpc-vmm").expect("hello"));
     assert_eq!(f.request().expect("hello"), Request::Hello { proto: [PROTO, PROTO], role, client: "rpc-vmm".into() });
 }
+
+#[test]
+fn a_huge_error_message_is_cut_at_a_char_boundary() {
+    let mut s = Session::new("a", &[], 1 << 20);
+    let msg = "é".repeat(100_000);
+    s.error(3, ErrorCode::Failed, &msg).expect("queued");
+    let e = queued(&mut s).remove(0).error().expect("error");
+    assert!(e.msg.len() <= 64 << 10 && e.msg.len() > 60_000, "{}", e.msg.len());
+    assert!(e.msg.chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn roles_are_checked() {
+    let hello =
+        |role: Role| frame(&encode(Kind::Request, HELLO_ID, &Request::Hello { proto: [1, 1], role, client: "t".into() }).expect("e"));
+    let mut s = Session::new("a", &[], 1 << 20).only_roles(&["control", "wait"]);
+    let stream = Role::Stream { container: "c".into(), exec: None, which: Which::Stdout };
+    assert_eq!(s.take(hello(stream)).expect("take"), Incoming::Close("stream connections are not served here".into()));
+    assert_eq!(queued(&mut s).remove(0).error().expect("error").code, ErrorCode::Unsupported);
+    let mut s = Session::new("a", &[], 1 << 20).only_roles(&["control", "wait"]);
+    assert!(matches!(s.take(hello(Role::Wait { container: "c".into(), exec: None })).expect("take"), Incoming::Hello(_)));
+
+    let mut s = Session::new("a", &[], 1 << 20);
+    let e = s.take(hello(Role::Events { container: String::new() })).expect("take");
+    assert_eq!(e, Incoming::Close("events connection without a container id".into()));
+    let mut s = Session::new("a", &[], 1 << 20);
+    let e = s.take(hello(Role::Wait { container: "c".into(), exec: Some(String::new()) })).expect("take");
+    assert_eq!(e, Incoming::Close("wait connection of container \"c\" with an empty exec id".into()));
+}
