@@ -146,10 +146,23 @@ fn wait_ready(id: &str, r: OwnedFd, deadline: Instant, serial: &Path) -> Result<
     Err(boot_failed(id, why, serial))
 }
 
-/// A boot failure, with the end of the guest's console.
+/// A boot failure, with the end of the guest's console and of what the
+/// hypervisor and its helpers said.
 fn boot_failed(id: &str, why: &str, serial: &Path) -> Error {
-    let log = crate::hypervisor::qemu::tail(serial, 2048);
-    let msg = if log.trim().is_empty() { why.to_string() } else { format!("{why}; the guest's console ended with:\n{}", log.trim_end()) };
+    let mut msg = why.to_string();
+    let dir = serial.parent().unwrap_or(Path::new("/"));
+    for (what, file) in [
+        ("the supervisor", "supervisor.log"),
+        ("the guest's console", "serial.log"),
+        ("qemu", "qemu.log"),
+        ("virtiofsd", "virtiofsd.log"),
+        ("vhost-device-vsock", "vhost-device-vsock.log"),
+    ] {
+        let log = crate::hypervisor::qemu::tail(&dir.join(file), 2048);
+        if !log.trim().is_empty() {
+            msg.push_str(&format!("\n{what} ended with:\n{}", log.trim_end()));
+        }
+    }
     Error::Boot { id: id.to_string(), msg }
 }
 
@@ -170,13 +183,22 @@ impl MicroVm {
             initrd: binaries::agent_initrd()?,
         };
         let kvm = vm.accel == "kvm";
-        let files = [
-            HostFile { name: "qemu", path: bins.qemu.clone() },
+        // QEMU finds its firmware relative to its own path: one under /usr
+        // keeps its path (/usr is bound as it is).
+        let qemu_inside = if bins.qemu.starts_with("/usr/") {
+            bins.qemu.clone()
+        } else {
+            std::path::PathBuf::from(format!("{}/qemu", hostspec::FILES))
+        };
+        let mut files = vec![
             HostFile { name: "virtiofsd", path: bins.virtiofsd.clone() },
             HostFile { name: "vhost-device-vsock", path: bins.vhost_vsock.clone() },
             HostFile { name: "kernel", path: bins.kernel.clone() },
             HostFile { name: "initrd", path: bins.initrd.clone() },
         ];
+        if !bins.qemu.starts_with("/usr/") {
+            files.push(HostFile { name: "qemu", path: bins.qemu.clone() });
+        }
         let vm_dir = dir.path.join(record::VM);
         std::fs::create_dir_all(&vm_dir).map_err(io(format!("creating {}", vm_dir.display())))?;
         hostspec::make_root(&dir.path)?;
@@ -190,6 +212,7 @@ impl MicroVm {
             guest_config,
             terminal: config.pointer("/process/terminal").and_then(Value::as_bool).unwrap_or(false),
             boot_timeout_ms: timeout.as_millis() as u64,
+            qemu: qemu_inside.to_string_lossy().into_owned(),
         };
         launch.write(&vm_dir.join(record::LAUNCH))?;
         let host = hostspec::derive(&st.id, bundle, &dir.path, &vm.size, &files, kvm)?;

@@ -19,6 +19,10 @@ pub struct Launch {
     pub terminal: bool,
     /// How long the agent may take to answer once QEMU runs.
     pub boot_timeout_ms: u64,
+    /// QEMU's path inside the host side: its own when it is under /usr
+    /// (QEMU finds its firmware relative to where it is), else where the
+    /// host side binds it.
+    pub qemu: String,
 }
 
 /// The largest launch description read back (the guest config is in it).

@@ -28,6 +28,17 @@ use crate::launch::Launch;
 
 /// The supervisor's argv[0]: `rpc-runv` runs as it when exec'd so.
 pub const ARGV0: &str = "rpc-runv-vm";
+/// The supervisor's own log in the VM's directory: each step, for a
+/// failed boot's message and for `--debug`.
+fn note(msg: &str) {
+    use std::sync::OnceLock;
+    static START: OnceLock<Instant> = OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed();
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(format!("{VM_DIR}/supervisor.log")) {
+        let _ = writeln!(f, "{:>8.3} {msg}", t.as_secs_f64());
+    }
+}
+
 /// How long the agent has to power the VM off after the container ended.
 const SHUTDOWN: Duration = Duration::from_secs(5);
 
@@ -62,10 +73,12 @@ pub fn main(args: &[String]) -> i32 {
     let (l, (running, mut inner)) = match booted {
         Ok(b) => b,
         Err(e) => {
+            note(&format!("failed: {e}"));
             let _ = writeln!(ready, "{e}");
             return 1;
         }
     };
+    note("ready");
     let _ = ready.write_all(b"ok\n");
     drop(ready);
     let status = match proxy::relay(&mut inner, &set) {
@@ -75,6 +88,7 @@ pub fn main(args: &[String]) -> i32 {
             LOST
         }
     };
+    note(&format!("the container ended with status {status}; powering off"));
     drop(inner);
     power_off(&l, running);
     status
@@ -83,7 +97,8 @@ pub fn main(args: &[String]) -> i32 {
 /// The VM up, the agent's container created, its stdio and wait
 /// connections open.
 fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
-    let bins = files_inside();
+    let mut bins = files_inside();
+    bins.qemu = PathBuf::from(&l.qemu);
     let accel = if l.accel == "kvm" { Accel::Kvm } else { Accel::Tcg };
     let spec = LaunchSpec {
         vcpus: l.vcpus,
@@ -96,11 +111,20 @@ fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
         shared_dir: PathBuf::from(SHARED),
         tap: None,
     };
-    let running = hv::start(&spec, &hv::Opts::new(&bins, &spec)).map_err(|e| Error::Boot { id: l.id.clone(), msg: e.to_string() })?;
+    let mut opts = hv::Opts::new(&bins, &spec);
+    // The host side is a sandbox already (its own mount namespace holds
+    // nothing but the VM's files); virtiofsd's namespace sandbox dies of
+    // its own seccomp filter in it, a chroot into the shared tree does not.
+    opts.virtiofsd.sandbox = crate::hypervisor::virtiofsd::Sandbox::Chroot;
+    opts.virtiofsd.seccomp = "log";
+    note("starting virtiofsd, vhost-device-vsock and qemu");
+    let running = hv::start(&spec, &opts).map_err(|e| Error::Boot { id: l.id.clone(), msg: e.to_string() })?;
     let deadline = Instant::now() + Duration::from_millis(l.boot_timeout_ms);
     let uds = spec.vsock_uds();
     let id = l.id.as_str();
+    note("dialling the agent");
     let mut control = agent::dial(id, &uds, Role::Control, deadline)?;
+    note("agent up; create");
     let create = Request::Create {
         id: id.to_string(),
         config: l.guest_config.clone(),
@@ -110,6 +134,7 @@ fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
         terminal: l.terminal,
     };
     control.call(&create, agent::CALL_TIMEOUT).map_err(|e| Error::Guest { id: id.to_string(), msg: e.to_string() })?;
+    note("created; opening the stdio streams");
     let stream = |which: Which| -> Result<OwnedFd> {
         let c = agent::dial(id, &uds, Role::Stream { container: id.to_string(), exec: None, which }, deadline)?;
         c.into_fd().map_err(|e| Error::Guest { id: id.to_string(), msg: e.to_string() })
@@ -121,6 +146,7 @@ fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
     } else {
         Stdio { stdin: Some(stream(Which::Stdin)?), stdout: Some(stream(Which::Stdout)?), stderr: Some(stream(Which::Stderr)?), terminal: false }
     };
+    note("streams open; wait connection");
     let wait = agent::dial(id, &uds, Role::Wait { container: id.to_string(), exec: None }, deadline)?;
     let (cid, dial_uds) = (id.to_string(), uds.clone());
     let dial: rpc_proto::remote::Dial = Box::new(move || {

@@ -19,6 +19,10 @@ pub const ENV_AGENT_INITRD: &str = "RPC_RUNV_AGENT_INITRD";
 /// and `make test` put it there) or in [`AGENT_INITRD_INSTALLED`].
 pub const AGENT_INITRD_NAME: &str = "rpc-runv-agent.cpio";
 pub const AGENT_INITRD_INSTALLED: &str = "/usr/lib/rpc-runv/agent.cpio";
+/// The directory the rpc-runv binary was started from (set by its main:
+/// once runtime-core re-executes through a sealed view of the binary,
+/// /proc/self/exe no longer says).
+pub const ENV_HOME: &str = "_RPC_RUNV_HOME";
 const DEFAULT_CACHE: &str = "/var/cache/rpc-runtimes";
 
 /// The versions the install scripts pin, read from the scripts themselves
@@ -97,8 +101,8 @@ impl Lookup<'_> {
 
     fn agent_initrd(&self) -> Result<PathBuf> {
         let mut d = vec![];
-        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-            d.push(dir.join(AGENT_INITRD_NAME));
+        if let Some(dir) = (self.env)(ENV_HOME) {
+            d.push(PathBuf::from(dir).join(AGENT_INITRD_NAME));
         }
         d.push(PathBuf::from(AGENT_INITRD_INSTALLED));
         self.one("guest agent initrd", ENV_AGENT_INITRD, false, d, "make build or make test (rpc-runv/guest/initramfs.sh builds it)")

@@ -42,6 +42,8 @@ pub struct Opts {
     /// container's) instead of raising it to a million.
     pub rlimit_nofile: Option<u64>,
     pub spawn: SpawnOpts,
+    /// `--seccomp`: kill (the default), log, trap or none.
+    pub seccomp: &'static str,
 }
 
 impl Opts {
@@ -56,6 +58,7 @@ impl Opts {
             readonly: false,
             rlimit_nofile: Some(0),
             spawn: SpawnOpts::default(),
+            seccomp: "kill",
         }
     }
 }
@@ -70,6 +73,9 @@ pub fn args(shared_dir: &Path, socket: &Path, o: &Opts) -> Vec<OsString> {
         format!("--sandbox={}", o.sandbox.as_str()).into(),
         format!("--cache={}", o.cache).into(),
     ];
+    if o.seccomp != "kill" {
+        a.push(format!("--seccomp={}", o.seccomp).into());
+    }
     a.push(if o.announce_submounts { "--announce-submounts" } else { "--no-announce-submounts" }.into());
     if o.readonly {
         a.push("--readonly".into());
