@@ -355,15 +355,15 @@ impl Agent {
             Role::Control | Role::Hello => c.rd_closed && c.calls == 0,
             // Both directions over: the host's EOF came, and (for output)
             // all was sent and the write side shut.
-            Role::Stream { key, which, parked: false } => {
-                c.rd_closed
-                    && match (which, self.procs.get(key)) {
-                        (Which::Stdin, _) => true,
-                        (Which::Stdout | Which::Tty, Some(p)) => p.stdout.shut,
-                        (Which::Stderr, Some(p)) => p.stderr.shut,
-                        (_, None) => true,
-                    }
-            }
+            // An output stream closes once all is sent: its shutdown(WR)
+            // alone is no EOF through vhost-device-vsock 0.3, which
+            // forwards only a full close. A stdin stream, at the host's EOF.
+            Role::Stream { key, which, parked: false } => match (which, self.procs.get(key)) {
+                (Which::Stdin, _) => c.rd_closed,
+                (Which::Stdout | Which::Tty, Some(p)) => p.stdout.shut,
+                (Which::Stderr, Some(p)) => p.stderr.shut,
+                (_, None) => true,
+            },
             _ => false,
         };
         let done = c.out.is_empty() && (c.close_after_flush || finished);
@@ -505,7 +505,7 @@ impl Agent {
             }
             HelloRole::Stream { container, exec, which } => {
                 let key = (container, exec);
-                if let Err((code, msg)) = self.check_stream(token, &key, which) {
+                if let Err((code, msg)) = self.check_stream(&key, which) {
                     return self.fatal(token, f.id, code, msg);
                 }
                 self.queue_frame(token, Kind::Reply, f.id, &welcome);
@@ -552,22 +552,12 @@ impl Agent {
         Ok(())
     }
 
-    fn check_stream(&self, token: Token, key: &Key, which: Which) -> Result<(), (ErrorCode, String)> {
+    fn check_stream(&self, key: &Key, which: Which) -> Result<(), (ErrorCode, String)> {
         self.check_park(key)?;
         let Some(p) = self.procs.get(key) else { return Ok(()) };
         if p.terminal != (which == Which::Tty) {
             let has = if p.terminal { "a terminal" } else { "no terminal" };
             return Err((ErrorCode::Invalid, format!("{} has {has}: no {which:?} stream", name(key))));
-        }
-        let other = |r: &crate::relay::Relay| r.conn.is_some_and(|t| t != token);
-        let taken = match which {
-            Which::Stdin => other(&p.stdin),
-            Which::Stdout => other(&p.stdout),
-            Which::Stderr => other(&p.stderr),
-            Which::Tty => other(&p.stdin) || other(&p.stdout),
-        };
-        if taken {
-            return Err((ErrorCode::Busy, format!("{} has a {which:?} stream already", name(key))));
         }
         Ok(())
     }
@@ -585,12 +575,16 @@ impl Agent {
             return;
         }
         if let Some(which) = which {
-            if self.check_stream(token, &key, which).is_err() {
+            if self.check_stream(&key, which).is_err() {
                 // Something else took the stream meanwhile, or the process
                 // is not what the stream said.
                 self.close_conn(token);
                 return;
             }
+            // A newer stream of the same slot replaces the one there (a
+            // host that reconnects; a client gone while its stream was
+            // parked, which is not read so its close goes unseen).
+            let mut replaced = Vec::new();
             if let Some(p) = self.procs.get_mut(&key) {
                 let slots: &mut [&mut crate::relay::Relay] = match which {
                     Which::Stdin => &mut [&mut p.stdin],
@@ -599,10 +593,15 @@ impl Agent {
                     Which::Tty => &mut [&mut p.stdin, &mut p.stdout],
                 };
                 for r in slots.iter_mut() {
-                    r.conn = Some(token);
+                    replaced.extend(r.conn.replace(token).filter(|t| *t != token));
+                    // A new output stream gets the end again.
+                    r.shut = false;
                 }
             }
             self.set_role(token, Role::Stream { key: key.clone(), which, parked: false });
+            for t in replaced {
+                self.close_conn(t);
+            }
         } else {
             if let Some(c) = self.conns.get_mut(&token) {
                 match &mut c.role {
@@ -636,6 +635,9 @@ impl Agent {
             })
             .map(|(t, _)| *t)
             .collect();
+        // Oldest first: of two streams for one slot, the newer stays.
+        let mut parked = parked;
+        parked.sort_unstable();
         for t in parked {
             self.attach(t);
         }
@@ -704,6 +706,7 @@ impl Agent {
     /// Sends a process's buffered output to its streams.
     fn pump_out(&mut self, key: &Key) {
         let mut broken = Vec::new();
+        let mut ended = Vec::new();
         if let Some(p) = self.procs.get_mut(key) {
             for r in [&mut p.stdout, &mut p.stderr] {
                 let Some(t) = r.conn else { continue };
@@ -714,11 +717,17 @@ impl Agent {
                 }
                 if r.drain_to_conn(c.fd.as_fd()).is_err() {
                     broken.push(t);
+                } else if r.shut {
+                    ended.push(t);
                 }
             }
         }
         for t in broken {
             self.close_conn(t);
+        }
+        // All sent: the stream closes (flush_conn knows when).
+        for t in ended {
+            self.flush_conn(t);
         }
     }
 

@@ -169,6 +169,18 @@ fn read_all(mut s: &UnixStream) -> String {
     v
 }
 
+/// Whether the agent closed `s` altogether: a write then fails (EPIPE).
+fn closed_for_writing(mut s: &UnixStream) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < T {
+        if s.write_all(b"x").is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 fn exit_of(mut w: Client) -> Event {
     let e = w.next_event(Instant::now() + T).unwrap().expect("an Exit before the close");
     // then the agent closes
@@ -216,6 +228,9 @@ fn create_start_relays_output_and_exit_status() {
     assert_eq!(read_all(&out), "hi\n");
     assert_eq!(read_all(&err), "oops\n");
     assert_eq!(exit_of(w), Event::Exit { status: 3, signal: None });
+    // The end of an output stream is a full close, not a shutdown(WR)
+    // alone (which vhost-device-vsock would not pass on as an EOF).
+    assert!(closed_for_writing(&out), "stdout stream only half-closed");
     // a wait after the end gets the Exit at once
     assert_eq!(exit_of(f.wait("out", None)), Event::Exit { status: 3, signal: None });
     ok(c.call(&Request::Delete { id: "out".into(), force: false }, T));
@@ -500,4 +515,17 @@ fn quick_execs_all_get_their_exit() {
         assert_eq!(exit_of(w), Event::Exit { status: i, signal: None }, "exec {e}");
     }
     ok(c.call(&Request::Delete { id: "q".into(), force: true }, T));
+}
+
+#[test]
+fn a_newer_stream_replaces_the_one_attached() {
+    let Some(f) = Fixture::new() else { return };
+    let mut c = f.control();
+    f.create(&mut c, "re", &["sh", "-c", "echo one"]);
+    let old = f.stream("re", None, Which::Stdout);
+    let new = f.stream("re", None, Which::Stdout);
+    // the old one ends at once, empty
+    assert_eq!(read_all(&old), "");
+    ok(c.call(&Request::Start { id: "re".into() }, T));
+    assert_eq!(read_all(&new), "one\n");
 }
