@@ -130,7 +130,7 @@ fn wait_ready(id: &str, r: OwnedFd, deadline: Instant, serial: &Path) -> Result<
             Ok(0) => break,
             Ok(k) => {
                 got.extend_from_slice(&buf[..k]);
-                if got.len() > 64 << 10 {
+                if got == b"ok\n" || got.len() > 64 << 10 {
                     break;
                 }
             }

@@ -69,6 +69,9 @@ pub fn main(args: &[String]) -> i32 {
     // SAFETY: create handed us this fd (checked open above) and nothing
     // else in this process owns it.
     let mut ready = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // Not for QEMU and the helpers: create reads it to its end.
+    // SAFETY: plain fcntl on our own fd.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let booted = Launch::read(Path::new(launch)).and_then(|l| boot(&l).map(|b| (l, b)));
     let (l, (running, mut inner)) = match booted {
         Ok(b) => b,
