@@ -28,8 +28,9 @@ use crate::launch::Launch;
 use crate::record::{self, Vm};
 use crate::{guestspec, sizing, supervisor};
 
-/// The kernel command line of every guest.
-const CMDLINE: &str = "console=ttyS0 quiet reboot=k panic=-1";
+/// The kernel command line of every guest (`RPC_RUNV_CMDLINE` replaces
+/// it, e.g. without `quiet` to see the guest's boot).
+const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
 /// How long a guest has to answer once its VM runs; the
 /// `io.rpc-runv.boot-timeout` annotation (seconds) overrides.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -208,7 +209,12 @@ impl MicroVm {
             vcpus: vm.size.vcpus,
             mem_mib: vm.size.mem_mib,
             accel: vm.accel.clone(),
-            cmdline: format!("{CMDLINE} {}={}", rpc_proto::guest::CMDLINE_PROTO, rpc_proto::msg::PROTO),
+            cmdline: format!(
+                "{} {}={}",
+                std::env::var("RPC_RUNV_CMDLINE").unwrap_or_else(|_| CMDLINE.to_string()),
+                rpc_proto::guest::CMDLINE_PROTO,
+                rpc_proto::msg::PROTO
+            ),
             guest_config,
             terminal: config.pointer("/process/terminal").and_then(Value::as_bool).unwrap_or(false),
             boot_timeout_ms: timeout.as_millis() as u64,

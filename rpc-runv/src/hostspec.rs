@@ -80,7 +80,6 @@ pub fn derive(id: &str, bundle: &Bundle, dir: &Path, size: &Size, files: &[HostF
     let config: Value = serde_json::from_slice(&bundle.raw).map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
     let linux = config.get("linux").cloned().unwrap_or_else(|| json!({}));
     let terminal = config.pointer("/process/terminal").and_then(Value::as_bool).unwrap_or(false);
-    let readonly = config.pointer("/root/readonly").and_then(Value::as_bool).unwrap_or(false);
 
     // Namespaces: the config's network one as it is (a CNI netns by
     // path); the rest new and our own. A user namespace is not run yet.
@@ -110,7 +109,10 @@ pub fn derive(id: &str, bundle: &Bundle, dir: &Path, size: &Size, files: &[HostF
     for f in files {
         mounts.push(bind(&f.path, &format!("{FILES}/{}", f.name), true));
     }
-    mounts.push(bind(&bundle.rootfs, &format!("{SHARED}/{id}/rootfs"), readonly));
+    // Read-write even for a read-only root: the guest's rpc-runc makes
+    // mount points in it before it remounts the root read-only, as runc
+    // does on the host.
+    mounts.push(bind(&bundle.rootfs, &format!("{SHARED}/{id}/rootfs"), false));
     for b in guestspec::binds(&config) {
         let src = Path::new(&b.source);
         if !src.is_absolute() {
