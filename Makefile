@@ -75,22 +75,46 @@ run: deps build
 # skip that tests/skips.txt does not list with its reason.
 TEST_SKIPS = $(CURDIR)/target/test-skips.txt
 TEST_LOG = $(CURDIR)/target/test-log.txt
+TEST_LOG_OLD = $(CURDIR)/target/test-log-oldkernel.txt
 test: export RPC_TEST_SKIPS = $(TEST_SKIPS)
+test: export CARGO := $(CARGO)
 # The tests (conformance included) run the `ci` profile's build: the
 # release build (fat LTO, `make build`) is what `make run` and `make bench`
 # use, and `make test` does not pay for it.
+#
+# Everything is compiled once, by the first command, with the whole
+# workspace's features (`--all-targets`: what `cargo test --workspace`
+# builds, and the plain binaries the conformance runner needs). A later
+# `cargo test -p rpc-runc` or `cargo build -p conformance -p rpc-runc`
+# resolves features for those packages alone (serde_core, memchr, bitflags
+# and syn differ): it compiled most of the dependency graph and every
+# rpc-runc test binary a second and a third time. So the old-kernel pass
+# runs the test binaries already built (scripts/test-bins.py), and the
+# conformance runner the binaries already built.
+#
+# Then two streams at once: all tests (`cargo test --workspace`), and
+# beside them rpc-runc's integration tests again on an older kernel's
+# system-call surface (no memfd, pidfd, openat2, close_range, clone3:
+# testkit's seccomp filter, so runtime-core's fallbacks run for real)
+# followed by the conformance suite on rpc-runc. Much of a test's time is
+# waiting (on containers, a guest, RCU grace periods), and one stream left
+# a core idle; the tests name everything they make after their own pid,
+# so two processes do not meet. The second stream's output is in
+# $(TEST_LOG_OLD), printed when both are done.
 CI_OUT = target/x86_64-unknown-linux-gnu/ci
 test: deps guest
-	@rm -f $(TEST_SKIPS) $(TEST_LOG); mkdir -p target
-	scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --workspace --profile ci -- --test-threads=4
-	@# rpc-runc's integration tests again on an older kernel's system-call
-	@# surface (no memfd, pidfd, openat2, close_range, clone3: testkit's
-	@# seccomp filter), so runtime-core's fallbacks run for real (~1 min).
-	RPC_TEST_OLD_KERNEL=1 scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --profile ci -p rpc-runc --tests -- --test-threads=4
-	$(CARGO) build --profile ci -p conformance -p rpc-runc
-	$(CI_OUT)/rpc-conformance --runtime rpc-runc=$(CI_OUT)/rpc-runc --require rpc-runc \
-		--expected-failures conformance/expected-failures.txt
-	scripts/test-skips.py check --list tests/skips.txt --record $(TEST_SKIPS) --log $(TEST_LOG)
+	@rm -f $(TEST_SKIPS) $(TEST_LOG) $(TEST_LOG_OLD); mkdir -p target
+	$(CARGO) build --workspace --profile ci --all-targets
+	@{ RPC_TEST_OLD_KERNEL=1 scripts/test-skips.py run --log $(TEST_LOG_OLD) -- \
+		scripts/test-bins.py --package rpc-runc --profile ci -- --test-threads=4 >/dev/null && \
+	  scripts/test-skips.py run --log $(TEST_LOG_OLD) -- $(CI_OUT)/rpc-conformance --runtime rpc-runc=$(CI_OUT)/rpc-runc \
+		--require rpc-runc --expected-failures conformance/expected-failures.txt >/dev/null; } & old=$$!; \
+	echo "(rpc-runc on the old-kernel surface, then the conformance suite, run beside this: $(TEST_LOG_OLD))"; \
+	scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --workspace --profile ci -- --test-threads=4; all=$$?; \
+	wait $$old; old=$$?; \
+	echo "== rpc-runc on the old-kernel surface, then the conformance suite (exit $$old):"; cat $(TEST_LOG_OLD); \
+	[ $$all -eq 0 ] && [ $$old -eq 0 ]
+	scripts/test-skips.py check --list tests/skips.txt --record $(TEST_SKIPS) --log $(TEST_LOG) --log $(TEST_LOG_OLD)
 
 unit:
 	$(CARGO) test --workspace --profile ci --lib --bins

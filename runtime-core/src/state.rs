@@ -262,10 +262,12 @@ impl Dir {
 
     /// Write state.json atomically.
     pub fn save(&self, s: &State) -> Result<()> {
-        self.save_encoded(&encode(s)?)
+        self.save_encoded(&encode(s)?, false)
     }
 
-    fn save_encoded(&self, data: &[u8]) -> Result<()> {
+    /// `first`: no state.json yet (create's first write), nothing to
+    /// exchange with.
+    fn save_encoded(&self, data: &[u8], first: bool) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -277,7 +279,41 @@ impl Dir {
             .with_ctx(|| format!("writing {}", tmp.display()))?;
         f.write_all(data).with_ctx(|| format!("writing {}", tmp.display()))?;
         drop(f);
-        std::fs::rename(&tmp, self.path.join(STATE_FILE)).ctx("renaming state file")
+        self.replace(c".state.json.tmp", c"state.json", first).ctx("renaming state file")
+    }
+
+    /// Put `tmp` in the place of `name` atomically (a reader sees the old
+    /// or the new file, never neither nor a part). Where `name` exists the
+    /// two are exchanged (renameat2 RENAME_EXCHANGE) and the old one is
+    /// unlinked: renaming over an existing file makes ext4 (auto_da_alloc,
+    /// on by default) write the new file's data out at once and free the
+    /// blocks of the old one, block I/O on every state change of a
+    /// container whose --root is on disk (0.3-0.4 ms CPU of a `run` on the
+    /// benchmark VM). Crash safety of the contents is not lost: state in
+    /// --root describes processes that do not survive a reboot.
+    fn replace(&self, tmp: &std::ffi::CStr, name: &std::ffi::CStr, first: bool) -> std::io::Result<()> {
+        let d = self.dir.as_raw_fd();
+        if !first {
+            // SAFETY: valid directory fd and C strings.
+            if unsafe { libc::renameat2(d, tmp.as_ptr(), d, name.as_ptr(), libc::RENAME_EXCHANGE) } == 0 {
+                // SAFETY: as above. A leftover (a kill between the two
+                // calls) is replaced by the next write and goes with the
+                // directory.
+                unsafe { libc::unlinkat(d, tmp.as_ptr(), 0) };
+                return Ok(());
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                // No `name` (removed under us), or a filesystem or kernel
+                // without the exchange (before 3.15; seccomp filters).
+                Some(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {}
+                _ => return Err(std::io::Error::last_os_error()),
+            }
+        }
+        // SAFETY: as above.
+        if unsafe { libc::renameat(d, tmp.as_ptr(), d, name.as_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// create's first write: the snapshot (this state and config.json as
@@ -300,7 +336,7 @@ impl Dir {
             .with_ctx(|| format!("writing {}", p.display()))?;
         f.write_all(&data).with_ctx(|| format!("writing {}", p.display()))?;
         drop(f);
-        self.save_encoded(&state)
+        self.save_encoded(&state, true)
     }
 
     /// The snapshot; None for a container made by a runtime that wrote
@@ -407,6 +443,40 @@ mod tests {
         d.destroy().unwrap();
         assert!(matches!(store.open("c1", false), Err(Error::NotExist(_))));
         assert!(store.list().unwrap().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Each save replaces state.json whole (exchanged with the new file):
+    /// a reader that opened the old one reads it whole, nothing else is
+    /// left in the directory, and a temporary left by a kill between the
+    /// exchange and its unlink does not stop the next save.
+    #[test]
+    fn saves_replace_the_state_whole_and_leave_nothing_beside_it() {
+        use std::io::Read;
+        let root = tmp();
+        let store = Store::new(&root);
+        let d = store.create("c4").unwrap();
+        let mut st = state("c4");
+        d.save(&st).unwrap();
+        let mut old = std::fs::File::open(d.path.join(STATE_FILE)).unwrap();
+        st.owner = "x".repeat(4096);
+        d.save(&st).unwrap();
+        let mut was = Vec::new();
+        old.read_to_end(&mut was).unwrap();
+        assert_eq!(serde_json::from_slice::<State>(&was).unwrap().owner, "root");
+        assert_eq!(d.load().unwrap().owner, st.owner);
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(&d.path).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(), vec![STATE_FILE.to_string()]);
+        std::fs::write(d.path.join(".state.json.tmp"), b"left by a kill").unwrap();
+        st.owner = "root".into();
+        d.save(&st).unwrap();
+        assert_eq!(d.load().unwrap().owner, "root");
+        assert_eq!(names(), vec![STATE_FILE.to_string()]);
+        d.destroy().unwrap();
         std::fs::remove_dir_all(&root).unwrap();
     }
 
