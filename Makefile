@@ -44,7 +44,7 @@ guest: guest-deps
 # Cargo builds for an explicit target (see .cargo/config.toml); the
 # binaries are linked into target/release, where everything looks for them.
 OUT = target/x86_64-unknown-linux-gnu/release
-BINS = rpc-runc rpc-conformance containerd-shim-rpc-v2 rpc-vmm
+BINS = rpc-runc rpc-runv rpc-conformance containerd-shim-rpc-v2 rpc-vmm
 # One shim binary under the names containerd derives from the runtime
 # types io.containerd.rpc-{runc,runlxc,runv}.v2.
 SHIM_NAMES = containerd-shim-rpc-runc-v2 containerd-shim-rpc-runlxc-v2 containerd-shim-rpc-runv-v2
@@ -60,12 +60,17 @@ build:
 
 links:
 	@mkdir -p target/release && for b in $(BINS); do ln -f $(OUT)/$$b target/release/$$b; done
+	@# rpc-runv's guests boot the agent and this build's rpc-runc: their
+	@# initramfs sits beside rpc-runv, where it looks for it.
+	@rpc-runv/guest/initramfs.sh $(OUT)/rpc-agent $(OUT)/rpc-runc target/release/rpc-runv-agent.cpio >/dev/null
 	@for n in $(SHIM_NAMES); do ln -f $(OUT)/containerd-shim-rpc-v2 target/release/$$n; done
 
 # Build, then run one busybox container on each runtime that exists.
-run: deps build
+run: deps guest build
 	scripts/mkbundle.sh $(BUNDLE)
 	target/release/rpc-runc --root /run/rpc-runc-demo run --bundle $(BUNDLE) rpc-demo-$$$$
+	@# The same bundle in a micro-VM: the guest's own kernel says hello.
+	target/release/rpc-runv --root /run/rpc-runv-demo run --bundle $(BUNDLE) rpc-demo-$$$$
 
 # All tests: unit tests of every crate and the integration tests that run
 # real containers (they skip, saying why, without root), and rpc-vmm's
@@ -105,6 +110,7 @@ CI_OUT = target/x86_64-unknown-linux-gnu/ci
 test: deps guest
 	@rm -f $(TEST_SKIPS) $(TEST_LOG) $(TEST_LOG_OLD); mkdir -p target
 	$(CARGO) build --workspace --profile ci --all-targets
+	rpc-runv/guest/initramfs.sh $(CI_OUT)/rpc-agent $(CI_OUT)/rpc-runc $(CI_OUT)/rpc-runv-agent.cpio
 	@{ RPC_TEST_OLD_KERNEL=1 scripts/test-skips.py run --log $(TEST_LOG_OLD) -- \
 		scripts/test-bins.py --package rpc-runc --profile ci -- --test-threads=4 >/dev/null && \
 	  scripts/test-skips.py run --log $(TEST_LOG_OLD) -- $(CI_OUT)/rpc-conformance --runtime rpc-runc=$(CI_OUT)/rpc-runc \

@@ -3,7 +3,7 @@
 # process runs "$2" under sh -c. Used by `make run`.
 set -eu
 dir=$1; shift
-cmd=${1:-'echo "hello from $(hostname): pid $$, uid $(id -u)"'}
+cmd=${1:-'echo "hello from $(hostname) on Linux $(uname -r): pid $$, uid $(id -u)"'}
 mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" "$dir/rootfs/tmp" "$dir/rootfs/etc"
 cp /bin/busybox "$dir/rootfs/bin/busybox"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$dir/rootfs/bin/$a"; done

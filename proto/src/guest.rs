@@ -15,3 +15,7 @@ pub const GUEST_ROOT: &str = "/run/rpc-runc";
 pub const BUNDLES_DIR: &str = "/run/rpc/bundles";
 /// Kernel command-line key carrying the protocol version the host speaks.
 pub const CMDLINE_PROTO: &str = "rpc.proto";
+/// What the agent prints on the guest's console once it listens: the host
+/// dials only then (vhost-device-vsock 0.3 can stop answering a VM whose
+/// connections it was asked for before the guest's driver was up).
+pub const LISTENING: &str = "rpc-agent: listening on vsock port";

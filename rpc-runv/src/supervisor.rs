@@ -125,6 +125,11 @@ fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
     let deadline = Instant::now() + Duration::from_millis(l.boot_timeout_ms);
     let uds = spec.vsock_uds();
     let id = l.id.as_str();
+    let mut running = running;
+    note("waiting for the agent on the console");
+    if !running.vm.wait_serial(rpc_proto::guest::LISTENING, deadline.saturating_duration_since(Instant::now())) {
+        return Err(Error::Boot { id: l.id.clone(), msg: "the guest agent did not come up (see the console below)".into() });
+    }
     note("dialling the agent");
     let mut control = agent::dial(id, &uds, Role::Control, deadline)?;
     note("agent up; create");

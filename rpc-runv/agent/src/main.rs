@@ -76,8 +76,13 @@ fn run(args: Args, pid1: bool) -> Result<i32> {
             if let Some(s) = args.state {
                 cfg.state = s;
             }
+            // One line each on the console: where a guest that never
+            // answers stopped (the host shows the console's tail).
+            eprintln!("rpc-agent: setting up the guest");
             boot::pid1().context("setting up the guest")?;
-            vsock_listener(rpc_proto::guest::AGENT_PORT)?
+            let l = vsock_listener(rpc_proto::guest::AGENT_PORT)?;
+            eprintln!("{} {}", rpc_proto::guest::LISTENING, rpc_proto::guest::AGENT_PORT);
+            l
         }
     };
     let runtime = cfg.runtime.clone();
