@@ -172,7 +172,15 @@ impl MicroVm {
         agent::call(&st.id, &record::agent_socket(&st.dir), req)
     }
 
-    fn do_create(&self, st: &State, bundle: &Bundle, dir: &Dir, held: Vec<OwnedFd>, mut opts: CreateOpts, hooks: &mut dyn CreateHooks) -> Result<i32> {
+    fn do_create(
+        &self,
+        st: &State,
+        bundle: &Bundle,
+        dir: &Dir,
+        held: Vec<OwnedFd>,
+        mut opts: CreateOpts,
+        hooks: &mut dyn CreateHooks,
+    ) -> Result<i32> {
         let vm = Vm::of(st)?;
         let config = config_of(bundle)?;
         let guest_config = guestspec::rewrite(&st.id, &config, rpc_proto::guest::SHARED_DIR)?;
@@ -186,11 +194,8 @@ impl MicroVm {
         let kvm = vm.accel == "kvm";
         // QEMU finds its firmware relative to its own path: one under /usr
         // keeps its path (/usr is bound as it is).
-        let qemu_inside = if bins.qemu.starts_with("/usr/") {
-            bins.qemu.clone()
-        } else {
-            std::path::PathBuf::from(format!("{}/qemu", hostspec::FILES))
-        };
+        let qemu_inside =
+            if bins.qemu.starts_with("/usr/") { bins.qemu.clone() } else { std::path::PathBuf::from(format!("{}/qemu", hostspec::FILES)) };
         let mut files = vec![
             HostFile { name: "virtiofsd", path: bins.virtiofsd.clone() },
             HostFile { name: "vhost-device-vsock", path: bins.vhost_vsock.clone() },
@@ -257,7 +262,12 @@ impl Backend for MicroVm {
 
     fn check(&self, st: &State, path: &Path) -> runtime_core::Result<()> {
         if st.backend != self.name() {
-            return Err(runtime_core::Error::ForeignState { id: st.id.clone(), path: path.to_path_buf(), recorded: st.backend.clone(), ours: self.name() });
+            return Err(runtime_core::Error::ForeignState {
+                id: st.id.clone(),
+                path: path.to_path_buf(),
+                recorded: st.backend.clone(),
+                ours: self.name(),
+            });
         }
         self.native.check_record(st, path)?;
         Vm::of(st)?;
@@ -294,7 +304,15 @@ impl Backend for MicroVm {
         self.native.forget(dir)
     }
 
-    fn create(&self, st: &State, bundle: &Bundle, dir: &Dir, held: Vec<OwnedFd>, opts: CreateOpts, hooks: &mut dyn CreateHooks) -> runtime_core::Result<i32> {
+    fn create(
+        &self,
+        st: &State,
+        bundle: &Bundle,
+        dir: &Dir,
+        held: Vec<OwnedFd>,
+        opts: CreateOpts,
+        hooks: &mut dyn CreateHooks,
+    ) -> runtime_core::Result<i32> {
         Ok(self.do_create(st, bundle, dir, held, opts, hooks)?)
     }
 
@@ -310,7 +328,14 @@ impl Backend for MicroVm {
         Ok(())
     }
 
-    fn exec(&self, st: &State, _bundle: &Bundle, _process: &oci_spec::runtime::Process, _caps: Option<&CapSets>, _opts: ExecOpts) -> runtime_core::Result<i32> {
+    fn exec(
+        &self,
+        st: &State,
+        _bundle: &Bundle,
+        _process: &oci_spec::runtime::Process,
+        _caps: Option<&CapSets>,
+        _opts: ExecOpts,
+    ) -> runtime_core::Result<i32> {
         Err(Error::Invalid(format!("container {}: exec is not supported by rpc-runv yet", st.id)).into())
     }
 

@@ -152,7 +152,12 @@ fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
         let input = tty.try_clone().map_err(crate::error::io("dup of the tty stream"))?;
         Stdio { stdin: Some(input), stdout: Some(tty), stderr: None, terminal: true }
     } else {
-        Stdio { stdin: Some(stream(Which::Stdin)?), stdout: Some(stream(Which::Stdout)?), stderr: Some(stream(Which::Stderr)?), terminal: false }
+        Stdio {
+            stdin: Some(stream(Which::Stdin)?),
+            stdout: Some(stream(Which::Stdout)?),
+            stderr: Some(stream(Which::Stderr)?),
+            terminal: false,
+        }
     };
     note("streams open; wait connection");
     let wait = agent::dial(id, &uds, Role::Wait { container: id.to_string(), exec: None }, deadline)?;

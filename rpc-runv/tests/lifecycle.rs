@@ -159,7 +159,11 @@ fn create_start_kill_delete() {
     assert!(!created.reread_stdout().contains("started"), "the process ran before start");
     let started = vm.rt(&["start", &id]);
     assert!(started.ok(), "{}", started.describe());
-    assert!(wait_until(Duration::from_secs(30), || created.reread_stdout().contains("started")), "no output after start: {}", created.reread_stdout());
+    assert!(
+        wait_until(Duration::from_secs(30), || created.reread_stdout().contains("started")),
+        "no output after start: {}",
+        created.reread_stdout()
+    );
     assert_eq!(vm.status(), "running");
     let killed = vm.rt(&["kill", &id, "TERM"]);
     assert!(killed.ok(), "{}", killed.describe());

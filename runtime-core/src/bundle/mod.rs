@@ -71,7 +71,8 @@ impl Bundle {
     /// of a VM), not read from a directory: `dir` and `rootfs` as given,
     /// the capabilities parsed from the spec, the raw config its JSON.
     pub fn derived(dir: &Path, rootfs: &Path, spec: Spec) -> Result<Bundle> {
-        let raw = serde_json::to_vec(&spec).map_err(|e| Error::Container(format!("encoding a derived config for {}: {e}", dir.display())))?;
+        let raw =
+            serde_json::to_vec(&spec).map_err(|e| Error::Container(format!("encoding a derived config for {}: {e}", dir.display())))?;
         let (spec, caps) = parse(&dir.join(CONFIG), &raw)?;
         Ok(Bundle { dir: dir.to_path_buf(), rootfs: rootfs.to_path_buf(), spec, caps, raw })
     }

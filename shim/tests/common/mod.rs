@@ -199,6 +199,11 @@ disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs", "io.containe
             fs::copy(&shim, self.bin.join(name)).expect("copy shim");
         }
         symlink(runc_bin(), self.bin.join("rpc-runc")).expect("link rpc-runc");
+        // rpc-runv of the same build, when there is one (a workspace build).
+        let runv = runc_bin().with_file_name("rpc-runv");
+        if runv.is_file() {
+            symlink(runv, self.bin.join("rpc-runv")).expect("link rpc-runv");
+        }
     }
 
     pub fn log(&self) -> String {
