@@ -332,11 +332,14 @@ impl Backend for MicroVm {
         &self,
         st: &State,
         _bundle: &Bundle,
-        _process: &oci_spec::runtime::Process,
+        process: &oci_spec::runtime::Process,
         _caps: Option<&CapSets>,
-        _opts: ExecOpts,
+        opts: ExecOpts,
     ) -> runtime_core::Result<i32> {
-        Err(Error::Invalid(format!("container {}: exec is not supported by rpc-runv yet", st.id)).into())
+        if opts.preserve_fds > 0 {
+            return Err(Error::Invalid(format!("container {}: exec --preserve-fds: host fds cannot reach a process in a VM", st.id)).into());
+        }
+        Ok(crate::exec::exec(st, process, opts)?)
     }
 
     fn signal(&self, st: &State, sig: i32, all: bool) -> runtime_core::Result<()> {

@@ -10,11 +10,13 @@
 //! - [`sizing`]: vCPUs and RAM from the config;
 //! - [`launch`], [`record`]: what is kept in the state directory;
 //! - [`agent`]: the host's connections to the guest agent;
+//! - [`exec`]: a process run in the guest, a host proxy standing for it;
 //! - [`hypervisor`]: QEMU, virtiofsd, vhost-device-vsock, and which runs.
 
 pub mod agent;
 pub mod backend;
 pub mod error;
+pub mod exec;
 pub mod guestspec;
 pub mod hostspec;
 pub mod hypervisor;

@@ -208,3 +208,70 @@ fn a_host_namespace_is_refused_and_nothing_is_left() {
     let left = vm.leftovers();
     assert!(left.is_empty(), "left after a refused create: {left:#?}");
 }
+
+/// A running container in a VM, for the exec tests.
+fn running(tag: &str) -> Option<Vm> {
+    let mut vm = Vm::new(tag, "echo up; while :; do sleep 0.1; done")?;
+    let o = vm.run_detached();
+    assert!(o.ok(), "{}", o.describe());
+    Some(vm)
+}
+
+impl Vm {
+    fn run_detached(&mut self) -> Out {
+        self.write_config();
+        let (b, id) = (self.bundle.display().to_string(), self.id.clone());
+        self.rt(&["run", "-d", "--bundle", &b, &id])
+    }
+}
+
+/// exec runs in the guest container (its kernel, its filesystem), relays
+/// output and keeps the exit status; `exec -d --pid-file` gives a host pid
+/// whose signals reach the guest process, and whose status is its own.
+#[test]
+fn exec_runs_in_the_guest_and_its_proxy_stands_for_it() {
+    let Some(mut vm) = running("exec") else { return };
+    let id = vm.id.clone();
+    let o = vm.rt(&["exec", &id, "sh", "-c", "echo in-guest $(uname -r); cat /etc/passwd | head -1; echo err >&2; exit 5"]);
+    assert_eq!(o.code(), 5, "{}", o.describe());
+    assert!(o.stdout.contains("in-guest ") && !o.stdout.contains(&host_release()), "{}", o.describe());
+    assert!(o.stdout.contains("root:x:0:0"), "{}", o.describe());
+    assert!(o.stderr.contains("err"), "{}", o.describe());
+
+    // The proxy outlives `exec -d`: as the shim would, be its subreaper
+    // and reap it, to see its status.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes no pointers.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let pid_file = vm.dir.join("exec.pid");
+    let pf = pid_file.display().to_string();
+    let o = vm.rt(&["exec", "-d", "--pid-file", &pf, &id, "sh", "-c", "trap 'exit 9' TERM; echo trapping; while :; do sleep 0.1; done"]);
+    assert!(o.ok(), "{}", o.describe());
+    let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("a pid");
+    // Its output goes where exec's went: the proxy relays it.
+    let ready = wait_until(Duration::from_secs(20), || o.reread_stdout().contains("trapping"));
+    assert!(ready, "the detached exec did not start");
+    // SAFETY: kill(2) of the pid the runtime reported, our child now.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "the proxy {pid} is gone before its signal");
+    let mut status = 0;
+    // SAFETY: waitpid on our (adopted) child with a valid status pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 9, "the proxy's status is not the guest process's (9): {status:#x}");
+    let stopped = vm.rt(&["kill", &id, "KILL"]);
+    assert!(stopped.ok(), "{}", stopped.describe());
+}
+
+/// `exec -t` is refused with a clear error (not done yet), and the
+/// container runs on.
+#[test]
+fn exec_with_a_terminal_is_refused_clearly() {
+    let Some(mut vm) = running("exectty") else { return };
+    let id = vm.id.clone();
+    let sock = vm.dir.join("console.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).expect("console socket");
+    let sp = sock.display().to_string();
+    let o = vm.rt(&["exec", "-t", "-d", "--console-socket", &sp, &id, "sh"]);
+    assert_ne!(o.code(), 0, "{}", o.describe());
+    assert!(o.stderr.contains(&id) && o.stderr.contains("terminal"), "{}", o.describe());
+    assert_eq!(vm.status(), "running");
+}

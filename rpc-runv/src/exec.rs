@@ -1,0 +1,61 @@
+//! `exec` in a VM: the agent runs the process in the guest container; on
+//! the host, a proxy process (runtime-core's `proxy`) stands for it: its
+//! pid is what `exec` reports (the shim signals and reaps it), it relays
+//! the caller's stdio and ends with the guest process's status. (A
+//! terminal for an exec is not done yet: refused with a clear error.)
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rpc_proto::client::Client;
+use rpc_proto::msg::{Request, Role};
+use rpc_proto::remote::{open_stdio, RemoteProcess};
+use runtime_core::backend::ExecOpts;
+use runtime_core::state::State;
+
+use crate::agent;
+use crate::error::{Error, Result};
+use crate::record;
+
+fn guest(id: &str) -> impl Fn(rpc_proto::Error) -> Error + '_ {
+    move |e| Error::Guest { id: id.to_string(), msg: e.to_string() }
+}
+
+/// A name for the exec the agent keys its streams by: ours, unique.
+fn exec_id() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("exec-{}-{t}", std::process::id())
+}
+
+/// Runs `process` in container `st`'s guest; returns the proxy's pid.
+pub fn exec(st: &State, process: &oci_spec::runtime::Process, opts: ExecOpts) -> Result<i32> {
+    let id = st.id.as_str();
+    let uds = record::agent_socket(&st.dir);
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal || opts.console.is_some() {
+        return Err(Error::Invalid(format!("container {id}: exec with a terminal (-t) is not supported by rpc-runv yet")));
+    }
+    let eid = exec_id();
+    let deadline = Instant::now() + agent::DIAL_TIMEOUT;
+    let mut dial = |role: Role| -> rpc_proto::Result<Client> {
+        let s = rpc_proto::hvsock::dial(&uds, rpc_proto::guest::AGENT_PORT, deadline)?;
+        Ok(Client::connect(s, role, agent::CLIENT, deadline)?.0)
+    };
+    // Streams and the wait first: the agent holds them for the exec, and
+    // nothing the process prints is lost.
+    let stdio = open_stdio(&mut dial, id, Some(&eid), terminal).map_err(guest(id))?;
+    let wait = dial(Role::Wait { container: id.to_string(), exec: Some(eid.clone()) }).map_err(guest(id))?;
+    let body = serde_json::to_value(process).map_err(|e| Error::Invalid(format!("container {id}: encoding the exec process: {e}")))?;
+    let mut control = dial(Role::Control).map_err(guest(id))?;
+    control
+        .call(&Request::Exec { id: id.to_string(), exec_id: eid.clone(), process: body, terminal }, agent::CALL_TIMEOUT)
+        .map_err(guest(id))?;
+    drop(control);
+    let (cid, later_uds) = (id.to_string(), uds.clone());
+    let redial: rpc_proto::remote::Dial = Box::new(move || {
+        let d = Instant::now() + agent::DIAL_TIMEOUT;
+        let s = rpc_proto::hvsock::dial(&later_uds, rpc_proto::guest::AGENT_PORT, d)?;
+        Ok(Client::connect(s, Role::Control, agent::CLIENT, d)?.0)
+    });
+    let mut inner = RemoteProcess::new(&cid, Some(&eid), stdio, wait, redial).map_err(guest(id))?;
+    Ok(runtime_core::proxy::spawn(&mut inner)?)
+}
