@@ -47,10 +47,8 @@ pub fn rewrite(id: &str, config: &Value, shared: &str) -> Result<Value> {
     let readonly = obj.get("root").and_then(|r| r.get("readonly")).cloned().unwrap_or(Value::Bool(false));
     obj.insert("root".into(), json!({ "path": format!("{base}/rootfs"), "readonly": readonly }));
     if let Some(mounts) = obj.get_mut("mounts").and_then(Value::as_array_mut) {
-        let mut n = 0;
-        for m in mounts.iter_mut().filter(|m| is_bind(m)) {
+        for (n, m) in mounts.iter_mut().filter(|m| is_bind(m)).enumerate() {
             m["source"] = Value::String(format!("{base}/m{n}"));
-            n += 1;
         }
     }
     if let Some(hooks) = obj.get_mut("hooks").and_then(Value::as_object_mut) {
