@@ -94,6 +94,25 @@ pub fn error(msg: &str) {
 }
 
 /// Current time as RFC 3339 with nanoseconds in UTC, e.g. `2024-01-02T03:04:05.123456789Z`.
+/// The `msg` of each error, fatal or panic line of a runtime's JSON log
+/// (runc's shape: level, msg, time, as this module writes it): what a
+/// caller of the runtime (the shim, rpc-runv's agent) reports as the
+/// failure, in order.
+pub fn error_messages(text: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[serde(default)]
+        level: String,
+        #[serde(default)]
+        msg: String,
+    }
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .filter(|l| matches!(l.level.as_str(), "error" | "fatal" | "panic") && !l.msg.is_empty())
+        .map(|l| l.msg)
+        .collect()
+}
+
 pub fn rfc3339_now() -> String {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid out-pointer.

@@ -124,18 +124,7 @@ impl Runtime {
 
 /// The `msg` of each error/fatal line of a runtime's JSON log.
 pub fn log_errors(text: &str) -> Vec<String> {
-    #[derive(Deserialize)]
-    struct Line {
-        #[serde(default)]
-        level: String,
-        #[serde(default)]
-        msg: String,
-    }
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| matches!(l.level.as_str(), "error" | "fatal" | "panic") && !l.msg.is_empty())
-        .map(|l| l.msg)
-        .collect()
+    runtime_core::log::error_messages(text)
 }
 
 fn verb<S: AsRef<OsStr>>(args: &[S]) -> String {

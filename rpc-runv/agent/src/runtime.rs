@@ -91,22 +91,10 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
-/// The `msg` of each error line of the runtime's JSON log (runc's shape:
-/// level, msg, time), joined; the message the host gets as is.
+/// The `msg` of each error line of the runtime's JSON log, joined; the
+/// message the host gets as is.
 pub fn log_errors(text: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        #[serde(default)]
-        level: String,
-        #[serde(default)]
-        msg: String,
-    }
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| matches!(l.level.as_str(), "error" | "fatal" | "panic") && !l.msg.is_empty())
-        .map(|l| l.msg)
-        .collect::<Vec<_>>()
-        .join("; ")
+    runtime_core::log::error_messages(text).join("; ")
 }
 
 /// A pid file the runtime wrote: a positive pid (0 and negatives would
