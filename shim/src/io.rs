@@ -18,9 +18,9 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
@@ -60,14 +60,6 @@ pub struct ProcessIo {
     /// [`ProcessIo::attach_console`].
     console_stdin: Option<File>,
     console_stdout: Option<Output>,
-    /// Output fifos no reader opened yet; released when this is dropped.
-    pending: Arc<Pending>,
-}
-
-impl Drop for ProcessIo {
-    fn drop(&mut self) {
-        self.pending.release();
-    }
 }
 
 fn pipe() -> Result<(File, File)> {
@@ -75,20 +67,24 @@ fn pipe() -> Result<(File, File)> {
     Ok((File::from(r), File::from(w)))
 }
 
-/// Where a process's output goes.
+/// Where a process's output goes, open: a file, or a client's fifo with a
+/// read end of our own beside the write end, so that a reader that goes
+/// away later does not end the copy with EPIPE.
 enum Output {
-    /// A file (`file://`, or a path that is not a fifo), open already.
     File(File),
-    /// A client's fifo. The copy opens it write-only, which waits for the
-    /// client's reader, before it reads the process's first byte, as
-    /// containerd's Go shim does: bytes written to a fifo nobody has open
-    /// for reading yet are dropped with the fifo's last close, so a process
-    /// that prints and exits before `ctr` opened its end lost its output.
-    Fifo(PathBuf),
+    Fifo { w: File, keep: File },
 }
 
-/// Checks an output destination now (so a bad path fails before the
-/// runtime starts anything); a fifo itself is opened by its copy.
+/// How long create waits for the client to open its end of an output
+/// fifo (ctr and the CRI open theirs before they ask for the task).
+const FIFO_READER_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens an output destination before the runtime starts anything (a bad
+/// path fails first). A fifo is opened write-only once its reader is
+/// there, as containerd's Go shim does: bytes written to a fifo nobody
+/// has open for reading yet go with its last close, and a client that
+/// finds the task gone before its reader opened cancels that open, so a
+/// process that printed and exited at once lost its output.
 fn open_output(path: &str) -> Result<Output> {
     if let Some(p) = path.strip_prefix("file://") {
         if let Some(dir) = Path::new(p).parent() {
@@ -101,56 +97,34 @@ fn open_output(path: &str) -> Result<Output> {
     }
     use std::os::unix::fs::FileTypeExt;
     let meta = std::fs::metadata(path).map_err(io(format!("opening fifo {path}")))?;
-    if meta.file_type().is_fifo() {
-        return Ok(Output::Fifo(PathBuf::from(path)));
+    if !meta.file_type().is_fifo() {
+        return OpenOptions::new().write(true).open(path).map(Output::File).map_err(io(format!("opening {path}")));
     }
-    OpenOptions::new().write(true).open(path).map(Output::File).map_err(io(format!("opening {path}")))
-}
-
-/// Opens a client's output fifo for the copy: write-only, waiting for a
-/// reader, plus a read end of our own so a reader that goes away later
-/// does not end the copy with EPIPE. `None` when the process's io was
-/// dropped before any reader came (see [`Pending::release`]).
-fn open_fifo_output(path: &Path, pending: &Pending) -> Option<(File, File)> {
-    if pending.released.load(Ordering::Acquire) {
-        return None;
-    }
-    let w = OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(path).ok()?;
-    if pending.released.load(Ordering::Acquire) {
-        return None;
-    }
-    let keep = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
-    Some((w, keep))
-}
-
-/// The output fifos whose copies may still wait for a reader.
-#[derive(Default)]
-struct Pending {
-    released: AtomicBool,
-    fifos: Mutex<Vec<PathBuf>>,
-    /// Read ends opened by [`Pending::release`], held while any copy may
-    /// still be about to open its fifo.
-    readers: Mutex<Vec<File>>,
-}
-
-impl Pending {
-    /// Wakes every copy still blocked opening its fifo, and lets any copy
-    /// not there yet open it at once, by opening a reader of each: no
-    /// thread waits forever for a client that never came. The readers go
-    /// with the last copy.
-    fn release(&self) {
-        self.released.store(true, Ordering::Release);
-        let fifos = self.fifos.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
-        let mut opened = Vec::new();
-        for f in fifos {
-            if let Ok(r) = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&f) {
-                opened.push(r);
+    let deadline = Instant::now() + FIFO_READER_WAIT;
+    let mut pause = Duration::from_micros(200);
+    let w = loop {
+        // Non-blocking: ENXIO while no reader has it open.
+        match OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path) {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
             }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                return Err(Error::FailedPrecondition(format!("nobody opened the fifo {path} for reading within {FIFO_READER_WAIT:?}")));
+            }
+            Err(e) => return Err(io(format!("opening fifo {path}"))(e)),
         }
-        if let Ok(mut r) = self.readers.lock() {
-            r.extend(opened);
-        }
-    }
+    };
+    // Writes block (backpressure on the process), as through a pipe.
+    let flags = fcntl(&w, FcntlArg::F_GETFL).map_err(|e| io("F_GETFL")(e.into()))?;
+    fcntl(&w, FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK)).map_err(|e| io("F_SETFL")(e.into()))?;
+    let keep = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io(format!("opening fifo {path}")))?;
+    Ok(Output::Fifo { w, keep })
 }
 
 /// Opens the stdin fifo without waiting for a writer, then makes reads
@@ -171,36 +145,17 @@ fn spawn_copy(name: &str, from: File, to: Arc<Mutex<Option<File>>>) -> Result<Jo
         .map_err(io("spawning a copy thread"))
 }
 
-/// Copies a process's output to `dest`, opening a fifo first (see
-/// [`Output::Fifo`]).
-fn spawn_output(name: &str, from: File, dest: Output, pending: &Arc<Pending>) -> Result<JoinHandle<()>> {
-    let (to, fifo) = match dest {
+/// Copies a process's output to `dest` (see [`Output`]).
+fn spawn_output(name: &str, from: File, dest: Output) -> Result<JoinHandle<()>> {
+    let (to, keep) = match dest {
         Output::File(f) => (shared(f), None),
-        Output::Fifo(p) => {
-            if let Ok(mut f) = pending.fifos.lock() {
-                f.push(p.clone());
-            }
-            (Arc::new(Mutex::new(None)), Some(p))
-        }
+        Output::Fifo { w, keep } => (shared(w), Some(keep)),
     };
-    let pending = pending.clone();
     std::thread::Builder::new()
         .name(name.to_string())
         .stack_size(COPY_STACK)
         .spawn(move || {
-            let _keep = match fifo {
-                Some(path) => {
-                    let Some((w, keep)) = open_fifo_output(&path, &pending) else { return };
-                    if let Ok(mut f) = pending.fifos.lock() {
-                        f.retain(|p| p != &path);
-                    }
-                    if let Ok(mut g) = to.lock() {
-                        *g = Some(w);
-                    }
-                    Some(keep)
-                }
-                None => None,
-            };
+            let _keep = keep;
             copy(from, &to);
         })
         .map_err(io("spawning a copy thread"))
@@ -341,6 +296,13 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
         }
         Ok(())
     };
+    // Every path that must exist does, before anything waits for a
+    // fifo's reader: a bad one fails at once, naming itself.
+    for p in [&paths.stdout, &paths.stderr] {
+        if !p.is_empty() && !p.contains("://") {
+            std::fs::metadata(p.as_str()).map_err(io(format!("opening fifo {p}")))?;
+        }
+    }
     let mut pio = ProcessIo::default();
     if paths.terminal {
         if paths.stdout.starts_with("binary://") {
@@ -349,11 +311,12 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
         // Everything that can fail is opened now, before the runtime
         // starts a process: a failure after it started would leave the
         // process running with nobody wired to its terminal.
-        if !paths.stdout.is_empty() {
-            pio.console_stdout = Some(open_output(&paths.stdout)?);
-        }
+        // stdin first: opening an output fifo waits for its reader.
         if !paths.stdin.is_empty() {
             pio.console_stdin = Some(open_stdin(&paths.stdin)?);
+        }
+        if !paths.stdout.is_empty() {
+            pio.console_stdout = Some(open_output(&paths.stdout)?);
         }
         let sock = ConsoleSocket::new(socket_dir)?;
         let rt = RuntimeStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null(), console_socket: Some(sock) };
@@ -383,7 +346,7 @@ pub fn prepare(paths: &StdioPaths, socket_dir: &Path, owner: Option<(u32, u32)>,
         let dest = open_output(path)?;
         let (r, w) = pipe()?;
         chown(&w)?;
-        pio.copiers.push(spawn_output(name, r, dest, &pio.pending)?);
+        pio.copiers.push(spawn_output(name, r, dest)?);
         Ok(Stdio::from(OwnedFd::from(w)))
     };
     let stdout = output(&paths.stdout, "stdout")?;
@@ -403,7 +366,7 @@ impl ProcessIo {
         let master = sock.receive()?;
         if let Some(dest) = self.console_stdout.take() {
             let out = master.try_clone().map_err(io("dup pty master"))?;
-            self.copiers.push(spawn_output("console-out", out, dest, &self.pending)?);
+            self.copiers.push(spawn_output("console-out", out, dest)?);
         }
         if let Some(fifo) = self.console_stdin.take() {
             let input = master.try_clone().map_err(io("dup pty master"))?;
@@ -538,52 +501,41 @@ mod tests {
         prepare(&paths, &sockets, None, ("ns", "id")).expect("prepare")
     }
 
-    /// A process that prints and exits before the client opened its fifo
-    /// (`ctr run` opens it in a goroutine of its own) keeps its output: the
-    /// copy waits for the reader before it reads. With the fifo opened
-    /// read-write up front the bytes went with the copy's close.
+    /// A client whose reader opens late (`ctr run` opens it in a goroutine
+    /// of its own) still gets the output of a process that printed and
+    /// exited at once: create waits for the reader before the process
+    /// runs. With the fifo opened read-write up front, the bytes went
+    /// with the copy's close before the reader came.
     #[test]
-    fn output_written_before_the_reader_opened_is_kept() {
-        let path = fifo("early");
+    fn output_of_a_quick_process_reaches_a_late_reader() {
+        let path = fifo("late");
+        let p = path.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            // Non-blocking, so that a writer already gone is an empty
+            // read, not a wait forever; EOF before any data may only mean
+            // the writer is not there yet.
+            let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&p).expect("reader");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut got = Vec::new();
+            loop {
+                let mut b = [0u8; 64];
+                match r.read(&mut b) {
+                    Ok(0) if !got.is_empty() || std::time::Instant::now() > deadline => break,
+                    Ok(n) if n > 0 => got.extend_from_slice(&b[..n]),
+                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        });
         let (rt, pio) = prepare_stdout(&path);
         let status = Command::new("sh").args(["-c", "echo early"]).stdout(rt.stdout).status().expect("sh");
         assert!(status.success());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("reader");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut got = Vec::new();
-        loop {
-            let mut b = [0u8; 64];
-            match r.read(&mut b) {
-                Ok(0) if !got.is_empty() || std::time::Instant::now() > deadline => break,
-                Ok(0) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                Ok(n) => got.extend_from_slice(&b[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(10)),
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-        assert_eq!(String::from_utf8_lossy(&got), "early\n");
+        let got = reader.join().expect("reader thread");
+        assert_eq!(got, "early\n");
         drop(pio);
-        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
-    }
-
-    /// A copy still waiting for a reader ends when its process's io is
-    /// dropped (the shim deleted the process): no thread left behind.
-    #[test]
-    fn a_copy_waiting_for_a_reader_ends_when_dropped() {
-        let path = fifo("never");
-        let (rt, mut pio) = prepare_stdout(&path);
-        drop(rt);
-        let copiers = std::mem::take(&mut pio.copiers);
-        drop(pio);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for c in copiers {
-                let _ = c.join();
-            }
-            let _ = tx.send(());
-        });
-        assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(), "the copy still waits for a reader");
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
