@@ -108,6 +108,19 @@ pub fn block_all() -> Result<SigSet> {
 /// the caller closes (or marks close-on-exec and never execs) anything
 /// else the proxy must not hold. The caller must be single-threaded.
 pub fn spawn(inner: &mut dyn Inner) -> Result<i32> {
+    spawn_then(inner, None)
+}
+
+/// [`spawn`] for an inner process with a terminal whose host side is the
+/// pty `slave` (its master went to the caller's console socket): the
+/// proxy makes the slave its controlling terminal in a session of its own
+/// and its stdio, so it gets SIGWINCH when the master is resized and
+/// relays the size.
+pub fn spawn_tty(inner: &mut dyn Inner, slave: OwnedFd) -> Result<i32> {
+    spawn_then(inner, Some(slave))
+}
+
+fn spawn_then(inner: &mut dyn Inner, slave: Option<OwnedFd>) -> Result<i32> {
     // Blocked before the fork, so that a signal sent to the proxy's pid at
     // once is forwarded rather than acted on; restored in the caller.
     let set = forwardable();
@@ -117,6 +130,18 @@ pub fn spawn(inner: &mut dyn Inner) -> Result<i32> {
     // SAFETY: the caller is single-threaded (documented above).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        if let Some(t) = &slave {
+            let fd = t.as_raw_fd();
+            // SAFETY: the child's own session, terminal and stdio; plain
+            // calls on a fd it holds.
+            let ok = unsafe { libc::setsid() >= 0 && libc::ioctl(fd, libc::TIOCSCTTY, 0) == 0 && (0..3).all(|n| libc::dup2(fd, n) == n) };
+            if !ok {
+                say(&format!("proxy: taking the terminal: {}", std::io::Error::last_os_error()));
+                // SAFETY: leave without running the caller's destructors.
+                unsafe { libc::_exit(LOST) };
+            }
+        }
+        drop(slave);
         let status = match relay(inner, &set) {
             Ok(s) => s,
             Err(e) => {

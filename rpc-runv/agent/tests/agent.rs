@@ -529,3 +529,24 @@ fn a_newer_stream_replaces_the_one_attached() {
     ok(c.call(&Request::Start { id: "re".into() }, T));
     assert_eq!(read_all(&new), "one\n");
 }
+
+#[test]
+fn an_exec_with_a_terminal_is_one_stream_both_ways() {
+    let Some(f) = Fixture::new() else { return };
+    let mut c = f.control();
+    f.create(&mut c, "xt", &["sleep", "100"]);
+    ok(c.call(&Request::Start { id: "xt".into() }, T));
+    // As rpc-runv's exec -t does: the wait first, the terminal's stream
+    // once the exec has its pty (what it prints waits in the pty).
+    let w = f.wait("xt", Some("e1"));
+    let mut p = process(&["sh", "-c", "read line; echo got $line; exit 6"]);
+    p["terminal"] = json!(true);
+    let req = Request::Exec { id: "xt".into(), exec_id: "e1".into(), process: p, terminal: true };
+    assert!(matches!(c.call(&req, T).unwrap(), Reply::Execed { .. }));
+    let mut tty = f.stream("xt", Some("e1"), Which::Tty);
+    tty.write_all(b"hello\n").unwrap();
+    let all = read_all(&tty);
+    assert!(all.contains("got hello"), "{all:?}");
+    assert_eq!(exit_of(w), Event::Exit { status: 6, signal: None });
+    ok(c.call(&Request::Delete { id: "xt".into(), force: true }, T));
+}
