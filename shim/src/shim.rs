@@ -91,17 +91,19 @@ impl containerd_shim::Shim for RpcShim {
     type T = Service;
 
     fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
-        if args.action == "start" || args.action == "delete" {
-            // containerd-shim 0.11 handles SIGPIPE through signal-hook, whose
-            // wake-up socket is gone while these short-lived actions exit: a
-            // SIGCHLD then makes its handler send into a closed socket, the
-            // EPIPE raises SIGPIPE, whose handler sends again, forever, and
-            // containerd waits on `start` for good (seen with 10 tasks
-            // started at once in one pod). Ignored, SIGPIPE cannot loop; the
-            // long-lived shim that `start` spawns installs its handler anew.
-            // SAFETY: plain call.
-            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        }
+        // containerd-shim 0.11 hands SIGPIPE to signal-hook, which makes
+        // every write to a closed pipe a signal: in `start` and `delete`,
+        // whose wake-up socket is gone while they exit, a SIGCHLD made the
+        // handler send into a closed socket, whose SIGPIPE sent again,
+        // forever (containerd waited on `start` for good); in the
+        // long-lived shim, a log write to a fifo containerd no longer
+        // reads raised SIGPIPE, which broke the reaper's waitpid with
+        // EINTR, whose warning was logged again: two threads spun at 100%
+        // CPU and the pod's tasks never ended (CI, 10 tasks in one pod).
+        // Ignored, a write to a closed pipe is an EPIPE error, as in any
+        // Rust program. (After the crate's setup_signals, which runs first.)
+        // SAFETY: plain call.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         RpcShim {
             id: args.id.clone(),
             socket: args.socket.clone(),

@@ -787,3 +787,21 @@ fn exec_with_a_broken_terminal_leaves_no_process() {
     d.ctr_ok(&["containers", "delete", "t1"]);
     d.assert_no_shims();
 }
+
+/// The long-lived shim ignores SIGPIPE: with containerd-shim's handler, a
+/// write to a closed pipe (its log fifo) became a signal that broke the
+/// reaper's waitpid, whose warning was logged again, and the shim spun.
+#[test]
+fn the_shim_ignores_sigpipe() {
+    let d = daemon!("sigpipe");
+    d.ctr_ok(&run(&d, &["-d", IMAGE, "sp1", "sleep", "1000"]));
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", shims[0])).expect("shim status");
+    let ign = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).map(|v| u64::from_str_radix(v.trim(), 16).unwrap_or(0)).unwrap_or(0);
+    assert!(ign & (1 << (libc::SIGPIPE - 1)) != 0, "SIGPIPE is not ignored by the shim: SigIgn {ign:#x}");
+    d.ctr_ok(&["task", "kill", "-s", "KILL", "sp1"]);
+    d.wait_status("sp1", "STOPPED", Duration::from_secs(10));
+    d.ctr_ok(&["task", "delete", "sp1"]);
+    d.ctr_ok(&["containers", "delete", "sp1"]);
+}
