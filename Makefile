@@ -97,29 +97,23 @@ test: export CARGO := $(CARGO)
 # runs the test binaries already built (scripts/test-bins.py), and the
 # conformance runner the binaries already built.
 #
-# Then two streams at once: all tests (`cargo test --workspace`), and
-# beside them rpc-runc's integration tests again on an older kernel's
-# system-call surface (no memfd, pidfd, openat2, close_range, clone3:
-# testkit's seccomp filter, so runtime-core's fallbacks run for real)
-# followed by the conformance suite on rpc-runc. Much of a test's time is
-# waiting (on containers, a guest, RCU grace periods), and one stream left
-# a core idle; the tests name everything they make after their own pid,
-# so two processes do not meet. The second stream's output is in
-# $(TEST_LOG_OLD), printed when both are done.
+# Then all tests (`cargo test --workspace`), then rpc-runc's integration
+# tests again on an older kernel's system-call surface (no memfd, pidfd,
+# openat2, close_range, clone3: testkit's seccomp filter, so
+# runtime-core's fallbacks run for real), then the conformance suite on
+# rpc-runc. (Run beside the main run, the old-kernel pass failed a
+# recycled-pid test and the shim's reliability suite lost a ctr run's
+# output: one after the other until that is understood.)
 CI_OUT = target/x86_64-unknown-linux-gnu/ci
 test: deps guest
 	@rm -f $(TEST_SKIPS) $(TEST_LOG) $(TEST_LOG_OLD); mkdir -p target
 	$(CARGO) build --workspace --profile ci --all-targets
 	rpc-runv/guest/initramfs.sh $(CI_OUT)/rpc-agent $(CI_OUT)/rpc-runc $(CI_OUT)/rpc-runv-agent.cpio
-	@{ RPC_TEST_OLD_KERNEL=1 scripts/test-skips.py run --log $(TEST_LOG_OLD) -- \
-		scripts/test-bins.py --package rpc-runc --profile ci -- --test-threads=4 >/dev/null && \
-	  scripts/test-skips.py run --log $(TEST_LOG_OLD) -- $(CI_OUT)/rpc-conformance --runtime rpc-runc=$(CI_OUT)/rpc-runc \
-		--require rpc-runc --expected-failures conformance/expected-failures.txt >/dev/null; } & old=$$!; \
-	echo "(rpc-runc on the old-kernel surface, then the conformance suite, run beside this: $(TEST_LOG_OLD))"; \
-	scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --workspace --profile ci -- --test-threads=4; all=$$?; \
-	wait $$old; old=$$?; \
-	echo "== rpc-runc on the old-kernel surface, then the conformance suite (exit $$old):"; cat $(TEST_LOG_OLD); \
-	[ $$all -eq 0 ] && [ $$old -eq 0 ]
+	scripts/test-skips.py run --log $(TEST_LOG) -- $(CARGO) test --workspace --profile ci -- --test-threads=4
+	RPC_TEST_OLD_KERNEL=1 scripts/test-skips.py run --log $(TEST_LOG_OLD) -- \
+		scripts/test-bins.py --package rpc-runc --profile ci -- --test-threads=4
+	scripts/test-skips.py run --log $(TEST_LOG_OLD) -- $(CI_OUT)/rpc-conformance --runtime rpc-runc=$(CI_OUT)/rpc-runc \
+		--require rpc-runc --expected-failures conformance/expected-failures.txt
 	scripts/test-skips.py check --list tests/skips.txt --record $(TEST_SKIPS) --log $(TEST_LOG) --log $(TEST_LOG_OLD)
 
 unit:

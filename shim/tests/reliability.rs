@@ -86,7 +86,7 @@ fn ctr_run_rm_in_a_row() {
         args.extend_from_slice(&["--rm", IMAGE, &id, "sh", "-c", &script]);
         let out = d.ctr(&args);
         assert_eq!(out.status.code(), Some(code), "run {i}: {}\n{}", out_str(&out), tail(&d.log(), 30));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("run{i}\n"), "run {i}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("run{i}\n"), "run {i}: {}\n{}", out_str(&out), tail(&d.log(), 40));
         // The shim goes with its only task.
         assert!(eventually(Duration::from_secs(10), || d.shim_pids().is_empty()), "run {i}: shim left: {:?}", d.shim_pids());
     }
