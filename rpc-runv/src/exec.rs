@@ -7,19 +7,14 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rpc_proto::client::Client;
 use rpc_proto::msg::{Request, Role};
 use rpc_proto::remote::{open_stdio, RemoteProcess};
 use runtime_core::backend::ExecOpts;
 use runtime_core::state::State;
 
-use crate::agent;
+use crate::agent::{self, guest};
 use crate::error::{io, Error, Result};
 use crate::record;
-
-fn guest(id: &str) -> impl Fn(rpc_proto::Error) -> Error + '_ {
-    move |e| Error::Guest { id: id.to_string(), msg: e.to_string() }
-}
 
 /// A name for the exec the agent keys its streams by: ours, unique.
 fn exec_id() -> String {
@@ -34,10 +29,7 @@ pub fn exec(st: &State, process: &oci_spec::runtime::Process, opts: ExecOpts) ->
     let terminal = process.terminal().unwrap_or(false);
     let eid = exec_id();
     let deadline = Instant::now() + agent::DIAL_TIMEOUT;
-    let mut dial = |role: Role| -> rpc_proto::Result<Client> {
-        let s = rpc_proto::hvsock::dial(&uds, rpc_proto::guest::AGENT_PORT, deadline)?;
-        Ok(Client::connect(s, role, agent::CLIENT, deadline)?.0)
-    };
+    let mut dial = |role: Role| agent::connect(&uds, role, deadline);
     // The wait first, and pipe streams too: the agent holds them for the
     // exec, and nothing the process prints is lost. A terminal's stream
     // once the exec has its pty (the agent has the master only then;
@@ -54,13 +46,7 @@ pub fn exec(st: &State, process: &oci_spec::runtime::Process, opts: ExecOpts) ->
         stdio = Some(open_stdio(&mut dial, id, Some(&eid), true).map_err(guest(id))?);
     }
     let stdio = stdio.unwrap_or_default();
-    let (cid, later_uds) = (id.to_string(), uds.clone());
-    let redial: rpc_proto::remote::Dial = Box::new(move || {
-        let d = Instant::now() + agent::DIAL_TIMEOUT;
-        let s = rpc_proto::hvsock::dial(&later_uds, rpc_proto::guest::AGENT_PORT, d)?;
-        Ok(Client::connect(s, Role::Control, agent::CLIENT, d)?.0)
-    });
-    let mut inner = RemoteProcess::new(&cid, Some(&eid), stdio, wait, redial).map_err(guest(id))?;
+    let mut inner = RemoteProcess::new(id, Some(&eid), stdio, wait, agent::redial(uds.clone())).map_err(guest(id))?;
     match opts.console {
         Some(console) if terminal => spawn_with_terminal(id, &mut inner, console),
         _ => Ok(runtime_core::proxy::spawn(&mut inner)?),

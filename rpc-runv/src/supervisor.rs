@@ -14,9 +14,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rpc_proto::msg::{Request, Role, Which};
-use rpc_proto::remote::RemoteProcess;
-use runtime_core::proxy::{self, Stdio, LOST};
+use rpc_proto::msg::{Request, Role};
+use rpc_proto::remote::{open_stdio, RemoteProcess};
+use runtime_core::proxy::{self, LOST};
 
 use crate::agent;
 use crate::error::{Error, Result};
@@ -141,32 +141,12 @@ fn boot(l: &Launch) -> Result<(Running, RemoteProcess)> {
         sandbox_id: None,
         terminal: l.terminal,
     };
-    control.call(&create, agent::CALL_TIMEOUT).map_err(|e| Error::Guest { id: id.to_string(), msg: e.to_string() })?;
+    control.call(&create, agent::CALL_TIMEOUT).map_err(agent::guest(id))?;
     note("created; opening the stdio streams");
-    let stream = |which: Which| -> Result<OwnedFd> {
-        let c = agent::dial(id, &uds, Role::Stream { container: id.to_string(), exec: None, which }, deadline)?;
-        c.into_fd().map_err(|e| Error::Guest { id: id.to_string(), msg: e.to_string() })
-    };
-    let stdio = if l.terminal {
-        let tty = stream(Which::Tty)?;
-        let input = tty.try_clone().map_err(crate::error::io("dup of the tty stream"))?;
-        Stdio { stdin: Some(input), stdout: Some(tty), stderr: None, terminal: true }
-    } else {
-        Stdio {
-            stdin: Some(stream(Which::Stdin)?),
-            stdout: Some(stream(Which::Stdout)?),
-            stderr: Some(stream(Which::Stderr)?),
-            terminal: false,
-        }
-    };
+    let stdio = open_stdio(&mut |role| agent::connect(&uds, role, deadline), id, None, l.terminal).map_err(agent::guest(id))?;
     note("streams open; wait connection");
     let wait = agent::dial(id, &uds, Role::Wait { container: id.to_string(), exec: None }, deadline)?;
-    let (cid, dial_uds) = (id.to_string(), uds.clone());
-    let dial: rpc_proto::remote::Dial = Box::new(move || {
-        let s = rpc_proto::hvsock::dial(&dial_uds, rpc_proto::guest::AGENT_PORT, Instant::now() + agent::DIAL_TIMEOUT)?;
-        Ok(rpc_proto::client::Client::connect(s, Role::Control, agent::CLIENT, Instant::now() + agent::DIAL_TIMEOUT)?.0)
-    });
-    let inner = RemoteProcess::new(&cid, None, stdio, wait, dial).map_err(|e| Error::Guest { id: cid.clone(), msg: e.to_string() })?;
+    let inner = RemoteProcess::new(id, None, stdio, wait, agent::redial(uds.clone())).map_err(agent::guest(id))?;
     Ok((running, inner))
 }
 
